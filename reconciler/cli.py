@@ -1,0 +1,83 @@
+"""The command line: parses arguments, runs one command, and maps errors to exit codes in one place.
+
+Exit codes (design.md section 5): 0 success, 1 error, 2 changes present (plan --detailed-exitcode),
+3 the plan has refusals. Data goes to stdout, diagnostics to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from reconciler import __version__
+from reconciler.errors import ReconcilerError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+
+
+def _global_options(*, for_subcommand: bool) -> argparse.ArgumentParser:
+    """Options accepted before or after the subcommand.
+
+    The same options are declared on the top-level parser and on every subparser; on subparsers their
+    default is SUPPRESS so that a flag given before the subcommand is not reset by the subparser.
+    """
+    default = argparse.SUPPRESS if for_subcommand else None
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--sim-state",
+        metavar="FILE",
+        default=default,
+        help="use the embedded simulator with this state file, overriding the root's cloud: section",
+    )
+    parent.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS if for_subcommand else 0,
+        help="log to stderr (repeat for more detail)",
+    )
+    parent.add_argument(
+        "--no-color",
+        action="store_true",
+        default=argparse.SUPPRESS if for_subcommand else False,
+        help="never colour the output (NO_COLOR is honoured too)",
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reconciler",
+        description="Manage NHN Cloud Compute images from Git: plan, review, apply.",
+        parents=[_global_options(for_subcommand=False)],
+    )
+    parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
+    parser.add_subparsers(dest="command", metavar="COMMAND")
+    return parser
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        return args.handler(args)
+    except ReconcilerError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"hint: {err.hint}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
