@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from reconciler import __version__
 from reconciler.errors import ReconcilerError
+from reconciler.simulator import cli as simulator_cli
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -55,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_global_options(for_subcommand=False)],
     )
     parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subcommand_options = [_global_options(for_subcommand=True)]
+    simulator_cli.add_parser(subparsers, subcommand_options)
     return parser
 
 

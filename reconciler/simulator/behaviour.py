@@ -1,0 +1,103 @@
+"""The simulator's knobs: timing, NHN behaviours the research could not confirm, and fault injection.
+
+Defaults follow design.md section 6. Every behaviour that nhn-cloud-api.md tags other than [doc] is a knob
+here, so a test can exercise the client against each possible answer of the real cloud.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+PROTECTED_PATCH_MODES = ("permissive", "strict")
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """Misbehave on the `on_call`-th call(s) to `route` (1-based, counted per server process).
+
+    Exactly one of: `status` (answer with it; with `retry_after` a Retry-After header is sent, as for 429
+    or 503), `drop` (close the connection without an answer) or `stall_s` (wait that long, then answer
+    normally, so a client with a shorter timeout gives up). `route` is a route template as
+    `GET /_simulator/stats` names it, e.g. `GET /image/{region}/v2/images`.
+    """
+
+    route: str
+    on_call: tuple[int, ...]
+    status: int | None = None
+    retry_after: int | None = None
+    drop: bool = False
+    stall_s: float | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Fault:
+        on_call = raw.get("on_call", 1)
+        calls = tuple(on_call) if isinstance(on_call, list) else (int(on_call),)
+        fault = cls(
+            route=str(raw["route"]),
+            on_call=calls,
+            status=raw.get("status"),
+            retry_after=raw.get("retry_after"),
+            drop=bool(raw.get("drop", False)),
+            stall_s=raw.get("stall_s"),
+        )
+        kinds = [fault.status is not None, fault.drop, fault.stall_s is not None]
+        if sum(kinds) != 1:
+            raise ValueError(f"fault on {fault.route!r} needs exactly one of status, drop, stall_s")
+        return fault
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"route": self.route, "on_call": list(self.on_call)}
+        for name in ("status", "retry_after", "stall_s"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.drop:
+            out["drop"] = True
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Behaviour:
+    latency_ms: int = 0
+    image_ready_after_polls: int = 2
+    server_ready_after_polls: int = 2
+    token_lifetime_s: int = 12 * 3600  # NHN's examples show tokens of about 12 h
+    protected_patch: str = "permissive"
+    # [inferred] NHN does not document these answers; design.md section 6 gives the defaults.
+    create_image_running_status: int = 409
+    create_image_volume_root_status: int = 400
+    download_refused_status: int = 403
+    upload_keeps_bytes: bool = True
+    faults: tuple[Fault, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> Behaviour:
+        raw = dict(raw or {})
+        faults = tuple(Fault.from_dict(f) for f in raw.pop("faults", []) or [])
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"unknown behaviour setting(s): {', '.join(unknown)}")
+        behaviour = cls(faults=faults, **raw)
+        if behaviour.protected_patch not in PROTECTED_PATCH_MODES:
+            raise ValueError(f"protected_patch must be one of {', '.join(PROTECTED_PATCH_MODES)}")
+        return behaviour
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "faults"}
+        out["faults"] = [f.to_dict() for f in self.faults]
+        return out
+
+    def with_overrides(self, **overrides: Any) -> Behaviour:
+        """A copy with the given settings replaced; `None` values are ignored (flags not given)."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "faults" in given:
+            given["faults"] = self.faults + tuple(given["faults"])
+        return dataclasses.replace(self, **given)
+
+    def fault_for(self, route: str, call: int) -> Fault | None:
+        for fault in self.faults:
+            if fault.route == route and call in fault.on_call:
+                return fault
+        return None

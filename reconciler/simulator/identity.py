@@ -1,0 +1,166 @@
+"""Identity v2 (Keystone's v2.0 API, which NHN Cloud serves): tokens, service catalog, version documents.
+
+nhn-cloud-api.md section 1: `POST /v2.0/tokens` with `passwordCredentials` and a `tenantId` returns a
+project-scoped token with an expiry and a catalog whose `image` endpoints are bare hosts and whose
+`compute` / `volumev2` endpoints end in `/v2/{tenantId}`. Every other service checks `X-Auth-Token`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from reconciler.simulator.http import HttpError, Request, Response, Route, json_response
+
+if TYPE_CHECKING:
+    from reconciler.simulator.server import SimulatorApp
+
+VERSION_UPDATED = "2014-04-17T00:00:00Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    id: str
+    project: str
+    user_id: str
+    username: str
+    expires_at: float  # epoch seconds
+
+
+class TokenStore:
+    """Issued tokens, in memory: a restarted simulator forgets them and clients re-authenticate (401)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, Token] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, project: str, user_id: str, username: str, lifetime_s: int) -> Token:
+        token = Token(secrets.token_hex(16), project, user_id, username, time.time() + lifetime_s)
+        with self._lock:
+            self._tokens[token.id] = token
+        return token
+
+    def find(self, token_id: str) -> Token | None:
+        with self._lock:
+            token = self._tokens.get(token_id)
+            if token is not None and token.expires_at <= time.time():
+                del self._tokens[token_id]
+                return None
+            return token
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def authenticate(app: SimulatorApp, req: Request) -> Token:
+    """The token of this request, or a 401 as keystonemiddleware answers it."""
+    token_id = req.headers.get("X-Auth-Token")
+    token = app.tokens.find(token_id) if token_id else None
+    if token is None:
+        raise HttpError(
+            401,
+            "The request you have made requires authentication.",
+            headers={"WWW-Authenticate": f"Keystone uri='{app.base_url}/v2.0'"},
+        )
+    return token
+
+
+def _version_document(app: SimulatorApp) -> dict[str, Any]:
+    return {
+        "id": "v2.0",
+        "status": "deprecated",
+        "updated": VERSION_UPDATED,
+        "links": [{"rel": "self", "href": f"{app.base_url}/v2.0/"}],
+        "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v2.0+json"}],
+    }
+
+
+def _get_versions(app: SimulatorApp, req: Request) -> Response:
+    return json_response(300, {"versions": {"values": [_version_document(app)]}})
+
+
+def _get_version(app: SimulatorApp, req: Request) -> Response:
+    return json_response(200, {"version": _version_document(app)})
+
+
+def _find_user(doc: dict[str, Any], tenant_id: str | None, tenant_name: str | None, username: str, password: str) -> tuple[str, dict[str, Any]] | None:
+    for project_id, project in doc["projects"].items():
+        if tenant_id and project_id != tenant_id:
+            continue
+        if tenant_name and project["name"] != tenant_name:
+            continue
+        for user in project["users"]:
+            # Constant-time compare: the simulator is a stand-in, but it should not teach bad habits.
+            if user["username"] == username and hmac.compare_digest(user["api_password"], password):
+                return project_id, user
+    return None
+
+
+def _post_tokens(app: SimulatorApp, req: Request) -> Response:
+    body = req.json_object()
+    auth = body.get("auth")
+    credentials = auth.get("passwordCredentials") if isinstance(auth, dict) else None
+    if not isinstance(credentials, dict):
+        raise HttpError(400, "Expecting to find passwordCredentials in auth. The server could not comply with the request since it is either malformed or otherwise incorrect.")
+    username, password = credentials.get("username"), credentials.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise HttpError(400, "Expecting to find username and password in passwordCredentials.")
+    with app.store.transaction() as txn:
+        found = _find_user(txn.doc, auth.get("tenantId"), auth.get("tenantName"), username, password)
+        if found is None:
+            # One message for every failure: never tell which of user, password or tenant was wrong.
+            raise HttpError(401, "The request you have made requires authentication.")
+        project_id, user = found
+        project = txn.doc["projects"][project_id]
+        regions = list(txn.doc["regions"])
+    token = app.tokens.issue(project_id, user["id"], username, app.behaviour.token_lifetime_s)
+    issued = time.time()
+    access = {
+        "token": {
+            "id": token.id,
+            "issued_at": _iso(issued),
+            "expires": _iso(token.expires_at),
+            "tenant": {"id": project_id, "name": project["name"], "enabled": True, "description": None},
+            "audit_ids": [secrets.token_urlsafe(16)],
+        },
+        "serviceCatalog": _catalog(app, project_id, regions),
+        "user": {
+            "id": user["id"],
+            "name": username,
+            "username": username,
+            "roles": [{"name": "member"}],
+            "roles_links": [],
+        },
+        "metadata": {"is_admin": 0, "roles": []},
+    }
+    return json_response(200, {"access": access})
+
+
+def _catalog(app: SimulatorApp, project_id: str, regions: list[str]) -> list[dict[str, Any]]:
+    def service(kind: str, name: str, url_for) -> dict[str, Any]:
+        endpoints = []
+        for region in regions:
+            url = url_for(region)
+            endpoints.append({"region": region, "publicURL": url, "internalURL": url, "adminURL": url})
+        return {"type": kind, "name": name, "endpoints": endpoints, "endpoints_links": []}
+
+    return [
+        service("identity", "keystone", lambda region: f"{app.base_url}/v2.0"),
+        service("image", "glance", app.image_endpoint),
+        service("compute", "nova", lambda region: app.compute_endpoint(region, project_id)),
+        service("volumev2", "cinderv2", lambda region: app.volume_endpoint(region, project_id)),
+    ]
+
+
+def routes() -> list[Route]:
+    return [
+        Route("GET", "/", "identity", _get_versions, auth=False),
+        Route("GET", "/v2.0", "identity", _get_version, auth=False),
+        Route("POST", "/v2.0/tokens", "identity", _post_tokens, auth=False),
+    ]

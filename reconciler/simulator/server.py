@@ -1,0 +1,236 @@
+"""The simulator's HTTP server: one loopback port serving identity, image, compute and volume for every
+region, concurrently (one thread per connection), with latency, fault injection and request counting.
+
+URL layout (all under `http://127.0.0.1:PORT`):
+
+    /v2.0                                  identity (Keystone v2): tokens, version document
+    /image/{region}                        Glance's endpoint (bare, as on NHN: no /v2 in the catalog URL)
+    /compute/{region}/v2/{tenant_id}       Nova
+    /volume/{region}/v2/{tenant_id}        Cinder
+    /_simulator/stats                      request counts per route
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from reconciler.simulator import compute, identity, images, volumes
+from reconciler.simulator.behaviour import Behaviour
+from reconciler.simulator.http import (
+    HttpError,
+    Request,
+    Response,
+    Route,
+    Router,
+    empty_response,
+    error_response,
+    json_response,
+)
+from reconciler.simulator.state import StateStore
+
+log = logging.getLogger(__name__)
+
+
+class SimulatorApp:
+    """Everything a request handler needs: the state, the knobs, the tokens, the counters."""
+
+    def __init__(self, store: StateStore, behaviour: Behaviour | None = None) -> None:
+        self.store = store
+        if behaviour is None:
+            with store.transaction() as txn:
+                behaviour = Behaviour.from_dict(txn.doc.get("behaviour"))
+        self.behaviour = behaviour
+        self.tokens = identity.TokenStore()
+        self.base_url = ""  # set once the server is bound
+        self._stats: Counter[str] = Counter()
+        self._stats_lock = threading.Lock()
+        self.router = Router(
+            [
+                *identity.routes(),
+                *images.routes(),
+                *compute.routes(),
+                *volumes.routes(),
+                Route("GET", "/_simulator/stats", "identity", SimulatorApp._get_stats, auth=False),
+                Route("DELETE", "/_simulator/stats", "identity", SimulatorApp._reset_stats, auth=False),
+            ]
+        )
+
+    def count(self, route_name: str) -> int:
+        """Count one call to `route_name`; return its 1-based number (faults are keyed by it)."""
+        with self._stats_lock:
+            self._stats[route_name] += 1
+            return self._stats[route_name]
+
+    def _get_stats(self, req: Request) -> Response:
+        with self._stats_lock:
+            routes = dict(sorted(self._stats.items()))
+        return json_response(200, {"routes": routes, "total": sum(routes.values())})
+
+    def _reset_stats(self, req: Request) -> Response:
+        with self._stats_lock:
+            self._stats.clear()
+        return empty_response(204)
+
+    def image_endpoint(self, region: str) -> str:
+        return f"{self.base_url}/image/{region}"
+
+    def compute_endpoint(self, region: str, project: str) -> str:
+        return f"{self.base_url}/compute/{region}/v2/{project}"
+
+    def volume_endpoint(self, region: str, project: str) -> str:
+        return f"{self.base_url}/volume/{region}/v2/{project}"
+
+
+class _Dropped(Exception):
+    """A fault asked to close the connection without answering."""
+
+
+class SimulatorRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real OpenStack endpoints
+    server_version = "reconciler-simulator"
+    sys_version = ""
+    server: _SimulatorHTTPServer
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Request lines only (method, path, status): tokens travel in headers and are never logged.
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _dispatch(self) -> None:
+        app = self.server.app
+        url = urlsplit(self.path)
+        req = Request(self.command, url.path, parse_qs(url.query, keep_blank_values=True), self.headers, self.rfile)
+        route, params, path_known = app.router.match(self.command, url.path)
+        service = route.service if route else app.router.service_for(url.path)
+        req.params = params
+        try:
+            if route is None:
+                app.count("(no route)")
+                if path_known:
+                    raise HttpError(405, f"The method {self.command} is not allowed for this resource.")
+                raise HttpError(404, f"The resource could not be found: {url.path}")
+            call = app.count(route.name)
+            if app.behaviour.latency_ms:
+                time.sleep(app.behaviour.latency_ms / 1000)
+            fault = app.behaviour.fault_for(route.name, call)
+            if fault is not None:
+                if fault.drop:
+                    raise _Dropped
+                if fault.stall_s is not None:
+                    time.sleep(fault.stall_s)
+                else:
+                    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                    raise HttpError(fault.status or 500, f"Simulated fault on call {call} of {route.name}", headers=headers)
+            if route.auth:
+                req.token = identity.authenticate(app, req)
+            response = route.handler(app, req)
+        except _Dropped:
+            self.close_connection = True
+            return
+        except HttpError as err:
+            response = error_response(service, err, self.headers.get("Accept", ""))
+        except Exception:  # a simulator bug: answer like a real server's 500, and log it
+            log.exception("simulator error on %s %s", self.command, url.path)
+            failure = HttpError(500, "The simulator failed to handle this request")
+            response = error_response(service, failure, self.headers.get("Accept", ""))
+        self._send(response, req)
+
+    def _send(self, response: Response, req: Request) -> None:
+        if not req.body_consumed:
+            # The handler refused before reading the body: the rest of it is still on the socket, so
+            # this connection cannot carry another request.
+            self.close_connection = True
+        self.send_response(response.status)
+        headers = dict(response.headers)
+        if self.close_connection:
+            headers["Connection"] = "close"
+        body = response.body
+        if isinstance(body, bytes):
+            headers.setdefault("Content-Length", str(len(body)))
+        elif response.length is not None:
+            headers["Content-Length"] = str(response.length)
+        else:
+            headers["Transfer-Encoding"] = "chunked"
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        try:
+            if isinstance(body, bytes):
+                self.wfile.write(body)
+            elif response.length is not None:
+                for chunk in body:
+                    self.wfile.write(chunk)
+            else:
+                for chunk in body:
+                    if chunk:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+
+class _SimulatorHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], app: SimulatorApp) -> None:
+        self.app = app
+        super().__init__(address, SimulatorRequestHandler)
+
+
+class SimulatorServer:
+    """A simulator bound to a loopback port. Use as a context manager, or `start()` / `stop()`."""
+
+    def __init__(self, store: StateStore, behaviour: Behaviour | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = SimulatorApp(store, behaviour)
+        self._httpd = _SimulatorHTTPServer((host, port), self.app)
+        bound_host, bound_port = self._httpd.server_address[:2]
+        self.app.base_url = f"http://{bound_host}:{bound_port}"
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.app.base_url
+
+    @property
+    def identity_url(self) -> str:
+        return f"{self.app.base_url}/v2.0"
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    def start(self) -> SimulatorServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="simulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.app.store.close()
+
+    def __enter__(self) -> SimulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,141 @@
+"""Block Storage API v2 (Cinder, as NHN Cloud serves it under `/v2/{tenantId}`): volumes and the
+`os-volume_upload_image` action that images a volume-rooted instance (nhn-cloud-api.md section 3).
+
+Imaging an attached (in-use) volume needs `force: true`; NHN allows it while the instance runs, with no
+guarantee of consistency [doc].
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from reconciler.simulator import images
+from reconciler.simulator.compute import check_scope
+from reconciler.simulator.http import HttpError, Request, Response, Route, json_response
+from reconciler.simulator.state import Transaction
+
+if TYPE_CHECKING:
+    from reconciler.simulator.server import SimulatorApp
+
+PREFIX = "/volume/{region}/v2/{tenant_id}"
+
+
+def _volume(txn: Transaction, req: Request) -> dict[str, Any]:
+    region = check_scope(txn, req)
+    volume_id = req.params["volume_id"]
+    volume = txn.doc["volumes"].get(volume_id)
+    if volume is None or volume["region"] != region or volume["project"] != req.token.project:
+        raise HttpError(404, f"Volume {volume_id} could not be found.")
+    return volume
+
+
+def _view(volume: dict[str, Any]) -> dict[str, Any]:
+    attachments = []
+    if volume.get("attached_to"):
+        attachments.append({"server_id": volume["attached_to"], "device": volume["device"], "volume_id": volume["id"],
+                            "attachment_id": volume["id"], "id": volume["id"]})
+    return {
+        "id": volume["id"],
+        "name": None,
+        "status": volume["status"],
+        "size": volume["size"],
+        "bootable": volume["bootable"],
+        "attachments": attachments,
+        "availability_zone": f"{volume['region'].lower()}-pub-a",
+        "created_at": volume["created_at"],
+        "volume_type": "General HDD",
+        "metadata": {},
+    }
+
+
+def _get_volume(app: SimulatorApp, req: Request) -> Response:
+    with app.store.transaction() as txn:
+        return json_response(200, {"volume": _view(_volume(txn, req))})
+
+
+def _truthy(value: Any) -> bool | None:
+    """Cinder accepts booleans and their string forms for `force`; None means invalid."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        return value.lower() in ("true", "1", "yes", "on")
+    return None
+
+
+def _action(app: SimulatorApp, req: Request) -> Response:
+    body = req.json_object()
+    args = body.get("os-volume_upload_image")
+    if not isinstance(args, dict):
+        raise HttpError(400, "There is no such action: " + ", ".join(body) if body else "Malformed request body")
+    image_name = args.get("image_name")
+    if not isinstance(image_name, str) or not image_name:
+        raise HttpError(400, "No image_name was specified in request.")
+    force = _truthy(args.get("force", False))
+    if force is None:
+        raise HttpError(400, f"Invalid value for 'force': '{args.get('force')}'")
+    disk_format = args.get("disk_format", "raw")
+    container_format = args.get("container_format", "bare")
+    visibility = args.get("visibility", "private")
+    protected = args.get("protected", False)
+    if disk_format not in images.DISK_FORMATS or container_format not in images.CONTAINER_FORMATS:
+        raise HttpError(400, f"Invalid disk_format or container_format: {disk_format}, {container_format}")
+    if visibility not in ("private", "shared", "community", "public") or not isinstance(protected, bool):
+        raise HttpError(400, "Invalid visibility or protected value")
+    with app.store.transaction() as txn:
+        volume = _volume(txn, req)
+        if volume["status"] == "in-use" and not force:
+            raise HttpError(400, f"Invalid volume: Volume {volume['id']} status must be available")
+        if volume["status"] not in ("available", "in-use"):
+            raise HttpError(400, f"Invalid volume: Volume {volume['id']} status must be available or in-use")
+        server = txn.doc["servers"].get(volume.get("attached_to") or "")
+        if server is None:
+            raise HttpError(400, f"Invalid volume: Volume {volume['id']} holds no instance's root disk")
+        record = images.create_from_server(
+            app, txn, server, name=image_name, min_disk=volume["size"], properties={},
+            disk_format=disk_format, container_format=container_format, visibility=visibility, protected=protected,
+        )
+        fields = record["fields"]
+        response = {
+            "id": volume["id"],
+            "updated_at": fields["created_at"],
+            "status": "uploading",
+            "display_description": None,
+            "size": volume["size"],
+            "volume_type": {"name": "General HDD"},
+            "image_id": fields["id"],
+            "container_format": container_format,
+            "disk_format": disk_format,
+            "image_name": image_name,
+            "protected": protected,
+            "visibility": visibility,
+        }
+    return json_response(202, {"os-volume_upload_image": response})
+
+
+def _version_doc(app: SimulatorApp, region: str) -> dict[str, Any]:
+    return {
+        "id": "v2.0",
+        "status": "DEPRECATED",
+        "version": "",
+        "min_version": "",
+        "updated": "2017-02-25T12:00:00Z",
+        "links": [{"rel": "self", "href": f"{app.base_url}/volume/{region}/v2/"}],
+    }
+
+
+def _versions(app: SimulatorApp, req: Request) -> Response:
+    return json_response(300, {"versions": [_version_doc(app, req.params["region"])]})
+
+
+def _version(app: SimulatorApp, req: Request) -> Response:
+    return json_response(200, {"version": _version_doc(app, req.params["region"])})
+
+
+def routes() -> list[Route]:
+    return [
+        Route("GET", "/volume/{region}", "volume", _versions, auth=False),
+        Route("GET", "/volume/{region}/v2", "volume", _version, auth=False),
+        Route("GET", PREFIX, "volume", _version, auth=False),
+        Route("GET", PREFIX + "/volumes/{volume_id}", "volume", _get_volume),
+        Route("POST", PREFIX + "/volumes/{volume_id}/action", "volume", _action),
+    ]

@@ -1,0 +1,136 @@
+"""Load YAML safely, keeping the line and column of every value and catching duplicate keys.
+
+PyYAML's safe loader silently keeps the last of two equal mapping keys and forgets where each value came
+from. Every user-facing file (manifests, the root config, simulator seeds) needs both: duplicates are
+errors, and every error names `file:line:column`. This module composes the node tree with PyYAML's safe
+loader and builds the Python value itself, recording a location for each path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# A path into a loaded document: mapping keys and sequence indexes, e.g. ("servers", 0, "flavor").
+DocPath = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A 1-based line and column in a file."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a document, where it is."""
+
+    location: Location
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
+
+
+@dataclass(slots=True)
+class LocatedDocument:
+    """A loaded document, where each value came from, and the problems found while loading it."""
+
+    file: str
+    data: Any
+    locations: dict[DocPath, Location] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def location_of(self, path: DocPath) -> Location:
+        """The location of the value at `path`, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        while path not in self.locations and path:
+            path = path[:-1]
+        return self.locations.get(path, Location(self.file, 1, 1))
+
+
+def _location(file: str, mark: yaml.Mark | None) -> Location:
+    if mark is None:
+        return Location(file, 1, 1)
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+def load_located(text: str, file: str) -> LocatedDocument:
+    """Parse `text` (one YAML document) as safe YAML. Syntax errors become a problem, never an exception."""
+    doc = LocatedDocument(file=file, data=None)
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            doc.data = _build(loader, node, (), doc)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        what = err.problem or err.context or "invalid YAML"
+        doc.problems.append(Problem(_location(file, mark), f"YAML syntax error: {what}"))
+        doc.data = None
+    except yaml.YAMLError as err:
+        doc.problems.append(Problem(Location(file, 1, 1), f"YAML error: {err}"))
+        doc.data = None
+    finally:
+        loader.dispose()
+    return doc
+
+
+def load_located_file(path: Path, display_name: str | None = None) -> LocatedDocument:
+    """Read and parse a YAML file. Unreadable or non-UTF-8 files are reported as problems."""
+    name = display_name or str(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        doc = LocatedDocument(file=name, data=None)
+        doc.problems.append(Problem(Location(name, 1, 1), f"not UTF-8 text (byte {err.start})"))
+        return doc
+    return load_located(text, name)
+
+
+def _build(loader: yaml.SafeLoader, node: yaml.Node, path: DocPath, doc: LocatedDocument) -> Any:
+    doc.locations[path] = _location(doc.file, node.start_mark)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)  # resolves `<<` merge keys as the safe loader would
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                doc.problems.append(
+                    Problem(_location(doc.file, key_node.start_mark), "mapping keys must be plain scalars")
+                )
+                continue
+            if key in result:
+                first = doc.locations.get(path + (key,))
+                doc.problems.append(
+                    Problem(
+                        _location(doc.file, key_node.start_mark),
+                        f"duplicate key {key!r} (first defined at line {first.line if first else '?'})",
+                    )
+                )
+                continue
+            result[key] = _build(loader, value_node, path + (key,), doc)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(loader, item, path + (i,), doc) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def format_path(path: DocPath) -> str:
+    """`("servers", 0, "flavor")` -> `servers[0].flavor`, for messages."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
