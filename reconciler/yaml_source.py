@@ -48,6 +48,8 @@ class LocatedDocument:
     file: str
     data: Any
     locations: dict[DocPath, Location] = field(default_factory=dict)
+    # Where each mapping key itself is written (for "unknown key" messages), by the value's path.
+    key_locations: dict[DocPath, Location] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
     def location_of(self, path: DocPath) -> Location:
@@ -56,6 +58,10 @@ class LocatedDocument:
         while path not in self.locations and path:
             path = path[:-1]
         return self.locations.get(path, Location(self.file, 1, 1))
+
+    def key_location_of(self, path: DocPath) -> Location:
+        """Where the key of the value at `path` is written (falls back to `location_of`)."""
+        return self.key_locations.get(tuple(path)) or self.location_of(path)
 
 
 def _location(file: str, mark: yaml.Mark | None) -> Location:
@@ -97,8 +103,15 @@ def load_located_file(path: Path, display_name: str | None = None) -> LocatedDoc
     return load_located(text, name)
 
 
+PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 def _build(loader: yaml.SafeLoader, node: yaml.Node, path: DocPath, doc: LocatedDocument) -> Any:
     doc.locations[path] = _location(doc.file, node.start_mark)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in PLAIN_COLLECTION_TAGS:
+        # Scalars with unknown tags are refused by the safe constructor; collections we build ourselves,
+        # so refuse their tags here (e.g. !!python/object/apply) rather than silently ignore them.
+        raise yaml.constructor.ConstructorError(None, None, f"unsupported YAML tag {node.tag!r}", node.start_mark)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves `<<` merge keys as the safe loader would
         result: dict[Any, Any] = {}
@@ -118,6 +131,7 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: DocPath, doc: Located
                     )
                 )
                 continue
+            doc.key_locations[path + (key,)] = _location(doc.file, key_node.start_mark)
             result[key] = _build(loader, value_node, path + (key,), doc)
         return result
     if isinstance(node, yaml.SequenceNode):

@@ -7,6 +7,7 @@ only on shared images, unique ids and names) and fills the defaults.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import uuid
@@ -51,14 +52,22 @@ def _schema_problems(doc: LocatedDocument) -> list[Problem]:
     problems = []
     for error in validator.iter_errors(doc.data):
         path: DocPath = tuple(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            # One problem per unknown key, at the key, with a suggestion for a near miss.
+            allowed = list(error.schema.get("properties", {}))
+            for key in sorted(set(error.instance) - set(allowed), key=str):
+                message = f"{format_path(path + (key,))}: unknown key"
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                if close:
+                    message += f" (did you mean {close[0]!r}?)"
+                problems.append(Problem(doc.key_location_of(path + (key,)), message))
+            continue
         where = format_path(path) or "seed"
         problems.append(Problem(doc.location_of(path), f"{where}: {_schema_message(error)}"))
     return problems
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
-    if error.validator == "additionalProperties":
-        return error.message.replace("Additional properties are not allowed", "unknown key(s)")
     if error.validator == "pattern":
         return f"{error.instance!r} does not match the expected form {error.validator_value!r}"
     return error.message

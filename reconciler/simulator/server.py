@@ -215,7 +215,10 @@ class SimulatorServer:
         return self._httpd.server_address[1]
 
     def start(self) -> SimulatorServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="simulator", daemon=True)
+        # A short poll interval so that stop() returns promptly (shutdown waits for the next poll).
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="simulator", daemon=True
+        )
         self._thread.start()
         return self
 

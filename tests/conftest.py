@@ -1,0 +1,62 @@
+"""Shared fixtures: simulators served over real HTTP on loopback, and clients for each seeded project."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.simulator.behaviour import Behaviour
+from reconciler.simulator.seed import state_from_seed
+from reconciler.simulator.server import SimulatorServer
+from reconciler.simulator.state import StateStore, write_state_file
+from support import OUTSIDER, OUTSIDER_USER, OWNER, OWNER_USER, PARTNER, PARTNER_USER, Api, standard_seed
+
+SimFactory = Callable[..., SimulatorServer]
+
+
+@pytest.fixture
+def make_sim(tmp_path: Path) -> Iterator[SimFactory]:
+    """Start simulators: `make_sim(seed=..., state_file=..., **behaviour)`; all are stopped afterwards.
+
+    Polls default to 0 (instant transitions) unless a test asks for them.
+    """
+    started: list[SimulatorServer] = []
+
+    def start(seed: dict[str, Any] | None = None, *, state_file: Path | None = None, **behaviour: Any) -> SimulatorServer:
+        state = state_from_seed(seed or standard_seed())
+        knobs = {"image_ready_after_polls": 0, "server_ready_after_polls": 0, **behaviour}
+        if state_file is not None:
+            write_state_file(state_file, state)
+            store = StateStore.open(state_file)
+        else:
+            store = StateStore.in_memory(state)
+        server = SimulatorServer(store, Behaviour.from_dict(knobs)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def sim(make_sim: SimFactory) -> SimulatorServer:
+    return make_sim()
+
+
+@pytest.fixture
+def owner(sim: SimulatorServer) -> Api:
+    return Api(sim, *OWNER_USER, OWNER)
+
+
+@pytest.fixture
+def partner(sim: SimulatorServer) -> Api:
+    return Api(sim, *PARTNER_USER, PARTNER)
+
+
+@pytest.fixture
+def outsider(sim: SimulatorServer) -> Api:
+    return Api(sim, *OUTSIDER_USER, OUTSIDER)

@@ -1,0 +1,108 @@
+"""Test support: a standard seed with fixed ids, and a raw HTTP client for one project."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import requests
+
+from reconciler.simulator.server import SimulatorServer
+
+OWNER = "3f0c9d2e6b7a4f0e9a1b2c3d4e5f6a7b"
+PARTNER = "8989447062e04a818baf9e073fd04fa7"
+OUTSIDER = "0123456789abcdef0123456789abcdef"
+OWNER_USER = ("dev@example.com", "local-only")
+PARTNER_USER = ("partner@example.com", "partner-pass")
+OUTSIDER_USER = ("outsider@example.com", "outsider-pass")
+
+# Fixed ids so tests can address seeded objects directly.
+PROTECTED_IMAGE = "00000000-0000-4000-8000-000000000001"
+SHARED_IMAGE = "00000000-0000-4000-8000-000000000002"
+DOWNLOADABLE_IMAGE = "00000000-0000-4000-8000-000000000003"
+PUBLIC_IMAGE = "00000000-0000-4000-8000-000000000004"
+KR2_COPY = "00000000-0000-4000-8000-000000000005"
+VOLUME_SERVER = "10000000-0000-4000-8000-000000000001"
+LOCAL_STOPPED_SERVER = "10000000-0000-4000-8000-000000000002"
+LOCAL_RUNNING_SERVER = "10000000-0000-4000-8000-000000000003"
+
+STANDARD_SEED: dict[str, Any] = {
+    "regions": ["KR1", "KR2", "JP1"],
+    "projects": [
+        {"id": OWNER, "name": "web-platform", "users": [{"username": OWNER_USER[0], "api_password": OWNER_USER[1]}]},
+        {"id": PARTNER, "users": [{"username": PARTNER_USER[0], "api_password": PARTNER_USER[1]}]},
+        {"id": OUTSIDER, "users": [{"username": OUTSIDER_USER[0], "api_password": OUTSIDER_USER[1]}]},
+    ],
+    "servers": [
+        {"id": VOLUME_SERVER, "project": OWNER, "region": "KR1", "name": "web-golden-01", "flavor": "m2.c4m8",
+         "status": "ACTIVE", "os_type": "linux", "os_distro": "ubuntu", "os_version": "22.04",
+         "base_image": "Ubuntu Server 22.04 LTS (2024.01.16)", "disk_mb": 2},
+        {"id": LOCAL_STOPPED_SERVER, "project": OWNER, "region": "KR1", "name": "batch-01", "flavor": "u2.c2m4",
+         "status": "SHUTOFF", "os_type": "linux", "base_image": "Ubuntu Server 22.04 LTS (2024.01.16)", "disk_mb": 2},
+        {"id": LOCAL_RUNNING_SERVER, "project": OWNER, "region": "KR1", "name": "batch-02", "flavor": "u2.c2m4",
+         "status": "ACTIVE", "os_type": "windows", "base_image": "Windows 2019 STD (2019.05.28) KO", "disk_mb": 1},
+    ],
+    "images": [
+        {"id": PUBLIC_IMAGE, "project": OUTSIDER, "region": "KR1", "name": "Ubuntu Server 22.04 LTS (2024.01.16)",
+         "visibility": "public", "protected": True,
+         "properties": {"os_type": "linux", "os_distro": "ubuntu", "login_username": "ubuntu",
+                        "nhncloud_product": "compute", "hw_vif_multiqueue_enabled": "true"}},
+        {"id": PROTECTED_IMAGE, "project": OWNER, "region": "KR1", "name": "legacy-base", "protected": True,
+         "properties": {"os_type": "linux"}},
+        {"id": SHARED_IMAGE, "project": OWNER, "region": "KR1", "name": "shared-base", "visibility": "shared",
+         "members": [{"project": PARTNER, "status": "pending"}], "properties": {"os_type": "linux"}},
+        {"id": DOWNLOADABLE_IMAGE, "project": OWNER, "region": "KR1", "name": "web-base", "size_mb": 3,
+         "content": "web-base-v1", "properties": {"os_type": "linux", "nhncloud_allow_download": "true"}},
+        {"id": KR2_COPY, "project": OWNER, "region": "KR2", "name": "web-base", "size_mb": 3,
+         "content": "web-base-v1", "properties": {"os_type": "linux"}},
+    ],
+}
+
+
+def standard_seed() -> dict[str, Any]:
+    return copy.deepcopy(STANDARD_SEED)
+
+
+class Api:
+    """A raw HTTP client for one project: a token, the catalog, and helpers per service."""
+
+    def __init__(self, server: SimulatorServer, username: str, password: str, tenant: str, region: str = "KR1") -> None:
+        self.server = server
+        self.tenant = tenant
+        self.region = region
+        self.http = requests.Session()
+        self.http.headers["Accept"] = "application/json"
+        answer = self.http.post(
+            f"{server.identity_url}/tokens",
+            json={"auth": {"tenantId": tenant, "passwordCredentials": {"username": username, "password": password}}},
+            timeout=10,
+        )
+        answer.raise_for_status()
+        self.access = answer.json()["access"]
+        self.http.headers["X-Auth-Token"] = self.access["token"]["id"]
+
+    def endpoint(self, kind: str, region: str | None = None) -> str:
+        region = region or self.region
+        for service in self.access["serviceCatalog"]:
+            if service["type"] == kind:
+                for endpoint in service["endpoints"]:
+                    if endpoint["region"] == region:
+                        return endpoint["publicURL"]
+        raise KeyError((kind, region))
+
+    def image(self, method: str, path: str, region: str | None = None, **kwargs: Any) -> requests.Response:
+        return self.http.request(method, self.endpoint("image", region) + path, timeout=30, **kwargs)
+
+    def compute(self, method: str, path: str, region: str | None = None, **kwargs: Any) -> requests.Response:
+        return self.http.request(method, self.endpoint("compute", region) + path, timeout=30, **kwargs)
+
+    def volume(self, method: str, path: str, region: str | None = None, **kwargs: Any) -> requests.Response:
+        return self.http.request(method, self.endpoint("volumev2", region) + path, timeout=30, **kwargs)
+
+    def patch_image(self, image_id: str, ops: list[dict[str, Any]], region: str | None = None) -> requests.Response:
+        return self.image(
+            "PATCH", f"/v2/images/{image_id}", region, json=ops,
+            headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
+        )
+
+

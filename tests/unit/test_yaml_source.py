@@ -1,0 +1,44 @@
+"""Located YAML loading: values keep their file:line:column, duplicates and syntax errors are problems."""
+
+from reconciler.yaml_source import format_path, load_located
+
+
+def test_locations_of_nested_values():
+    doc = load_located("a:\n  b: [1, 2]\n  c: x\n", "f.yaml")
+    assert doc.problems == []
+    assert doc.data == {"a": {"b": [1, 2], "c": "x"}}
+    assert str(doc.location_of(("a", "c"))) == "f.yaml:3:6"
+    assert str(doc.location_of(("a", "b", 1))) == "f.yaml:2:10"
+
+
+def test_missing_path_falls_back_to_the_nearest_ancestor():
+    doc = load_located("a:\n  b: 1\n", "f.yaml")
+    assert str(doc.location_of(("a", "zzz"))) == "f.yaml:2:3"
+
+
+def test_duplicate_keys_are_reported_with_both_lines():
+    doc = load_located("a: 1\nb: 2\na: 3\n", "f.yaml")
+    assert [str(p) for p in doc.problems] == ["f.yaml:3:1: duplicate key 'a' (first defined at line 1)"]
+
+
+def test_syntax_error_is_a_located_problem_not_an_exception():
+    doc = load_located("a: [1, 2\nb: 3\n", "f.yaml")
+    assert doc.data is None
+    assert len(doc.problems) == 1
+    assert doc.problems[0].message.startswith("YAML syntax error")
+    assert doc.problems[0].location.line >= 2
+
+
+def test_unsafe_tags_are_refused():
+    doc = load_located("a: !!python/object/apply:os.system ['true']\n", "f.yaml")
+    assert doc.problems and doc.data is None
+
+
+def test_merge_keys_are_resolved():
+    doc = load_located("base: &b {x: 1}\nthing:\n  <<: *b\n  y: 2\n", "f.yaml")
+    assert doc.data["thing"] == {"x": 1, "y": 2}
+
+
+def test_format_path():
+    assert format_path(("servers", 0, "flavor")) == "servers[0].flavor"
+    assert format_path(()) == ""
