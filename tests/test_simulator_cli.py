@@ -125,3 +125,11 @@ def test_running_simulator_creates_the_state_from_the_seed_and_serves_it(tmp_pat
     with pytest.raises(Exception, match="does not exist and no seed was given"):
         with running_simulator(tmp_path / "other.json"):
             pass
+
+
+def test_the_example_seed_is_valid_and_its_copy_verifies_against_its_home_image():
+    from reconciler.simulator.seed import load_seed, state_from_seed
+
+    state = state_from_seed(load_seed(Path(__file__).resolve().parent.parent / "examples/simulator/seed.yaml"))
+    legacy = [i["fields"] for i in state["images"].values() if i["fields"]["name"] == "legacy-base"]
+    assert len(legacy) == 2 and legacy[0]["checksum"] == legacy[1]["checksum"]

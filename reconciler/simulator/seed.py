@@ -160,7 +160,7 @@ def state_from_seed(seed: dict[str, Any]) -> dict[str, Any]:
 
     images_by_name: dict[tuple[str, str], str] = {}
     for index, raw in enumerate(seed.get("images") or []):
-        image_id = raw.get("id") or _stable_uuid("image", str(index), raw["name"])
+        image_id = raw.get("id") or _stable_uuid("image", str(index), raw["project"], raw["region"], raw["name"])
         state["images"][image_id] = _seeded_image(image_id, raw, now)
         images_by_name.setdefault((raw["region"], raw["name"]), image_id)
 
