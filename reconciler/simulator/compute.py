@@ -47,7 +47,8 @@ def _server(txn: Transaction, req: Request) -> dict[str, Any]:
 
 
 def _advance(txn: Transaction, app: SimulatorApp, server: dict[str, Any]) -> None:
-    """One poll of a server in transition: it reaches its target status after the configured polls."""
+    """Count one poll of a server in transition, after the poll was answered: with
+    `server_ready_after_polls: N` the first N polls see it in transition, poll N+1 at its target."""
     task = server.get("task")
     if not task:
         return
@@ -146,13 +147,13 @@ def _list(app: SimulatorApp, req: Request, detail: bool) -> Response:
                 raise HttpError(400, f"marker [{marker}] not found")
             servers = servers[ids.index(marker) + 1:]
         page = servers[:limit] if limit is not None else servers
-        if detail:
-            for server in page:
-                _advance(txn, app, server)
         views = [
             _view(app, s) if detail else {"id": s["id"], "name": s["name"], "links": _links(app, s, "servers", s["id"])}
             for s in page
         ]
+        if detail:
+            for server in page:
+                _advance(txn, app, server)
     body: dict[str, Any] = {"servers": views}
     if limit is not None and views and len(views) == limit:
         base = app.compute_endpoint(region, req.token.project)
@@ -172,8 +173,9 @@ def _list_servers_detail(app: SimulatorApp, req: Request) -> Response:
 def _get_server(app: SimulatorApp, req: Request) -> Response:
     with app.store.transaction() as txn:
         server = _server(txn, req)
+        view = _view(app, server)
         _advance(txn, app, server)
-        return json_response(200, {"server": _view(app, server)})
+        return json_response(200, {"server": view})
 
 
 def _volume_attachments(app: SimulatorApp, req: Request) -> Response:

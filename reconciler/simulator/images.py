@@ -102,7 +102,11 @@ def present(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _advance(txn: Transaction, app: SimulatorApp, record: dict[str, Any]) -> None:
-    """One poll of an image being made: `queued -> saving -> active` over `image_ready_after_polls`."""
+    """Count one poll of an image being made, after the poll was answered.
+
+    With `image_ready_after_polls: N` the first N polls see it unfinished (a new image from a server
+    `queued`, then `saving`) and poll N+1 sees it `active`.
+    """
     if record["fields"]["status"] not in IN_PROGRESS or record.get("polls_left", 0) <= 0:
         return
     record["polls_left"] -= 1
@@ -226,9 +230,9 @@ def _list_images(app: SimulatorApp, req: Request) -> Response:
                 raise HttpError(403, f"Forbidding request, image {marker} not visible")
             candidates = [r for r in candidates if _compare(r["fields"], marker_record["fields"], sort) > 0]
         page = candidates[:limit]
+        images = [present(r) for r in page]
         for record in page:
             _advance(txn, app, record)
-        images = [present(r) for r in page]
 
     params = [(k, v) for k, values in req.query.items() if k != "marker" for v in values]
     body: dict[str, Any] = {"images": images, "schema": "/v2/schemas/images", "first": "/v2/images"}
@@ -319,8 +323,9 @@ def _compare(a: dict[str, Any], b: dict[str, Any], sort: list[tuple[str, str]]) 
 def _get_image(app: SimulatorApp, req: Request) -> Response:
     with app.store.transaction() as txn:
         record = _visible(txn, req)
+        image = present(record)
         _advance(txn, app, record)
-        return json_response(200, present(record))
+        return json_response(200, image)
 
 
 # -- create, update, delete -----------------------------------------------------------------------

@@ -135,7 +135,10 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
                     headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
                     raise HttpError(fault.status or 500, f"Simulated fault on call {call} of {route.name}", headers=headers)
             if route.auth:
+                # keystonemiddleware rejects before the service runs: its body, whatever the service.
+                service, route_service = "identity", service
                 req.token = identity.authenticate(app, req)
+                service = route_service
             response = route.handler(app, req)
         except _Dropped:
             self.close_connection = True
