@@ -41,12 +41,25 @@ def seed(images: int, size_mb: int) -> dict:
         "regions": ["KR1", "JP1"],
         "projects": [{"id": PROJECT, "users": [{"username": USER, "api_password": PASSWORD}]}],
         "images": [
-            {"project": PROJECT, "region": "KR1", "name": f"image-{i:05d}", "content": "same",
-             "properties": {"os_type": "linux"}}
+            {
+                "project": PROJECT,
+                "region": "KR1",
+                "name": f"image-{i:05d}",
+                "content": "same",
+                "properties": {"os_type": "linux"},
+            }
             for i in range(images)
         ]
-        + [{"project": PROJECT, "region": "KR1", "name": "big", "size_mb": size_mb, "content": "big",
-            "properties": {"os_type": "linux", "nhncloud_allow_download": "true"}}],
+        + [
+            {
+                "project": PROJECT,
+                "region": "KR1",
+                "name": "big",
+                "size_mb": size_mb,
+                "content": "big",
+                "properties": {"os_type": "linux", "nhncloud_allow_download": "true"},
+            }
+        ],
     }
 
 
@@ -60,8 +73,12 @@ class Client:
         )
         answer.raise_for_status()
         self.http.headers["X-Auth-Token"] = answer.json()["access"]["token"]["id"]
-        self.image_url = {e["region"]: e["publicURL"] for s in answer.json()["access"]["serviceCatalog"]
-                          if s["type"] == "image" for e in s["endpoints"]}
+        self.image_url = {
+            e["region"]: e["publicURL"]
+            for s in answer.json()["access"]["serviceCatalog"]
+            if s["type"] == "image"
+            for e in s["endpoints"]
+        }
 
     def list_all(self) -> tuple[list[dict], int]:
         images, requests_made = [], 0
@@ -110,15 +127,22 @@ def main() -> int:
                 for n in range(args.patches):
                     image_id = sample[n % len(sample)]
                     ops = [{"op": "replace", "path": "/name", "value": f"renamed-{n}"}]
-                    c.http.patch(f"{c.image_url['KR1']}/v2/images/{image_id}", json=ops, headers=PATCH).raise_for_status()
+                    c.http.patch(
+                        f"{c.image_url['KR1']}/v2/images/{image_id}", json=ops, headers=PATCH
+                    ).raise_for_status()
 
             in_memory, _ = timed(lambda: patches(client))
 
         with SimulatorServer(StateStore.open(state_file), behaviour) as server:
             persisted, _ = timed(lambda: patches(Client(server)))
         rows.append(("PATCH, in memory", f"{args.patches / in_memory:.0f} req/s", "baseline"))
-        rows.append(("PATCH, persisted", f"{args.patches / persisted:.0f} req/s",
-                     f"{persisted / in_memory:.1f}x the in-memory time"))
+        rows.append(
+            (
+                "PATCH, persisted",
+                f"{args.patches / persisted:.0f} req/s",
+                f"{persisted / in_memory:.1f}x the in-memory time",
+            )
+        )
 
         with SimulatorServer(StateStore.open(state_file, in_memory=True), behaviour) as server:
             client = Client(server)
@@ -137,11 +161,21 @@ def main() -> int:
                 url = client.image_url["KR1"]
                 down = client.http.get(f"{url}/v2/images/{big['id']}/file", stream=True)
                 down.raise_for_status()
-                target = client.http.post(f"{url}/v2/images", json={
-                    "name": "big-copy", "os_type": "linux", "disk_format": "qcow2", "container_format": "bare",
-                    "visibility": "private"}).json()
-                up = client.http.put(f"{url}/v2/images/{target['id']}/file", data=down.iter_content(1 << 20),
-                                     headers={"Content-Type": "application/octet-stream"})
+                target = client.http.post(
+                    f"{url}/v2/images",
+                    json={
+                        "name": "big-copy",
+                        "os_type": "linux",
+                        "disk_format": "qcow2",
+                        "container_format": "bare",
+                        "visibility": "private",
+                    },
+                ).json()
+                up = client.http.put(
+                    f"{url}/v2/images/{target['id']}/file",
+                    data=down.iter_content(1 << 20),
+                    headers={"Content-Type": "application/octet-stream"},
+                )
                 up.raise_for_status()
                 copied = client.http.get(f"{url}/v2/images/{target['id']}").json()
                 assert copied["checksum"] == big["checksum"], "copy does not verify"
@@ -149,15 +183,22 @@ def main() -> int:
             trip, _ = timed(round_trip)
         mib = size / (1 << 20)
         rows.append(("generate + md5 in-process", f"{mib / floor:.0f} MiB/s", "baseline"))
-        rows.append(("download + upload via HTTP", f"{mib / trip:.0f} MiB/s",
-                     f"{trip / floor:.1f}x the baseline time, {mib:.0f} MiB, checksums equal"))
+        rows.append(
+            (
+                "download + upload via HTTP",
+                f"{mib / trip:.0f} MiB/s",
+                f"{trip / floor:.1f}x the baseline time, {mib:.0f} MiB, checksums equal",
+            )
+        )
 
     width = max(len(r[0]) for r in rows)
     print(f"{'measure'.ljust(width)}  {'result':>14}  note")
     for name, value, note in rows:
         print(f"{name.ljust(width)}  {value:>14}  {note}")
-    print(f"\nreproduce: python benchmarks/simulator_bench.py --images {args.images} --patches {args.patches} "
-          f"--size-mb {args.size_mb}")
+    print(
+        f"\nreproduce: python benchmarks/simulator_bench.py --images {args.images} --patches {args.patches} "
+        f"--size-mb {args.size_mb}"
+    )
     return 0
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import OUTSIDER, OUTSIDER_USER, OWNER, OWNER_USER, PARTNER, PARTNER_USER, Api, standard_seed
 
 from reconciler.simulator.behaviour import Behaviour
 from reconciler.simulator.seed import state_from_seed
 from reconciler.simulator.server import SimulatorServer
 from reconciler.simulator.state import StateStore, write_state_file
-from support import OUTSIDER, OUTSIDER_USER, OWNER, OWNER_USER, PARTNER, PARTNER_USER, Api, standard_seed
 
 SimFactory = Callable[..., SimulatorServer]
 
@@ -25,7 +25,9 @@ def make_sim(tmp_path: Path) -> Iterator[SimFactory]:
     """
     started: list[SimulatorServer] = []
 
-    def start(seed: dict[str, Any] | None = None, *, state_file: Path | None = None, **behaviour: Any) -> SimulatorServer:
+    def start(
+        seed: dict[str, Any] | None = None, *, state_file: Path | None = None, **behaviour: Any
+    ) -> SimulatorServer:
         state = state_from_seed(seed or standard_seed())
         knobs = {"image_ready_after_polls": 0, "server_ready_after_polls": 0, **behaviour}
         if state_file is not None:

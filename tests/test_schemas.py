@@ -33,14 +33,23 @@ def test_lookup_finds_the_one_copy_in_this_install():
 def test_the_wheel_carries_the_schemas_inside_the_package(tmp_path):
     pytest.importorskip("hatchling", reason="hatchling is part of the test extra")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(tmp_path), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
         check=True,
     )
     (wheel,) = tmp_path.glob("reconciler-*.whl")
     with zipfile.ZipFile(wheel) as archive:
-        packaged = sorted(
-            Path(name).name for name in archive.namelist() if name.startswith("reconciler/_schemas/")
-        )
+        packaged = sorted(Path(name).name for name in archive.namelist() if name.startswith("reconciler/_schemas/"))
         assert packaged == SCHEMA_FILES
         seed = json.loads(archive.read("reconciler/_schemas/seed.schema.json"))
     assert seed == load_schema("seed")
@@ -53,7 +62,11 @@ def test_the_wheel_carries_the_schemas_inside_the_package(tmp_path):
     )
     probe = "from reconciler.schemas import schema_dir, load_schema; print(schema_dir()); load_schema('seed')"
     found = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(target)},
-        capture_output=True, text=True, check=True,
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target)},
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert Path(found.stdout.strip()) == target / "reconciler" / "_schemas"

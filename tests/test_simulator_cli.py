@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from support import OWNER, OWNER_USER
 
 from reconciler.cli import build_parser, main
 from reconciler.simulator import running_simulator
-from support import OWNER, OWNER_USER
 
 SEED = textwrap.dedent(
     f"""\
@@ -39,7 +39,9 @@ def seed_file(tmp_path: Path) -> Path:
 def token(identity_url: str) -> requests.Response:
     return requests.post(
         f"{identity_url}/tokens",
-        json={"auth": {"tenantId": OWNER, "passwordCredentials": {"username": OWNER_USER[0], "password": OWNER_USER[1]}}},
+        json={
+            "auth": {"tenantId": OWNER, "passwordCredentials": {"username": OWNER_USER[0], "password": OWNER_USER[1]}}
+        },
         timeout=10,
     )
 
@@ -133,3 +135,15 @@ def test_the_example_seed_is_valid_and_its_copy_verifies_against_its_home_image(
     state = state_from_seed(load_seed(Path(__file__).resolve().parent.parent / "examples/simulator/seed.yaml"))
     legacy = [i["fields"] for i in state["images"].values() if i["fields"]["name"] == "legacy-base"]
     assert len(legacy) == 2 and legacy[0]["checksum"] == legacy[1]["checksum"]
+
+
+def test_the_readme_seed_example_is_valid(tmp_path):
+    import re
+
+    from reconciler.simulator.seed import load_seed
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (example,) = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    path = tmp_path / "seed.yaml"
+    path.write_text(example)
+    assert load_seed(path)["regions"] == ["KR1", "JP1"]

@@ -41,12 +41,15 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     knobs.add_argument("--image-ready-after-polls", type=int, help="polls until a new image is active")
     knobs.add_argument("--server-ready-after-polls", type=int, help="polls until a stop or start completes")
     knobs.add_argument("--token-lifetime-s", type=int, help="lifetime of issued tokens")
-    knobs.add_argument("--protected-patch", choices=PROTECTED_PATCH_MODES, help="what a PATCH of a protected image may do")
+    knobs.add_argument(
+        "--protected-patch", choices=PROTECTED_PATCH_MODES, help="what a PATCH of a protected image may do"
+    )
     knobs.add_argument(
         "--fault",
         action="append",
         metavar="SPEC",
-        help="inject a fault, as YAML: '{route: \"GET /image/{region}/v2/images\", on_call: 1, status: 503}' (repeatable)",
+        help="inject a fault, as YAML, e.g. '{route: \"GET /image/{region}/v2/images\", on_call: 1, status: 503}'"
+        " (repeatable)",
     )
     serve.set_defaults(handler=run_serve)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from reconciler.simulator import images
+from reconciler.simulator import image_records
 from reconciler.simulator.http import HttpError, Request, Response, Route, empty_response, json_response
 from reconciler.simulator.state import Transaction, utc_now
 
@@ -32,7 +32,8 @@ def check_scope(txn: Transaction, req: Request) -> str:
     if tenant != req.token.project:
         raise HttpError(
             400,
-            f"Malformed request URL: URL's project_id '{tenant}' doesn't match Context's project_id '{req.token.project}'",
+            f"Malformed request URL: URL's project_id '{tenant}' doesn't match "
+            f"Context's project_id '{req.token.project}'",
         )
     return region
 
@@ -130,13 +131,13 @@ def _list(app: SimulatorApp, req: Request, detail: bool) -> Response:
     with app.store.transaction() as txn:
         region = check_scope(txn, req)
         servers = sorted(
-            (s for s in txn.doc["servers"].values()
-             if s["region"] == region and s["project"] == req.token.project),
+            (s for s in txn.doc["servers"].values() if s["region"] == region and s["project"] == req.token.project),
             key=lambda s: (s["created"], s["id"]),
             reverse=True,
         )
         servers = [
-            s for s in servers
+            s
+            for s in servers
             if (name_pattern is None or name_pattern.search(s["name"]))
             and (status_filter is None or s["status"] == status_filter.upper())
         ]
@@ -145,7 +146,7 @@ def _list(app: SimulatorApp, req: Request, detail: bool) -> Response:
             ids = [s["id"] for s in servers]
             if marker not in ids:
                 raise HttpError(400, f"marker [{marker}] not found")
-            servers = servers[ids.index(marker) + 1:]
+            servers = servers[ids.index(marker) + 1 :]
         page = servers[:limit] if limit is not None else servers
         views = [
             _view(app, s) if detail else {"id": s["id"], "name": s["name"], "links": _links(app, s, "servers", s["id"])}
@@ -158,7 +159,9 @@ def _list(app: SimulatorApp, req: Request, detail: bool) -> Response:
     if limit is not None and views and len(views) == limit:
         base = app.compute_endpoint(region, req.token.project)
         suffix = "/detail" if detail else ""
-        body["servers_links"] = [{"rel": "next", "href": f"{base}/servers{suffix}?limit={limit}&marker={views[-1]['id']}"}]
+        body["servers_links"] = [
+            {"rel": "next", "href": f"{base}/servers{suffix}?limit={limit}&marker={views[-1]['id']}"}
+        ]
     return json_response(200, body)
 
 
@@ -270,7 +273,9 @@ def _delete_metadata_item(app: SimulatorApp, req: Request) -> Response:
 def _conflict(action: str, server: dict[str, Any]) -> HttpError:
     task = server.get("task")
     if task:
-        return HttpError(409, f"Cannot '{action}' instance {server['id']} while it is in task_state {task['task_state']}")
+        return HttpError(
+            409, f"Cannot '{action}' instance {server['id']} while it is in task_state {task['task_state']}"
+        )
     state = VM_STATES.get(server["status"], server["status"].lower())
     return HttpError(409, f"Cannot '{action}' instance {server['id']} while it is in vm_state {state}")
 
@@ -318,7 +323,7 @@ def _create_image(app: SimulatorApp, txn: Transaction, server: dict[str, Any], a
         error = _conflict("createImage", server)
         raise HttpError(app.behaviour.create_image_running_status, error.message)
     flavor = txn.doc["flavors"].get(server["flavor_id"], {})
-    record = images.create_from_server(
+    record = image_records.create_from_server(
         app, txn, server, name=args["name"], min_disk=flavor.get("disk", 0), properties=dict(metadata)
     )
     image_id = record["fields"]["id"]
@@ -329,7 +334,9 @@ def _create_image(app: SimulatorApp, txn: Transaction, server: dict[str, Any], a
 # -- flavors --------------------------------------------------------------------------------------
 
 
-def _flavor_view(app: SimulatorApp, req: Request, flavor_id: str, flavor: dict[str, Any], detail: bool) -> dict[str, Any]:
+def _flavor_view(
+    app: SimulatorApp, req: Request, flavor_id: str, flavor: dict[str, Any], detail: bool
+) -> dict[str, Any]:
     base = app.compute_endpoint(req.params["region"], req.token.project)
     view: dict[str, Any] = {
         "id": flavor_id,
@@ -338,7 +345,11 @@ def _flavor_view(app: SimulatorApp, req: Request, flavor_id: str, flavor: dict[s
     }
     if detail:
         view.update(
-            ram=flavor["ram"], vcpus=flavor["vcpus"], disk=flavor["disk"], swap="", rxtx_factor=1.0,
+            ram=flavor["ram"],
+            vcpus=flavor["vcpus"],
+            disk=flavor["disk"],
+            swap="",
+            rxtx_factor=1.0,
             **{"OS-FLV-EXT-DATA:ephemeral": 0, "OS-FLV-DISABLED:disabled": False, "os-flavor-access:is_public": True},
         )
     return view

@@ -75,7 +75,11 @@ def error_body(service: str, status: int, message: str) -> dict[str, Any]:
     """The error document each service sends for `status`."""
     if service == "image":
         # Glance renders webob's HTML error template to JSON; the message keeps its HTML residue.
-        return {"message": f"{message}<br /><br />\n\n\n", "code": f"{status} {reason(status)}", "title": reason(status)}
+        return {
+            "message": f"{message}<br /><br />\n\n\n",
+            "code": f"{status} {reason(status)}",
+            "title": reason(status),
+        }
     if service in ("compute", "volume"):
         name = NOVA_FAULT_NAMES.get(status, "computeFault" if service == "compute" else "badRequest")
         return {name: {"message": message, "code": status}}

@@ -89,7 +89,9 @@ def _get_version(app: SimulatorApp, req: Request) -> Response:
     return json_response(200, {"version": _version_document(app)})
 
 
-def _find_user(doc: dict[str, Any], tenant_id: str | None, tenant_name: str | None, username: str, password: str) -> tuple[str, dict[str, Any]] | None:
+def _find_user(
+    doc: dict[str, Any], tenant_id: str | None, tenant_name: str | None, username: str, password: str
+) -> tuple[str, dict[str, Any]] | None:
     for project_id, project in doc["projects"].items():
         if tenant_id and project_id != tenant_id:
             continue
@@ -107,7 +109,11 @@ def _post_tokens(app: SimulatorApp, req: Request) -> Response:
     auth = body.get("auth")
     credentials = auth.get("passwordCredentials") if isinstance(auth, dict) else None
     if not isinstance(credentials, dict):
-        raise HttpError(400, "Expecting to find passwordCredentials in auth. The server could not comply with the request since it is either malformed or otherwise incorrect.")
+        raise HttpError(
+            400,
+            "Expecting to find passwordCredentials in auth. The server could not comply with the request "
+            "since it is either malformed or otherwise incorrect.",
+        )
     username, password = credentials.get("username"), credentials.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise HttpError(400, "Expecting to find username and password in passwordCredentials.")

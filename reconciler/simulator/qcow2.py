@@ -161,14 +161,20 @@ class Qcow2Image:
     def _l1_table(self) -> Iterator[bytes]:
         lay = self.layout
         yield from self._table(
-            0, lay.l2_tables, L2_ENTRIES, lay.l1_clusters,
+            0,
+            lay.l2_tables,
+            L2_ENTRIES,
+            lay.l1_clusters,
             lambda i: ((lay.l2_start + i) * CLUSTER_SIZE) | OFLAG_COPIED,
         )
 
     def _refcount_table(self) -> Iterator[bytes]:
         lay = self.layout
         yield from self._table(
-            0, lay.refcount_blocks, L2_ENTRIES, lay.refcount_table_clusters,
+            0,
+            lay.refcount_blocks,
+            L2_ENTRIES,
+            lay.refcount_table_clusters,
             lambda i: (lay.refcount_blocks_start + i) * CLUSTER_SIZE,
         )
 
@@ -185,7 +191,10 @@ class Qcow2Image:
             first = table * L2_ENTRIES
             count = min(L2_ENTRIES, lay.data_clusters - first)
             yield from self._table(
-                first, count, L2_ENTRIES, 1,
+                first,
+                count,
+                L2_ENTRIES,
+                1,
                 lambda i: ((lay.data_start + i) * CLUSTER_SIZE) | OFLAG_COPIED,
             )
 

@@ -19,6 +19,7 @@ import jsonschema
 from reconciler.errors import SeedError
 from reconciler.schemas import load_schema
 from reconciler.simulator.behaviour import Behaviour
+from reconciler.simulator.image_records import new_image_fields, new_record
 from reconciler.simulator.qcow2 import Qcow2Image, generated_digests
 from reconciler.simulator.state import StateStore, empty_state, utc_now, write_state_file
 from reconciler.yaml_source import DocPath, LocatedDocument, Problem, format_path, load_located_file
@@ -229,26 +230,20 @@ def _server_metadata(raw: dict[str, Any], local: bool, disk_mb: int) -> dict[str
 
 def _seeded_image(image_id: str, raw: dict[str, Any], now: str) -> dict[str, Any]:
     status = raw.get("status", "active")
-    fields: dict[str, Any] = {
-        "id": image_id,
-        "name": raw["name"],
-        "status": status,
-        "visibility": raw.get("visibility", "private"),
-        "protected": raw.get("protected", False),
-        "owner": raw["project"],
-        "min_disk": raw.get("min_disk", 0),
-        "min_ram": raw.get("min_ram", 0),
-        "size": None,
-        "virtual_size": None,
-        "checksum": None,
-        "os_hash_algo": None,
-        "os_hash_value": None,
-        "container_format": "bare",
-        "disk_format": "qcow2",
-        "tags": list(raw.get("tags") or []),
-        "created_at": now,
-        "updated_at": now,
-    }
+    fields = new_image_fields(
+        image_id,
+        raw["project"],
+        now,
+        name=raw["name"],
+        status=status,
+        visibility=raw.get("visibility", "private"),
+        protected=raw.get("protected", False),
+        min_disk=raw.get("min_disk", 0),
+        min_ram=raw.get("min_ram", 0),
+        container_format="bare",
+        disk_format="qcow2",
+        tags=list(raw.get("tags") or []),
+    )
     fields.update(raw.get("properties") or {})
     data = None
     if status in ("active", "deactivated"):
@@ -266,7 +261,9 @@ def _seeded_image(image_id: str, raw: dict[str, Any], now: str) -> dict[str, Any
         m["project"]: {"status": m.get("status", "pending"), "created_at": now, "updated_at": now}
         for m in raw.get("members") or []
     }
-    return {"region": raw["region"], "fields": fields, "data": data, "members": members, "polls_left": 0}
+    record = new_record(raw["region"], fields, data)
+    record["members"] = members
+    return record
 
 
 def init_state_file(state_path: Path, seed_path: Path, *, force: bool = False) -> dict[str, Any]:
@@ -282,8 +279,6 @@ def open_or_init(state_path: Path, seed_path: Path | None, *, in_memory: bool = 
     """Open a state file, creating it from `seed_path` first if it does not exist yet."""
     if not state_path.exists():
         if seed_path is None:
-            raise SeedError(
-                f"simulator state {state_path} does not exist and no seed was given to create it"
-            )
+            raise SeedError(f"simulator state {state_path} does not exist and no seed was given to create it")
         init_state_file(state_path, seed_path)
     return StateStore.open(state_path, in_memory=in_memory)

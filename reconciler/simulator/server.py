@@ -133,7 +133,9 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
                     time.sleep(fault.stall_s)
                 else:
                     headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                    raise HttpError(fault.status or 500, f"Simulated fault on call {call} of {route.name}", headers=headers)
+                    raise HttpError(
+                        fault.status or 500, f"Simulated fault on call {call} of {route.name}", headers=headers
+                    )
             if route.auth:
                 # keystonemiddleware rejects before the service runs: its body, whatever the service.
                 service, route_service = "identity", service
@@ -201,7 +203,9 @@ class _SimulatorHTTPServer(ThreadingHTTPServer):
 class SimulatorServer:
     """A simulator bound to a loopback port. Use as a context manager, or `start()` / `stop()`."""
 
-    def __init__(self, store: StateStore, behaviour: Behaviour | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, store: StateStore, behaviour: Behaviour | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.app = SimulatorApp(store, behaviour)
         self._httpd = _SimulatorHTTPServer((host, port), self.app)
         bound_host, bound_port = self._httpd.server_address[:2]

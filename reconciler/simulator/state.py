@@ -205,7 +205,5 @@ def _read_state_file(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as err:
         raise SimulatorStateError(f"simulator state {path} cannot be read: {err}") from None
     if not isinstance(doc, dict) or doc.get("format_version") != STATE_FORMAT_VERSION:
-        raise SimulatorStateError(
-            f"{path} is not a reconciler simulator state (format_version {STATE_FORMAT_VERSION})"
-        )
+        raise SimulatorStateError(f"{path} is not a reconciler simulator state (format_version {STATE_FORMAT_VERSION})")
     return doc

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from reconciler.simulator import images
+from reconciler.simulator import image_records
 from reconciler.simulator.compute import check_scope
 from reconciler.simulator.http import HttpError, Request, Response, Route, json_response
 from reconciler.simulator.state import Transaction
@@ -32,8 +32,15 @@ def _volume(txn: Transaction, req: Request) -> dict[str, Any]:
 def _view(volume: dict[str, Any]) -> dict[str, Any]:
     attachments = []
     if volume.get("attached_to"):
-        attachments.append({"server_id": volume["attached_to"], "device": volume["device"], "volume_id": volume["id"],
-                            "attachment_id": volume["id"], "id": volume["id"]})
+        attachments.append(
+            {
+                "server_id": volume["attached_to"],
+                "device": volume["device"],
+                "volume_id": volume["id"],
+                "attachment_id": volume["id"],
+                "id": volume["id"],
+            }
+        )
     return {
         "id": volume["id"],
         "name": None,
@@ -77,7 +84,7 @@ def _action(app: SimulatorApp, req: Request) -> Response:
     container_format = args.get("container_format", "bare")
     visibility = args.get("visibility", "private")
     protected = args.get("protected", False)
-    if disk_format not in images.DISK_FORMATS or container_format not in images.CONTAINER_FORMATS:
+    if disk_format not in image_records.DISK_FORMATS or container_format not in image_records.CONTAINER_FORMATS:
         raise HttpError(400, f"Invalid disk_format or container_format: {disk_format}, {container_format}")
     if visibility not in ("private", "shared", "community", "public") or not isinstance(protected, bool):
         raise HttpError(400, "Invalid visibility or protected value")
@@ -90,9 +97,17 @@ def _action(app: SimulatorApp, req: Request) -> Response:
         server = txn.doc["servers"].get(volume.get("attached_to") or "")
         if server is None:
             raise HttpError(400, f"Invalid volume: Volume {volume['id']} holds no instance's root disk")
-        record = images.create_from_server(
-            app, txn, server, name=image_name, min_disk=volume["size"], properties={},
-            disk_format=disk_format, container_format=container_format, visibility=visibility, protected=protected,
+        record = image_records.create_from_server(
+            app,
+            txn,
+            server,
+            name=image_name,
+            min_disk=volume["size"],
+            properties={},
+            disk_format=disk_format,
+            container_format=container_format,
+            visibility=visibility,
+            protected=protected,
         )
         fields = record["fields"]
         response = {

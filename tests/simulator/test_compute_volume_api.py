@@ -64,8 +64,16 @@ def root_volume_id(api: Api, server_id: str) -> str:
 
 
 def upload_image(api: Api, volume_id: str, **args):
-    body = {"os-volume_upload_image": {"image_name": "vol-snap", "disk_format": "qcow2", "container_format": "bare",
-                                       "visibility": "private", "protected": False, **args}}
+    body = {
+        "os-volume_upload_image": {
+            "image_name": "vol-snap",
+            "disk_format": "qcow2",
+            "container_format": "bare",
+            "visibility": "private",
+            "protected": False,
+            **args,
+        }
+    }
     return api.volume("POST", f"/volumes/{volume_id}/action", json=body)
 
 
@@ -228,7 +236,9 @@ def test_os_stop_takes_polls_with_task_state(make_sim):
     assert action(api, LOCAL_RUNNING_SERVER, {"os-stop": None}).status_code == 202
     polls = [get_server(api, LOCAL_RUNNING_SERVER) for _ in range(3)]
     assert [(p["status"], p["OS-EXT-STS:task_state"]) for p in polls] == [
-        ("ACTIVE", "powering-off"), ("ACTIVE", "powering-off"), ("SHUTOFF", None)
+        ("ACTIVE", "powering-off"),
+        ("ACTIVE", "powering-off"),
+        ("SHUTOFF", None),
     ]
     assert polls[-1]["OS-EXT-STS:vm_state"] == "stopped"
 
@@ -240,7 +250,9 @@ def test_os_start_takes_polls_with_task_state(make_sim):
     assert action(api, LOCAL_STOPPED_SERVER, {"os-start": None}).status_code == 202
     polls = [get_server(api, LOCAL_STOPPED_SERVER) for _ in range(3)]
     assert [(p["status"], p["OS-EXT-STS:task_state"]) for p in polls] == [
-        ("SHUTOFF", "powering-on"), ("SHUTOFF", "powering-on"), ("ACTIVE", None)
+        ("SHUTOFF", "powering-on"),
+        ("SHUTOFF", "powering-on"),
+        ("ACTIVE", None),
     ]
 
 

@@ -100,7 +100,9 @@ def test_user_of_another_tenant_is_401(sim):
 def test_malformed_token_request_is_400(sim, raw):
     """A malformed token request body is 400 with Keystone's error body."""
     answer = requests.post(
-        f"{sim.identity_url}/tokens", data=raw, timeout=10,
+        f"{sim.identity_url}/tokens",
+        data=raw,
+        timeout=10,
         headers={"Content-Type": "application/json", "Accept": "application/json"},
     )
     assert answer.status_code == 400, answer.text

@@ -15,8 +15,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-
-from reconciler.simulator.qcow2 import Qcow2Image
 from support import (
     DOWNLOADABLE_IMAGE,
     KR2_COPY,
@@ -29,6 +27,8 @@ from support import (
     SHARED_IMAGE,
     Api,
 )
+
+from reconciler.simulator.qcow2 import Qcow2Image
 
 OCTET = {"Content-Type": "application/octet-stream"}
 UNKNOWN_ID = "99999999-0000-4000-8000-000000000099"
@@ -63,8 +63,14 @@ def get_image(api: Api, image_id: str, region: str | None = None) -> dict[str, A
 
 def create_image(api: Api, region: str | None = None, **fields: Any) -> dict[str, Any]:
     """A new queued qcow2/bare image owned by `api`'s project; `fields` override or add attributes."""
-    body = {"name": "test-image", "os_type": "linux", "disk_format": "qcow2", "container_format": "bare",
-            "visibility": "private", **fields}
+    body = {
+        "name": "test-image",
+        "os_type": "linux",
+        "disk_format": "qcow2",
+        "container_format": "bare",
+        "visibility": "private",
+        **fields,
+    }
     answer = api.image("POST", "/v2/images", region, json=body)
     assert answer.status_code == 201, answer.text
     return answer.json()
@@ -115,7 +121,9 @@ def test_error_body_is_glance_json_with_html_residue(owner):
 
 def test_not_found_error_body_has_string_code(owner):
     """Glance's JSON error `code` is a string ("404 Not Found"), not an integer as in Nova/Cinder."""
-    body = assert_glance_error(owner.image("GET", f"/v2/images/{UNKNOWN_ID}"), 404, f"No image found with ID {UNKNOWN_ID}")
+    body = assert_glance_error(
+        owner.image("GET", f"/v2/images/{UNKNOWN_ID}"), 404, f"No image found with ID {UNKNOWN_ID}"
+    )
     assert body["title"] == "Not Found"
     assert isinstance(body["code"], str)
 
@@ -249,7 +257,9 @@ def test_next_present_when_page_exactly_full(owner):
 
 def test_unknown_marker_is_400(owner):
     """Glance: an unknown marker is 400 "No image found with ID <marker>"."""
-    assert_glance_error(owner.image("GET", f"/v2/images?marker={UNKNOWN_ID}"), 400, f"No image found with ID {UNKNOWN_ID}")
+    assert_glance_error(
+        owner.image("GET", f"/v2/images?marker={UNKNOWN_ID}"), 400, f"No image found with ID {UNKNOWN_ID}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -367,8 +377,9 @@ def test_create_with_duplicate_id_is_409(owner):
 
 def test_patch_with_wrong_content_type_is_415(owner):
     """nhn-cloud-api.md 2 update: a JSON-patch content type is required; otherwise 415 + Accept-Patch."""
-    answer = owner.image("PATCH", f"/v2/images/{DOWNLOADABLE_IMAGE}",
-                         json=[{"op": "replace", "path": "/name", "value": "x"}])
+    answer = owner.image(
+        "PATCH", f"/v2/images/{DOWNLOADABLE_IMAGE}", json=[{"op": "replace", "path": "/name", "value": "x"}]
+    )
     assert_glance_error(answer, 415, "Invalid content type")
     assert "application/openstack-images-v2.1-json-patch" in answer.headers["Accept-Patch"]
 
@@ -444,10 +455,13 @@ def test_patch_by_outsider_is_404(outsider):
 
 def test_patch_is_all_or_nothing(owner):
     """Handlers validate the whole request first: one bad op leaves the image unchanged."""
-    answer = owner.patch_image(DOWNLOADABLE_IMAGE, [
-        {"op": "replace", "path": "/name", "value": "changed"},
-        {"op": "replace", "path": "/missing", "value": "x"},
-    ])
+    answer = owner.patch_image(
+        DOWNLOADABLE_IMAGE,
+        [
+            {"op": "replace", "path": "/name", "value": "changed"},
+            {"op": "replace", "path": "/missing", "value": "x"},
+        ],
+    )
     assert answer.status_code == 409
     assert get_image(owner, DOWNLOADABLE_IMAGE)["name"] == "web-base"
 

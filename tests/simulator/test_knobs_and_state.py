@@ -185,7 +185,10 @@ class Serve:
     def __init__(self, state: Path, *extra: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "reconciler", "simulator", "serve", "--state", str(state), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
         )
         line = self.proc.stdout.readline().strip()
         if not line:

@@ -9,7 +9,6 @@ openstack = pytest.importorskip("openstack", reason="openstacksdk is part of the
 
 from keystoneauth1 import exceptions as ks_exceptions  # noqa: E402
 from openstack import exceptions as sdk_exceptions  # noqa: E402
-
 from support import (  # noqa: E402
     OWNER,
     OWNER_USER,
@@ -18,7 +17,6 @@ from support import (  # noqa: E402
     PROTECTED_IMAGE,
     VOLUME_SERVER,
 )
-
 
 # openstacksdk warns about its own upcoming API changes; they are not the simulator's concern.
 pytestmark = [

@@ -28,10 +28,12 @@ def guest_cluster(data: bytes, index: int) -> bytes:
     entries_per_l2 = cluster // 8
     l1_index, l2_index = divmod(index, entries_per_l2)
     assert l1_index < l1_size
-    l2_offset = struct.unpack(">Q", data[l1_offset + 8 * l1_index: l1_offset + 8 * l1_index + 8])[0] & ((1 << 56) - 512)
-    entry = struct.unpack(">Q", data[l2_offset + 8 * l2_index: l2_offset + 8 * l2_index + 8])[0]
+    l2_offset = struct.unpack(">Q", data[l1_offset + 8 * l1_index : l1_offset + 8 * l1_index + 8])[0] & (
+        (1 << 56) - 512
+    )
+    entry = struct.unpack(">Q", data[l2_offset + 8 * l2_index : l2_offset + 8 * l2_index + 8])[0]
     host = entry & ((1 << 56) - 512)
-    return data[host: host + cluster]
+    return data[host : host + cluster]
 
 
 def test_header_declares_the_virtual_size():

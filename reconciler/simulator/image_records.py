@@ -1,0 +1,259 @@
+"""The simulator's image records: how an image is stored, who may see it, how it is shown, and how a
+new image goes from `queued` to `active`. Shared by the Image API handlers (images.py, image_members.py,
+image_data.py), by Nova's createImage and Cinder's os-volume_upload_image, and by seeds.
+
+A record is `{"region", "fields", "data", "members", "polls_left"}`: `fields` are Glance's attributes with
+custom properties flattened in, `data` says where the bytes come from (see state.py), `members` maps a
+project id to its membership.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from reconciler.simulator.http import HttpError, Request
+from reconciler.simulator.qcow2 import generated_digests, generated_image
+from reconciler.simulator.state import Transaction, utc_now
+
+if TYPE_CHECKING:
+    from reconciler.simulator.server import SimulatorApp
+
+PREFIX = "/image/{region}"  # Glance's endpoint per region; its paths start with /v2
+
+# glance/api/v2/images.py RequestDeserializer
+READ_ONLY = frozenset(
+    {
+        "created_at",
+        "updated_at",
+        "status",
+        "checksum",
+        "size",
+        "virtual_size",
+        "direct_url",
+        "self",
+        "file",
+        "schema",
+        "id",
+        "os_hash_algo",
+        "os_hash_value",
+    }
+)
+RESERVED = frozenset({"location", "locations", "deleted", "deleted_at", "stores"})
+BASE_ATTRIBUTES = frozenset(
+    {
+        "checksum",
+        "created_at",
+        "container_format",
+        "disk_format",
+        "id",
+        "min_disk",
+        "min_ram",
+        "name",
+        "size",
+        "virtual_size",
+        "status",
+        "tags",
+        "owner",
+        "updated_at",
+        "visibility",
+        "protected",
+        "os_hidden",
+        "os_hash_algo",
+        "os_hash_value",
+    }
+)
+VISIBILITIES = ("community", "public", "private", "shared")
+DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
+CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
+MEMBER_STATUSES = ("pending", "accepted", "rejected")
+IN_PROGRESS = ("queued", "saving")
+
+
+def new_image_fields(image_id: str, owner: str, now: str, **attributes: Any) -> dict[str, Any]:
+    """Glance's attributes of a new image: every base attribute present, unknown ones null.
+
+    `attributes` override the defaults and add custom properties.
+    """
+    return {
+        "id": image_id,
+        "name": None,
+        "status": "queued",
+        # Glance 33 defaults new images to shared [glance33]; a careful client sends private.
+        "visibility": "shared",
+        "protected": False,
+        "owner": owner,
+        "min_disk": 0,
+        "min_ram": 0,
+        "size": None,
+        "virtual_size": None,
+        "checksum": None,
+        "os_hash_algo": None,
+        "os_hash_value": None,
+        "container_format": None,
+        "disk_format": None,
+        "tags": [],
+        "created_at": now,
+        "updated_at": now,
+        **attributes,
+    }
+
+
+def new_record(region: str, fields: dict[str, Any], data: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"region": region, "fields": fields, "data": data, "members": {}, "polls_left": 0}
+
+
+# -- lookups --------------------------------------------------------------------------------------
+
+
+def region_of(txn: Transaction, req: Request) -> str:
+    region = req.params["region"]
+    if region not in txn.doc["regions"]:
+        raise HttpError(404, f"The resource could not be found: no image endpoint in region {region}")
+    return region
+
+
+def can_see(record: dict[str, Any], project: str) -> bool:
+    fields = record["fields"]
+    return (
+        fields["owner"] == project
+        or fields["visibility"] in ("public", "community")
+        or (fields["visibility"] == "shared" and project in record["members"])
+    )
+
+
+def visible_image(txn: Transaction, req: Request, image_id: str | None = None) -> dict[str, Any]:
+    """The image if this project may see it in this region; 404 as Glance answers otherwise."""
+    region = region_of(txn, req)
+    image_id = image_id or req.params["image_id"]
+    record = txn.doc["images"].get(image_id)
+    if record is None or record["region"] != region or not can_see(record, req.token.project):
+        raise HttpError(404, f"No image found with ID {image_id}")
+    return record
+
+
+def owned_image(txn: Transaction, req: Request, action: str) -> dict[str, Any]:
+    record = visible_image(txn, req)
+    if record["fields"]["owner"] != req.token.project:
+        raise HttpError(403, f"You are not permitted to {action} this image.")
+    return record
+
+
+def present(record: dict[str, Any]) -> dict[str, Any]:
+    """The image as Glance shows it: base attributes, custom properties flattened, and links."""
+    image = {"os_hidden": False, **record["fields"]}
+    image_id = image["id"]
+    image.update(self=f"/v2/images/{image_id}", file=f"/v2/images/{image_id}/file", schema="/v2/schemas/image")
+    return image
+
+
+def advance(txn: Transaction, app: SimulatorApp, record: dict[str, Any]) -> None:
+    """Count one poll of an image being made, after the poll was answered.
+
+    With `image_ready_after_polls: N` the first N polls see it unfinished (a new image from a server
+    `queued`, then `saving`) and poll N+1 sees it `active`.
+    """
+    if record["fields"]["status"] not in IN_PROGRESS or record.get("polls_left", 0) <= 0:
+        return
+    record["polls_left"] -= 1
+    record["fields"]["status"] = "active" if record["polls_left"] <= 0 else "saving"
+    if record["fields"]["status"] == "active":
+        record["fields"].update(record.pop("ready_fields", {}), updated_at=utc_now())
+    txn.changed()
+
+
+def start_processing(app: SimulatorApp, record: dict[str, Any], first_status: str) -> None:
+    """Mark a new image as being made; it becomes active after the configured number of polls."""
+    polls = app.behaviour.image_ready_after_polls
+    record["polls_left"] = polls
+    record["fields"]["status"] = first_status if polls > 0 else "active"
+
+
+# -- images made from servers (Nova createImage, Cinder os-volume_upload_image) ------------------
+
+# Properties NHN's own images carry and that images made from an instance inherit from its base image
+# (seen on a real NHN image: nhn-cloud-api research notes; NHN documents only some of them).
+SERVER_OWNED_DEFAULTS = {
+    "hypervisor_type": "qemu",
+    "os_architecture": "amd64",
+    "hw_qemu_guest_agent": "yes",
+    "nhncloud_product": "compute",
+    "nhncloud_allow_download": "false",
+}
+INHERITED_PREFIXES = ("nhncloud_", "hw_")
+INHERITED_KEYS = (
+    "os_type",
+    "os_distro",
+    "os_version",
+    "os_architecture",
+    "hypervisor_type",
+    "login_username",
+    "description",
+)
+
+
+def create_from_server(
+    app: SimulatorApp,
+    txn: Transaction,
+    server: dict[str, Any],
+    *,
+    name: str,
+    min_disk: int,
+    properties: dict[str, str],
+    disk_format: str = "qcow2",
+    container_format: str = "bare",
+    visibility: str = "private",
+    protected: bool = False,
+) -> dict[str, Any]:
+    """Add the image an instance's disk becomes: queued at first, active after a few polls.
+
+    It inherits the instance's `os_type` (and distro/version where known) and its base image's
+    server-owned properties, and holds `disk_mb` of generated content.
+    """
+    image_id = txn.new_uuid("image")
+    now = utc_now()
+    inherited: dict[str, Any] = dict(SERVER_OWNED_DEFAULTS)
+    base = txn.doc["images"].get(server.get("base_image_id") or "")
+    if base is not None:
+        inherited.update(
+            {
+                k: v
+                for k, v in base["fields"].items()
+                if isinstance(v, str) and (k.startswith(INHERITED_PREFIXES) or k in INHERITED_KEYS)
+            }
+        )
+    for key in ("os_type", "os_distro", "os_version"):
+        if server.get(key):
+            inherited[key] = server[key]
+    content = {"kind": "generated", "size_mb": server["disk_mb"], "content": image_id}
+    qcow2 = generated_image(content["size_mb"], content["content"])
+    md5, sha512 = generated_digests(content["size_mb"], content["content"])
+    fields = new_image_fields(
+        image_id,
+        server["project"],
+        now,
+        **inherited,
+        instance_uuid=server["id"],
+        image_type="snapshot",
+        **properties,
+        name=name,
+        visibility=visibility,
+        protected=protected,
+        min_disk=min_disk,
+        container_format=container_format,
+        disk_format=disk_format,
+    )
+    record = new_record(server["region"], fields, content)
+    start_processing(app, record, "queued")
+    # Size and checksums are known now (the content is generated) but shown only once active, as Glance.
+    record["ready_fields"] = {
+        "size": qcow2.file_size,
+        "virtual_size": qcow2.virtual_size,
+        "checksum": md5,
+        "os_hash_algo": "sha512",
+        "os_hash_value": sha512,
+    }
+    if fields["status"] == "active":
+        fields.update(record.pop("ready_fields"))
+    txn.doc["images"][image_id] = record
+    txn.changed()
+    return record
