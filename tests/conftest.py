@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,3 +64,25 @@ def partner(sim: SimulatorServer) -> Api:
 @pytest.fixture
 def outsider(sim: SimulatorServer) -> Api:
     return Api(sim, *OUTSIDER_USER, OUTSIDER)
+
+
+# -- the real-Glance tier: CI requires it to have run -----------------------------------------------
+
+_glance_passed: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.passed and "glance" in report.keywords:
+        _glance_passed.append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if os.environ.get("RECONCILER_GLANCE_URL") or _glance_passed:
+        terminalreporter.write_line(f"contract tests passed against a real Glance: {len(_glance_passed)}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # .ci/run sets RECONCILER_REQUIRE_GLANCE=1: a run whose Glance tests were all skipped must fail.
+    if os.environ.get("RECONCILER_REQUIRE_GLANCE") == "1" and not _glance_passed and exitstatus == 0:
+        session.exitstatus = 1
+        print("\nerror: RECONCILER_REQUIRE_GLANCE=1 but no test marked glance passed", file=sys.stderr)

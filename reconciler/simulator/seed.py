@@ -101,12 +101,7 @@ def _reference_problems(doc: LocatedDocument) -> list[Problem]:
                     report((section, i, "id"), "duplicate id")
                 ids.add(item["id"])
 
-    names: set[tuple[str, str, str]] = set()
-    for i, server in enumerate(seed.get("servers") or []):
-        identity = (server["project"], server["region"], server["name"])
-        if identity in names:
-            report(("servers", i, "name"), "two servers of one project and region share this name")
-        names.add(identity)
+    # Two servers may share a name, as on Nova: the reconciler must cope with the ambiguity.
 
     for i, image in enumerate(seed.get("images") or []):
         if image.get("members") and image.get("visibility", "private") != "shared":

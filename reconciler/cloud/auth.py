@@ -1,0 +1,273 @@
+"""Credentials and authentication: identity v2 tokens for NHN Cloud (and the simulator), and a trusted-
+header mode for a real Glance run without Keystone (the contract tests' third tier).
+
+Credentials come only from the environment (design.md section 5): `NHN_CLOUD_USERNAME`,
+`NHN_CLOUD_API_PASSWORD`, optional `NHN_CLOUD_TENANT_ID` and `NHN_CLOUD_IDENTITY_URL`, or the OpenStack
+`OS_*` names. The password and tokens never appear in a repr, a log line or an exception.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+
+from reconciler.cloud.errors import CloudConfigError, CloudResponseError, CloudTransportError, Unauthorized
+
+log = logging.getLogger(__name__)
+
+NHN_IDENTITY_URL = "https://api-identity-infrastructure.nhncloudservice.com/v2.0"
+# Re-authenticate this long before the token expires, so no request races the expiry.
+REFRESH_MARGIN_S = 300.0
+ENV_NAMES = {
+    "username": ("NHN_CLOUD_USERNAME", "OS_USERNAME"),
+    "password": ("NHN_CLOUD_API_PASSWORD", "OS_PASSWORD"),
+    "tenant_id": ("NHN_CLOUD_TENANT_ID", "OS_TENANT_ID", "OS_PROJECT_ID"),
+    "identity_url": ("NHN_CLOUD_IDENTITY_URL", "OS_AUTH_URL"),
+}
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_identity_url(url: str) -> str:
+    """The identity base URL, normalised; https required except for loopback hosts (the simulator)."""
+    url = url.rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise CloudConfigError(f"identity URL {url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise CloudConfigError(
+            f"identity URL {url} uses plain http: credentials would cross the network unencrypted",
+            hint="use https (plain http is accepted only for loopback hosts such as the simulator)",
+        )
+    if not parts.path.endswith("/v2.0"):
+        raise CloudConfigError(
+            f"identity URL {url} does not end in /v2.0",
+            hint="give the identity v2 base, like OS_AUTH_URL: https://api-identity-infrastructure.nhncloudservice.com/v2.0",
+        )
+    return url
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+    identity_url: str = NHN_IDENTITY_URL
+    tenant_id: str | None = None
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> Credentials:
+        def first(kind: str) -> str | None:
+            for name in ENV_NAMES[kind]:
+                if env.get(name):
+                    return env[name]
+            return None
+
+        username, password = first("username"), first("password")
+        missing = [ENV_NAMES[k][0] for k, v in (("username", username), ("password", password)) if not v]
+        if missing:
+            raise CloudConfigError(
+                f"no credentials: {' and '.join(missing)} not set",
+                hint="export NHN_CLOUD_USERNAME and NHN_CLOUD_API_PASSWORD (the API password from the console's "
+                "API security settings, not the console password); OS_USERNAME / OS_PASSWORD work too",
+            )
+        assert username is not None and password is not None
+        return cls(
+            username, password, check_identity_url(first("identity_url") or NHN_IDENTITY_URL), first("tenant_id")
+        )
+
+
+class Authenticator(Protocol):
+    """Gives requests their identity and endpoints."""
+
+    project_id: str
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate a request, authenticating first if needed."""
+
+    def invalidate(self) -> None:
+        """Forget the current token (after a 401), so the next request re-authenticates."""
+
+    def endpoint(self, service_type: str, region: str) -> str:
+        """The public URL of `service_type` in `region`."""
+
+    def regions(self, service_type: str) -> tuple[str, ...]:
+        """The regions that offer `service_type`, sorted."""
+
+
+class KeystoneV2Auth:
+    """Identity v2 tokens (NHN Cloud, the simulator): one token per project, re-issued on 401 and
+    `REFRESH_MARGIN_S` before it expires; endpoints from the token's service catalog."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        project_id: str,
+        session: requests.Session,
+        *,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if credentials.tenant_id and credentials.tenant_id != project_id:
+            raise CloudConfigError(
+                f"NHN_CLOUD_TENANT_ID {credentials.tenant_id} is not cloud.project {project_id}",
+                hint="the credentials and the root must name the same project",
+            )
+        self.project_id = project_id
+        self._credentials = credentials
+        self._session = session
+        self._timeout = timeout
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._catalog: dict[str, dict[str, str]] = {}
+
+    def __repr__(self) -> str:
+        return f"KeystoneV2Auth(identity={self._credentials.identity_url!r}, project={self.project_id!r})"
+
+    def auth_headers(self) -> dict[str, str]:
+        with self._lock:
+            if self._token is None or self._clock() >= self._expires_at - REFRESH_MARGIN_S:
+                self._authenticate()
+            assert self._token is not None
+            return {"X-Auth-Token": self._token}
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._token = None
+
+    def endpoint(self, service_type: str, region: str) -> str:
+        self.auth_headers()  # the catalog comes with the token
+        try:
+            return self._catalog[service_type][region].rstrip("/")
+        except KeyError:
+            offered = ", ".join(sorted(self._catalog.get(service_type, {}))) or "none"
+            raise CloudConfigError(
+                f"the service catalog has no {service_type} endpoint in region {region} (it has: {offered})"
+            ) from None
+
+    def regions(self, service_type: str) -> tuple[str, ...]:
+        self.auth_headers()
+        return tuple(sorted(self._catalog.get(service_type, {})))
+
+    def _authenticate(self) -> None:
+        url = f"{self._credentials.identity_url}/tokens"
+        body = {
+            "auth": {
+                "tenantId": self.project_id,
+                "passwordCredentials": {"username": self._credentials.username, "password": self._credentials.password},
+            }
+        }
+        try:
+            answer = self._session.post(url, json=body, headers={"Accept": "application/json"}, timeout=self._timeout)
+        except requests.RequestException as err:
+            raise CloudTransportError(f"identity POST {url}: no answer ({type(err).__name__})") from None
+        if answer.status_code == 401:
+            raise Unauthorized(
+                401,
+                "the identity service refused the credentials",
+                service="identity",
+                method="POST",
+                path=urlsplit(url).path,
+                hint=f"check the username, the API password and that the user belongs to project {self.project_id}",
+            )
+        if answer.status_code != 200:
+            raise CloudResponseError(f"identity POST {url}: unexpected status {answer.status_code}")
+        access = _json_field(answer, "access")
+        token = _dig(access, "token", "id", kind=str)
+        tenant = _dig(access, "token", "tenant", "id", kind=str)
+        expires = _dig(access, "token", "expires", kind=str)
+        if tenant != self.project_id:
+            raise CloudConfigError(
+                f"the token is for tenant {tenant}, not cloud.project {self.project_id}",
+                hint="set cloud.project to the tenant id the credentials belong to",
+            )
+        self._catalog = _parse_catalog(access.get("serviceCatalog"))
+        self._token = token
+        self._expires_at = _parse_time(expires)
+        log.info("authenticated to %s as project %s", self._credentials.identity_url, self.project_id)
+
+
+class TrustedHeaderAuth:
+    """A Glance run without Keystone trusts identity headers (its "trusted" paste flavor). Only the image
+    service, at one endpoint; used by the contract tests against a real Glance."""
+
+    def __init__(self, project_id: str, image_endpoint: str, region: str = "LOCAL") -> None:
+        self.project_id = project_id
+        self._endpoint = image_endpoint.rstrip("/")
+        self._region = region
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"X-Identity-Status": "Confirmed", "X-Project-Id": self.project_id, "X-Roles": "member,reader"}
+
+    def invalidate(self) -> None:
+        pass
+
+    def endpoint(self, service_type: str, region: str) -> str:
+        if service_type != "image" or region != self._region:
+            raise CloudConfigError(f"only the image service in region {self._region} is configured")
+        return self._endpoint
+
+    def regions(self, service_type: str) -> tuple[str, ...]:
+        return (self._region,) if service_type == "image" else ()
+
+
+def _json_field(answer: requests.Response, key: str) -> dict[str, Any]:
+    try:
+        doc = answer.json()
+    except ValueError:
+        raise CloudResponseError("the identity service answered with something that is not JSON") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get(key), dict):
+        raise CloudResponseError(f"the identity service's answer has no {key!r} object")
+    return doc[key]
+
+
+def _dig(doc: Any, *path: str, kind: type) -> Any:
+    for key in path:
+        if not isinstance(doc, dict) or key not in doc:
+            raise CloudResponseError(f"the identity answer lacks access.{'.'.join(path)}")
+        doc = doc[key]
+    if not isinstance(doc, kind):
+        raise CloudResponseError(f"the identity answer's access.{'.'.join(path)} is not a {kind.__name__}")
+    return doc
+
+
+def _parse_catalog(raw: Any) -> dict[str, dict[str, str]]:
+    if not isinstance(raw, list):
+        raise CloudResponseError("the identity answer has no serviceCatalog list")
+    catalog: dict[str, dict[str, str]] = {}
+    for service in raw:
+        if not isinstance(service, dict) or not isinstance(service.get("type"), str):
+            continue
+        for endpoint in service.get("endpoints") or []:
+            if isinstance(endpoint, dict) and isinstance(endpoint.get("region"), str) and endpoint.get("publicURL"):
+                catalog.setdefault(service["type"], {})[endpoint["region"]] = str(endpoint["publicURL"])
+    return catalog
+
+
+def _parse_time(value: str) -> float:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise CloudResponseError(f"the token's expiry {value!r} is not an ISO time") from None
+    if moment.tzinfo is None:  # Keystone v2 writes UTC, sometimes without the Z
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()

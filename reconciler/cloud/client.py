@@ -1,0 +1,118 @@
+"""`CloudClient`: the one interface through which the planner and apply read and change the cloud.
+
+Contract, for every implementation:
+
+- Every call names its region; a region's endpoints come from the service catalog.
+- "Not found" is `NotFound` (404): the object does not exist *or* this project cannot see it; the two
+  are indistinguishable by design of the APIs. `find_*` methods return None instead.
+- Reads (`list_*`, `get_*`, `find_*`) are idempotent and safe to retry; the transport retries them.
+- Idempotent changes, safe to repeat after a lost answer: `update_image` (each operation sets a value),
+  `delete_image` and `remove_member` (return False when the object is already gone), `add_member`
+  (returns the existing membership on a duplicate), `set_member_status`, `set_server_metadata`,
+  `stop_server` / `start_server` (a server already in, or on its way to, the target status is fine).
+- Not idempotent, never retried after a lost answer: `create_image`, `create_image_from_server`.
+  A caller that lost the answer re-observes (lists images and looks for the name it chose) instead of
+  repeating the call.
+- Waiting (`wait_for_image`, `wait_for_server`) polls with backoff until a status or the timeout, and
+  fails early when the object reaches a failed status.
+- Errors are `reconciler.cloud.errors` types carrying the server's message; never a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from reconciler.cloud.model import Image, Member, PatchOp, Server
+
+
+class ImageDownload(Protocol):
+    """An open download: `size` (bytes, when the server says) and the body as chunks."""
+
+    size: int | None
+    checksum: str | None
+
+    def chunks(self) -> Iterator[bytes]: ...
+
+
+class CloudClient(Protocol):
+    project_id: str
+
+    # -- catalog --------------------------------------------------------------------------------------
+    def image_regions(self) -> tuple[str, ...]:
+        """Regions whose catalog offers the image service, sorted."""
+
+    # -- images ---------------------------------------------------------------------------------------
+    def list_images(self, region: str, *, owner: str | None = None) -> list[Image]:
+        """Every image the project can list in `region` (all pages), filtered by `owner` on the server."""
+
+    def get_image(self, region: str, image_id: str) -> Image:
+        """The image; NotFound if it does not exist or is not visible."""
+
+    def find_image(self, region: str, image_id: str) -> Image | None:
+        """The image, or None."""
+
+    def create_image(self, region: str, attributes: Mapping[str, Any]) -> Image:
+        """A new, empty (queued) image. Not idempotent."""
+
+    def update_image(self, region: str, image_id: str, ops: Sequence[PatchOp]) -> Image:
+        """Apply JSON-patch operations; returns the updated image."""
+
+    def delete_image(self, region: str, image_id: str) -> bool:
+        """Delete; False if it was already gone. A protected image is Forbidden."""
+
+    def upload_image_data(self, region: str, image_id: str, chunks: Iterable[bytes]) -> None:
+        """Stream bytes into a queued image. Never retried (the body cannot be replayed)."""
+
+    def download_image_data(self, region: str, image_id: str) -> AbstractContextManager[ImageDownload]:
+        """Open a streamed download; the connection closes when the context ends."""
+
+    def wait_for_image(self, region: str, image_id: str, *, status: str = "active", timeout: float) -> Image:
+        """Poll until the image has `status`; CloudTimeout, or CloudError if it fails or disappears."""
+
+    # -- members --------------------------------------------------------------------------------------
+    def list_members(self, region: str, image_id: str) -> list[Member]:
+        """The image's members (as its owner sees them)."""
+
+    def add_member(self, region: str, image_id: str, member_id: str) -> Member:
+        """Share with a project (the image must be `shared`); returns the existing one on a duplicate."""
+
+    def remove_member(self, region: str, image_id: str, member_id: str) -> bool:
+        """Unshare; False if the project was not a member."""
+
+    def set_member_status(self, region: str, image_id: str, status: str) -> Member:
+        """Accept or reject a share *as the member project*: call it on that project's client."""
+
+    # -- servers --------------------------------------------------------------------------------------
+    def find_server(self, region: str, name_or_id: str) -> Server | None:
+        """The server with this id, else the one with exactly this name; None if none; an error if the
+        name is ambiguous."""
+
+    def get_server(self, region: str, server_id: str) -> Server:
+        """The server with its flavor name and root device; NotFound if unknown."""
+
+    def stop_server(self, region: str, server_id: str) -> None:
+        """Ask an ACTIVE server to stop (then wait_for_server SHUTOFF)."""
+
+    def start_server(self, region: str, server_id: str) -> None:
+        """Ask a SHUTOFF server to start (then wait_for_server ACTIVE)."""
+
+    def set_server_metadata(self, region: str, server_id: str, metadata: Mapping[str, str]) -> None:
+        """Merge keys into the server's metadata."""
+
+    def delete_server_metadata(self, region: str, server_id: str, key: str) -> bool:
+        """Remove one metadata key; False if it was not set."""
+
+    def create_image_from_server(
+        self, region: str, server: Server, name: str, *, metadata: Mapping[str, str] | None = None
+    ) -> str:
+        """Image the server's root disk; returns the new image's id. The call follows the root device:
+        Cinder os-volume_upload_image for a volume root, Nova createImage for a local disk. Not idempotent.
+        """
+
+    def wait_for_server(self, region: str, server_id: str, *, status: str, timeout: float) -> Server:
+        """Poll until the server has `status` and no task; CloudTimeout or CloudError (ERROR) otherwise."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,163 @@
+"""What the cloud client returns: frozen records parsed from the APIs' JSON, with clear errors for
+answers that lack what the tool relies on.
+
+Only fields the tool reads are typed; every other key the server returns (NHN adds many server-owned
+properties) stays in `Image.properties` untouched, so a diff can look at managed keys only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from reconciler.cloud.errors import CloudResponseError
+
+# Glance's base attributes and links: everything else in an image document is a custom property.
+IMAGE_BASE_ATTRIBUTES = frozenset(
+    {"id", "name", "status", "visibility", "protected", "owner", "min_disk", "min_ram", "size", "virtual_size",
+     "checksum", "os_hash_algo", "os_hash_value", "container_format", "disk_format", "tags", "created_at",
+     "updated_at", "self", "file", "schema", "os_hidden", "locations", "direct_url", "stores"}
+)  # fmt: skip
+IN_PROGRESS_IMAGE = frozenset({"queued", "saving", "uploading", "importing"})
+FAILED_IMAGE = frozenset({"killed", "deleted", "pending_delete", "deactivated"})
+
+
+def _require(doc: Mapping[str, Any], key: str, kind: str, types: type | tuple[type, ...]) -> Any:
+    if key not in doc:
+        raise CloudResponseError(f"the {kind} in the server's answer has no {key!r} field")
+    value = doc[key]
+    if not isinstance(value, types):
+        raise CloudResponseError(f"the {kind}'s {key!r} field is {type(value).__name__}, not the expected type")
+    return value
+
+
+def _optional(doc: Mapping[str, Any], key: str, types: type | tuple[type, ...], default: Any = None) -> Any:
+    value = doc.get(key, default)
+    return value if isinstance(value, types) else default
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """One image in one region, as Glance shows it."""
+
+    region: str
+    id: str
+    name: str | None
+    status: str
+    visibility: str
+    protected: bool
+    owner: str | None
+    min_disk: int
+    min_ram: int
+    size: int | None
+    checksum: str | None
+    os_hash_value: str | None
+    disk_format: str | None
+    container_format: str | None
+    tags: tuple[str, ...]
+    created_at: str | None
+    updated_at: str | None
+    properties: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def from_api(cls, region: str, doc: Any) -> Image:
+        if not isinstance(doc, dict):
+            raise CloudResponseError("an image in the server's answer is not a JSON object")
+        return cls(
+            region=region,
+            id=_require(doc, "id", "image", str),
+            name=_optional(doc, "name", str),
+            status=_require(doc, "status", "image", str),
+            visibility=_optional(doc, "visibility", str, "private"),
+            protected=_require(doc, "protected", "image", bool),
+            owner=_optional(doc, "owner", str),
+            min_disk=_optional(doc, "min_disk", int, 0),
+            min_ram=_optional(doc, "min_ram", int, 0),
+            size=_optional(doc, "size", int),
+            checksum=_optional(doc, "checksum", str),
+            os_hash_value=_optional(doc, "os_hash_value", str),
+            disk_format=_optional(doc, "disk_format", str),
+            container_format=_optional(doc, "container_format", str),
+            tags=tuple(t for t in _optional(doc, "tags", list, []) if isinstance(t, str)),
+            created_at=_optional(doc, "created_at", str),
+            updated_at=_optional(doc, "updated_at", str),
+            properties=MappingProxyType({k: v for k, v in doc.items() if k not in IMAGE_BASE_ATTRIBUTES}),
+        )
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in IN_PROGRESS_IMAGE
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_IMAGE
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A project an image is shared with, and whether it accepted."""
+
+    image_id: str
+    member_id: str
+    status: str
+
+    @classmethod
+    def from_api(cls, doc: Any) -> Member:
+        if not isinstance(doc, dict):
+            raise CloudResponseError("a member in the server's answer is not a JSON object")
+        return cls(
+            image_id=_require(doc, "image_id", "member", str),
+            member_id=_require(doc, "member_id", "member", str),
+            status=_require(doc, "status", "member", str),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """An instance, with what imaging it needs: its flavor's name and its root device."""
+
+    region: str
+    id: str
+    name: str
+    status: str
+    task_state: str | None
+    flavor_id: str
+    flavor_name: str | None
+    # "volume" (imaged through Cinder's os-volume_upload_image) or "local" (Nova createImage).
+    root_device: str
+    root_volume_id: str | None
+    metadata: Mapping[str, str]
+
+    @property
+    def os_type(self) -> str | None:
+        return self.metadata.get("os_type")
+
+    @property
+    def base_image_name(self) -> str | None:
+        # NHN copies the base image's name into the instance's metadata (Compute-Instance API sample).
+        return self.metadata.get("image_name")
+
+
+@dataclass(frozen=True, slots=True)
+class PatchOp:
+    """One JSON-patch operation on an image attribute or custom property."""
+
+    op: str  # "add" | "replace" | "remove"
+    name: str
+    value: Any = None
+
+    def to_api(self) -> dict[str, Any]:
+        path = "/" + self.name.replace("~", "~0").replace("/", "~1")
+        return (
+            {"op": self.op, "path": path} if self.op == "remove" else {"op": self.op, "path": path, "value": self.value}
+        )
+
+
+def set_ops(values: Mapping[str, Any]) -> list[PatchOp]:
+    """Operations that set each attribute or property: `replace` for Glance's base attributes (always
+    present), `add` for custom properties (`add` overwrites, while `replace` of a missing one is 409)."""
+    return [
+        PatchOp("replace" if name in IMAGE_BASE_ATTRIBUTES else "add", name, value) for name, value in values.items()
+    ]
