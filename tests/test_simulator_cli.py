@@ -101,7 +101,25 @@ def test_serve_rejects_a_malformed_fault_flag(tmp_path, seed_file, capsys):
     state = tmp_path / "state.json"
     main(["simulator", "init", str(state), "--seed", str(seed_file)])
     assert main(["simulator", "serve", "--state", str(state), "--fault", "{route: x, status: 503, drop: true}"]) == 1
-    assert "needs exactly one of status, drop, stall_s" in capsys.readouterr().err
+    assert "a fault needs exactly one of status, drop, stall_s" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--fault", "{route: 'GET /image/{region}/v2/imagez', status: 503}"],
+            "no such route: GET /image/{region}/v2/imagez",
+        ),
+        (["--fault", "{route: 'GET /v2.0', status: '503'}"], "'503' is not of type 'integer'"),
+        (["--latency-ms", "-5"], "-5 is less than the minimum of 0"),
+    ],
+)
+def test_serve_validates_knobs_like_a_seed(tmp_path, seed_file, capsys, flags, message):
+    state = tmp_path / "state.json"
+    main(["simulator", "init", str(state), "--seed", str(seed_file)])
+    assert main(["simulator", "serve", "--state", str(state), *flags]) == 1
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

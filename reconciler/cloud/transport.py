@@ -18,6 +18,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from reconciler.cloud.auth import Authenticator
@@ -165,7 +166,10 @@ def _path_of(url: str) -> str:
 
 
 def _describe(err: requests.RequestException) -> str:
-    if isinstance(err, requests.Timeout):
+    # Once urllib3's retries are spent, a read timeout arrives as a ConnectionError wrapping
+    # MaxRetryError(reason=ReadTimeoutError): look at the reason too.
+    reason = getattr(err.args[0], "reason", None) if err.args else None
+    if isinstance(err, requests.Timeout) or isinstance(reason, (ReadTimeoutError, ConnectTimeoutError)):
         return "timed out"
     if isinstance(err, requests.ConnectionError):
         return "connection failed or dropped"
@@ -209,11 +213,10 @@ def server_message(answer: requests.Response) -> str:
     if not text.strip():
         return answer.reason or "(no message)"
     if "html" in content_type or text.lstrip().startswith("<"):
-        # webob's HTML page: the title repeats the status; the body holds the explanation.
+        # webob's HTML page: the <title> and <h1> repeat the status; the rest of the body explains.
         body = re.search(r"<body[^>]*>(.*)</body>", text, re.S | re.I)
-        cleaned = _clean(body.group(1) if body else text)
-        cleaned = re.sub(rf"^{answer.status_code} [A-Za-z ]+?\s", "", cleaned, count=1)
-        return cleaned or answer.reason or "(no message)"
+        inner = re.sub(r"<(title|h1)[^>]*>.*?</\1>", " ", body.group(1) if body else text, flags=re.S | re.I)
+        return _clean(inner) or answer.reason or "(no message)"
     return _clean(text)
 
 

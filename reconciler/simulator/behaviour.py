@@ -7,10 +7,29 @@ here, so a test can exercise the client against each possible answer of the real
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+import jsonschema
+
+from reconciler.schemas import load_schema
+
 PROTECTED_PATCH_MODES = ("permissive", "strict")
+
+
+def describe_error(error: jsonschema.ValidationError) -> str:
+    """A schema error about the behaviour section, in words (a fault's oneOf is opaque otherwise)."""
+    if error.validator == "oneOf" and "faults" in error.absolute_path:
+        return "a fault needs exactly one of status, drop, stall_s"
+    return error.message
+
+
+@functools.cache
+def _behaviour_validator() -> jsonschema.Draft202012Validator:
+    seed = load_schema("seed")
+    # The behaviour sub-schema, with the seed's $defs so its references resolve.
+    return jsonschema.Draft202012Validator({**seed["properties"]["behaviour"], "$defs": seed["$defs"]})
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +51,7 @@ class Fault:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Fault:
+        """A fault from an already validated mapping (see `Behaviour.from_dict`)."""
         on_call = raw.get("on_call", 1)
         calls = tuple(on_call) if isinstance(on_call, list) else (int(on_call),)
         fault = cls(
@@ -73,7 +93,14 @@ class Behaviour:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> Behaviour:
+        """Knobs from a seed's `behaviour:` section or `serve` flags, checked against the seed schema."""
         raw = dict(raw or {})
+        problems = sorted(
+            f"{'.'.join(str(p) for p in error.absolute_path) or 'behaviour'}: {describe_error(error)}"
+            for error in _behaviour_validator().iter_errors(raw)
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
         faults = tuple(Fault.from_dict(f) for f in raw.pop("faults", []) or [])
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - known)
@@ -90,11 +117,14 @@ class Behaviour:
         return out
 
     def with_overrides(self, **overrides: Any) -> Behaviour:
-        """A copy with the given settings replaced; `None` values are ignored (flags not given)."""
-        given = {k: v for k, v in overrides.items() if v is not None}
-        if "faults" in given:
-            given["faults"] = self.faults + tuple(given["faults"])
-        return dataclasses.replace(self, **given)
+        """A copy with the given settings replaced, validated like a seed's; `None` means not given.
+        Faults are added to the existing ones."""
+        raw = self.to_dict()
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            raw[name] = raw["faults"] + list(value) if name == "faults" else value
+        return Behaviour.from_dict(raw)
 
     def fault_for(self, route: str, call: int) -> Fault | None:
         for fault in self.faults:

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from reconciler.errors import UsageError
-from reconciler.simulator.behaviour import PROTECTED_PATCH_MODES, Behaviour, Fault
+from reconciler.simulator.behaviour import PROTECTED_PATCH_MODES, Behaviour
 from reconciler.simulator.seed import init_state_file
 from reconciler.simulator.server import SimulatorServer
 from reconciler.simulator.state import StateStore
@@ -63,17 +63,20 @@ def run_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _faults(specs: list[str] | None) -> tuple[Fault, ...] | None:
+def _faults(specs: list[str] | None) -> list[dict[str, Any]] | None:
+    """`--fault` values as mappings; `Behaviour` validates them like a seed's faults."""
     if not specs:
         return None
     faults = []
     for spec in specs:
         try:
             raw = yaml.safe_load(spec)
-            faults.append(Fault.from_dict(raw))
-        except (yaml.YAMLError, ValueError, TypeError, KeyError) as err:
-            raise UsageError(f"--fault {spec!r}: {err}") from None
-    return tuple(faults)
+        except yaml.YAMLError as err:
+            raise UsageError(f"--fault {spec!r} is not YAML: {err}") from None
+        if not isinstance(raw, dict):
+            raise UsageError(f"--fault {spec!r} must be a mapping like {{route: ..., on_call: 1, status: 503}}")
+        faults.append(raw)
+    return faults
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -99,6 +102,8 @@ def run_serve(args: argparse.Namespace) -> int:
         server = SimulatorServer(store, behaviour, port=args.port)
     except OSError as err:
         raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {err.strerror}") from None
+    except ValueError as err:  # e.g. a fault on a route the simulator does not serve
+        raise UsageError(f"simulator behaviour: {err}") from None
     # The identity URL is the first line on stdout, so scripts can read it.
     print(server.identity_url, flush=True)
     mode = "in memory" if args.in_memory else f"persisting to {args.state}"

@@ -128,6 +128,8 @@ def _list(app: SimulatorApp, req: Request, detail: bool) -> Response:
         limit = int(limit_raw) if limit_raw is not None else None
     except ValueError:
         raise HttpError(400, "limit param must be an integer") from None
+    if limit is not None and limit < 0:
+        raise HttpError(400, "limit param must be positive")
     with app.store.transaction() as txn:
         region = check_scope(txn, req)
         servers = sorted(
@@ -310,6 +312,10 @@ def _create_image(app: SimulatorApp, txn: Transaction, server: dict[str, Any], a
     metadata = args.get("metadata") or {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise HttpError(400, "Invalid input for field/attribute metadata: values must be strings")
+    refused = sorted(k for k in metadata if k in image_records.BASE_ATTRIBUTES or k in image_records.RESERVED)
+    if refused:
+        # Nova passes metadata to Glance as image properties; Glance refuses its own attributes.
+        raise HttpError(400, f"Invalid image metadata: {', '.join(refused)} cannot be set as properties")
     if server["root"] == "volume":
         # NHN: only local-disk (u2) instances use createImage [doc]; others answer 400 [3p] (a knob).
         raise HttpError(

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, BinaryIO
+from urllib.parse import unquote
 
 JSON = "application/json"
 # Nova and Cinder name their fault bodies after the status (nova/api/openstack/wsgi.py, Fault).
@@ -125,7 +126,13 @@ class Request:
     def _has_body(self) -> bool:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             return True
-        return int(self.headers.get("Content-Length") or 0) > 0
+        return self.content_length() > 0
+
+    def content_length(self) -> int:
+        raw = self.headers.get("Content-Length") or "0"
+        if not raw.isdigit():
+            raise HttpError(400, f"Invalid Content-Length: {raw!r}")
+        return int(raw)
 
     def arg(self, name: str) -> str | None:
         values = self.query.get(name)
@@ -143,7 +150,7 @@ class Request:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             yield from self._chunked()
         else:
-            remaining = int(self.headers.get("Content-Length") or 0)
+            remaining = self.content_length()
             while remaining > 0:
                 chunk = self._rfile.read(min(BODY_CHUNK, remaining))
                 if not chunk:
@@ -235,7 +242,8 @@ class Router:
             if found:
                 path_known = True
                 if route.method == method:
-                    return route, found.groupdict(), True
+                    # Match on the raw path (an encoded "/" stays inside its segment), then decode.
+                    return route, {k: unquote(v) for k, v in found.groupdict().items()}, True
         return None, {}, path_known
 
     def service_for(self, path: str) -> str:

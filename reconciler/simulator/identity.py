@@ -26,7 +26,7 @@ VERSION_UPDATED = "2014-04-17T00:00:00Z"
 @dataclass(frozen=True, slots=True)
 class Token:
     id: str
-    project: str
+    project: str | None  # None: an unscoped token, which no service accepts
     user_id: str
     username: str
     expires_at: float  # epoch seconds
@@ -39,7 +39,7 @@ class TokenStore:
         self._tokens: dict[str, Token] = {}
         self._lock = threading.Lock()
 
-    def issue(self, project: str, user_id: str, username: str, lifetime_s: int) -> Token:
+    def issue(self, project: str | None, user_id: str, username: str, lifetime_s: int) -> Token:
         token = Token(secrets.token_hex(16), project, user_id, username, time.time() + lifetime_s)
         with self._lock:
             self._tokens[token.id] = token
@@ -62,7 +62,7 @@ def authenticate(app: SimulatorApp, req: Request) -> Token:
     """The token of this request, or a 401 as keystonemiddleware answers it."""
     token_id = req.headers.get("X-Auth-Token")
     token = app.tokens.find(token_id) if token_id else None
-    if token is None:
+    if token is None or token.project is None:
         raise HttpError(
             401,
             "The request you have made requires authentication.",
@@ -125,17 +125,22 @@ def _post_tokens(app: SimulatorApp, req: Request) -> Response:
         project_id, user = found
         project = txn.doc["projects"][project_id]
         regions = list(txn.doc["regions"])
-    token = app.tokens.issue(project_id, user["id"], username, app.behaviour.token_lifetime_s)
+    # Keystone v2 without tenantId or tenantName issues an unscoped token: no tenant, an empty catalog,
+    # and no service accepts it. A client that forgets the tenant must fail here as it would on NHN.
+    scoped = bool(auth.get("tenantId") or auth.get("tenantName"))
+    token = app.tokens.issue(project_id if scoped else None, user["id"], username, app.behaviour.token_lifetime_s)
     issued = time.time()
+    token_doc: dict[str, Any] = {
+        "id": token.id,
+        "issued_at": _iso(issued),
+        "expires": _iso(token.expires_at),
+        "audit_ids": [secrets.token_urlsafe(16)],
+    }
+    if scoped:
+        token_doc["tenant"] = {"id": project_id, "name": project["name"], "enabled": True, "description": None}
     access = {
-        "token": {
-            "id": token.id,
-            "issued_at": _iso(issued),
-            "expires": _iso(token.expires_at),
-            "tenant": {"id": project_id, "name": project["name"], "enabled": True, "description": None},
-            "audit_ids": [secrets.token_urlsafe(16)],
-        },
-        "serviceCatalog": _catalog(app, project_id, regions),
+        "token": token_doc,
+        "serviceCatalog": _catalog(app, project_id, regions) if scoped else [],
         "user": {
             "id": user["id"],
             "name": username,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from reconciler.simulator.http import BODY_CHUNK, HttpError, Request, Response, Route, empty_response
 from reconciler.simulator.image_records import (
@@ -136,15 +136,20 @@ def _download(app: SimulatorApp, req: Request) -> Response:
         chunks: Iterator[bytes] = generated_image(data["size_mb"], data["content"]).iter_chunks()
     else:
         path = app.store.blob_path_for_read(data["name"])
-        if path is None:
+        try:
+            # Opened before answering: a delete racing this download cannot truncate a 200.
+            handle = open(path, "rb") if path is not None else None  # noqa: SIM115 - closed by _read_file
+        except FileNotFoundError:
+            handle = None
+        if handle is None:
             raise HttpError(404, f"Image {req.params['image_id']} has no data in the simulator's blob store.")
-        chunks = _read_file(path)
+        chunks = _read_file(handle)
     headers = {"Content-Type": "application/octet-stream", "Content-MD5": checksum}
     return Response(200, chunks, headers, length=size)
 
 
-def _read_file(path) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
+def _read_file(handle: BinaryIO) -> Iterator[bytes]:
+    with handle:
         while chunk := handle.read(BODY_CHUNK):
             yield chunk
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from reconciler.simulator.http import HttpError, Request
-from reconciler.simulator.qcow2 import generated_digests, generated_image
+from reconciler.simulator.qcow2 import background_digests, generated_digests, generated_image
 from reconciler.simulator.state import Transaction, utc_now
 
 if TYPE_CHECKING:
@@ -155,9 +155,20 @@ def advance(txn: Transaction, app: SimulatorApp, record: dict[str, Any]) -> None
     if record["fields"]["status"] not in IN_PROGRESS or record.get("polls_left", 0) <= 0:
         return
     record["polls_left"] -= 1
-    record["fields"]["status"] = "active" if record["polls_left"] <= 0 else "saving"
-    if record["fields"]["status"] == "active":
-        record["fields"].update(record.pop("ready_fields", {}), updated_at=utc_now())
+    record["fields"]["status"] = "saving"
+    if record["polls_left"] <= 0:
+        ready = dict(record.get("ready_fields") or {})
+        data = record.get("data") or {}
+        if data.get("kind") == "generated" and "checksum" not in ready:
+            digests = background_digests.result(data["size_mb"], data["content"])
+            if digests is None:
+                # Still hashing: stay saving and look again at the next poll.
+                record["polls_left"] = 1
+                txn.changed()
+                return
+            ready.update(checksum=digests[0], os_hash_algo="sha512", os_hash_value=digests[1])
+        record.pop("ready_fields", None)
+        record["fields"].update(ready, status="active", updated_at=utc_now())
     txn.changed()
 
 
@@ -179,6 +190,8 @@ SERVER_OWNED_DEFAULTS = {
     "nhncloud_product": "compute",
     "nhncloud_allow_download": "false",
 }
+# Images made from servers up to this size are hashed inside the request; larger ones in the background.
+INLINE_DIGEST_MAX_MB = 64
 INHERITED_PREFIXES = ("nhncloud_", "hw_")
 INHERITED_KEYS = (
     "os_type",
@@ -225,35 +238,34 @@ def create_from_server(
         if server.get(key):
             inherited[key] = server[key]
     content = {"kind": "generated", "size_mb": server["disk_mb"], "content": image_id}
-    qcow2 = generated_image(content["size_mb"], content["content"])
-    md5, sha512 = generated_digests(content["size_mb"], content["content"])
-    fields = new_image_fields(
-        image_id,
-        server["project"],
-        now,
+    attributes = {
         **inherited,
-        instance_uuid=server["id"],
-        image_type="snapshot",
+        "instance_uuid": server["id"],
+        "image_type": "snapshot",
+        # The caller's properties win over inherited ones; callers refuse base and read-only names.
         **properties,
-        name=name,
-        visibility=visibility,
-        protected=protected,
-        min_disk=min_disk,
-        container_format=container_format,
-        disk_format=disk_format,
-    )
-    record = new_record(server["region"], fields, content)
-    start_processing(app, record, "queued")
-    # Size and checksums are known now (the content is generated) but shown only once active, as Glance.
-    record["ready_fields"] = {
-        "size": qcow2.file_size,
-        "virtual_size": qcow2.virtual_size,
-        "checksum": md5,
-        "os_hash_algo": "sha512",
-        "os_hash_value": sha512,
+        "name": name,
+        "visibility": visibility,
+        "protected": protected,
+        "min_disk": min_disk,
+        "container_format": container_format,
+        "disk_format": disk_format,
     }
-    if fields["status"] == "active":
-        fields.update(record.pop("ready_fields"))
+    fields = new_image_fields(image_id, server["project"], now, **attributes)
+    record = new_record(server["region"], fields, content)
+    qcow2 = generated_image(content["size_mb"], content["content"])
+    # Size is known at once (the content is generated); checksums are computed in the background and
+    # shown, as Glance does, only once the image is active.
+    record["ready_fields"] = {"size": qcow2.file_size, "virtual_size": qcow2.virtual_size}
+    start_processing(app, record, "queued")
+    if fields["status"] == "active" or content["size_mb"] <= INLINE_DIGEST_MAX_MB:
+        # Small (about 0.1 s per 64 MiB), or no polls configured: hash now, deterministically.
+        md5, sha512 = generated_digests(content["size_mb"], content["content"])
+        record["ready_fields"].update(checksum=md5, os_hash_algo="sha512", os_hash_value=sha512)
+        if fields["status"] == "active":
+            fields.update(record.pop("ready_fields"))
+    else:
+        background_digests.result(content["size_mb"], content["content"])
     txn.doc["images"][image_id] = record
     txn.changed()
     return record

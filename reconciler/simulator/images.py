@@ -238,7 +238,10 @@ def _sort_spec(req: Request) -> list[tuple[str, str]]:
     for direction in dirs:
         if direction not in ("asc", "desc"):
             raise HttpError(400, f"Invalid sort direction: {direction}")
+    if len(dirs) > 1 and len(dirs) != len(keys):
+        raise HttpError(400, "The number of sort_key and sort_dir values must be the same.")
     default_dir = dirs[0] if len(dirs) == 1 else "desc"
+    dirs = dirs[: len(keys)]  # a lone sort_dir with no sort_key applies to the default keys below
     while len(dirs) < len(keys):
         dirs.append(default_dir)
     for key in ("created_at", "id"):
@@ -342,14 +345,9 @@ def _update_image(app: SimulatorApp, req: Request) -> Response:
         if record["fields"]["owner"] != req.token.project:
             raise HttpError(403, "You are not permitted to modify this image.")
         fields = dict(record["fields"])
-        if (
-            app.behaviour.protected_patch == "strict"
-            and fields["protected"]
-            and any(name != "protected" for _, name, _ in ops)
-        ):
-            # NHN's docs say a protected image "cannot be modified" [doc]; the strict knob enforces it
-            # (design.md section 3.4): only the PATCH that changes `protected` itself gets through.
-            raise HttpError(403, f"Image {fields['id']} is protected and cannot be modified.")
+        if any(name != "protected" for _, name, _ in ops):
+            # Only the PATCH that changes `protected` itself gets through in strict mode.
+            _refuse_if_protected_in_strict_mode(app, record)
         for kind, name, value in ops:
             _check_attribute_name(name)
             if name == "owner":
@@ -396,11 +394,19 @@ def _delete_image(app: SimulatorApp, req: Request) -> Response:
 # -- tags -----------------------------------------------------------------------------------------
 
 
+def _refuse_if_protected_in_strict_mode(app: SimulatorApp, record: dict[str, Any]) -> None:
+    # NHN's docs say a protected image "cannot be modified" [doc]; the strict knob enforces that for
+    # every attribute, tags included (design.md section 3.4). Members are not image attributes.
+    if app.behaviour.protected_patch == "strict" and record["fields"]["protected"]:
+        raise HttpError(403, f"Image {record['fields']['id']} is protected and cannot be modified.")
+
+
 def _add_tag(app: SimulatorApp, req: Request) -> Response:
     tag = req.params["tag"]
     _check_tag(tag)
     with app.store.transaction() as txn:
         record = owned_image(txn, req, "modify")
+        _refuse_if_protected_in_strict_mode(app, record)
         if tag not in record["fields"]["tags"]:
             record["fields"]["tags"] = [*record["fields"]["tags"], tag]
             record["fields"]["updated_at"] = utc_now()
@@ -412,6 +418,7 @@ def _delete_tag(app: SimulatorApp, req: Request) -> Response:
     tag = req.params["tag"]
     with app.store.transaction() as txn:
         record = owned_image(txn, req, "modify")
+        _refuse_if_protected_in_strict_mode(app, record)
         if tag not in record["fields"]["tags"]:
             raise HttpError(404, f"Tag {tag} not found.")
         record["fields"]["tags"] = [t for t in record["fields"]["tags"] if t != tag]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -221,3 +222,30 @@ def generated_digests(size_mb: int, content: str) -> tuple[str, str]:
         md5.update(chunk)
         sha512.update(chunk)
     return md5.hexdigest(), sha512.hexdigest()
+
+
+class BackgroundDigests:
+    """Computes generated images' digests off the request path: imaging a 20 GiB server must answer at
+    once (as Nova does) and must not hold the state lock through a minute of hashing."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._results: dict[tuple[int, str], tuple[str, str] | None] = {}
+
+    def result(self, size_mb: int, content: str) -> tuple[str, str] | None:
+        """The digests when computed; otherwise None, and the computation runs in the background."""
+        key = (size_mb, content)
+        with self._lock:
+            if key in self._results:
+                return self._results[key]
+            self._results[key] = None
+        threading.Thread(target=self._compute, args=key, name="simulator-digests", daemon=True).start()
+        return None
+
+    def _compute(self, size_mb: int, content: str) -> None:
+        digests = generated_digests(size_mb, content)
+        with self._lock:
+            self._results[(size_mb, content)] = digests
+
+
+background_digests = BackgroundDigests()

@@ -18,10 +18,11 @@ import jsonschema
 
 from reconciler.errors import SeedError
 from reconciler.schemas import load_schema
-from reconciler.simulator.behaviour import Behaviour
+from reconciler.simulator.behaviour import Behaviour, describe_error
 from reconciler.simulator.image_records import new_image_fields, new_record
 from reconciler.simulator.qcow2 import Qcow2Image, generated_digests
-from reconciler.simulator.state import StateStore, empty_state, utc_now, write_state_file
+from reconciler.simulator.server import check_fault_routes
+from reconciler.simulator.state import StateStore, empty_state, locked, utc_now, write_state_file
 from reconciler.yaml_source import DocPath, LocatedDocument, Problem, format_path, load_located_file
 
 # NHN: u2 and GPU flavors have local disks (nhn-cloud-api.md section 3); every other type boots from a
@@ -63,15 +64,28 @@ def _schema_problems(doc: LocatedDocument) -> list[Problem]:
                     message += f" (did you mean {close[0]!r}?)"
                 problems.append(Problem(doc.key_location_of(path + (key,)), message))
             continue
+        location = doc.location_of(path)
+        if list(error.absolute_schema_path)[-2:] == ["propertyNames", "not"]:
+            path = path + (error.instance,)  # point at the offending key itself
+            location = doc.key_location_of(path)
         where = format_path(path) or "seed"
-        problems.append(Problem(doc.location_of(path), f"{where}: {_schema_message(error)}"))
+        problems.append(Problem(location, f"{where}: {_schema_message(error, path)}"))
     return problems
 
 
-def _schema_message(error: jsonschema.ValidationError) -> str:
+def _schema_message(error: jsonschema.ValidationError, path: DocPath) -> str:
+    if "users" in path:
+        # Never quote a user's values: one of them is an API password.
+        if error.validator == "type":
+            return f"must be of type {error.validator_value}"
+        if error.validator in ("required", "minItems"):
+            return error.message
+        return f"is invalid ({error.validator})"
+    if list(error.absolute_schema_path)[-2:] == ["propertyNames", "not"]:
+        return "an image attribute or reserved name, not a custom property (set attributes as keys of the image)"
     if error.validator == "pattern":
         return f"{error.instance!r} does not match the expected form {error.validator_value!r}"
-    return error.message
+    return describe_error(error)
 
 
 def _reference_problems(doc: LocatedDocument) -> list[Problem]:
@@ -113,9 +127,9 @@ def _reference_problems(doc: LocatedDocument) -> list[Problem]:
             report(("images", i, "members"), "the owner cannot be a member of its own image")
 
     try:
-        Behaviour.from_dict(seed.get("behaviour"))
-    except (ValueError, TypeError) as err:
-        report(("behaviour",), str(err))
+        check_fault_routes(Behaviour.from_dict(seed.get("behaviour")))
+    except ValueError as err:
+        report(("behaviour", "faults"), str(err))
     return problems
 
 
@@ -266,7 +280,9 @@ def init_state_file(state_path: Path, seed_path: Path, *, force: bool = False) -
     if state_path.exists() and not force:
         raise SeedError(f"{state_path} already exists; remove it or pass --force to start over")
     state = state_from_seed(load_seed(seed_path))
-    write_state_file(state_path, state)
+    # Under the serving processes' lock: a simulator serving this file re-reads it, never overwrites it.
+    with locked(state_path):
+        write_state_file(state_path, state)
     return state
 
 

@@ -37,6 +37,28 @@ from reconciler.simulator.state import StateStore
 log = logging.getLogger(__name__)
 
 
+def all_routes() -> list[Route]:
+    return [
+        *identity.routes(),
+        *images.routes(),
+        *compute.routes(),
+        *volumes.routes(),
+        Route("GET", "/_simulator/stats", "identity", SimulatorApp._get_stats, auth=False),
+        Route("DELETE", "/_simulator/stats", "identity", SimulatorApp._reset_stats, auth=False),
+    ]
+
+
+def check_fault_routes(behaviour: Behaviour) -> None:
+    """A fault on a route the simulator does not serve would silently never fire: refuse it."""
+    known = {route.name for route in all_routes()}
+    unknown = sorted({fault.route for fault in behaviour.faults} - known)
+    if unknown:
+        raise ValueError(
+            f"no such route: {', '.join(unknown)} (routes are named like 'GET /image/{{region}}/v2/images'; "
+            "GET /_simulator/stats lists the ones called)"
+        )
+
+
 class SimulatorApp:
     """Everything a request handler needs: the state, the knobs, the tokens, the counters."""
 
@@ -50,16 +72,8 @@ class SimulatorApp:
         self.base_url = ""  # set once the server is bound
         self._stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
-        self.router = Router(
-            [
-                *identity.routes(),
-                *images.routes(),
-                *compute.routes(),
-                *volumes.routes(),
-                Route("GET", "/_simulator/stats", "identity", SimulatorApp._get_stats, auth=False),
-                Route("DELETE", "/_simulator/stats", "identity", SimulatorApp._reset_stats, auth=False),
-            ]
-        )
+        self.router = Router(all_routes())
+        check_fault_routes(behaviour)
 
     def count(self, route_name: str) -> int:
         """Count one call to `route_name`; return its 1-based number (faults are keyed by it)."""
@@ -112,9 +126,15 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         app = self.server.app
         url = urlsplit(self.path)
-        req = Request(self.command, url.path, parse_qs(url.query, keep_blank_values=True), self.headers, self.rfile)
         route, params, path_known = app.router.match(self.command, url.path)
         service = route.service if route else app.router.service_for(url.path)
+        accept = self.headers.get("Accept", "")
+        try:
+            req = Request(self.command, url.path, parse_qs(url.query, keep_blank_values=True), self.headers, self.rfile)
+        except HttpError as err:  # a malformed Content-Length: the body's extent is unknown
+            self.close_connection = True
+            self._send(error_response(service, err, accept), None)
+            return
         req.params = params
         try:
             if route is None:
@@ -146,15 +166,29 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         except HttpError as err:
-            response = error_response(service, err, self.headers.get("Accept", ""))
+            response = error_response(service, err, accept)
+        except (ConnectionError, TimeoutError):
+            # The client went away while sending its body: nobody is left to answer.
+            self.close_connection = True
+            return
         except Exception:  # a simulator bug: answer like a real server's 500, and log it
             log.exception("simulator error on %s %s", self.command, url.path)
-            failure = HttpError(500, "The simulator failed to handle this request")
-            response = error_response(service, failure, self.headers.get("Accept", ""))
+            response = error_response(service, HttpError(500, "The simulator failed to handle this request"), accept)
         self._send(response, req)
 
-    def _send(self, response: Response, req: Request) -> None:
-        if not req.body_consumed:
+    def _send(self, response: Response, req: Request | None) -> None:
+        try:
+            self._write(response, req)
+        except (ConnectionError, TimeoutError):
+            # The client went away mid-answer; nothing to report to anyone.
+            self.close_connection = True
+        finally:
+            close = getattr(response.body, "close", None)
+            if close is not None:
+                close()
+
+    def _write(self, response: Response, req: Request | None) -> None:
+        if req is None or not req.body_consumed:
             # The handler refused before reading the body: the rest of it is still on the socket, so
             # this connection cannot carry another request.
             self.close_connection = True
@@ -172,23 +206,16 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
-        try:
-            if isinstance(body, bytes):
-                self.wfile.write(body)
-            elif response.length is not None:
-                for chunk in body:
-                    self.wfile.write(chunk)
-            else:
-                for chunk in body:
-                    if chunk:
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                self.wfile.write(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
+        if isinstance(body, bytes):
+            self.wfile.write(body)
+        elif response.length is not None:
+            for chunk in body:
+                self.wfile.write(chunk)
+        else:
+            for chunk in body:
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
 
 
 class _SimulatorHTTPServer(ThreadingHTTPServer):

@@ -14,7 +14,6 @@ Image bytes are not in the document: an image either has generated content (`{"k
 from __future__ import annotations
 
 import contextlib
-import copy
 import fcntl
 import json
 import os
@@ -70,12 +69,20 @@ class Transaction:
 class StateStore:
     """Owns the state document and its file. Thread-safe and process-safe (see the module docstring)."""
 
-    def __init__(self, doc: dict[str, Any], path: Path | None = None, *, in_memory: bool = False) -> None:
+    def __init__(
+        self,
+        doc: dict[str, Any],
+        path: Path | None = None,
+        *,
+        in_memory: bool = False,
+        seen: tuple[int, int, int] | None = None,
+    ) -> None:
         self._doc = doc
         self._path = path
         self._persist = path is not None and not in_memory
         self._lock = threading.RLock()
-        self._seen: tuple[int, int, int] | None = self._stat()
+        # The file's identity when `doc` was read from it: a different one means another process wrote.
+        self._seen = seen
         self._tmp_blobs: tempfile.TemporaryDirectory[str] | None = None
         if self._persist:
             assert path is not None
@@ -92,7 +99,11 @@ class StateStore:
 
     @classmethod
     def open(cls, path: Path, *, in_memory: bool = False) -> StateStore:
-        return cls(_read_state_file(path), path, in_memory=in_memory)
+        # Read and note the file's identity under the lock, so a concurrent writer cannot slip in
+        # between and have its change overwritten later.
+        with locked(path):
+            seen = _stat(path)
+            return cls(_read_state_file(path), path, in_memory=in_memory, seen=seen)
 
     @classmethod
     def in_memory(cls, doc: dict[str, Any]) -> StateStore:
@@ -121,11 +132,6 @@ class StateStore:
             if txn.dirty and self._persist:
                 self._write()
 
-    def snapshot(self) -> dict[str, Any]:
-        """A deep copy of the current state, for tests and `simulator init`."""
-        with self.transaction() as txn:
-            return copy.deepcopy(txn.doc)
-
     def blob_path_for_write(self, name: str) -> Path:
         return self.blob_dir / name
 
@@ -144,27 +150,14 @@ class StateStore:
             yield
             return
         assert self._path is not None
-        lock_path = self._path.with_name(self._path.name + ".lock")
-        with open(lock_path, "a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def _stat(self) -> tuple[int, int, int] | None:
-        if self._path is None:
-            return None
-        try:
-            st = self._path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
+        with locked(self._path):
+            yield
 
     def _refresh(self) -> None:
         if not self._persist:
             return
-        seen = self._stat()
+        assert self._path is not None
+        seen = _stat(self._path)
         if seen != self._seen and seen is not None:
             assert self._path is not None
             self._doc.clear()
@@ -174,7 +167,27 @@ class StateStore:
     def _write(self) -> None:
         assert self._path is not None
         write_state_file(self._path, self._doc)
-        self._seen = self._stat()
+        self._seen = _stat(self._path)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold the exclusive lock that every process serving `path` takes around each transaction."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def write_state_file(path: Path, doc: dict[str, Any]) -> None:

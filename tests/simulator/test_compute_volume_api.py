@@ -15,6 +15,7 @@ from support import (
     PARTNER,
     VOLUME_SERVER,
     Api,
+    standard_seed,
 )
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -448,3 +449,61 @@ def test_unknown_volume_get_is_404(owner):
     """GET volumes/{unknown} is 404 itemNotFound."""
     answer = owner.volume("GET", f"/volumes/{UNKNOWN_ID}")
     nova_fault(answer, "itemNotFound", 404)
+
+
+# -- found in review ------------------------------------------------------------------------------
+
+
+def test_create_image_metadata_wins_over_inherited_properties(owner):
+    """createImage metadata naming an inherited property (os_type, nhncloud_*) sets it on the image."""
+    metadata = {"os_type": "windows", "nhncloud_allow_download": "true"}
+    image_id = image_id_from_location(create_image(owner, LOCAL_STOPPED_SERVER, metadata=metadata))
+    image = get_image(owner, image_id)
+    assert (image["os_type"], image["nhncloud_allow_download"]) == ("windows", "true")
+
+
+@pytest.mark.parametrize("key", ["status", "checksum", "owner", "name", "protected"])
+def test_create_image_metadata_cannot_set_image_attributes(owner, key):
+    """createImage metadata becomes image properties; Glance's own attributes are refused (400), and
+    no image is made."""
+    before = len(owner.image("GET", "/v2/images").json()["images"])
+    answer = create_image(owner, LOCAL_STOPPED_SERVER, metadata={key: "x"})
+    assert nova_fault(answer, "badRequest", 400).startswith("Invalid image metadata")
+    assert len(owner.image("GET", "/v2/images").json()["images"]) == before
+
+
+def test_imaging_a_large_disk_answers_at_once_and_hashes_in_the_background(make_sim, monkeypatch):
+    """Nova answers createImage at once; the simulator hashes a large generated disk off the request
+    path and keeps the image `saving` until the checksums exist."""
+    import threading
+
+    from reconciler.simulator import qcow2
+
+    release = threading.Event()
+    real = qcow2.generated_digests
+
+    def slow_digests(size_mb, content):
+        assert release.wait(10), "the test never released the digests"
+        return real(1, content)
+
+    monkeypatch.setattr(qcow2, "generated_digests", slow_digests)
+    seed = standard_seed()
+    seed["servers"][1]["disk_mb"] = 4096  # above the inline-hashing threshold
+    api = Api(make_sim(seed, image_ready_after_polls=1), *OWNER_USER, OWNER)
+    image_id = image_id_from_location(create_image(api, LOCAL_STOPPED_SERVER))  # returns: not hashed inline
+    statuses = [get_image(api, image_id)["status"] for _ in range(3)]
+    assert statuses == ["queued", "saving", "saving"]  # ready by polls, still hashing
+    release.set()
+    for _ in range(200):
+        image = get_image(api, image_id)
+        if image["status"] == "active":
+            break
+        threading.Event().wait(0.01)
+    assert image["status"] == "active" and image["checksum"] == real(1, image_id)[0]
+    assert image["size"] > 4096 * 1024 * 1024
+
+
+def test_negative_server_limit_is_400(owner):
+    """Nova refuses a negative limit rather than returning a truncated list."""
+    answer = owner.compute("GET", "/servers?limit=-1")
+    assert nova_fault(answer, "badRequest", 400) == "limit param must be positive"

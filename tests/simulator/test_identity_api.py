@@ -234,3 +234,31 @@ def test_version_documents_are_json(sim, owner):
         answer = requests.get(url, timeout=10)
         assert answer.headers["Content-Type"].startswith("application/json")
         json.loads(answer.text)
+
+
+def test_a_token_without_tenant_is_unscoped_and_opens_nothing(sim):
+    """Keystone v2 without tenantId issues an unscoped token (no tenant, empty catalog) that no
+    service accepts: a client that forgets the tenant fails at once, as on NHN."""
+    answer = requests.post(
+        f"{sim.identity_url}/tokens",
+        json={"auth": {"passwordCredentials": {"username": OWNER_USER[0], "password": OWNER_USER[1]}}},
+        timeout=10,
+    )
+    access = answer.json()["access"]
+    assert answer.status_code == 200 and "tenant" not in access["token"] and access["serviceCatalog"] == []
+    listing = requests.get(
+        f"{sim.base_url}/image/KR1/v2/images",
+        headers={"X-Auth-Token": access["token"]["id"], "Accept": "application/json"},
+        timeout=10,
+    )
+    assert listing.status_code == 401
+
+
+def test_a_malformed_content_length_is_400_and_closes_the_connection(sim):
+    """A Content-Length that is not a number gets a 400 answer, never a silent hang-up."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as conn:
+        conn.sendall(b"POST /v2.0/tokens HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        reply = conn.recv(4096).decode()
+    assert reply.startswith("HTTP/1.1 400") and "Connection: close" in reply and "Invalid Content-Length" in reply

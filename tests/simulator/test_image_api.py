@@ -756,3 +756,31 @@ def test_uploaded_image_is_saving_until_polled(make_sim):
     assert upload(api, image["id"], qcow2_bytes()).status_code == 204
     statuses = [get_image(api, image["id"])["status"] for _ in range(4)]
     assert statuses == ["saving", "saving", "active", "active"]
+
+
+# -- found in review ------------------------------------------------------------------------------
+
+
+def test_sort_dir_alone_orders_by_the_default_key(owner):
+    """sort_dir without sort_key applies to Glance's default key, created_at (then id)."""
+    ascending = list_ids(owner, "?sort_dir=asc")
+    assert ascending == list(reversed(list_ids(owner, "?sort_dir=desc")))
+
+
+def test_more_sort_dirs_than_keys_is_400(owner):
+    """Glance refuses sort_dir values that don't pair up with sort_key values."""
+    answer = owner.image("GET", "/v2/images?sort_key=name&sort_dir=asc&sort_dir=desc")
+    assert_glance_error(answer, 400, "sort_key and sort_dir")
+
+
+def test_tags_are_percent_decoded(owner):
+    """A tag sent percent-encoded in the path is stored decoded, and filters find it."""
+    assert owner.image("PUT", f"/v2/images/{PROTECTED_IMAGE}/tags/release%202025").status_code == 204
+    assert get_image(owner, PROTECTED_IMAGE)["tags"] == ["release 2025"]
+    assert list_ids(owner, "?tag=release%202025") == [PROTECTED_IMAGE]
+
+
+def test_strict_mode_refuses_tags_on_a_protected_image(make_sim):
+    """Strict protected_patch: a protected image "cannot be modified", tags included."""
+    api = owner_api(make_sim(protected_patch="strict"))
+    assert_glance_error(api.image("PUT", f"/v2/images/{PROTECTED_IMAGE}/tags/x"), 403, "cannot be modified")
