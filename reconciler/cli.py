@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from reconciler import __version__
+from reconciler import __version__, target
 from reconciler.errors import ReconcilerError
 from reconciler.simulator import cli as simulator_cli
+from reconciler.validate import load_desired_state
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -58,8 +61,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subcommand_options = [_global_options(for_subcommand=True)]
+    validate = subparsers.add_parser(
+        "validate",
+        parents=subcommand_options,
+        help="check a root's files offline",
+        description="Check reconciler.yaml and every manifest under ROOT; report every problem as file:line:column.",
+    )
+    validate.add_argument(
+        "root", nargs="?", default=".", type=Path, metavar="ROOT", help="the root folder (default: .)"
+    )
+    validate.set_defaults(handler=run_validate)
     simulator_cli.add_parser(subparsers, subcommand_options)
     return parser
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    state = load_desired_state(args.root)
+    sim_state = Path(args.sim_state) if args.sim_state else None
+    cloud = target.effective_cloud(state.root, sim_state)
+    print(f"reconciler validate · {target.describe(state.root, cloud, os.environ)}")
+    print(f"OK: {_count(len(state.images), 'image')} in {_count(len(state.files), 'file')}")
+    return EXIT_OK
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -77,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except ReconcilerError as err:
+        for line in err.details:
+            print(line, file=sys.stderr)
         print(f"error: {err.message}", file=sys.stderr)
         if err.hint:
             print(f"hint: {err.hint}", file=sys.stderr)

@@ -12,10 +12,12 @@ class ReconcilerError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, details: list[str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        # Lines printed before the message, e.g. every located problem of an invalid root.
+        self.details = details or []
 
     def __str__(self) -> str:
         return self.message

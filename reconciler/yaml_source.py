@@ -50,6 +50,8 @@ class LocatedDocument:
     locations: dict[DocPath, Location] = field(default_factory=dict)
     # Where each mapping key itself is written (for "unknown key" messages), by the value's path.
     key_locations: dict[DocPath, Location] = field(default_factory=dict)
+    # Each scalar as written in the file (`yes`, `1.0`), to suggest the quoted form of a non-string.
+    scalar_text: dict[DocPath, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
     def location_of(self, path: DocPath) -> Location:
@@ -73,8 +75,10 @@ def _location(file: str, mark: yaml.Mark | None) -> Location:
 def load_located(text: str, file: str) -> LocatedDocument:
     """Parse `text` (one YAML document) as safe YAML. Syntax errors become a problem, never an exception."""
     doc = LocatedDocument(file=file, data=None)
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        # The reader checks characters as soon as the loader is made: that too can fail.
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         if node is not None:
             doc.data = _build(loader, node, (), doc)
@@ -83,22 +87,50 @@ def load_located(text: str, file: str) -> LocatedDocument:
         what = err.problem or err.context or "invalid YAML"
         doc.problems.append(Problem(_location(file, mark), f"YAML syntax error: {what}"))
         doc.data = None
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, err.position) + 1
+        column = err.position - (text.rfind("\n", 0, err.position) + 1) + 1
+        message = f"YAML syntax error: character U+{err.character:04X} is not allowed in YAML"
+        doc.problems.append(Problem(Location(file, line, column), message))
+        doc.data = None
     except yaml.YAMLError as err:
         doc.problems.append(Problem(Location(file, 1, 1), f"YAML error: {err}"))
         doc.data = None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return doc
 
 
-def load_located_file(path: Path, display_name: str | None = None) -> LocatedDocument:
-    """Read and parse a YAML file. Unreadable or non-UTF-8 files are reported as problems."""
+DEFAULT_MAX_BYTES = 1024 * 1024
+
+
+def load_located_file(
+    path: Path, display_name: str | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> LocatedDocument:
+    """Read and parse a YAML file. A file that is too large, binary, not UTF-8 or unreadable is reported
+    as a problem at its first line, never raised."""
     name = display_name or str(path)
+    doc = LocatedDocument(file=name, data=None)
     try:
-        text = path.read_bytes().decode("utf-8")
+        size = path.stat().st_size
+        if size > max_bytes:
+            doc.problems.append(
+                Problem(Location(name, 1, 1), f"file is {size:,} bytes, over the {max_bytes:,}-byte limit")
+            )
+            return doc
+        raw = path.read_bytes()
+    except OSError as err:
+        doc.problems.append(Problem(Location(name, 1, 1), f"cannot read the file: {err.strerror}"))
+        return doc
+    if b"\0" in raw[:8192]:
+        doc.problems.append(Problem(Location(name, 1, 1), "binary file (it contains NUL bytes), not YAML text"))
+        return doc
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        doc = LocatedDocument(file=name, data=None)
-        doc.problems.append(Problem(Location(name, 1, 1), f"not UTF-8 text (byte {err.start})"))
+        line = raw[: err.start].count(b"\n") + 1
+        doc.problems.append(Problem(Location(name, line, 1), f"not UTF-8 text (invalid byte at offset {err.start})"))
         return doc
     return load_located(text, name)
 
@@ -136,6 +168,8 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: DocPath, doc: Located
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(loader, item, path + (i,), doc) for i, item in enumerate(node.value)]
+    if isinstance(node, yaml.ScalarNode):
+        doc.scalar_text[path] = node.value
     return loader.construct_object(node, deep=True)
 
 

@@ -42,3 +42,9 @@ def test_merge_keys_are_resolved():
 def test_format_path():
     assert format_path(("servers", 0, "flavor")) == "servers[0].flavor"
     assert format_path(()) == ""
+
+
+def test_a_control_character_is_a_located_problem():
+    """Found by Hypothesis: PyYAML's reader refuses control characters before parsing starts."""
+    doc = load_located("a: 1\nb: \x08\n", "f.yaml")
+    assert [str(p) for p in doc.problems] == ["f.yaml:2:4: YAML syntax error: character U+0008 is not allowed in YAML"]

@@ -1,0 +1,116 @@
+"""The desired state after validation: frozen, typed, with the manifest location of every field.
+
+No raw dicts past the validator. Field semantics follow design.md section 1: a field that is absent on
+an image is `None` here and means "left alone" (except `copies`, where absent means none, and `name`,
+whose create-time default is the key). `locations` maps a field path (`"name"`, `"source"`,
+`"copies.JP1"`, `"share"`, ...) to where it is written, for reasons and messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from reconciler.yaml_source import Location
+
+DEFAULT_STATE = ".reconciler/sim-state.json"
+DEFAULT_MAX_DELETIONS = 10
+DEFAULT_PARALLELISM = 8
+
+
+def _frozen_mapping() -> Mapping[str, Location]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class CloudTarget:
+    """Where a root's images live: `kind` "nhn" or "simulator"."""
+
+    kind: str
+    project: str | None  # a simulator's default (the seed's first project) is resolved when it starts
+    regions: tuple[str, ...] | None  # None: every image region in the catalog
+    protected_patch: str = "permissive"
+    state: Path | None = None  # simulator: absolute path of the state file
+    seed: Path | None = None  # simulator: absolute path of the seed, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    max_deletions: int = DEFAULT_MAX_DELETIONS
+    parallelism: int = DEFAULT_PARALLELISM
+
+
+@dataclass(frozen=True, slots=True)
+class RootConfig:
+    """`reconciler.yaml`: the set this root owns and the cloud it targets."""
+
+    path: Path  # the root folder
+    set: str
+    cloud: CloudTarget
+    default_region: str | None
+    settings: Settings
+    file: str = "reconciler.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Create-time only: image an instance, or adopt an existing image."""
+
+    instance: str | None = None
+    image: str | None = None
+    running: str = "allow"  # allow | stop | refuse
+    takeover: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CopySpec:
+    region: str
+    name: str | None = None  # None: the home image's name
+    protected: bool | None = None  # None: as the home image's declaration
+    image: str | None = None  # adopt this existing copy
+    location: Location | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSpec:
+    key: str
+    file: str
+    region: str  # the home region, resolved from defaults.region when absent
+    source: Source
+    name: str | None = None
+    description: str | None = None
+    moved_from: str | None = None
+    protected: bool | None = None
+    min_disk: int | None = None
+    min_ram: int | None = None
+    download: bool | None = None
+    properties: Mapping[str, str] | None = None
+    copies: tuple[CopySpec, ...] = ()
+    share: tuple[str, ...] | None = None
+    locations: Mapping[str, Location] = field(default_factory=_frozen_mapping)
+
+    @property
+    def display_name(self) -> str:
+        """The name the image has or will get: the declared one, else the key."""
+        return self.name if self.name is not None else self.key
+
+    def location(self, field_path: str = "") -> Location | None:
+        """Where `field_path` is written, else where the image's key is."""
+        return self.locations.get(field_path) or self.locations.get("")
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredState:
+    """Everything a root declares: its config and its images, sorted by key."""
+
+    root: RootConfig
+    images: tuple[ImageSpec, ...]
+    files: tuple[str, ...]  # manifest files read, relative to the root, sorted
+
+    def image(self, key: str) -> ImageSpec | None:
+        for spec in self.images:
+            if spec.key == key:
+                return spec
+        return None

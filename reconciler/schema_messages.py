@@ -1,0 +1,163 @@
+"""JSON Schema errors in words a user can act on, each at the file:line:column it is about.
+
+jsonschema's own messages quote Python reprs ("'yes' is not of type 'boolean'") and say nothing about
+intent. This module turns each error into one located `Problem`: unknown keys at the key itself with a
+"did you mean", wrong types naming what was expected, patterns explained by what they stand for, and
+quoted forms suggested for YAML scalars that were not meant as numbers or booleans.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema
+
+from reconciler.yaml_source import DocPath, LocatedDocument, Problem, format_path
+
+# What a pattern stands for, by the $defs name the schemas give it.
+PATTERN_MEANINGS = {
+    "^[A-Z]{2,3}[0-9]+$": "a region name like KR1 or JP1",
+    "^[0-9a-f]{32}$": "a project id (32 lowercase hexadecimal characters)",
+    "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$": "a key: letters, digits, '.', '_' or '-', starting with a letter or digit",
+    "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$": "a set name: letters, digits, '.', '_' or '-', at most 63 characters",
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$": "an image id (a UUID)",
+}
+TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "nothing",
+}
+
+
+def _yaml_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "empty (null)"
+    return type(value).__name__
+
+
+def problems(validator: jsonschema.Validator, doc: LocatedDocument) -> Iterator[Problem]:
+    """Every schema problem of `doc`, one per error (one per unknown key)."""
+    for error in validator.iter_errors(doc.data):
+        yield from _describe(error, doc)
+
+
+def _describe(error: jsonschema.ValidationError, doc: LocatedDocument) -> Iterator[Problem]:
+    path: DocPath = tuple(error.absolute_path)
+    where = format_path(path) or "document"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        for key in sorted(set(error.instance) - set(allowed), key=str):
+            message = f"{format_path(path + (key,))}: unknown key"
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            if close:
+                message += f" (did you mean {close[0]!r}?)"
+            elif allowed:
+                message += f" (expected one of: {', '.join(allowed)})"
+            yield Problem(doc.key_location_of(path + (key,)), message)
+        return
+    if error.validator == "not" and "propertyNames" in error.absolute_schema_path:
+        # A key excluded in this context, e.g. `state` for kind: nhn; the schema says why.
+        key = error.instance
+        why = error.schema.get("description") if isinstance(error.schema, dict) else None
+        message = f"{format_path(path + (key,))}: not allowed here" + (f" ({why})" if why else "")
+        yield Problem(doc.key_location_of(path + (key,)), message)
+        return
+    if error.validator == "propertyNames":
+        yield Problem(doc.location_of(path), f"{where}: {error.message}")
+        return
+    if error.validator == "oneOf" and isinstance(error.instance, dict) and error.context:
+        # A mapping meant for the object form (e.g. a copy {region: ..., protected: ...}): report what is
+        # wrong inside it rather than "matches no form".
+        branch = next(
+            (i for i, b in enumerate(error.validator_value) if isinstance(b, dict) and b.get("type") == "object"), None
+        )
+        inner = [e for e in error.context if branch is not None and list(e.relative_schema_path)[:1] == [branch]]
+        if inner:
+            for sub in inner:
+                yield from _describe(sub, doc)
+            return
+    if list(error.absolute_schema_path)[-2:-1] == ["propertyNames"] or "propertyNames" in error.absolute_schema_path:
+        key = error.instance
+        yield Problem(
+            doc.key_location_of(path + (key,)), f"{format_path(path + (key,))}: {_pattern_message(error, key)}"
+        )
+        return
+    yield Problem(doc.location_of(path), f"{where}: {_message(error, doc, path)}")
+
+
+def _parses_as(text: str, expected: Any) -> bool:
+    """Whether `text` would be the expected type if written without quotes."""
+    if expected == "integer":
+        return text.strip().lstrip("-").isdigit()
+    if expected == "number":
+        try:
+            float(text)
+        except ValueError:
+            return False
+        return True
+    if expected == "boolean":
+        return text.strip().lower() in ("true", "false")
+    return False
+
+
+def _pattern_message(error: jsonschema.ValidationError, value: Any) -> str:
+    meaning = PATTERN_MEANINGS.get(str(error.validator_value)) if error.validator == "pattern" else None
+    if meaning:
+        return f"{value!r} is not {meaning}"
+    return error.message
+
+
+def _message(error: jsonschema.ValidationError, doc: LocatedDocument, path: DocPath) -> str:
+    validator, expected, value = error.validator, error.validator_value, error.instance
+    if validator == "type":
+        wanted = " or ".join(TYPE_NAMES.get(t, t) for t in ([expected] if isinstance(expected, str) else expected))
+        written = doc.scalar_text.get(path)
+        message = f"expected {wanted}, got {_yaml_kind(value)}"
+        if expected == "string" and written is not None and not isinstance(value, (dict, list)):
+            # YAML read `1.0`, `yes`, `on` as a number or boolean; the user meant the text.
+            message += f" ({written}); quote it: '{written}'"
+        elif isinstance(value, str) and _parses_as(value, expected):
+            message += f" ({value!r}); remove the quotes"
+        return message
+    if validator == "pattern":
+        return _pattern_message(error, value)
+    if validator == "enum":
+        return f"{value!r} is not one of: {', '.join(str(v) for v in expected)}"
+    if validator == "const":
+        return f"must be {expected!r}, not {value!r}"
+    if validator == "required":
+        return error.message.replace("is a required property", "is required")
+    if validator in ("minimum", "maximum", "minLength", "maxLength", "minItems", "uniqueItems"):
+        return error.message
+    if validator == "oneOf":
+        return _one_of_message(error)
+    return error.message
+
+
+def _one_of_message(error: jsonschema.ValidationError) -> str:
+    branches = error.validator_value
+    required = [b.get("required", [None])[0] for b in branches if isinstance(b, dict)]
+    if all(required) and len(required) > 1:
+        return f"give exactly one of: {', '.join(required)}"
+    refs = [b.get("$ref", "") for b in branches if isinstance(b, dict)]
+    if any(ref.endswith("/region") for ref in refs):
+        return "expected a region name like KR1, or a mapping with region: and optional name, protected, image"
+    return "does not match any of the accepted forms"

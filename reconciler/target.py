@@ -1,0 +1,42 @@
+"""The one-line description of a run's target that every output starts with (design.md section 5):
+kind, identity host, project, regions; `SIMULATOR` in capitals when it is one. A run never guesses it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from reconciler.cloud.auth import ENV_NAMES, NHN_IDENTITY_URL
+from reconciler.model import CloudTarget, RootConfig
+
+
+def effective_cloud(config: RootConfig, sim_state: Path | None) -> CloudTarget:
+    """The root's cloud, unless `--sim-state` (given by whoever runs the tool) points elsewhere."""
+    if sim_state is None:
+        return config.cloud
+    return dataclasses.replace(
+        config.cloud,
+        kind="simulator",
+        state=sim_state.resolve(),
+        seed=config.cloud.seed if config.cloud.kind == "simulator" else None,
+    )
+
+
+def short_project(project: str | None) -> str:
+    if not project:
+        return "(the seed's first project)"
+    return f"{project[:4]}…{project[-4:]}" if len(project) > 12 else project
+
+
+def describe(config: RootConfig, cloud: CloudTarget, env: Mapping[str, str]) -> str:
+    regions = " ".join(cloud.regions) if cloud.regions else "all catalog regions"
+    if cloud.kind == "simulator":
+        state = cloud.state
+        shown = state.relative_to(config.path).as_posix() if state and state.is_relative_to(config.path) else str(state)
+        where = f"SIMULATOR state {shown}"
+    else:
+        url = next((env[name] for name in ENV_NAMES["identity_url"] if env.get(name)), NHN_IDENTITY_URL)
+        where = f"nhn {urlsplit(url).hostname}"
+    return f"set {config.set} · {where} · project {short_project(cloud.project)} · {regions}"

@@ -1,0 +1,330 @@
+"""Read a root and validate everything in it, collecting every problem, then build the frozen model.
+
+Problems are reported in file order (reconciler.yaml first, then the manifests by path), each as
+`file:line:column: message`. Only a root without problems becomes a `DesiredState`: no raw dicts pass
+this point.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import jsonschema
+import yaml
+
+from reconciler import schema_messages
+from reconciler.errors import UsageError
+from reconciler.model import (
+    DEFAULT_STATE,
+    CloudTarget,
+    CopySpec,
+    DesiredState,
+    ImageSpec,
+    RootConfig,
+    Settings,
+    Source,
+)
+from reconciler.root import ROOT_FILE, find_root, inside, manifest_files
+from reconciler.schemas import load_schema
+from reconciler.yaml_source import DocPath, LocatedDocument, Location, Problem, format_path, load_located_file
+
+# Property names the manifest may not manage, and why (design.md section 1).
+RESERVED_PREFIXES = {
+    "reconciler_": "the tool's own markers",
+    "os_hash_": "set by the image service",
+    "os_glance": "reserved by Glance",
+}
+GLANCE_ATTRIBUTES = frozenset(
+    {"id", "name", "status", "visibility", "protected", "owner", "min_disk", "min_ram", "size", "virtual_size",
+     "checksum", "container_format", "disk_format", "tags", "created_at", "updated_at", "self", "file", "schema",
+     "os_hidden", "locations", "location", "direct_url", "stores", "deleted", "deleted_at"}
+)  # fmt: skip
+FIELD_FOR_PROPERTY = {"description": "description", "nhncloud_allow_download": "download"}
+
+
+class InvalidRootError(UsageError):
+    """The root has problems; `problems` lists them in file order."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        count = len(problems)
+        super().__init__(
+            f"{count} problem{'s' if count != 1 else ''} found; nothing was read from or changed in the cloud",
+            details=[str(p) for p in problems],
+        )
+
+
+@functools.cache
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load_schema(name))
+
+
+def load_desired_state(folder: Path) -> DesiredState:
+    """Validate the root at `folder` and return its model; InvalidRootError lists every problem."""
+    root = find_root(folder)
+    config_doc = load_located_file(root / ROOT_FILE, ROOT_FILE)
+    problems = list(config_doc.problems)
+    config = None
+    if not problems:
+        problems.extend(_empty_problem(config_doc, "a root config holds version: 1, set: and cloud:"))
+    if not problems:
+        problems.extend(schema_messages.problems(_validator("root"), config_doc))
+    if not problems:
+        config, config_problems = _root_config(root, config_doc)
+        problems.extend(config_problems)
+
+    excluded = [p for p in (config.cloud.state, config.cloud.seed) if p is not None] if config else []
+    manifests: list[_Manifest] = []
+    files: list[str] = []
+    for path in manifest_files(root, excluded):
+        display = path.relative_to(root).as_posix()
+        files.append(display)
+        if not inside(root, path):
+            problems.append(Problem(Location(display, 1, 1), "a symbolic link that leaves the root: not read"))
+            continue
+        manifest = _check_manifest(load_located_file(path, display), config)
+        problems.extend(manifest.problems)
+        manifests.append(manifest)
+
+    images = _cross_file(manifests, problems, config)
+    if problems:
+        order = {name: i for i, name in enumerate([ROOT_FILE, *files])}
+        problems.sort(key=lambda p: (order.get(p.location.file, len(order)), p.location.line, p.location.column))
+        raise InvalidRootError(problems)
+    assert config is not None
+    return DesiredState(root=config, images=tuple(sorted(images, key=lambda s: s.key)), files=tuple(files))
+
+
+def _empty_problem(doc: LocatedDocument, expected: str) -> list[Problem]:
+    if doc.data is None:
+        return [Problem(Location(doc.file, 1, 1), f"empty file: {expected}")]
+    if not isinstance(doc.data, dict):
+        return [Problem(doc.location_of(()), f"expected a mapping at the top: {expected}")]
+    return []
+
+
+# -- reconciler.yaml ------------------------------------------------------------------------------
+
+
+def _root_config(root: Path, doc: LocatedDocument) -> tuple[RootConfig | None, list[Problem]]:
+    data = doc.data
+    cloud = data["cloud"]
+    problems: list[Problem] = []
+
+    def inside_root(key: str, default: str | None) -> Path | None:
+        value = cloud.get(key, default)
+        if value is None:
+            return None
+        path = (root / value).resolve()
+        if Path(value).is_absolute() or not inside(root, path):
+            # A pull request must not be able to make the tool read or write elsewhere (design.md 1).
+            problems.append(
+                Problem(
+                    doc.location_of(("cloud", key)), f"cloud.{key}: {value!r} leaves the root; give a path inside it"
+                )
+            )
+        return path
+
+    simulator = cloud["kind"] == "simulator"
+    state = inside_root("state", DEFAULT_STATE) if simulator else None
+    seed = inside_root("seed", None) if simulator else None
+    if seed is not None and not problems and not seed.is_file() and not (state is not None and state.exists()):
+        problems.append(Problem(doc.location_of(("cloud", "seed")), f"cloud.seed: {cloud['seed']} does not exist"))
+    project = cloud.get("project")
+    if simulator and project is None and not problems:
+        project = _first_simulated_project(state, seed)
+    target = CloudTarget(
+        kind=cloud["kind"],
+        project=project,
+        regions=tuple(cloud["regions"]) if "regions" in cloud else None,
+        protected_patch=cloud.get("protected_patch", "permissive"),
+        state=state,
+        seed=seed,
+    )
+    settings = data.get("settings") or {}
+    config = RootConfig(
+        path=root,
+        set=data["set"],
+        cloud=target,
+        default_region=(data.get("defaults") or {}).get("region"),
+        settings=Settings(**settings),
+    )
+    return config, problems
+
+
+def _first_simulated_project(state: Path | None, seed: Path | None) -> str | None:
+    """A simulator target's default project: the first of its state, else of its seed (design.md 1).
+    Unreadable files leave it unknown here; starting the simulator reports them."""
+    try:
+        if state is not None and state.is_file():
+            return next(iter(json.loads(state.read_text(encoding="utf-8"))["projects"]), None)
+        if seed is not None and seed.is_file():
+            projects = yaml.safe_load(seed.read_text(encoding="utf-8"))["projects"]
+            return str(projects[0]["id"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError, yaml.YAMLError):
+        return None
+    return None
+
+
+# -- manifests ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Manifest:
+    doc: LocatedDocument
+    problems: list[Problem]
+    images: dict[str, dict[str, Any]]
+
+
+def _check_manifest(doc: LocatedDocument, config: RootConfig | None) -> _Manifest:
+    problems = list(doc.problems)
+    if not problems:
+        problems.extend(_empty_problem(doc, "a manifest holds version: 1 and images:"))
+    if not problems:
+        problems.extend(schema_messages.problems(_validator("manifest"), doc))
+    images = doc.data.get("images") if isinstance(doc.data, dict) else None
+    images = images if isinstance(images, dict) else {}
+    for key, image in images.items():
+        if isinstance(image, dict):
+            problems.extend(_image_problems(doc, key, image, config))
+    return _Manifest(doc, problems, images)
+
+
+def _image_problems(doc: LocatedDocument, key: Any, image: dict[str, Any], config: RootConfig | None) -> list[Problem]:
+    base: DocPath = ("images", key)
+    found: list[Problem] = []
+
+    def report(path: DocPath, message: str, *, at_key: bool = False) -> None:
+        location = doc.key_location_of(base + path) if at_key else doc.location_of(base + path)
+        found.append(Problem(location, f"{format_path(base + path)}: {message}"))
+
+    properties = image.get("properties")
+    if isinstance(properties, dict):
+        for name in properties:
+            reason = _reserved_property(str(name))
+            if reason:
+                report(("properties", name), reason, at_key=True)
+
+    home = image.get("region", config.default_region if config else None)
+    if config is not None and "region" not in image and config.default_region is None:
+        report((), "no region: set region: here or defaults.region in reconciler.yaml", at_key=True)
+    copies = image.get("copies")
+    if isinstance(copies, list):
+        seen: dict[str, int] = {}
+        for i, copy in enumerate(copies):
+            region = copy.get("region") if isinstance(copy, dict) else copy
+            if not isinstance(region, str):
+                continue
+            if region == home:
+                report(("copies", i), f"{region} is the home region; copies go to other regions")
+            elif region in seen:
+                report(("copies", i), f"{region} is listed twice (first as copies[{seen[region]}])")
+            else:
+                seen[region] = i
+
+    share = image.get("share")
+    if isinstance(share, list) and config is not None and config.cloud.project:
+        for i, project in enumerate(share):
+            if project == config.cloud.project:
+                report(("share", i), "that is the set's own project; share with other projects")
+    return found
+
+
+def _reserved_property(name: str) -> str | None:
+    if name in FIELD_FOR_PROPERTY:
+        return f"reserved property; use the image's {FIELD_FOR_PROPERTY[name]}: field"
+    for prefix, why in RESERVED_PREFIXES.items():
+        if name.startswith(prefix):
+            return f"reserved property ({prefix}* are {why})"
+    if name.startswith("nhncloud_"):
+        return "reserved property (nhncloud_* are NHN Cloud's own; the download flag is the download: field)"
+    if name in GLANCE_ATTRIBUTES:
+        return f"reserved property ({name} is an image attribute, not a custom property)"
+    return None
+
+
+# -- across files ---------------------------------------------------------------------------------
+
+
+def _cross_file(manifests: list[_Manifest], problems: list[Problem], config: RootConfig | None) -> list[ImageSpec]:
+    first: dict[str, Location] = {}
+    for manifest in manifests:
+        for key in manifest.images:
+            where = manifest.doc.key_location_of(("images", key))
+            if key in first:
+                problems.append(Problem(where, f"images.{key}: key {key} is already declared at {first[key]}"))
+            else:
+                first[key] = where
+    for manifest in manifests:
+        for key, image in manifest.images.items():
+            moved_from = image.get("moved_from") if isinstance(image, dict) else None
+            if isinstance(moved_from, str) and moved_from in first:
+                problems.append(
+                    Problem(
+                        manifest.doc.location_of(("images", key, "moved_from")),
+                        f"images.{key}.moved_from: {moved_from} is still declared (at {first[moved_from]}); "
+                        "moved_from names the key this image had before, which must be gone",
+                    )
+                )
+    if problems or config is None:
+        return []
+    return [
+        _image_spec(manifest.doc, key, image, config.default_region)
+        for manifest in manifests
+        for key, image in manifest.images.items()
+    ]
+
+
+def _image_spec(doc: LocatedDocument, key: str, raw: dict[str, Any], default_region: str | None) -> ImageSpec:
+    base: DocPath = ("images", key)
+    locations: dict[str, Location] = {"": doc.key_location_of(base)}
+    for name in raw:
+        locations[name] = doc.location_of(base + (name,))
+    source_raw = raw["source"]
+    for name in source_raw:
+        locations[f"source.{name}"] = doc.location_of(base + ("source", name))
+    copies = []
+    for i, item in enumerate(raw.get("copies") or []):
+        entry = item if isinstance(item, dict) else {"region": item}
+        location = doc.location_of(base + ("copies", i))
+        locations[f"copies.{entry['region']}"] = location
+        copies.append(
+            CopySpec(
+                region=entry["region"],
+                name=entry.get("name"),
+                protected=entry.get("protected"),
+                image=entry.get("image"),
+                location=location,
+            )
+        )
+    properties: Mapping[str, str] | None = None
+    if "properties" in raw:
+        properties = MappingProxyType(dict(raw["properties"]))
+    return ImageSpec(
+        key=key,
+        file=doc.file,
+        region=raw.get("region") or default_region or "",
+        source=Source(
+            instance=source_raw.get("instance"),
+            image=source_raw.get("image"),
+            running=source_raw.get("running", "allow"),
+            takeover=source_raw.get("takeover", False),
+        ),
+        name=raw.get("name"),
+        description=raw.get("description"),
+        moved_from=raw.get("moved_from"),
+        protected=raw.get("protected"),
+        min_disk=raw.get("min_disk"),
+        min_ram=raw.get("min_ram"),
+        download=raw.get("download"),
+        properties=properties,
+        copies=tuple(copies),
+        share=tuple(raw["share"]) if "share" in raw else None,
+        locations=MappingProxyType(locations),
+    )

@@ -1,0 +1,59 @@
+"""`reconciler validate` from the installed command: target line and OK on stdout, located problems on
+stderr, exit codes 0 and 1, and "not a reconciler root" with the nearest root above."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+QUICKSTART = REPO / "examples" / "quickstart"
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "reconciler", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_the_quickstart_is_valid():
+    result = run("validate", str(QUICKSTART))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        "reconciler validate · set quickstart · SIMULATOR state .reconciler/sim-state.json · project 3f0c…6a7b · "
+        "all catalog regions"
+    )
+    assert lines[1] == "OK: 2 images in 2 files"
+    assert result.stderr == ""
+
+
+def test_the_root_defaults_to_the_current_folder():
+    assert run("validate", cwd=QUICKSTART).returncode == 0
+
+
+def test_problems_go_to_stderr_with_exit_1(tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(QUICKSTART, root)
+    (root / "images" / "web.yaml").write_text(
+        "version: 1\nimages:\n  web:\n    source: {instance: x}\n    protected: yes please\n"
+    )
+    result = run("validate", str(root))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "images/web.yaml:5:16: images.web.protected: expected true or false, got a string",
+        "error: 1 problem found; nothing was read from or changed in the cloud",
+    ]
+
+
+def test_a_folder_without_reconciler_yaml_is_not_a_root(tmp_path):
+    result = run("validate", str(QUICKSTART / "images"))
+    assert result.returncode == 1
+    assert "is not a reconciler root (no reconciler.yaml)" in result.stderr
+    assert f"the nearest root above is {QUICKSTART}" in result.stderr
+
+
+def test_sim_state_names_the_target_it_overrides(tmp_path):
+    result = run("--sim-state", str(tmp_path / "other.json"), "validate", str(QUICKSTART))
+    assert f"SIMULATOR state {tmp_path / 'other.json'}" in result.stdout.splitlines()[0]

@@ -1,0 +1,367 @@
+"""Roots and manifests: every validation rule reports its located message; valid documents pass and
+become the frozen model; arbitrary YAML never ends in a traceback."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from reconciler.model import DesiredState
+from reconciler.root import NotARootError, find_root, manifest_files
+from reconciler.validate import InvalidRootError, load_desired_state
+
+PROJECT = "3f0c9d2e6b7a4f0e9a1b2c3d4e5f6a7b"
+PARTNER = "8989447062e04a818baf9e073fd04fa7"
+ROOT_CONFIG = f"""\
+version: 1
+set: web-platform
+cloud:
+  kind: nhn
+  project: {PROJECT}
+defaults:
+  region: KR1
+"""
+
+
+def make_root(tmp_path: Path, files: dict[str, str | bytes], config: str | None = ROOT_CONFIG) -> Path:
+    if config is not None:
+        (tmp_path / "reconciler.yaml").write_text(textwrap.dedent(config))
+    for name, content in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content))
+    return tmp_path
+
+
+def problems_of(tmp_path: Path, files: dict[str, str | bytes], config: str | None = ROOT_CONFIG) -> list[str]:
+    with pytest.raises(InvalidRootError) as caught:
+        load_desired_state(make_root(tmp_path, files, config))
+    return [str(p) for p in caught.value.problems]
+
+
+def manifest(body: str) -> str:
+    return "version: 1\nimages:\n" + textwrap.indent(textwrap.dedent(body), "  ")
+
+
+# -- one test per rule ----------------------------------------------------------------------------
+
+RULES = [
+    (
+        "YAML syntax error",
+        {"a.yaml": "version: 1\nimages: [\n"},
+        ["a.yaml:3:1: YAML syntax error: expected the node content, but found '<stream end>'"],
+    ),
+    (
+        "duplicate mapping key, which PyYAML would silently accept",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n  protected: true\n  protected: false\n")},
+        ["a.yaml:6:5: duplicate key 'protected' (first defined at line 5)"],
+    ),
+    (
+        "unknown key with a did-you-mean",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n  protectd: true\n")},
+        ["a.yaml:5:5: images.web.protectd: unknown key (did you mean 'protected'?)"],
+    ),
+    (
+        "wrong type",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n  min_disk: twenty\n")},
+        ["a.yaml:5:15: images.web.min_disk: expected an integer, got a string"],
+    ),
+    (
+        "quoted number where a number belongs",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n  min_ram: '1024'\n")},
+        ["a.yaml:5:14: images.web.min_ram: expected an integer, got a string ('1024'); remove the quotes"],
+    ),
+    (
+        "unquoted non-string property value",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n  properties:\n    enabled: on\n")},
+        ["a.yaml:6:16: images.web.properties.enabled: expected a string, got a boolean (on); quote it: 'on'"],
+    ),
+    (
+        "reserved property key: the tool's markers",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n  properties:\n    reconciler_set: other\n")},
+        [
+            "a.yaml:6:7: images.web.properties.reconciler_set: reserved property (reconciler_* are the tool's own markers)"
+        ],
+    ),
+    (
+        "reserved property key: the download flag has its own field",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n  properties:\n    nhncloud_allow_download: 'true'\n")},
+        [
+            "a.yaml:6:7: images.web.properties.nhncloud_allow_download: reserved property; use the image's download: field"
+        ],
+    ),
+    (
+        "reserved property key: a Glance attribute",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n  properties:\n    visibility: public\n")},
+        [
+            "a.yaml:6:7: images.web.properties.visibility: reserved property "
+            "(visibility is an image attribute, not a custom property)"
+        ],
+    ),
+    (
+        "bad region name",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n  region: kr1\n")},
+        ["a.yaml:5:13: images.web.region: 'kr1' is not a region name like KR1 or JP1"],
+    ),
+    (
+        "malformed project id",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n  share: [not-a-project]\n")},
+        ["a.yaml:5:13: images.web.share[0]: 'not-a-project' is not a project id (32 lowercase hexadecimal characters)"],
+    ),
+    (
+        "sharing with the set's own project",
+        {"a.yaml": manifest(f"web:\n  source: {{instance: x}}\n  share: [{PARTNER}, {PROJECT}]\n")},
+        ["a.yaml:5:47: images.web.share[1]: that is the set's own project; share with other projects"],
+    ),
+    (
+        "copy region equal to the home region",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n  copies: [KR1]\n")},
+        ["a.yaml:5:14: images.web.copies[0]: KR1 is the home region; copies go to other regions"],
+    ),
+    (
+        "copy region listed twice",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n  copies: [JP1, {region: JP1}]\n")},
+        ["a.yaml:5:19: images.web.copies[1]: JP1 is listed twice (first as copies[0])"],
+    ),
+    (
+        "a copy mapping with a wrong value",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n  copies: [{region: JP1, protected: 'yes'}]\n")},
+        ["a.yaml:5:39: images.web.copies[0].protected: expected true or false, got a string"],
+    ),
+    (
+        "source needs exactly one of instance and image",
+        {"a.yaml": manifest("web:\n  source: {running: stop}\n")},
+        ["a.yaml:4:13: images.web.source: give exactly one of: instance, image"],
+    ),
+    (
+        "duplicate image key across files",
+        {
+            "a.yaml": manifest("web:\n  source: {instance: x}\n"),
+            "b/c.yml": manifest("web:\n  source: {instance: y}\n"),
+        },
+        ["b/c.yml:3:3: images.web: key web is already declared at a.yaml:3:3"],
+    ),
+    (
+        "moved_from naming a key that still exists",
+        {"a.yaml": manifest("old:\n  source: {instance: x}\nnew:\n  source: {instance: x}\n  moved_from: old\n")},
+        [
+            "a.yaml:7:17: images.new.moved_from: old is still declared (at a.yaml:3:3); "
+            "moved_from names the key this image had before, which must be gone"
+        ],
+    ),
+    (
+        "malformed key",
+        {"a.yaml": manifest("'web base':\n  source: {instance: x}\n")},
+        [
+            "a.yaml:3:3: images.web base: 'web base' is not a key: letters, digits, '.', '_' or '-', starting with a letter or digit"
+        ],
+    ),
+    ("empty file", {"a.yaml": "# nothing here\n"}, ["a.yaml:1:1: empty file: a manifest holds version: 1 and images:"]),
+    (
+        "binary file",
+        {"a.yaml": b"version: 1\x00\x01\x02"},
+        ["a.yaml:1:1: binary file (it contains NUL bytes), not YAML text"],
+    ),
+    (
+        "not UTF-8",
+        {"a.yaml": b"version: 1\nimages: {}\n# caf\xe9\n"},
+        ["a.yaml:3:1: not UTF-8 text (invalid byte at offset 27)"],
+    ),
+    (
+        "over the size limit",
+        {"a.yaml": "version: 1\nimages: {}\n" + "#" * (1024 * 1024) + "\n"},
+        ["a.yaml:1:1: file is 1,048,599 bytes, over the 1,048,576-byte limit"],
+    ),
+    ("wrong format version", {"a.yaml": "version: 2\nimages: {}\n"}, ["a.yaml:1:10: version: must be 1, not 2"]),
+    (
+        "no home region at all",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n")},
+        None,  # with a config lacking defaults.region: see test_an_image_needs_a_home_region
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "files", "expected"), [r for r in RULES if r[2] is not None], ids=[r[0] for r in RULES if r[2] is not None]
+)
+def test_each_rule_reports_its_located_message(tmp_path, rule, files, expected):
+    assert problems_of(tmp_path, files) == expected
+
+
+def test_an_image_needs_a_home_region(tmp_path):
+    config = ROOT_CONFIG.replace("defaults:\n  region: KR1\n", "")
+    found = problems_of(tmp_path, {"a.yaml": manifest("web:\n  source: {instance: x}\n")}, config)
+    assert found == ["a.yaml:3:3: images.web: no region: set region: here or defaults.region in reconciler.yaml"]
+
+
+def test_problems_are_collected_across_files_in_file_order(tmp_path):
+    found = problems_of(
+        tmp_path,
+        {
+            "z.yaml": manifest("b:\n  source: {instance: x}\n  region: x\n"),
+            "a.yaml": manifest("a:\n  source: {instance: x}\n  min_disk: -1\n  colour: red\n"),
+        },
+    )
+    assert [line.split(":")[0] + ":" + line.split(":")[1] for line in found] == ["a.yaml:5", "a.yaml:6", "z.yaml:5"]
+
+
+# -- reconciler.yaml ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("version: 1\nset: web\n", ["reconciler.yaml:1:1: document: 'cloud' is required"]),
+        ("version: 1\nset: web\ncloud: {kind: nhn}\n", ["reconciler.yaml:3:8: cloud: 'project' is required"]),
+        (
+            f"version: 1\nset: web\ncloud: {{kind: nhn, project: {PROJECT}, state: s.json}}\n",
+            ["reconciler.yaml:3:63: cloud.state: not allowed here (state and seed are for kind: simulator only)"],
+        ),
+        (
+            "version: 1\nset: web\ncloud: {kind: simulator, state: ../elsewhere.json}\n",
+            ["reconciler.yaml:3:33: cloud.state: '../elsewhere.json' leaves the root; give a path inside it"],
+        ),
+        (
+            "version: 1\nset: web\ncloud: {kind: simulator, seed: /etc/seed.yaml}\n",
+            ["reconciler.yaml:3:32: cloud.seed: '/etc/seed.yaml' leaves the root; give a path inside it"],
+        ),
+        (
+            "version: 1\nset: web\ncloud: {kind: simulator, seed: missing.yaml}\n",
+            ["reconciler.yaml:3:32: cloud.seed: missing.yaml does not exist"],
+        ),
+        ("version: 1\nset: 'web platform'\ncloud: {kind: simulator}\n", None),
+        (
+            "version: 1\nset: web\ncloud: {kind: aws}\n",
+            ["reconciler.yaml:3:15: cloud.kind: 'aws' is not one of: nhn, simulator"],
+        ),
+        (
+            f"version: 1\nset: web\ncloud: {{kind: nhn, project: {PROJECT}}}\nsettings: {{max_deletions: -1}}\n",
+            ["reconciler.yaml:4:27: settings.max_deletions: -1 is less than the minimum of 0"],
+        ),
+    ],
+)
+def test_root_config_rules(tmp_path, config, expected):
+    found = problems_of(tmp_path, {}, config)
+    if expected is None:
+        assert found == [
+            "reconciler.yaml:2:6: set: 'web platform' is not a set name: letters, digits, '.', '_' or '-', at most 63 characters"
+        ]
+    else:
+        assert found == expected
+
+
+def test_not_a_root_names_the_nearest_root_above(tmp_path):
+    make_root(tmp_path, {"team/images/a.yaml": manifest("web:\n  source: {instance: x}\n")})
+    with pytest.raises(NotARootError) as caught:
+        find_root(tmp_path / "team" / "images")
+    assert "is not a reconciler root" in caught.value.message
+    assert str(tmp_path) in caught.value.hint
+
+
+def test_not_a_root_without_any_root_above(tmp_path):
+    (tmp_path / "x").mkdir()
+    with pytest.raises(NotARootError) as caught:
+        load_desired_state(tmp_path / "x")
+    assert "create reconciler.yaml" in caught.value.hint
+
+
+def test_manifests_are_found_recursively_sorted_skipping_dot_files_and_cloud_files(tmp_path):
+    config = "version: 1\nset: web\ncloud: {kind: simulator, seed: sim/seed.yaml, state: sim/state.json}\n"
+    root = make_root(
+        tmp_path,
+        {
+            "b.yml": "",
+            "a/z.yaml": "",
+            "a/b.yaml": "",
+            ".hidden.yaml": "",
+            ".git/x.yaml": "",
+            "notes.txt": "",
+            "sim/seed.yaml": "",
+            "sim/state.json": "",
+        },
+        config,
+    )
+    found = manifest_files(root, [root / "sim/seed.yaml", root / "sim/state.json"])
+    assert [p.relative_to(root).as_posix() for p in found] == ["a/b.yaml", "a/z.yaml", "b.yml"]
+
+
+def test_a_symlink_leaving_the_root_is_not_read(tmp_path):
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("secret: value\n")
+    root = tmp_path / "root"
+    root.mkdir()
+    make_root(root, {})
+    (root / "link.yaml").symlink_to(outside)
+    with pytest.raises(InvalidRootError) as caught:
+        load_desired_state(root)
+    assert [str(p) for p in caught.value.problems] == ["link.yaml:1:1: a symbolic link that leaves the root: not read"]
+
+
+# -- valid documents and the model ----------------------------------------------------------------
+
+VALID = [
+    ("the smallest image", "web:\n  source: {instance: web-golden-01}\n"),
+    ("adopt by id", "web:\n  source: {image: 6f1c2a3b-0000-4000-8000-000000000000, takeover: true}\n"),
+    (
+        "every field",
+        f"""\
+web-base-2026-11:
+  name: web-base-2026-11
+  description: Golden image for the web tier
+  region: KR1
+  source: {{instance: web-golden-01, running: stop}}
+  moved_from: web-base-nov
+  protected: true
+  min_disk: 20
+  min_ram: 1024
+  download: false
+  properties: {{login_username: ubuntu, version: '1.0', enabled: 'yes'}}
+  copies:
+    - JP1
+    - {{region: KR2, name: web-kr2, protected: false, image: 9a2b0000-0000-4000-8000-000000000000}}
+  share: [{PARTNER}]
+""",
+    ),
+    ("an empty share list removes all members", "web:\n  source: {instance: x}\n  share: []\n"),
+    ("an empty images mapping", None),
+]
+
+
+@pytest.mark.parametrize(("reason", "body"), VALID, ids=[v[0] for v in VALID])
+def test_valid_documents_pass(tmp_path, reason, body):
+    text = "version: 1\nimages: {}\n" if body is None else manifest(body)
+    state = load_desired_state(make_root(tmp_path, {"images/a.yaml": text}))
+    assert isinstance(state, DesiredState)
+    assert state.files == ("images/a.yaml",)
+
+
+def test_the_model_carries_field_semantics_and_locations(tmp_path):
+    state = load_desired_state(make_root(tmp_path, {"a.yaml": manifest(VALID[2][1]), "b.yaml": manifest(VALID[0][1])}))
+    full, small = state.image("web-base-2026-11"), state.image("web")
+    assert [s.key for s in state.images] == ["web", "web-base-2026-11"]
+    # Absent means "left alone": None, except copies (absent: none) and the name (defaults to the key).
+    assert (small.name, small.protected, small.properties, small.share, small.copies) == (None, None, None, None, ())
+    assert small.display_name == "web" and small.region == "KR1"
+    assert full.properties == {"login_username": "ubuntu", "version": "1.0", "enabled": "yes"}
+    assert full.source.running == "stop" and full.copies[1].image.startswith("9a2b")
+    assert [c.region for c in full.copies] == ["JP1", "KR2"]
+    assert str(full.location("protected")) == "a.yaml:9:16"
+    assert str(full.location("copies.KR2")) == "a.yaml:16:9"
+    assert str(full.location()) == "a.yaml:3:3"
+    assert state.root.set == "web-platform" and state.root.settings.max_deletions == 10
+    with pytest.raises(AttributeError):
+        full.name = "changed"  # frozen
+
+
+def test_a_simulator_root_defaults_to_the_seeds_first_project(tmp_path):
+    seed = f"regions: [KR1]\nprojects: [{{id: {PARTNER}}}, {{id: {PROJECT}}}]\n"
+    config = "version: 1\nset: web\ncloud: {kind: simulator, seed: seed.yaml}\ndefaults: {region: KR1}\n"
+    state = load_desired_state(make_root(tmp_path, {"seed.yaml": seed}, config))
+    assert state.root.cloud.project == PARTNER
+    assert state.root.cloud.state == (tmp_path / ".reconciler/sim-state.json").resolve()
+    assert state.files == ()  # the seed is not a manifest
