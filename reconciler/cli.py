@@ -14,12 +14,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reconciler import __version__, target
-from reconciler.errors import ReconcilerError
+from reconciler.connect import open_cloud
+from reconciler.errors import ReconcilerError, UsageError
+from reconciler.planner import build_plan
+from reconciler.render.json import render_json
+from reconciler.render.text import colorize, render_text
 from reconciler.simulator import cli as simulator_cli
+from reconciler.snapshot import read_snapshot
 from reconciler.validate import load_desired_state
 
 EXIT_OK = 0
 EXIT_ERROR = 1
+EXIT_CHANGES = 2
+EXIT_REFUSED = 3
 
 
 def _global_options(*, for_subcommand: bool) -> argparse.ArgumentParser:
@@ -71,8 +78,53 @@ def build_parser() -> argparse.ArgumentParser:
         "root", nargs="?", default=".", type=Path, metavar="ROOT", help="the root folder (default: .)"
     )
     validate.set_defaults(handler=run_validate)
+    plan = subparsers.add_parser(
+        "plan",
+        parents=subcommand_options,
+        help="compare the manifests with the cloud and show what apply would do",
+        description="Read the live cloud, compare it with ROOT's manifests and print an ordered, explained plan. "
+        "Nothing is changed.",
+    )
+    plan.add_argument("root", nargs="?", default=".", type=Path, metavar="ROOT", help="the root folder (default: .)")
+    plan.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text for a terminal, json for machines"
+    )
+    plan.add_argument(
+        "--detailed-exitcode", action="store_true", help="exit 2 when the plan has changes, 0 when it has none"
+    )
+    plan.add_argument("--max-deletions", type=int, metavar="N", help="override settings.max_deletions")
+    plan.set_defaults(handler=run_plan)
     simulator_cli.add_parser(subparsers, subcommand_options)
     return parser
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    if args.max_deletions is not None and args.max_deletions < 0:
+        raise UsageError("--max-deletions must be 0 or more")
+    desired = load_desired_state(args.root)
+    sim_state = Path(args.sim_state) if args.sim_state else None
+    cloud = target.effective_cloud(desired.root, sim_state)
+    # The target first, before anything is read: a run never guesses it (design.md 5).
+    heading = f"reconciler plan · {target.describe(desired.root, cloud, os.environ)}"
+    print(heading, file=sys.stderr if args.format == "json" else sys.stdout, flush=True)
+    with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
+        snapshot = read_snapshot(client, desired)
+    plan = build_plan(desired, snapshot, plan_target, max_deletions=args.max_deletions)
+    document = plan.to_json()
+    if args.format == "json":
+        sys.stdout.write(render_json(document))
+    else:
+        text = render_text(document).split("\n", 1)[1]  # the target line was printed already
+        sys.stdout.write(colorize(text) if _use_colour(args) else text)
+    if plan.refusals:
+        return EXIT_REFUSED
+    if args.detailed_exitcode and plan.actions:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _use_colour(args: argparse.Namespace) -> bool:
+    return sys.stdout.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
 
 
 def run_validate(args: argparse.Namespace) -> int:

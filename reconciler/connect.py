@@ -1,0 +1,71 @@
+"""Open the client for a root's target: NHN Cloud with credentials from the environment, or the
+embedded simulator started in-process on loopback (design.md sections 5 and 6). Either way the same
+HTTP client is used."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from reconciler.cloud.auth import ENV_NAMES, Credentials
+from reconciler.cloud.errors import CloudConfigError
+from reconciler.cloud.nhn import NhnCloudClient, connect
+from reconciler.model import CloudTarget, RootConfig
+from reconciler.plan import Target
+from reconciler.simulator import running_simulator
+
+
+@contextlib.contextmanager
+def open_cloud(
+    config: RootConfig, cloud: CloudTarget, env: Mapping[str, str]
+) -> Iterator[tuple[NhnCloudClient, Target]]:
+    if cloud.kind == "simulator":
+        assert cloud.state is not None
+        with running_simulator(cloud.state, seed_path=cloud.seed) as server:
+            project, user, password = _simulator_identity(cloud.state, cloud.project, env)
+            client = connect(Credentials(user, password, identity_url=server.identity_url), project)
+            try:
+                yield client, _target(config, cloud, client, "loopback", project)
+            finally:
+                client.close()
+        return
+    credentials = Credentials.from_environment(env)
+    assert cloud.project is not None
+    client = connect(credentials, cloud.project)
+    try:
+        yield client, _target(config, cloud, client, credentials.identity_url, cloud.project)
+    finally:
+        client.close()
+
+
+def _target(config: RootConfig, cloud: CloudTarget, client: NhnCloudClient, identity: str, project: str) -> Target:
+    regions = cloud.regions or client.image_regions()
+    state = None
+    if cloud.kind == "simulator" and cloud.state is not None:
+        state = (
+            cloud.state.relative_to(config.path).as_posix()
+            if cloud.state.is_relative_to(config.path)
+            else str(cloud.state)
+        )
+    return Target(kind=cloud.kind, project=project, identity=identity, regions=tuple(regions), state=state)
+
+
+def _simulator_identity(state: Path, project: str | None, env: Mapping[str, str]) -> tuple[str, str, str]:
+    """The project and the user a simulator target acts as: its project's first seeded user, unless the
+    environment names a user (design.md section 5)."""
+    doc = json.loads(state.read_text(encoding="utf-8"))
+    projects = doc["projects"]
+    if project is None:
+        project = next(iter(projects), None)
+    if project is None or project not in projects:
+        raise CloudConfigError(f"the simulator state {state} has no project {project}")
+    username = next((env[n] for n in ENV_NAMES["username"] if env.get(n)), None)
+    password = next((env[n] for n in ENV_NAMES["password"] if env.get(n)), None)
+    if username and password:
+        return project, username, password
+    users = projects[project]["users"]
+    if not users:
+        raise CloudConfigError(f"project {project} has no user in the simulator state {state}")
+    return project, users[0]["username"], users[0]["api_password"]

@@ -1,0 +1,1262 @@
+"""`build_plan(desired, snapshot, target) -> Plan`: a pure function (no I/O, clock, environment or
+randomness); identical inputs give byte-identical JSON.
+
+Per declared image: find its live home image (markers, a temporary-name token, `moved_from`, or
+`source.image`), else plan how to make it; compare the managed fields through one table of field
+semantics; then its copies, sharing and protection. Then deletions of what left the manifests, and the
+guards of design.md section 2. Order comes from explicit dependencies, ties broken deterministically.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler import markers
+from reconciler.cloud.model import Image, Server
+from reconciler.model import CopySpec, DesiredState, ImageSpec
+from reconciler.ownership import Ownership, classify
+from reconciler.plan import Action, Change, Dependency, Finding, Plan, Reason, Target
+from reconciler.snapshot import Snapshot
+
+# Where an action kind falls in "make before break" (design.md 3.5): lower runs first among ready ones.
+RANK = {
+    "stop_instance": 0,
+    "create": 1,
+    "adopt": 1,
+    "unprotect": 2,
+    "update": 3,
+    "copy": 4,
+    "protect": 5,
+    "share": 6,
+    "start_instance": 7,
+    "unshare": 8,
+    "delete": 9,
+}
+INCOMPLETE = frozenset({"queued", "saving", "uploading", "importing", "killed"})
+BASE_IMAGE_DATE = re.compile(r"\((\d{4})\.(\d{2})\.(\d{2})\)")
+VERSION_LIKE = re.compile(r"\d")
+TRUE, FALSE = "true", "false"
+
+
+def build_plan(desired: DesiredState, snapshot: Snapshot, target: Target, *, max_deletions: int | None = None) -> Plan:
+    planner = _Planner(desired, snapshot, target, max_deletions)
+    return planner.run()
+
+
+def _src(spec: ImageSpec, field_path: str = "") -> str | None:
+    location = spec.location(field_path)
+    return f"{location.file}:{location.line}" if location else None
+
+
+def _bool_text(value: bool) -> str:
+    return TRUE if value else FALSE
+
+
+@dataclass
+class _Built:
+    """Mutable while planning; frozen into Actions at the end."""
+
+    id: str
+    kind: str
+    key: str
+    region: str
+    reason: Reason
+    image_id: str | None
+    changes: dict[str, Change] = field(default_factory=dict)
+    expects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    depends_on: list[Dependency] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def after(self, other: _Built | None, reason: str) -> None:
+        if other is not None and all(d.id != other.id for d in self.depends_on):
+            self.depends_on.append(Dependency(other.id, reason))
+
+
+@dataclass
+class _ImageState:
+    """An image as it will be when the actions planned so far have run."""
+
+    key: str
+    region: str
+    image_id: str | None  # None: made by `made_by`
+    made_by: _Built | None
+    live: Image | None
+    protected: bool
+    visibility: str
+    download: str | None
+    last: _Built | None = None  # the latest action that changes it: the next one waits for it
+
+    @property
+    def ref(self) -> str:
+        return f"{self.region}/{self.image_id or '<' + (self.made_by.id if self.made_by else '?') + '>'}"
+
+
+class _Planner:
+    def __init__(self, desired: DesiredState, snapshot: Snapshot, target: Target, max_deletions: int | None) -> None:
+        self.desired = desired
+        self.snapshot = snapshot
+        self.target = target
+        self.set = desired.root.set
+        self.strict = desired.root.cloud.protected_patch == "strict"
+        self.max_deletions = desired.root.settings.max_deletions if max_deletions is None else max_deletions
+        self.own: Ownership = classify(snapshot, self.set)
+        self.actions: dict[str, _Built] = {}
+        self.refusals: list[Finding] = []
+        self.warnings: list[Finding] = []
+        self.pending: list[dict[str, str]] = []
+        self.deletions: list[_Built] = []  # identity-left deletions, counted against max_deletions
+        self.handled: set[str] = set()  # live image ids accounted for by a declared image
+        self.declared = {spec.key for spec in desired.images}
+        # Images a manifest names by id are never deletion candidates, even when adopting them is refused.
+        self.referenced = {spec.source.image for spec in desired.images if spec.source.image} | {
+            copy.image for spec in desired.images for copy in spec.copies if copy.image
+        }
+        self.moved_from = {spec.moved_from for spec in desired.images if spec.moved_from}
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def add(
+        self,
+        kind: str,
+        spec_key: str,
+        region: str,
+        reason: Reason,
+        image_id: str | None,
+        suffix: str = "",
+        **details: Any,
+    ) -> _Built:
+        action_id = f"{kind}:{spec_key}:{region}" + (f":{suffix}" if suffix else "")
+        built = _Built(action_id, kind, spec_key, region, reason, image_id, details=dict(details))
+        assert action_id not in self.actions, action_id
+        self.actions[action_id] = built
+        return built
+
+    def refuse(
+        self, code: str, key: str | None, region: str | None, message: str, hint: str | None, source: str | None
+    ) -> None:
+        self.refusals.append(Finding(code, key, region, message, source, hint))
+
+    def warn(self, code: str, key: str | None, region: str | None, message: str, source: str | None) -> None:
+        self.warnings.append(Finding(code, key, region, message, source))
+
+    def run(self) -> Plan:
+        self._renamed_set_guard()
+        for spec in self.desired.images:
+            self._plan_image(spec)
+        self._plan_deletions()
+        self._restore_leftovers()
+        if len(self.deletions) > self.max_deletions:
+            names = ", ".join(f"{a.key} {a.region}" for a in self.deletions)
+            self.refuse(
+                "max_deletions",
+                None,
+                None,
+                f"{len(self.deletions)} deletions planned ({names}), more than max_deletions {self.max_deletions}",
+                "check that no manifest was removed by mistake; raise settings.max_deletions or pass "
+                "--max-deletions if the deletions are intended",
+                None,
+            )
+        this_set = sum(len(v) for v in self.own.home.values()) + sum(len(v) for v in self.own.copies.values())
+        info = {
+            "images": len(self.snapshot.all_images()),
+            "this_set": this_set,
+            "unmanaged": len(self.own.unmanaged),
+            "other_sets": self.own.other_set_count,
+            "pending_members": sorted(self.pending, key=lambda p: (p["key"], p["region"], p["member"])),
+        }
+        return Plan(
+            set=self.set,
+            target=self.target,
+            actions=tuple(self._ordered()),
+            refusals=tuple(sorted(self.refusals, key=lambda f: (f.key or "", f.region or "", f.code))),
+            warnings=tuple(sorted(self.warnings, key=lambda f: (f.key or "", f.region or "", f.code))),
+            info=info,
+        )
+
+    def _ordered(self) -> list[Action]:
+        """Kahn's algorithm with a priority: make before break, then region, key, id."""
+        pending = {a.id: {d.id for d in a.depends_on} for a in self.actions.values()}
+        dependents: dict[str, list[str]] = {a: [] for a in pending}
+        for action_id, needs in pending.items():
+            for need in needs:
+                dependents[need].append(action_id)
+
+        def order(action_id: str) -> tuple[int, str, str, str]:
+            a = self.actions[action_id]
+            return (RANK[a.kind], a.region, a.key, a.id)
+
+        ready = [order(a) for a, needs in pending.items() if not needs]
+        heapq.heapify(ready)
+        result: list[Action] = []
+        while ready:
+            action_id = heapq.heappop(ready)[3]
+            built = self.actions[action_id]
+            result.append(
+                Action(
+                    id=built.id,
+                    kind=built.kind,
+                    key=built.key,
+                    region=built.region,
+                    reason=built.reason,
+                    image_id=built.image_id,
+                    changes=built.changes,
+                    expects={k: dict(v) for k, v in built.expects.items()},
+                    depends_on=tuple(built.depends_on),
+                    details=built.details,
+                )
+            )
+            for dependent in dependents[action_id]:
+                pending[dependent].discard(action_id)
+                if not pending[dependent]:
+                    heapq.heappush(ready, order(dependent))
+        assert len(result) == len(self.actions), "the plan's dependencies form a cycle"
+        return result
+
+    # -- guards -----------------------------------------------------------------------------------
+
+    def _renamed_set_guard(self) -> None:
+        if self.own.has_any_image():
+            return
+        holders = {s for s, keys in self.own.other_sets.items() if self.declared & set(keys)}
+        if len(holders) == 1:
+            other = holders.pop()
+            keys = sorted(self.declared & set(self.own.other_sets[other]))
+            verb = "exist" if len(keys) > 1 else "exists"
+            self.refuse(
+                "renamed_set",
+                None,
+                None,
+                f"set {self.set} has no image yet, but {', '.join(keys)} {verb} under set {other}: "
+                f"these keys belong to set {other}",
+                f"rename the set back to {other}, or adopt the images with source.image and takeover: true",
+                f"{self.desired.root.file}:1",
+            )
+
+    # -- one declared image -----------------------------------------------------------------------
+
+    def _plan_image(self, spec: ImageSpec) -> None:
+        region = spec.region
+        if region not in self.snapshot.regions:
+            self.refuse(
+                "unknown_region",
+                spec.key,
+                region,
+                f"home region {region} is not among the regions read ({', '.join(self.snapshot.regions)})",
+                "use a region of the service catalog, or add it to cloud.regions",
+                _src(spec, "region"),
+            )
+            return
+        home = self._find_home(spec)
+        if home is None:
+            return  # refused, or nothing can be planned for it
+        self._compare_fields(spec, home)
+        self._plan_copies(spec, home)
+        self._plan_sharing(spec, home, spec.share)
+        self._plan_protection(spec, home, spec.protected)
+        self._restart_left_stopped(spec)
+
+    def _state_of(self, spec: ImageSpec, image: Image) -> _ImageState:
+        self.handled.add(image.id)
+        return _ImageState(
+            key=spec.key,
+            region=image.region,
+            image_id=image.id,
+            made_by=None,
+            live=image,
+            protected=image.protected,
+            visibility=image.visibility,
+            download=image.properties.get(markers.DOWNLOAD_FLAG),
+        )
+
+    def _find_home(self, spec: ImageSpec) -> _ImageState | None:
+        candidates = list(self.own.home.get(spec.key, []))
+        if candidates:
+            keep = self._resolve_duplicates(spec, candidates)
+            if keep is None:
+                return None
+            state = self._state_of(spec, keep)
+            if keep.region != spec.region:
+                self.warn(
+                    "create_time_field",
+                    spec.key,
+                    spec.region,
+                    f"region changed: the image lives in {keep.region}; region is create-time only, "
+                    "nothing is moved or rebuilt",
+                    _src(spec, "region"),
+                )
+            self._check_source_change(spec, keep)
+            return state
+        interrupted = self._interrupted_create(spec)
+        if interrupted is not None:
+            return interrupted
+        if spec.moved_from and self.own.home.get(spec.moved_from):
+            return self._rekey(spec, self.own.home[spec.moved_from][0], spec.moved_from)
+        if spec.source.image is not None:
+            return self._adopt(spec)
+        return self._create(spec)
+
+    def _resolve_duplicates(self, spec: ImageSpec, candidates: list[Image]) -> Image | None:
+        """Keep the oldest; a later, unprotected one the tool made itself is a planned delete."""
+        original, *later = candidates
+        for duplicate in later:
+            self.handled.add(duplicate.id)
+            made_by_tool = markers.token_of(duplicate.name) is not None or duplicate.properties.get(markers.SOURCE)
+            if duplicate.protected or not made_by_tool:
+                self.refuse(
+                    "ownership_conflict",
+                    spec.key,
+                    duplicate.region,
+                    f"two images claim {spec.key}: {original.id} ({original.region}) and {duplicate.id} "
+                    f"({duplicate.region})",
+                    "remove the reconciler_* markers from the one that is not this key's image, or delete it",
+                    _src(spec),
+                )
+                continue
+            delete = self.add(
+                "delete",
+                spec.key,
+                duplicate.region,
+                Reason(
+                    "duplicate",
+                    f"a duplicate of {original.id} made by an interrupted or concurrent run "
+                    "(created after the original)",
+                    None,
+                ),
+                duplicate.id,
+                suffix=duplicate.id[:8],
+            )
+            delete.expects[f"{duplicate.region}/{duplicate.id}"] = {"protected": False, markers.KEY: spec.key}
+        return original
+
+    def _interrupted_create(self, spec: ImageSpec) -> _ImageState | None:
+        token = markers.name_token(self.set, spec.key, spec.region)
+        found = [i for i in self.own.tokens.get(token, []) if i.region == spec.region and i.id not in self.handled]
+        found = [i for i in found if i.properties.get(markers.SET) in (None, self.set)]
+        if not found:
+            return None
+        original, *extra = found
+        for duplicate in extra:
+            self.handled.add(duplicate.id)
+            if duplicate.protected:
+                continue
+            delete = self.add(
+                "delete",
+                spec.key,
+                duplicate.region,
+                Reason(
+                    "duplicate", f"a second interrupted create of {spec.key} (temporary name {duplicate.name})", None
+                ),
+                duplicate.id,
+                suffix=duplicate.id[:8],
+            )
+            delete.expects[f"{duplicate.region}/{duplicate.id}"] = {"protected": False, "name": duplicate.name}
+        state = self._state_of(spec, original)
+        adopt = self.add(
+            "adopt",
+            spec.key,
+            spec.region,
+            Reason(
+                "interrupted_create",
+                f"an interrupted create left {original.name}: finish it (markers, final name)",
+                _src(spec),
+            ),
+            original.id,
+            name=spec.display_name,
+        )
+        source = self._declared_source(spec)
+        for name, value in ((markers.SET, self.set), (markers.KEY, spec.key), (markers.SOURCE, source)):
+            if original.properties.get(name) != value:
+                adopt.changes[name] = Change(original.properties.get(name), value)
+        adopt.changes["name"] = Change(original.name, spec.display_name)
+        adopt.expects[state.ref] = {"status": "active", "name": original.name}
+        state.last = adopt
+        return state
+
+    def _rekey(self, spec: ImageSpec, live: Image, old_key: str) -> _ImageState:
+        state = self._state_of(spec, live)
+        update = self.add(
+            "update",
+            spec.key,
+            live.region,
+            Reason(
+                "moved_from",
+                f"re-keyed from {old_key}: the same image, no delete and no create",
+                _src(spec, "moved_from"),
+            ),
+            live.id,
+            suffix="rekey",
+        )
+        update.changes[markers.KEY] = Change(old_key, spec.key)
+        update.expects[state.ref] = {markers.SET: self.set, markers.KEY: old_key}
+        state.last = update
+        # Its copies follow it.
+        for (copy_key, region), copies in self.own.copies.items():
+            if copy_key == old_key:
+                for copy in copies:
+                    self.own.copies.setdefault((spec.key, region), []).append(copy)
+        return state
+
+    def _declared_source(self, spec: ImageSpec) -> str:
+        if spec.source.image is not None:
+            return f"image:{spec.source.image}"
+        server = self.snapshot.servers.get((spec.region, spec.source.instance or ""))
+        return f"instance:{server.id if server else spec.source.instance}"
+
+    def _check_source_change(self, spec: ImageSpec, live: Image) -> None:
+        recorded = live.properties.get(markers.SOURCE)
+        if not isinstance(recorded, str):
+            return  # unknown, and not drift (design.md 2)
+        declared = self._declared_source(spec)
+        same_instance = (
+            spec.source.instance is not None
+            and recorded.startswith("instance:")
+            and recorded.removeprefix("instance:") in (spec.source.instance, declared.removeprefix("instance:"))
+        )
+        if recorded != declared and not same_instance:
+            self.warn(
+                "create_time_field",
+                spec.key,
+                live.region,
+                f"source changed: the image was made from {recorded}; source is create-time only, nothing is "
+                "rebuilt (declare a new key for a new build)",
+                _src(spec, "source"),
+            )
+
+    # -- adopt ------------------------------------------------------------------------------------
+
+    def _adopt(self, spec: ImageSpec) -> _ImageState | None:
+        image_id = spec.source.image
+        assert image_id is not None
+        owned = next((i for i in self.snapshot.all_images() if i.id == image_id), None)
+        source = _src(spec, "source.image")
+        if owned is None:
+            seen = self.snapshot.foreign.get(image_id)
+            if seen is None:
+                self.refuse(
+                    "source_missing",
+                    spec.key,
+                    spec.region,
+                    f"image {image_id} does not exist or is not visible",
+                    "check the id in source.image",
+                    source,
+                )
+            else:
+                self.refuse(
+                    "not_owned",
+                    spec.key,
+                    spec.region,
+                    f"image {image_id} belongs to project {seen.owner}, not to this project: it cannot be adopted",
+                    "adopt only images of this project; copy the image into it first",
+                    source,
+                )
+            return None
+        if owned.region != spec.region:
+            self.refuse(
+                "source_missing",
+                spec.key,
+                spec.region,
+                f"image {image_id} is in {owned.region}, not in the home region {spec.region}",
+                f"set region: {owned.region} on {spec.key}",
+                source,
+            )
+            return None
+        owner_set, owner_key = owned.properties.get(markers.SET), owned.properties.get(markers.KEY)
+        if owner_set == self.set and owner_key is not None and owner_key != spec.key:
+            if spec.moved_from == owner_key:
+                return self._rekey(spec, owned, owner_key)
+            self.refuse(
+                "key_taken",
+                spec.key,
+                spec.region,
+                f"image {image_id} is this set's {owner_key}; adopting it as {spec.key} would take it from that key",
+                f"if {spec.key} replaces {owner_key}, add moved_from: {owner_key}",
+                source,
+            )
+            return None
+        if isinstance(owner_set, str) and owner_set != self.set and not spec.source.takeover:
+            self.refuse(
+                "foreign_markers",
+                spec.key,
+                spec.region,
+                f"image {image_id} belongs to set {owner_set} (key {owner_key})",
+                f"add takeover: true to source to adopt it anyway (set {owner_set} will then consider it gone)",
+                source,
+            )
+            return None
+        state = self._state_of(spec, owned)
+        reason = (
+            f"takes over image {image_id} from set {owner_set}"
+            if isinstance(owner_set, str) and owner_set != self.set
+            else f"adopts image {image_id} ({owned.name})"
+        )
+        adopt = self.add("adopt", spec.key, spec.region, Reason("adopt", reason, source), owned.id)
+        for name, value in ((markers.SET, self.set), (markers.KEY, spec.key), (markers.SOURCE, f"image:{image_id}")):
+            if owned.properties.get(name) != value:
+                adopt.changes[name] = Change(owned.properties.get(name), value)
+        adopt.expects[state.ref] = {"status": owned.status, markers.SET: owner_set, markers.KEY: owner_key}
+        state.last = adopt
+        return state
+
+    # -- create from an instance ------------------------------------------------------------------
+
+    def _create(self, spec: ImageSpec) -> _ImageState | None:
+        instance = spec.source.instance
+        assert instance is not None
+        source = _src(spec, "source.instance")
+        server = self.snapshot.servers.get((spec.region, instance))
+        if server is None:
+            self.refuse(
+                "source_missing",
+                spec.key,
+                spec.region,
+                f"instance {instance} does not exist in {spec.region}",
+                "check source.instance (a name or id in the home region)",
+                source,
+            )
+            return None
+        running = server.status == "ACTIVE"
+        if server.status not in ("ACTIVE", "SHUTOFF"):
+            self.refuse(
+                "source_missing",
+                spec.key,
+                spec.region,
+                f"instance {server.name} is {server.status}: only ACTIVE or SHUTOFF instances can be imaged",
+                "bring the instance to ACTIVE or SHUTOFF, then plan again",
+                source,
+            )
+            return None
+        flavor = server.flavor_name or server.flavor_id
+        kind = "local disk" if server.root_device == "local" else "volume root"
+        describe = f"{flavor}, {kind}, {'running' if running else 'stopped'}"
+        running_src = _src(spec, "source.running") or source
+        if running and spec.source.running == "refuse":
+            self.refuse(
+                "running_refused",
+                spec.key,
+                spec.region,
+                f"instance {server.name} is running ({describe})",
+                "stop it, or set running: stop to let the tool stop and restart it",
+                running_src,
+            )
+            return None
+        if running and spec.source.running == "allow" and server.root_device == "local":
+            self.refuse(
+                "running_local_disk",
+                spec.key,
+                spec.region,
+                f"instance {server.name} is running and has a local disk ({flavor}): NHN images local disks "
+                "only when stopped",
+                "set running: stop to let the tool stop it, image it and start it again",
+                running_src,
+            )
+            return None
+        self._preparation_warnings(spec, server, running and spec.source.running == "allow")
+        name = spec.display_name
+        temporary = markers.temporary_name(name, self.set, spec.key, spec.region)
+        stop = None
+        if running and spec.source.running == "stop":
+            stop = self.add(
+                "stop_instance",
+                spec.key,
+                spec.region,
+                Reason(
+                    "running_stop",
+                    f"running: stop: {server.name} is stopped for imaging, then started again",
+                    running_src,
+                ),
+                None,
+                server=server.id,
+                server_name=server.name,
+            )
+            stop.expects[f"{spec.region}/server/{server.id}"] = {"status": "ACTIVE"}
+        create = self.add(
+            "create",
+            spec.key,
+            spec.region,
+            Reason("image_missing", f"{spec.file} declares it; no image of this set has this key", _src(spec)),
+            None,
+            server=server.id,
+            server_name=server.name,
+            flavor=flavor,
+            root_device=server.root_device,
+            running=running and stop is None,
+            temporary_name=temporary,
+            name=name,
+        )
+        create.after(stop, "the instance must be stopped first")
+        create.expects[f"{spec.region}/server/{server.id}"] = {"status": "SHUTOFF" if stop or not running else "ACTIVE"}
+        for marker, value in (
+            (markers.SET, self.set),
+            (markers.KEY, spec.key),
+            (markers.SOURCE, f"instance:{server.id}"),
+        ):
+            create.changes[marker] = Change(None, value)
+        create.changes["name"] = Change(None, name)
+        if stop is not None:
+            start = self.add(
+                "start_instance",
+                spec.key,
+                spec.region,
+                Reason(
+                    "running_stop",
+                    f"restarts {server.name}, stopped for imaging (runs even if the create fails)",
+                    running_src,
+                ),
+                None,
+                server=server.id,
+                server_name=server.name,
+                compensates=stop.id,
+            )
+            start.after(create, "the image is made (or its create failed)")
+            start.expects[f"{spec.region}/server/{server.id}"] = {"status": "SHUTOFF"}
+            stop.details["downtime"] = "from the stop until the image is active"
+        if not server.os_type and spec.copies:
+            self.refuse(
+                "os_type_missing",
+                spec.key,
+                spec.region,
+                f"instance {server.name} has no os_type: its image could not be copied (NHN requires os_type)",
+                "set the instance's os_type metadata, or drop copies",
+                _src(spec, "copies"),
+            )
+        return _ImageState(
+            key=spec.key,
+            region=spec.region,
+            image_id=None,
+            made_by=create,
+            live=None,
+            protected=False,
+            visibility="private",
+            download=None,
+            last=create,
+        )
+
+    def _preparation_warnings(self, spec: ImageSpec, server: Server, imaged_running: bool) -> None:
+        source = _src(spec, "source.instance")
+        os_type = (server.os_type or "").lower()
+        if imaged_running:
+            self.warn(
+                "running_instance",
+                spec.key,
+                spec.region,
+                f"instance {server.name} is running: the image is taken live and data consistency is not guaranteed",
+                _src(spec, "source.running") or source,
+            )
+        if os_type == "linux":
+            self.warn(
+                "linux_machine_id",
+                spec.key,
+                spec.region,
+                f"reset /etc/machine-id on {server.name} before imaging, or instances made from the image share it",
+                source,
+            )
+        if os_type == "windows":
+            self.warn(
+                "windows_sysprep",
+                spec.key,
+                spec.region,
+                f"run Sysprep (ToastSysprep) on {server.name} and stop it before imaging; Sysprep blanks the password",
+                source,
+            )
+            date = BASE_IMAGE_DATE.search(server.base_image_name or "")
+            if imaged_running and date and (date.group(1), date.group(2), date.group(3)) <= ("2019", "05", "28"):
+                self.warn(
+                    "windows_pre_20190528",
+                    spec.key,
+                    spec.region,
+                    f"{server.name} comes from {server.base_image_name}: base images of 2019-05-28 or earlier need a "
+                    "scheduled 'ipconfig /renew' task before a running instance can be imaged",
+                    source,
+                )
+
+    def _restart_left_stopped(self, spec: ImageSpec) -> None:
+        if spec.source.instance is None:
+            return
+        server = self.snapshot.servers.get((spec.region, spec.source.instance))
+        if server is None or server.status != "SHUTOFF" or server.metadata.get(markers.STOPPED_BY) != self.set:
+            return
+        if any(a.kind == "start_instance" and a.details.get("server") == server.id for a in self.actions.values()):
+            return
+        start = self.add(
+            "start_instance",
+            spec.key,
+            spec.region,
+            Reason(
+                "left_stopped",
+                f"{server.name} was stopped by this set for imaging and left stopped by an interrupted run",
+                _src(spec, "source.instance"),
+            ),
+            None,
+            server=server.id,
+            server_name=server.name,
+        )
+        start.expects[f"{spec.region}/server/{server.id}"] = {"status": "SHUTOFF", markers.STOPPED_BY: self.set}
+
+    # -- fields -----------------------------------------------------------------------------------
+
+    def _wanted_changes(self, spec: ImageSpec, state: _ImageState, *, name: str | None) -> dict[str, Change]:
+        """The one table of field semantics (design.md 1): declared fields that differ; absent ones left alone."""
+        live = state.live
+        props: Mapping[str, Any] = live.properties if live is not None else {}
+        changes: dict[str, Change] = {}
+
+        def want(field_name: str, before: Any, after: Any) -> None:
+            if before != after:
+                changes[field_name] = Change(before, after)
+
+        if name is not None and live is not None:
+            want("name", live.name, name)
+        if spec.description is not None:
+            want("description", props.get("description"), spec.description)
+        if spec.min_disk is not None:
+            want("min_disk", live.min_disk if live else None, spec.min_disk)
+        if spec.min_ram is not None:
+            want("min_ram", live.min_ram if live else None, spec.min_ram)
+        if spec.download is not None:
+            want(markers.DOWNLOAD_FLAG, props.get(markers.DOWNLOAD_FLAG), _bool_text(spec.download))
+        if spec.properties is not None:
+            for prop, value in sorted(spec.properties.items()):
+                want(prop, props.get(prop), value)
+            for prop in markers.managed_props(props):
+                if prop not in spec.properties and prop in props:
+                    changes[prop] = Change(props[prop], None)
+            managed = ",".join(sorted(spec.properties)) or None
+            want(markers.PROPS, props.get(markers.PROPS), managed)
+        return changes
+
+    def _compare_fields(self, spec: ImageSpec, state: _ImageState) -> None:
+        live = state.live
+        name = spec.name
+        if live is not None and markers.token_of(live.name) and name is None and state.last is None:
+            name = spec.display_name  # finish a create that set its markers but not its final name
+        changes = self._wanted_changes(spec, state, name=name)
+        if state.made_by is not None or (state.last is not None and state.last.kind == "adopt"):
+            target = state.made_by or state.last
+            assert target is not None
+            # A new or adopted image gets its managed fields in the same call that marks it.
+            target.changes.update({k: v for k, v in changes.items() if k not in target.changes})
+            state.download = changes.get(markers.DOWNLOAD_FLAG, Change(None, state.download)).after
+            return
+        if not changes:
+            return
+        if (
+            "name" in changes
+            and VERSION_LIKE.search(str(changes["name"].before or ""))
+            and VERSION_LIKE.search(str(changes["name"].after))
+        ):
+            self.warn(
+                "version_rename",
+                spec.key,
+                state.region,
+                f"{changes['name'].before!r} -> {changes['name'].after!r} looks like a new version under the same "
+                "key: a rename keeps the same image; declare a new key for a new build",
+                _src(spec, "name"),
+            )
+        first = next(iter(sorted(changes)))
+        reason_field = (
+            "name"
+            if "name" in changes
+            else ("properties" if first not in ("description", "min_disk", "min_ram") else first)
+        )
+        update = self._patch(
+            spec,
+            state,
+            "update",
+            "",
+            changes,
+            Reason("field_changed", _describe_changes(changes), _src(spec, reason_field)),
+        )
+        if markers.DOWNLOAD_FLAG in changes:
+            state.download = changes[markers.DOWNLOAD_FLAG].after
+        if spec.min_disk is not None and live and live.size and spec.min_disk * 1024**3 < live.size:
+            self.warn(
+                "min_disk_small",
+                spec.key,
+                state.region,
+                f"min_disk {spec.min_disk} GB is below the image's size",
+                _src(spec, "min_disk"),
+            )
+        del update
+
+    def _patch(
+        self,
+        spec: ImageSpec,
+        state: _ImageState,
+        kind: str,
+        phase: str,
+        changes: dict[str, Change],
+        reason: Reason,
+        *,
+        compensates: str | None = None,
+    ) -> _Built:
+        """One PATCH group; in strict mode, bracketed unprotect -> PATCH -> protect on a protected image."""
+        bracket = self.strict and state.protected
+        opening = None
+        if bracket:
+            opening = self.add(
+                "unprotect",
+                spec.key,
+                state.region,
+                Reason(
+                    "strict_bracket", f"protected_patch: strict: unprotect for {phase or 'the update'}", reason.source
+                ),
+                state.image_id,
+                suffix=phase or "update",
+            )
+            opening.changes["protected"] = Change(True, False)
+            opening.after(state.last, "the image must exist and earlier changes be done")
+            opening.expects[state.ref] = {"protected": True}
+        action = self.add(kind, spec.key, state.region, reason, state.image_id, suffix=phase)
+        action.changes.update(changes)
+        action.after(
+            opening or state.last,
+            "the image must exist and earlier changes be done" if not opening else "the bracket opens first",
+        )
+        expects = {name: change.before for name, change in changes.items() if not name.startswith("reconciler_")}
+        expects["protected"] = False if bracket else state.protected
+        action.expects[state.ref] = expects
+        if compensates:
+            action.details["compensates"] = compensates
+        state.last = action
+        if bracket:
+            closing = self.add(
+                "protect",
+                spec.key,
+                state.region,
+                Reason(
+                    "strict_bracket",
+                    f"protected_patch: strict: protect again after {phase or 'the update'} (runs even if it failed)",
+                    reason.source,
+                ),
+                state.image_id,
+                suffix=phase or "update",
+                compensates=(opening.id if opening else None),
+            )
+            closing.changes["protected"] = Change(False, True)
+            closing.after(action, "closes the bracket")
+            closing.expects[state.ref] = {"protected": False}
+            state.last = closing
+        return action
+
+    # -- copies -----------------------------------------------------------------------------------
+
+    def _plan_copies(self, spec: ImageSpec, home: _ImageState) -> None:
+        declared = {copy.region: copy for copy in spec.copies}
+        copy_actions: list[_Built] = []
+        copy_states: dict[str, _ImageState] = {}
+        for region in sorted(declared):
+            copy = declared[region]
+            if region not in self.snapshot.catalog_regions or region not in self.snapshot.regions:
+                self.refuse(
+                    "unknown_region",
+                    spec.key,
+                    region,
+                    f"copy region {region} is not among the regions read ({', '.join(self.snapshot.regions)})",
+                    "use a region of the service catalog, or add it to cloud.regions",
+                    _src(spec, f"copies.{region}"),
+                )
+                continue
+            state, action = self._plan_copy(spec, home, copy)
+            if action is not None:
+                copy_actions.append(action)
+            if state is not None:
+                copy_states[region] = state
+        # Live copies of this key in regions no longer declared: deletion candidates.
+        for (key, region), copies in sorted(self.own.copies.items()):
+            if key != spec.key or region in declared:
+                continue
+            for live in copies:
+                if live.id not in self.handled:
+                    self._delete_left(spec.key, live, f"copy region {region} is no longer declared for {spec.key}")
+        if copy_actions:
+            self._download_dance(spec, home, copy_actions)
+        for region, state in sorted(copy_states.items()):
+            copy = declared[region]
+            self._plan_sharing(spec, state, spec.share)
+            protected = copy.protected if copy.protected is not None else spec.protected
+            self._plan_protection(
+                spec, state, protected, field_path=f"copies.{region}" if copy.protected is not None else "protected"
+            )
+
+    def _plan_copy(
+        self, spec: ImageSpec, home: _ImageState, copy: CopySpec
+    ) -> tuple[_ImageState | None, _Built | None]:
+        region = copy.region
+        source = _src(spec, f"copies.{region}")
+        name = copy.name or spec.display_name
+        live_copies = [i for i in self.own.copies.get((spec.key, region), []) if i.id not in self.handled]
+        replace_reason = None
+        live = live_copies[0] if live_copies else None
+        for extra in live_copies[1:]:
+            self.handled.add(extra.id)
+            self.refuse(
+                "ownership_conflict",
+                spec.key,
+                region,
+                f"two copies of {spec.key} in {region}: {live.id if live else '?'} and {extra.id}",
+                "delete the one that should not be there",
+                source,
+            )
+        if live is None and copy.image is not None:
+            return self._adopt_copy(spec, home, copy)
+        if live is not None:
+            self.handled.add(live.id)
+            home_checksum = home.live.checksum if home.live else None
+            if home.image_id is None or live.properties.get(markers.COPY_OF) != home.image_id:
+                replace_reason = (
+                    "stale_copy",
+                    f"the copy in {region} was made from {live.properties.get(markers.COPY_OF)}, "
+                    f"not from the current home image",
+                )
+            elif live.status in INCOMPLETE:
+                replace_reason = ("incomplete_copy", f"the copy in {region} was left {live.status}")
+            elif home_checksum and live.checksum and live.checksum != home_checksum:
+                replace_reason = (
+                    "incomplete_copy",
+                    f"the copy in {region} has checksum {live.checksum}, not the home image's {home_checksum}",
+                )
+            if replace_reason is None:
+                state = self._state_of(spec, live)
+                changes = self._wanted_changes(spec, state, name=name)
+                changes.pop(markers.DOWNLOAD_FLAG, None)  # the download flag is the home image's
+                if changes:
+                    self._patch(
+                        spec, state, "update", "", changes, Reason("field_changed", _describe_changes(changes), source)
+                    )
+                return state, None
+            if live.protected:
+                self.refuse(
+                    "protected_undeclared",
+                    spec.key,
+                    region,
+                    f"{replace_reason[1]} and must be replaced, but it is protected",
+                    f"unprotect the copy {live.id} by hand, then plan again",
+                    source,
+                )
+                return None, None
+        copy_action = self.add(
+            "copy",
+            spec.key,
+            region,
+            Reason(
+                replace_reason[0] if replace_reason else "copy_missing",
+                (replace_reason[1] + ": replaced")
+                if replace_reason
+                else f"{spec.file} declares a copy in {region}; there is none",
+                source,
+            ),
+            None,
+            source_region=home.region,
+            bytes=home.live.size if home.live else None,
+            name=name,
+        )
+        copy_action.after(home.made_by or home.last, "the copy reads the home image")
+        copy_action.expects[home.ref] = {"status": "active"}
+        for marker, value in ((markers.SET, self.set), (markers.KEY, spec.key), (markers.COPY_OF, home.image_id)):
+            copy_action.changes[marker] = Change(None, value)
+        if replace_reason is not None and live is not None:
+            delete = self.add(
+                "delete",
+                spec.key,
+                region,
+                Reason(replace_reason[0], replace_reason[1] + ": deleted, then copied again", source),
+                live.id,
+                suffix="replace",
+            )
+            delete.expects[f"{region}/{live.id}"] = {
+                "protected": False,
+                markers.COPY_OF: live.properties.get(markers.COPY_OF),
+            }
+            copy_action.after(delete, "never two copies of one image in one region")
+        state = _ImageState(
+            key=spec.key,
+            region=region,
+            image_id=None,
+            made_by=copy_action,
+            live=None,
+            protected=False,
+            visibility="private",
+            download=None,
+            last=copy_action,
+        )
+        return state, copy_action
+
+    def _adopt_copy(
+        self, spec: ImageSpec, home: _ImageState, copy: CopySpec
+    ) -> tuple[_ImageState | None, _Built | None]:
+        region = copy.region
+        source = _src(spec, f"copies.{region}")
+        owned = next((i for i in self.snapshot.images.get(region, ()) if i.id == copy.image), None)
+        if owned is None:
+            code = "not_owned" if self.snapshot.foreign.get(copy.image or "") is not None else "source_missing"
+            self.refuse(
+                code,
+                spec.key,
+                region,
+                f"copy image {copy.image} is not an image of this project in {region}",
+                "check copies[].image",
+                source,
+            )
+            return None, None
+        owner_set = owned.properties.get(markers.SET)
+        if isinstance(owner_set, str) and owner_set != self.set:
+            self.refuse(
+                "foreign_markers",
+                spec.key,
+                region,
+                f"copy image {copy.image} belongs to set {owner_set}",
+                "remove it from copies, or clear its markers",
+                source,
+            )
+            return None, None
+        state = self._state_of(spec, owned)
+        adopt = self.add(
+            "adopt",
+            spec.key,
+            region,
+            Reason("adopt_copy", f"adopts {owned.id} as the copy in {region}", source),
+            owned.id,
+        )
+        for marker, value in ((markers.SET, self.set), (markers.KEY, spec.key), (markers.COPY_OF, home.image_id)):
+            if owned.properties.get(marker) != value:
+                adopt.changes[marker] = Change(owned.properties.get(marker), value)
+        adopt.after(home.made_by, "the home image must exist")
+        adopt.expects[state.ref] = {"status": owned.status}
+        state.last = adopt
+        return state, None
+
+    def _download_dance(self, spec: ImageSpec, home: _ImageState, copies: list[_Built]) -> None:
+        """Copies read the home image's data, which NHN serves only with nhncloud_allow_download: enable
+        it before them and restore it after them, also after a failed copy (design.md 3.5)."""
+        left_on = home.live.properties.get(markers.DOWNLOAD_WAS) if home.live else None
+        if home.download == TRUE and left_on is None:
+            for copy in copies:
+                copy.expects[home.ref][markers.DOWNLOAD_FLAG] = TRUE
+            return
+        source = _src(spec, "copies")
+        on = None
+        if isinstance(left_on, str):
+            before = left_on  # a crash left it enabled: restore what was recorded, after these copies
+        else:
+            before = home.download
+            on = self._patch(
+                spec,
+                home,
+                "update",
+                "download-on",
+                {markers.DOWNLOAD_FLAG: Change(before, TRUE), markers.DOWNLOAD_WAS: Change(None, before or "absent")},
+                Reason("download_for_copies", "the copies read the image's data: enable downloads", source),
+            )
+        for copy in copies:
+            copy.after(home.last, "downloads must be enabled on the home image")
+            copy.expects[home.ref][markers.DOWNLOAD_FLAG] = TRUE
+        restore = None if before in (None, "absent") else before
+        off = self._patch(
+            spec,
+            home,
+            "update",
+            "download-off",
+            {markers.DOWNLOAD_FLAG: Change(TRUE, restore), markers.DOWNLOAD_WAS: Change(before or "absent", None)},
+            Reason(
+                "download_for_copies", "restore the download flag after the copies (runs even if one failed)", source
+            ),
+            compensates=on.id if on else None,
+        )
+        first_of_off = self.actions.get(f"unprotect:{spec.key}:{home.region}:download-off") or off
+        for copy in copies:
+            first_of_off.after(copy, "after every copy")
+
+    # -- sharing ----------------------------------------------------------------------------------
+
+    def _plan_sharing(self, spec: ImageSpec, state: _ImageState, share: tuple[str, ...] | None) -> None:
+        if share is None:
+            return  # absent: members left alone (design.md 1)
+        live_members = {m.member_id: m for m in self.snapshot.members.get(state.image_id or "", ())}
+        wanted = set(share)
+        source = _src(spec, "share")
+        for member_id in sorted(wanted & set(live_members)):
+            if live_members[member_id].status == "pending":
+                self.pending.append({"key": spec.key, "region": state.region, "member": member_id})
+                self.warn(
+                    "members_pending",
+                    spec.key,
+                    state.region,
+                    f"project {member_id} has not accepted the share yet: the image is usable but not in its list",
+                    source,
+                )
+        previous = state.last
+        first_share = None
+        for member_id in sorted(wanted - set(live_members)):
+            share_action = self.add(
+                "share",
+                spec.key,
+                state.region,
+                Reason("share", f"{spec.file} shares it with {member_id}", source),
+                state.image_id,
+                suffix=member_id,
+                member=member_id,
+            )
+            if first_share is None and state.visibility != "shared":
+                share_action.changes["visibility"] = Change(state.visibility, "shared")
+                state.visibility = "shared"
+            share_action.after(state.made_by or previous, "the image must exist in this region")
+            share_action.after(first_share, "the first share makes the image shared")
+            share_action.expects[state.ref] = {"status": "active"}
+            first_share = first_share or share_action
+        removed = sorted(set(live_members) - wanted)
+        unshares = []
+        for member_id in removed:
+            unshare = self.add(
+                "unshare",
+                spec.key,
+                state.region,
+                Reason("unshare", f"{member_id} is no longer in share", source),
+                state.image_id,
+                suffix=member_id,
+                member=member_id,
+            )
+            unshare.after(previous, "earlier changes first")
+            unshare.expects[state.ref] = {"visibility": "shared"}
+            unshares.append(unshare)
+        if not wanted and state.visibility == "shared":
+            # Members go first: Glance keeps member records, so a later re-share would re-grant them.
+            last = unshares[-1] if unshares else None
+            if last is not None:
+                last.changes["visibility"] = Change("shared", "private")
+                for other in unshares[:-1]:
+                    last.after(other, "every other member is removed first")
+            else:
+                update = self._patch(
+                    spec,
+                    state,
+                    "update",
+                    "visibility",
+                    {"visibility": Change("shared", "private")},
+                    Reason("visibility", "share is empty: the image is made private again", source),
+                )
+                del update
+            state.visibility = "private"
+
+    # -- protection -------------------------------------------------------------------------------
+
+    def _plan_protection(
+        self, spec: ImageSpec, state: _ImageState, protected: bool | None, field_path: str = "protected"
+    ) -> None:
+        if protected is None or protected == state.protected:
+            return
+        kind = "protect" if protected else "unprotect"
+        source = _src(spec, field_path) if spec.location(field_path) else _src(spec, "protected")
+        action = self.add(
+            kind,
+            spec.key,
+            state.region,
+            Reason(kind, f"{'protected: true' if protected else 'protected: false'} is declared", source),
+            state.image_id,
+        )
+        action.changes["protected"] = Change(state.protected, protected)
+        action.after(state.last, "earlier changes first")
+        # Protect last: after the copies that read it and the shares that need it.
+        for other in self.actions.values():
+            if (
+                other.key == spec.key
+                and other.region == state.region
+                and other.kind in ("share", "copy")
+                and other is not action
+            ):
+                action.after(other, "protected once everything else is in place")
+        action.expects[state.ref] = {"protected": state.protected}
+        state.protected = protected
+        state.last = action
+
+    # -- deletions and leftovers ------------------------------------------------------------------
+
+    def _delete_left(self, key: str, live: Image, why: str) -> None:
+        self.handled.add(live.id)
+        if live.id in self.referenced:
+            return
+        if live.protected:
+            self.refuse(
+                "protected_undeclared",
+                key,
+                live.region,
+                f"{live.name} ({live.id}) is protected and no longer declared: it will not be deleted",
+                f"set protected: false on {key}, apply; then remove it and apply",
+                None,
+            )
+            return
+        delete = self.add(
+            "delete",
+            key,
+            live.region,
+            Reason("undeclared", f"{why}; not protected", None),
+            live.id,
+            suffix=live.id[:8]
+            if live.properties.get(markers.COPY_OF) is None and len(self.own.home.get(key, [])) > 1
+            else "",
+            name=live.name,
+        )
+        delete.expects[f"{live.region}/{live.id}"] = {"protected": False, markers.SET: self.set, markers.KEY: key}
+        # Unshares and other changes come before deletes; deletes are last.
+        self.deletions.append(delete)
+
+    def _plan_deletions(self) -> None:
+        for key, images in sorted(self.own.home.items()):
+            if key in self.declared or key in self.moved_from:
+                continue
+            for live in images:
+                if live.id not in self.handled:
+                    self._delete_left(key, live, f"{key} is no longer declared")
+            for (copy_key, region), copies in sorted(self.own.copies.items()):
+                if copy_key == key:
+                    for live in copies:
+                        if live.id not in self.handled:
+                            self._delete_left(key, live, f"{key} is no longer declared (its copy in {region})")
+
+    def _restore_leftovers(self) -> None:
+        """A download flag a crash left enabled for copies is restored when no copy is planned now."""
+        for key, images in sorted(self.own.home.items()):
+            for live in images:
+                was = live.properties.get(markers.DOWNLOAD_WAS)
+                if not isinstance(was, str) or live.id not in self.handled:
+                    continue
+                if any(a.key == key and a.kind == "copy" for a in self.actions.values()):
+                    continue
+                restore = None if was == "absent" else was
+                update = self.add(
+                    "update",
+                    key,
+                    live.region,
+                    Reason(
+                        "download_left_enabled",
+                        "an interrupted run left downloads enabled for copies: restore the flag",
+                        None,
+                    ),
+                    live.id,
+                    suffix="download-restore",
+                )
+                update.changes[markers.DOWNLOAD_FLAG] = Change(live.properties.get(markers.DOWNLOAD_FLAG), restore)
+                update.changes[markers.DOWNLOAD_WAS] = Change(was, None)
+                update.expects[f"{live.region}/{live.id}"] = {markers.DOWNLOAD_WAS: was}
+
+
+def _describe_changes(changes: Mapping[str, Change]) -> str:
+    parts = []
+    for name in sorted(changes):
+        change = changes[name]
+        if name.startswith("reconciler_"):
+            continue
+        if change.after is None:
+            parts.append(f"{name} {_quoted(change.before)} removed")
+        elif change.before is None:
+            parts.append(f"{name} set to {_quoted(change.after)}")
+        else:
+            parts.append(f"{name} {_quoted(change.before)} -> {_quoted(change.after)}")
+    return "; ".join(parts) or "markers"
+
+
+def _quoted(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)

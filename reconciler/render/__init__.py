@@ -1,0 +1,1 @@
+"""Renderings of a plan: pure functions from the plan's JSON document to text."""

@@ -1,0 +1,89 @@
+"""The live state the planner reads, as frozen data, and the one function that reads it through the
+cloud client. Everything the planner needs is observed first; the planner itself does no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from reconciler.cloud.client import CloudClient
+from reconciler.cloud.errors import CloudConfigError
+from reconciler.cloud.model import Image, Member, Server
+from reconciler.model import DesiredState
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+def _frozen(mapping: Mapping | None = None) -> Mapping:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the cloud holds, for one project."""
+
+    project: str
+    regions: tuple[str, ...]  # the regions read
+    catalog_regions: tuple[str, ...]  # every image region of the catalog
+    # Every image the project owns, per region read, sorted by id.
+    images: Mapping[str, tuple[Image, ...]] = field(default_factory=_frozen)
+    # Members of the images whose sharing the plan may change, by image id.
+    members: Mapping[str, tuple[Member, ...]] = field(default_factory=_frozen)
+    # The servers the manifests name, by (region, name or id); None when there is none.
+    servers: Mapping[tuple[str, str], Server | None] = field(default_factory=_frozen)
+    # Images named by `source.image` that the project does not own, by id; None when not visible.
+    foreign: Mapping[str, Image | None] = field(default_factory=_frozen)
+
+    def all_images(self) -> list[Image]:
+        return [image for region in self.regions for image in self.images.get(region, ())]
+
+
+def read_snapshot(client: CloudClient, desired: DesiredState) -> Snapshot:
+    """Observe everything `desired` could touch: all regions first, then members and servers."""
+    catalog = client.image_regions()
+    declared = desired.root.cloud.regions
+    if declared:
+        missing = sorted(set(declared) - set(catalog))
+        if missing:
+            raise CloudConfigError(
+                f"cloud.regions names {', '.join(missing)}, which the service catalog does not offer "
+                f"(it has: {', '.join(catalog) or 'none'})"
+            )
+    regions = tuple(declared) if declared else catalog
+    images = {
+        region: tuple(sorted(client.list_images(region, owner=client.project_id), key=lambda i: i.id))
+        for region in regions
+    }
+
+    # Members of this set's shared images (the planner compares them with `share`).
+    members: dict[str, tuple[Member, ...]] = {}
+    for region in regions:
+        for image in images[region]:
+            if image.properties.get("reconciler_set") == desired.root.set and image.visibility == "shared":
+                members[image.id] = tuple(sorted(client.list_members(region, image.id), key=lambda m: m.member_id))
+
+    owned_ids = {image.id for region in regions for image in images[region]}
+    servers: dict[tuple[str, str], Server | None] = {}
+    foreign: dict[str, Image | None] = {}
+    for spec in desired.images:
+        if spec.region not in regions:
+            continue
+        if spec.source.instance is not None:
+            servers[(spec.region, spec.source.instance)] = client.find_server(spec.region, spec.source.instance)
+        if spec.source.image is not None and spec.source.image not in owned_ids:
+            foreign[spec.source.image] = client.find_image(spec.region, spec.source.image)
+        for copy in spec.copies:
+            if copy.image is not None and copy.image not in owned_ids and copy.region in regions:
+                foreign[copy.image] = client.find_image(copy.region, copy.image)
+    return Snapshot(
+        project=client.project_id,
+        regions=regions,
+        catalog_regions=catalog,
+        images=_frozen(images),
+        members=_frozen(members),
+        servers=_frozen(servers),
+        foreign=_frozen(foreign),
+    )

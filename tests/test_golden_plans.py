@@ -1,0 +1,73 @@
+"""Golden plans: each folder in tests/cases/ holds a root with a simulator seed (`root/`), a one-sentence
+`reason.txt`, and the expected `plan.txt` and `plan.json`. The plan is made by the real command against
+the embedded simulator over HTTP.
+
+Regenerate after a deliberate change with `RECONCILER_UPDATE_GOLDEN=1 python -m pytest tests/test_golden_plans.py`
+and review the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli import main
+
+CASES = Path(__file__).resolve().parent / "cases"
+UPDATE = os.environ.get("RECONCILER_UPDATE_GOLDEN") == "1"
+CREDENTIAL_VARIABLES = ("NHN_CLOUD_USERNAME", "NHN_CLOUD_API_PASSWORD", "OS_USERNAME", "OS_PASSWORD")
+
+
+def case_names() -> list[str]:
+    return sorted(p.name for p in CASES.iterdir() if (p / "root").is_dir())
+
+
+def run_plan(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str) -> tuple[int, str]:
+    root = tmp_path / fmt / "root"
+    shutil.copytree(CASES / case / "root", root)
+    code = main(["plan", str(root), "--format", fmt, "--no-color"])
+    return code, capsys.readouterr().out
+
+
+def compare(path: Path, actual: str) -> None:
+    if UPDATE:
+        path.write_text(actual, encoding="utf-8")
+        return
+    assert path.exists(), f"{path} is missing: run with RECONCILER_UPDATE_GOLDEN=1 and review it"
+    assert actual == path.read_text(encoding="utf-8")
+
+
+@pytest.fixture(autouse=True)
+def no_credentials(monkeypatch):
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize("case", case_names())
+def test_golden_plan(case, tmp_path, capsys):
+    reason = (CASES / case / "reason.txt").read_text(encoding="utf-8").strip()
+    assert reason and "\n" not in reason, "reason.txt holds one sentence"
+
+    code, document = run_plan(case, tmp_path, capsys, "json")
+    compare(CASES / case / "plan.json", document)
+    plan = json.loads(document)
+    assert code == (3 if plan["refusals"] else 0), "exit code 3 exactly when the plan has refusals"
+
+    code_text, text = run_plan(case, tmp_path, capsys, "text")
+    compare(CASES / case / "plan.txt", text)
+    assert code_text == code
+    # The text is made from the same data: every action id's kind and key appear in it.
+    for action in plan["actions"]:
+        assert action["key"] in text and action["kind"] in text
+
+
+def test_identical_inputs_give_byte_identical_output(tmp_path, capsys):
+    outputs = set()
+    for attempt in range(2):
+        _, document = run_plan("copies-two-regions", tmp_path / str(attempt), capsys, "json")
+        outputs.add(document)
+    assert len(outputs) == 1

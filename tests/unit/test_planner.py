@@ -1,0 +1,160 @@
+"""The planner is pure: hand-made snapshots in, plain data out, no server and no I/O. These tests cover
+what the golden cases show less directly: determinism, the dependency graph, and the field table."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import textwrap
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from reconciler.cloud.model import Image, Member
+from reconciler.plan import Target
+from reconciler.planner import build_plan
+from reconciler.snapshot import Snapshot
+from reconciler.validate import load_desired_state
+
+PROJECT = "3f0c9d2e6b7a4f0e9a1b2c3d4e5f6a7b"
+PARTNER = "8989447062e04a818baf9e073fd04fa7"
+TARGET = Target("simulator", PROJECT, "loopback", ("JP1", "KR1"), ".reconciler/sim-state.json")
+
+
+def desired(tmp_path: Path, manifest: str, *, strict: bool = False):
+    patch = "\n  protected_patch: strict" if strict else ""
+    (tmp_path / "reconciler.yaml").write_text(
+        f"version: 1\nset: web\ncloud:\n  kind: nhn\n  project: {PROJECT}{patch}\ndefaults:\n  region: KR1\n"
+    )
+    (tmp_path / "m.yaml").write_text("version: 1\nimages:\n" + textwrap.indent(textwrap.dedent(manifest), "  "))
+    return load_desired_state(tmp_path)
+
+
+def image(image_id: str, region: str = "KR1", *, name: str = "web", protected: bool = False, **props: str) -> Image:
+    return Image(
+        region=region, id=image_id, name=name, status="active", visibility=props.pop("visibility", "private"),
+        protected=protected, owner=PROJECT, min_disk=0, min_ram=0, size=1024, checksum="c" * 32,
+        os_hash_value=None, disk_format="qcow2", container_format="bare", tags=(), created_at="2026-11-26T00:00:00Z",
+        updated_at=None, properties=MappingProxyType({"os_type": "linux", **props}),
+    )  # fmt: skip
+
+
+def managed(image_id: str, key: str = "web", region: str = "KR1", **kwargs) -> Image:
+    props = {"reconciler_set": "web", "reconciler_key": key, "reconciler_source": f"image:{image_id}"}
+    props.update(kwargs.pop("props", {}))
+    return image(image_id, region, **kwargs, **props)
+
+
+def snapshot(*images: Image, members: dict[str, tuple[Member, ...]] | None = None) -> Snapshot:
+    by_region: dict[str, list[Image]] = {"JP1": [], "KR1": []}
+    for each in images:
+        by_region[each.region].append(each)
+    return Snapshot(
+        project=PROJECT, regions=("JP1", "KR1"), catalog_regions=("JP1", "KR1"),
+        images=MappingProxyType({r: tuple(sorted(v, key=lambda i: i.id)) for r, v in by_region.items()}),
+        members=MappingProxyType(members or {}), servers=MappingProxyType({}), foreign=MappingProxyType({}),
+    )  # fmt: skip
+
+
+HOME = "00000000-0000-4000-8000-000000000001"
+
+
+def test_identical_inputs_give_identical_json_whatever_the_listing_order(tmp_path):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  copies: [JP1]\n  protected: true\n")
+    images = [
+        managed(HOME, props={"nhncloud_allow_download": "false"}),
+        image("0000000a-0000-4000-8000-000000000000", name="other"),
+    ]
+    first = json.dumps(build_plan(state, snapshot(*images), TARGET).to_json())
+    random.Random(7).shuffle(images)
+    assert json.dumps(build_plan(state, snapshot(*images), TARGET).to_json()) == first
+
+
+def test_planning_does_no_io(tmp_path, monkeypatch):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  name: web-lts\n")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the planner opened a socket")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr("builtins.open", no_network)
+    plan = build_plan(state, snapshot(managed(HOME)), TARGET)
+    assert [a.id for a in plan.actions] == ["update:web:KR1"]
+
+
+def test_copies_wait_for_downloads_and_protection_waits_for_everything(tmp_path):
+    state = desired(
+        tmp_path, f"web:\n  source: {{image: {HOME}}}\n  copies: [JP1]\n  protected: true\n  share: [{PARTNER}]\n"
+    )
+    plan = build_plan(state, snapshot(managed(HOME, props={"nhncloud_allow_download": "false"})), TARGET)
+    ids = [a.id for a in plan.actions]
+    deps = {a.id: {d.id for d in a.depends_on} for a in plan.actions}
+    assert "update:web:KR1:download-on" in deps["copy:web:JP1"]
+    assert "copy:web:JP1" in deps["update:web:KR1:download-off"]
+    assert ids.index("protect:web:KR1") > ids.index("update:web:KR1:download-off")
+    assert ids.index("protect:web:JP1") > ids.index(f"share:web:JP1:{PARTNER}")
+    # Every action comes after all it depends on.
+    for position, action_id in enumerate(ids):
+        assert all(ids.index(d) < position for d in deps[action_id])
+    off = next(a for a in plan.actions if a.id == "update:web:KR1:download-off")
+    assert off.details["compensates"] == "update:web:KR1:download-on"
+    assert off.changes["nhncloud_allow_download"].after == "false"
+
+
+def test_strict_mode_brackets_each_patch_group_of_a_protected_image(tmp_path):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  name: web-lts\n  copies: [JP1]\n", strict=True)
+    plan = build_plan(
+        state, snapshot(managed(HOME, protected=True, props={"nhncloud_allow_download": "false"})), TARGET
+    )
+    ids = [a.id for a in plan.actions]
+    for phase in ("update", "download-on", "download-off"):
+        opening, closing = f"unprotect:web:KR1:{phase}", f"protect:web:KR1:{phase}"
+        assert opening in ids and closing in ids
+        assert next(a for a in plan.actions if a.id == closing).details["compensates"] == opening
+    # A bracket never spans the copy: download-on closes before the copy starts.
+    assert (
+        ids.index("protect:web:KR1:download-on")
+        < ids.index("copy:web:JP1")
+        < ids.index("unprotect:web:KR1:download-off")
+    )
+
+
+def test_managed_properties_removed_when_dropped_others_left_alone(tmp_path):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  properties: {{login_username: ubuntu}}\n")
+    live = managed(
+        HOME,
+        props={"reconciler_props": "login_username,old_flag", "old_flag": "1", "login_username": "root", "team": "x"},
+    )
+    (action,) = build_plan(state, snapshot(live), TARGET).actions
+    assert {k: (c.before, c.after) for k, c in action.changes.items()} == {
+        "login_username": ("root", "ubuntu"),
+        "old_flag": ("1", None),
+        "reconciler_props": ("login_username,old_flag", "login_username"),
+    }
+
+
+def test_absent_fields_are_left_alone(tmp_path):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n")
+    live = managed(HOME, name="anything", protected=True, visibility="shared", team="x")
+    members = {HOME: (Member(HOME, PARTNER, "accepted"),)}
+    plan = build_plan(state, snapshot(live, members=members), TARGET)
+    assert plan.actions == () and plan.refusals == ()
+
+
+def test_pending_members_are_warned_and_listed(tmp_path):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  share: [{PARTNER}]\n")
+    live = managed(HOME, visibility="shared")
+    plan = build_plan(state, snapshot(live, members={HOME: (Member(HOME, PARTNER, "pending"),)}), TARGET)
+    assert [w.code for w in plan.warnings] == ["members_pending"]
+    assert plan.to_json()["info"]["pending_members"] == [{"key": "web", "region": "KR1", "member": PARTNER}]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "warned"), [("web-base-v1", "web-base-v2", True), ("web-base", "web-base-lts", False)]
+)
+def test_a_rename_that_looks_like_a_version_bump_is_warned(tmp_path, before, after, warned):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  name: {after}\n")
+    plan = build_plan(state, snapshot(managed(HOME, name=before)), TARGET)
+    assert ("version_rename" in [w.code for w in plan.warnings]) is warned
