@@ -10,10 +10,13 @@ import argparse
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from reconciler import __version__, target
+from reconciler.apply import Applier, ApplyReport, failures, summarise
 from reconciler.connect import open_cloud
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.planner import build_plan
@@ -94,33 +97,131 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("--max-deletions", type=int, metavar="N", help="override settings.max_deletions")
     plan.set_defaults(handler=run_plan)
+
+    apply = subparsers.add_parser(
+        "apply",
+        parents=subcommand_options,
+        help="plan, then carry the plan out",
+        description="Make a plan as `plan` does, show it, ask for confirmation, and carry it out. "
+        "A plan with refusals is never applied; a protected image is never deleted.",
+    )
+    apply.add_argument("root", nargs="?", default=".", type=Path, metavar="ROOT", help="the root folder (default: .)")
+    apply.add_argument("--auto-approve", action="store_true", help="apply without asking (needed without a terminal)")
+    apply.add_argument(
+        "--parallelism", type=int, metavar="N", help="concurrent actions (default: settings.parallelism)"
+    )
+    apply.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="longest wait for one image or server (default 3600)",
+    )
+    apply.add_argument("--max-deletions", type=int, metavar="N", help="override settings.max_deletions")
+    apply.add_argument("--format", choices=("text", "json"), default="text", help="text, or a JSON report on stdout")
+    apply.set_defaults(handler=run_apply)
     simulator_cli.add_parser(subparsers, subcommand_options)
     return parser
 
 
-def run_plan(args: argparse.Namespace) -> int:
+def _start(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
+    """Validate the root and print the target line first: a run never guesses its target (design.md 5)."""
     if args.max_deletions is not None and args.max_deletions < 0:
         raise UsageError("--max-deletions must be 0 or more")
     desired = load_desired_state(args.root)
     sim_state = Path(args.sim_state) if args.sim_state else None
     cloud = target.effective_cloud(desired.root, sim_state)
-    # The target first, before anything is read: a run never guesses it (design.md 5).
-    heading = f"reconciler plan · {target.describe(desired.root, cloud, os.environ)}"
+    heading = f"reconciler {command} · {target.describe(desired.root, cloud, os.environ)}"
     print(heading, file=sys.stderr if args.format == "json" else sys.stdout, flush=True)
+    return desired, cloud
+
+
+def _show_plan(plan: Any, args: argparse.Namespace, stream: Any) -> None:
+    text = render_text(plan.to_json()).split("\n", 1)[1]  # the target line was printed already
+    stream.write(colorize(text) if _use_colour(args) and stream is sys.stdout else text)
+    stream.flush()
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    desired, cloud = _start(args, "plan")
     with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
         snapshot = read_snapshot(client, desired)
     plan = build_plan(desired, snapshot, plan_target, max_deletions=args.max_deletions)
-    document = plan.to_json()
     if args.format == "json":
-        sys.stdout.write(render_json(document))
+        sys.stdout.write(render_json(plan.to_json()))
     else:
-        text = render_text(document).split("\n", 1)[1]  # the target line was printed already
-        sys.stdout.write(colorize(text) if _use_colour(args) else text)
+        _show_plan(plan, args, sys.stdout)
     if plan.refusals:
         return EXIT_REFUSED
     if args.detailed_exitcode and plan.actions:
         return EXIT_CHANGES
     return EXIT_OK
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    if args.parallelism is not None and args.parallelism < 1:
+        raise UsageError("--parallelism must be 1 or more")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    desired, cloud = _start(args, "apply")
+    human = sys.stderr if args.format == "json" else sys.stdout
+    with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
+        plan = build_plan(desired, read_snapshot(client, desired), plan_target, max_deletions=args.max_deletions)
+        _show_plan(plan, args, human)
+        if plan.refusals:
+            print("Nothing was applied: the plan has refusals.", file=human)
+            return EXIT_REFUSED
+        if not plan.actions:
+            if args.format == "json":
+                sys.stdout.write(render_json(ApplyReport().to_json()))
+            return EXIT_OK
+        if not args.auto_approve and not _confirm(plan, human):
+            return EXIT_ERROR
+        applier = Applier(
+            client,
+            plan,
+            parallelism=args.parallelism or desired.root.settings.parallelism,
+            timeout=args.timeout,
+            progress=_progress_printer(human),
+        )
+        report = applier.run()
+    for failure in failures(report):
+        print(f"  {failure.status}: {failure.action.id}: {failure.message}", file=human)
+    print(summarise(report), file=human)
+    if args.format == "json":
+        sys.stdout.write(render_json(report.to_json()))
+    return EXIT_OK if report.succeeded else EXIT_ERROR
+
+
+def _confirm(plan: Any, stream: Any) -> bool:
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "no terminal to confirm the plan on", hint="review the plan, then run again with --auto-approve"
+        )
+    stream.write(f"\nApply these {len(plan.actions)} actions to the target named above? Only 'yes' is accepted: ")
+    stream.flush()
+    if sys.stdin.readline().strip() != "yes":
+        print("Apply cancelled; nothing was changed.", file=stream)
+        return False
+    return True
+
+
+def _progress_printer(stream: Any) -> Any:
+    lock = threading.Lock()
+
+    def show(event: str, action: Any, result: Any) -> None:
+        phase = action.id.split(":", 3)[3] if action.id.count(":") >= 3 else ""
+        what = f"{action.kind} {action.key} {action.region}" + (f" ({phase})" if phase else "")
+        with lock:
+            if event == "start":
+                print(f"  start   {what}", file=stream, flush=True)
+            elif event == "end":
+                detail = f" ({result.seconds:.1f} s)" if result.status == "done" else f": {result.message}"
+                print(f"  {result.status:<7} {what}{detail}", file=stream, flush=True)
+            else:
+                print(f"  skipped {what}: {result.message}", file=stream, flush=True)
+
+    return show
 
 
 def _use_colour(args: argparse.Namespace) -> bool:

@@ -16,6 +16,9 @@ from reconciler.model import CloudTarget, RootConfig
 from reconciler.plan import Target
 from reconciler.simulator import running_simulator
 
+# The simulator's objects change state per poll, not per second: no reason to wait long between polls.
+SIMULATOR_POLL_DELAYS = (0.02, 0.2)
+
 
 @contextlib.contextmanager
 def open_cloud(
@@ -25,7 +28,8 @@ def open_cloud(
         assert cloud.state is not None
         with running_simulator(cloud.state, seed_path=cloud.seed) as server:
             project, user, password = _simulator_identity(cloud.state, cloud.project, env)
-            client = connect(Credentials(user, password, identity_url=server.identity_url), project)
+            credentials = Credentials(user, password, identity_url=server.identity_url)
+            client = connect(credentials, project, poll_delays=SIMULATOR_POLL_DELAYS)
             try:
                 yield client, _target(config, cloud, client, "loopback", project)
             finally:

@@ -816,7 +816,11 @@ class _Planner:
             opening or state.last,
             "the image must exist and earlier changes be done" if not opening else "the bracket opens first",
         )
-        expects = {name: change.before for name, change in changes.items() if not name.startswith("reconciler_")}
+        if state.live is None:
+            # Made earlier in this plan: its fields are known only once it exists.
+            expects: dict[str, Any] = {"status": "active"}
+        else:
+            expects = {name: change.before for name, change in changes.items() if not name.startswith("reconciler_")}
         expects["protected"] = False if bracket else state.protected
         action.expects[state.ref] = expects
         if compensates:

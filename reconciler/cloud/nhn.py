@@ -69,9 +69,13 @@ class NhnCloudClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         page_size: int = PAGE_SIZE,
+        poll_delays: tuple[float, float] = (1.0, 15.0),
     ) -> None:
         self._http = transport
         self._page_size = page_size
+        # (first, longest) delay between polls while waiting; the simulator advances per poll, not
+        # per second, so a simulator target polls briskly.
+        self._poll_delays = poll_delays
         self.project_id = transport.auth.project_id
         self._sleep = sleep
         self._clock = clock
@@ -174,7 +178,7 @@ class NhnCloudClient:
         return poll(
             read, lambda image: image.status == status, timeout=timeout,
             what=f"image {image_id} in {region} to be {status}", describe=lambda image: image.status,
-            clock=self._clock, sleep=self._sleep,
+            first_delay=self._poll_delays[0], max_delay=self._poll_delays[1], clock=self._clock, sleep=self._sleep,
         )  # fmt: skip
 
     # -- members --------------------------------------------------------------------------------------
@@ -364,7 +368,7 @@ class NhnCloudClient:
             read, lambda s: s.status == status and s.task_state is None, timeout=timeout,
             what=f"server {server_id} in {region} to be {status}",
             describe=lambda s: s.status + (f" ({s.task_state})" if s.task_state else ""),
-            clock=self._clock, sleep=self._sleep,
+            first_delay=self._poll_delays[0], max_delay=self._poll_delays[1], clock=self._clock, sleep=self._sleep,
         )  # fmt: skip
 
 
@@ -375,11 +379,13 @@ def connect(
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     retries: int = 3,
     sleep: Callable[[float], None] = time.sleep,
+    poll_delays: tuple[float, float] = (1.0, 15.0),
 ) -> NhnCloudClient:
     """A client for `project_id`, authenticating with identity v2 (NHN Cloud or the simulator)."""
     session = make_session(retries, sleep)
     auth = KeystoneV2Auth(credentials, project_id, session, timeout=timeout[1])
-    return NhnCloudClient(Transport(auth, session, timeout=timeout, retries=retries, sleep=sleep), sleep=sleep)
+    transport = Transport(auth, session, timeout=timeout, retries=retries, sleep=sleep)
+    return NhnCloudClient(transport, sleep=sleep, poll_delays=poll_delays)
 
 
 def connect_trusted_glance(

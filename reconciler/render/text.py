@@ -145,7 +145,8 @@ def render_text(document: dict[str, Any]) -> str:
         if refusal["hint"]:
             lines.append(f"{INDENT}hint: {refusal['hint']}")
     if document["warnings"]:
-        lines.append("")
+        if actions or document["refusals"]:
+            lines.append("")
         for warning in document["warnings"]:
             where = " ".join(part for part in (warning["key"], warning["region"]) if part)
             source = f" ({warning['source']})" if warning["source"] else ""

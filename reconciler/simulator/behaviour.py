@@ -21,7 +21,7 @@ PROTECTED_PATCH_MODES = ("permissive", "strict")
 def describe_error(error: jsonschema.ValidationError) -> str:
     """A schema error about the behaviour section, in words (a fault's oneOf is opaque otherwise)."""
     if error.validator == "oneOf" and "faults" in error.absolute_path:
-        return "a fault needs exactly one of status, drop, stall_s"
+        return "a fault needs exactly one of status, drop, lose_answer, stall_s"
     return error.message
 
 
@@ -37,7 +37,8 @@ class Fault:
     """Misbehave on the `on_call`-th call(s) to `route` (1-based, counted per server process).
 
     Exactly one of: `status` (answer with it; with `retry_after` a Retry-After header is sent, as for 429
-    or 503), `drop` (close the connection without an answer) or `stall_s` (wait that long, then answer
+    or 503), `drop` (close the connection without carrying the request out), `lose_answer` (carry it
+    out, then close without answering: the answer is lost) or `stall_s` (wait that long, then answer
     normally, so a client with a shorter timeout gives up). `route` is a route template as
     `GET /_simulator/stats` names it, e.g. `GET /image/{region}/v2/images`.
     """
@@ -48,6 +49,7 @@ class Fault:
     retry_after: int | None = None
     drop: bool = False
     stall_s: float | None = None
+    lose_answer: bool = False
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Fault:
@@ -61,10 +63,8 @@ class Fault:
             retry_after=raw.get("retry_after"),
             drop=bool(raw.get("drop", False)),
             stall_s=raw.get("stall_s"),
+            lose_answer=bool(raw.get("lose_answer", False)),
         )
-        kinds = [fault.status is not None, fault.drop, fault.stall_s is not None]
-        if sum(kinds) != 1:
-            raise ValueError(f"fault on {fault.route!r} needs exactly one of status, drop, stall_s")
         return fault
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +74,8 @@ class Fault:
                 out[name] = getattr(self, name)
         if self.drop:
             out["drop"] = True
+        if self.lose_answer:
+            out["lose_answer"] = True
         return out
 
 

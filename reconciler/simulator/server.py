@@ -151,17 +151,17 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
                     raise _Dropped
                 if fault.stall_s is not None:
                     time.sleep(fault.stall_s)
-                else:
+                elif fault.status is not None:
                     headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                    raise HttpError(
-                        fault.status or 500, f"Simulated fault on call {call} of {route.name}", headers=headers
-                    )
+                    raise HttpError(fault.status, f"Simulated fault on call {call} of {route.name}", headers=headers)
             if route.auth:
                 # keystonemiddleware rejects before the service runs: its body, whatever the service.
                 service, route_service = "identity", service
                 req.token = identity.authenticate(app, req)
                 service = route_service
             response = route.handler(app, req)
+            if fault is not None and fault.lose_answer:
+                raise _Dropped  # carried out; the answer is lost on the way back
         except _Dropped:
             self.close_connection = True
             return

@@ -1,0 +1,403 @@
+"""Apply: carry a plan out through the CloudClient, exactly as planned (design.md section 4).
+
+- The plan's graph runs with bounded parallelism: an action starts once everything it depends on is done.
+- Before each mutating call, the action's `expects` are checked against a fresh read; a mismatch stops
+  that action as stale before it touches anything. `protected` is re-read before every delete: a
+  protected image is never deleted, whatever the plan said.
+- After the first failure no new action starts; running ones finish. Compensating actions (the restart
+  after a stop, the protect closing a strict bracket, the download-flag restore) still run once the
+  action they compensate was done.
+- A create goes under the temporary name, then one PATCH sets the markers and the final name, so a lost
+  answer or a crash leaves an image the next plan recognises.
+- Apply never branches on an action's reason; it executes the plan it was given.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler import markers
+from reconciler.cloud.client import CloudClient
+from reconciler.cloud.errors import CloudError, CloudTransportError
+from reconciler.cloud.model import IMAGE_BASE_ATTRIBUTES, Image, PatchOp
+from reconciler.errors import ReconcilerError
+from reconciler.plan import Action, Change, Plan
+
+log = logging.getLogger(__name__)
+
+DONE, FAILED, STALE, SKIPPED = "done", "failed", "stale", "skipped"
+# Image attributes an `expects` entry may name directly (everything else is a custom property).
+IMAGE_FIELDS = ("status", "protected", "name", "visibility", "min_disk", "min_ram", "owner", "checksum")
+# What a copy takes from its source besides the custom properties.
+COPY_ATTRIBUTES = ("disk_format", "container_format", "min_disk", "min_ram")
+NOT_COPIED = frozenset({*markers.ALL, markers.DOWNLOAD_FLAG}) | IMAGE_BASE_ATTRIBUTES
+
+
+class StaleError(ReconcilerError):
+    """The live object no longer matches what the plan expected: the action did not touch it."""
+
+
+@dataclass
+class StepResult:
+    action: Action
+    status: str  # done | failed | stale | skipped
+    message: str = ""
+    seconds: float = 0.0
+    image_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.action.id,
+            "kind": self.action.kind,
+            "key": self.action.key,
+            "region": self.action.region,
+            "status": self.status,
+            "image_id": self.image_id or self.action.image_id,
+            "message": self.message,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class ApplyReport:
+    results: list[StepResult] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def succeeded(self) -> bool:
+        return all(r.status == DONE for r in self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": "1",
+            "results": [r.to_json() for r in self.results],
+            "summary": {s: self.count(s) for s in (DONE, FAILED, STALE, SKIPPED)},
+        }
+
+
+Progress = Callable[[str, Action, StepResult | None], None]
+
+
+def _no_progress(event: str, action: Action, result: StepResult | None) -> None:
+    pass
+
+
+class Applier:
+    def __init__(
+        self,
+        client: CloudClient,
+        plan: Plan,
+        *,
+        parallelism: int = 8,
+        timeout: float = 3600.0,
+        progress: Progress = _no_progress,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not plan.applicable:
+            raise ReconcilerError("the plan has refusals: nothing can be applied until they are resolved")
+        self.client = client
+        self.plan = plan
+        self.set = plan.set
+        self.parallelism = max(1, parallelism)
+        self.timeout = timeout
+        self.progress = progress
+        self.clock = clock
+        self._lock = threading.Lock()
+        # Images made by this run, by (key, region): later actions on them name no image id.
+        self.made: dict[tuple[str, str], str] = {}
+        self.made_by_action: dict[str, str] = {}
+        self.home_of: dict[str, str] = {}
+
+    # -- scheduling -------------------------------------------------------------------------------
+
+    def run(self) -> ApplyReport:
+        actions = {a.id: a for a in self.plan.actions}
+        results: dict[str, StepResult] = {}
+        needs = {a.id: {d.id for d in a.depends_on} for a in self.plan.actions}
+        order = [a.id for a in self.plan.actions]
+        failed = False
+        running: dict[Future[StepResult], str] = {}
+        with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="apply") as pool:
+            while len(results) < len(actions):
+                for action_id in order:
+                    if action_id in results or action_id in running.values():
+                        continue
+                    if len(running) >= self.parallelism:
+                        break  # start more only when a slot frees: a failure meanwhile stops new starts
+                    action = actions[action_id]
+                    if not needs[action_id] <= results.keys():
+                        continue
+                    compensating = "compensates" in action.details
+                    if compensating:
+                        if results.get(action.details["compensates"], StepResult(action, SKIPPED)).status != DONE:
+                            results[action_id] = StepResult(action, SKIPPED, "what it compensates did not run")
+                            self.progress("skip", action, results[action_id])
+                            continue
+                    elif failed:
+                        results[action_id] = StepResult(action, SKIPPED, "an earlier action failed")
+                        self.progress("skip", action, results[action_id])
+                        continue
+                    elif any(results[d].status != DONE for d in needs[action_id]):
+                        results[action_id] = StepResult(action, SKIPPED, "a dependency did not complete")
+                        self.progress("skip", action, results[action_id])
+                        continue
+                    self.progress("start", action, None)
+                    running[pool.submit(self._run_one, action)] = action_id
+                if not running:
+                    if len(results) < len(actions):  # nothing runnable: only possible with a broken graph
+                        for action_id in order:
+                            results.setdefault(action_id, StepResult(actions[action_id], SKIPPED, "never became ready"))
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    action_id = running.pop(future)
+                    result = future.result()
+                    results[action_id] = result
+                    self.progress("end", actions[action_id], result)
+                    if result.status in (FAILED, STALE):
+                        failed = True
+        return ApplyReport([results[a] for a in order])
+
+    def _run_one(self, action: Action) -> StepResult:
+        started = self.clock()
+        try:
+            image_id = self._execute(action)
+        except StaleError as err:
+            return StepResult(action, STALE, err.message, self.clock() - started)
+        except ReconcilerError as err:
+            message = err.message + (f" (hint: {err.hint})" if err.hint else "")
+            return StepResult(action, FAILED, message, self.clock() - started)
+        except Exception as err:  # a bug must not leave the run half-reported
+            log.exception("action %s failed unexpectedly", action.id)
+            return StepResult(action, FAILED, f"unexpected error: {type(err).__name__}: {err}", self.clock() - started)
+        return StepResult(action, DONE, "", self.clock() - started, image_id)
+
+    # -- references -------------------------------------------------------------------------------
+
+    def _image_id(self, action: Action) -> str:
+        if action.image_id:
+            return action.image_id
+        with self._lock:
+            made = self.made.get((action.key, action.region))
+        if made is None:
+            raise CloudError(f"{action.id}: the image it acts on was not made by this run")
+        return made
+
+    def _resolve(self, ref: str) -> tuple[str, str]:
+        """An expects key "<region>/<id or <action id>>" as (region, image id)."""
+        region, _, target = ref.partition("/")
+        if target.startswith("<") and target.endswith(">"):
+            with self._lock:
+                made = self.made_by_action.get(target[1:-1])
+            if made is None:
+                raise CloudError(f"the image made by {target[1:-1]} does not exist")
+            return region, made
+        return region, target
+
+    def _check_expects(self, action: Action) -> None:
+        for ref, fields in action.expects.items():
+            if "/server/" in ref:
+                region, _, server_id = ref.partition("/server/")
+                server = self.client.get_server(region, server_id)
+                found = {"status": server.status, **dict(server.metadata)}
+            else:
+                region, image_id = self._resolve(ref)
+                image = self.client.get_image(region, image_id)
+                found = _image_fields(image)
+            for name, expected in fields.items():
+                if found.get(name) != expected:
+                    raise StaleError(
+                        f"{ref}: {name} is {found.get(name)!r}, the plan expected {expected!r}; "
+                        "it changed since the plan was made: plan again"
+                    )
+
+    # -- actions ----------------------------------------------------------------------------------
+
+    def _execute(self, action: Action) -> str | None:
+        self._check_expects(action)
+        handler = getattr(self, f"_do_{action.kind}")
+        return handler(action)
+
+    def _do_stop_instance(self, action: Action) -> None:
+        server_id = action.details["server"]
+        # Marked first: a crash between the stop and the restart leaves a server the next plan restarts.
+        self.client.set_server_metadata(action.region, server_id, {markers.STOPPED_BY: self.set})
+        self.client.stop_server(action.region, server_id)
+        self.client.wait_for_server(action.region, server_id, status="SHUTOFF", timeout=self.timeout)
+
+    def _do_start_instance(self, action: Action) -> None:
+        server_id = action.details["server"]
+        self.client.start_server(action.region, server_id)
+        self.client.wait_for_server(action.region, server_id, status="ACTIVE", timeout=self.timeout)
+        self.client.delete_server_metadata(action.region, server_id, markers.STOPPED_BY)
+
+    def _do_create(self, action: Action) -> str:
+        region = action.region
+        server = self.client.get_server(region, action.details["server"])
+        temporary = action.details["temporary_name"]
+        marks = {name: change.after for name, change in action.changes.items() if name in markers.ALL}
+        try:
+            image_id = self.client.create_image_from_server(region, server, temporary, metadata=marks)
+        except CloudTransportError:
+            # The answer was lost: the image may exist. Re-observe by the temporary name, never repeat blindly.
+            image_id = self._find_by_name(region, temporary)
+            if image_id is None:
+                raise
+        self._remember(action, image_id)
+        self.client.wait_for_image(region, image_id, status="active", timeout=self.timeout)
+        live = self.client.get_image(region, image_id)
+        self.client.update_image(region, image_id, _ops(action.changes, live))
+        return image_id
+
+    def _find_by_name(self, region: str, name: str) -> str | None:
+        matches = [i for i in self.client.list_images(region, owner=self.client.project_id) if i.name == name]
+        return matches[0].id if matches else None
+
+    def _remember(self, action: Action, image_id: str) -> None:
+        with self._lock:
+            self.made[(action.key, action.region)] = image_id
+            self.made_by_action[action.id] = image_id
+
+    def _do_adopt(self, action: Action) -> str:
+        return self._patch(action)
+
+    def _do_update(self, action: Action) -> str:
+        return self._patch(action)
+
+    def _patch(self, action: Action) -> str:
+        image_id = self._image_id(action)
+        live = self.client.get_image(action.region, image_id)
+        changes = dict(action.changes)
+        if markers.DOWNLOAD_WAS in changes:
+            changes.update(_download_flag_changes(changes, live))
+        ops = _ops(changes, live)
+        if ops:
+            self.client.update_image(action.region, image_id, ops)
+        return image_id
+
+    def _do_protect(self, action: Action) -> str:
+        image_id = self._image_id(action)
+        self.client.update_image(action.region, image_id, [PatchOp("replace", "protected", True)])
+        return image_id
+
+    def _do_unprotect(self, action: Action) -> str:
+        image_id = self._image_id(action)
+        self.client.update_image(action.region, image_id, [PatchOp("replace", "protected", False)])
+        return image_id
+
+    def _do_share(self, action: Action) -> str:
+        image_id = self._image_id(action)
+        if "visibility" in action.changes:
+            self.client.update_image(action.region, image_id, [PatchOp("replace", "visibility", "shared")])
+        self.client.add_member(action.region, image_id, action.details["member"])
+        return image_id
+
+    def _do_unshare(self, action: Action) -> str:
+        image_id = self._image_id(action)
+        self.client.remove_member(action.region, image_id, action.details["member"])
+        if "visibility" in action.changes:
+            # Members first: Glance keeps member records, so a later re-share would re-grant them.
+            self.client.update_image(action.region, image_id, [PatchOp("replace", "visibility", "private")])
+        return image_id
+
+    def _do_delete(self, action: Action) -> str:
+        image_id = self._image_id(action)
+        live = self.client.find_image(action.region, image_id)
+        if live is None:
+            return image_id  # already gone: the goal
+        if live.protected:
+            # Never delete a protected image, whatever the plan says (design.md 4).
+            raise StaleError(f"image {image_id} is protected now: it was not deleted")
+        self.client.delete_image(action.region, image_id)
+        return image_id
+
+    def _do_copy(self, action: Action) -> str:
+        """The simplest streaming copy: create the target, stream the source's data into it, wait, and
+        compare checksums. A target that fails verification is deleted by the copy itself."""
+        source_region = action.details["source_region"]
+        source_id = next(
+            (self._resolve(ref)[1] for ref in action.expects if ref.startswith(f"{source_region}/")), None
+        ) or self.made.get((action.key, source_region))
+        if source_id is None:
+            raise CloudError(f"{action.id}: no source image to copy")
+        source = self.client.wait_for_image(source_region, source_id, status="active", timeout=self.timeout)
+        attributes: dict[str, Any] = {
+            k: v for k, v in source.properties.items() if k not in NOT_COPIED and isinstance(v, str)
+        }
+        for name in COPY_ATTRIBUTES:
+            value = getattr(source, name)
+            if value is not None:
+                attributes[name] = value
+        if source.properties.get(markers.PROPS):
+            attributes[markers.PROPS] = source.properties[markers.PROPS]
+        attributes.update({k: c.after for k, c in action.changes.items() if c.after is not None})
+        attributes[markers.COPY_OF] = source.id
+        attributes.update(name=action.details.get("name") or source.name, visibility="private", protected=False)
+        target = self.client.create_image(action.region, attributes)
+        self._remember(action, target.id)
+        try:
+            with self.client.download_image_data(source_region, source.id) as download:
+                self.client.upload_image_data(action.region, target.id, download.chunks())
+            copied = self.client.wait_for_image(action.region, target.id, status="active", timeout=self.timeout)
+            if source.checksum and copied.checksum != source.checksum:
+                raise CloudError(
+                    f"the copy's checksum {copied.checksum} differs from the source's {source.checksum}: deleted"
+                )
+        except BaseException:
+            self.client.delete_image(action.region, target.id)
+            with self._lock:
+                self.made.pop((action.key, action.region), None)
+            raise
+        return target.id
+
+
+def _image_fields(image: Image) -> dict[str, Any]:
+    fields = {name: getattr(image, name) for name in IMAGE_FIELDS}
+    fields.update(image.properties)
+    return fields
+
+
+def _download_flag_changes(changes: Mapping[str, Any], live: Image) -> dict[str, Any]:
+    """The download-flag dance with live values: turning it on records the value really found; turning it
+    off restores the recorded one (the plan's values are what it could see when it was made)."""
+    recorded = changes[markers.DOWNLOAD_WAS]
+    if recorded.after is not None:  # on
+        current = live.properties.get(markers.DOWNLOAD_FLAG)
+        return {markers.DOWNLOAD_WAS: Change(None, current if isinstance(current, str) else "absent")}
+    was = live.properties.get(markers.DOWNLOAD_WAS)
+    restore = None if was in (None, "absent") else was
+    return {markers.DOWNLOAD_FLAG: Change(live.properties.get(markers.DOWNLOAD_FLAG), restore)}
+
+
+def _ops(changes: Mapping[str, Any], live: Image) -> list[PatchOp]:
+    """JSON-patch operations for the changes, against the live image: base attributes are replaced,
+    custom properties added (which overwrites) or removed when present."""
+    ops: list[PatchOp] = []
+    for name in sorted(changes):
+        after = changes[name].after
+        if name in IMAGE_BASE_ATTRIBUTES:
+            if after is not None and getattr(live, name, None) != after:
+                ops.append(PatchOp("replace", name, after))
+        elif after is None:
+            if name in live.properties:
+                ops.append(PatchOp("remove", name))
+        elif live.properties.get(name) != after:
+            ops.append(PatchOp("add", name, str(after)))
+    return ops
+
+
+def summarise(report: ApplyReport) -> str:
+    counts = ", ".join(f"{report.count(s)} {s}" for s in (DONE, FAILED, STALE, SKIPPED) if report.count(s))
+    return f"Apply: {counts or 'nothing to do'}."
+
+
+def failures(report: ApplyReport) -> Iterable[StepResult]:
+    return (r for r in report.results if r.status in (FAILED, STALE))

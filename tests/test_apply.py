@@ -1,0 +1,175 @@
+"""Apply against the simulator over HTTP: every applicable golden case converges (apply, then plan again:
+no actions, no refusals); refused plans change nothing; compensations run after failures; stale
+expectations stop an action before it touches anything; a protected image is never deleted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reconciler.apply import DONE, FAILED, SKIPPED, STALE, Applier
+from reconciler.cli import main
+from reconciler.connect import open_cloud
+from reconciler.planner import build_plan
+from reconciler.snapshot import read_snapshot
+from reconciler.validate import load_desired_state
+
+CASES = Path(__file__).resolve().parent / "cases"
+CREDENTIAL_VARIABLES = ("NHN_CLOUD_USERNAME", "NHN_CLOUD_API_PASSWORD", "OS_USERNAME", "OS_PASSWORD")
+
+
+def case_plan(case: str) -> dict:
+    return json.loads((CASES / case / "plan.json").read_text())
+
+
+APPLICABLE = sorted(p.name for p in CASES.iterdir() if (p / "plan.json").exists() and not case_plan(p.name)["refusals"])
+REFUSED = sorted(p.name for p in CASES.iterdir() if (p / "plan.json").exists() and case_plan(p.name)["refusals"])
+
+
+@pytest.fixture(autouse=True)
+def no_credentials(monkeypatch):
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def copy_root(case: str, tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    shutil.copytree(CASES / case / "root", root)
+    return root
+
+
+def plan_json(root: Path, capsys) -> tuple[int, dict]:
+    code = main(["plan", str(root), "--format", "json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("case", APPLICABLE)
+def test_applicable_cases_converge(case, tmp_path, capsys):
+    root = copy_root(case, tmp_path)
+    assert main(["apply", str(root), "--auto-approve", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["summary"]["done"] == len(case_plan(case)["actions"])
+    code, again = plan_json(root, capsys)
+    assert (code, again["actions"], again["refusals"]) == (0, [], [])
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_refused_plans_change_nothing(case, tmp_path, capsys):
+    root = copy_root(case, tmp_path)
+    _, before = plan_json(root, capsys)
+    state = (root / ".reconciler" / "sim-state.json").read_bytes()
+    assert main(["apply", str(root), "--auto-approve"]) == 3
+    assert "Nothing was applied: the plan has refusals." in capsys.readouterr().out
+    assert (root / ".reconciler" / "sim-state.json").read_bytes() == state
+    _, after = plan_json(root, capsys)
+    assert after == before
+
+
+def test_apply_without_a_terminal_needs_auto_approve(tmp_path, capsys, monkeypatch):
+    root = copy_root("share", tmp_path)
+    monkeypatch.setattr("sys.stdin", open("/dev/null"))
+    assert main(["apply", str(root)]) == 1
+    assert "no terminal to confirm the plan on" in capsys.readouterr().err
+    _, plan = plan_json(root, capsys)
+    assert len(plan["actions"]) == 1  # nothing was applied
+
+
+# -- failures, compensation, staleness: the Applier on a plan made just before ---------------------
+
+
+def add_fault(root: Path, fault: dict) -> None:
+    """Inject a simulator fault through the case's seed (the state is made from it on first use)."""
+    seed_path = root / "seed.yaml"
+    seed = yaml.safe_load(seed_path.read_text())
+    seed.setdefault("behaviour", {}).setdefault("faults", []).append(fault)
+    seed_path.write_text(yaml.safe_dump(seed))
+
+
+def test_the_start_after_a_stop_runs_even_when_the_create_fails(tmp_path, capsys):
+    root = copy_root("running-u2-stop", tmp_path)
+    add_fault(
+        root, {"route": "POST /compute/{region}/v2/{tenant_id}/servers/{server_id}/action", "on_call": 2, "status": 500}
+    )
+    assert main(["apply", str(root), "--auto-approve", "--format", "json"]) == 1
+    report = {r["id"].split(":")[0]: r["status"] for r in json.loads(capsys.readouterr().out)["results"]}
+    assert report == {"stop_instance": DONE, "create": FAILED, "start_instance": DONE}
+    state = json.loads((root / ".reconciler" / "sim-state.json").read_text())
+    (server,) = state["servers"].values()
+    assert server["status"] == "ACTIVE" and "reconciler_stopped_by" not in server["metadata"]
+
+
+def test_a_stale_stop_touches_nothing_and_skips_what_follows(tmp_path):
+    root = copy_root("running-u2-stop", tmp_path)
+    desired = load_desired_state(root)
+    with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
+        plan = build_plan(desired, read_snapshot(client, desired), target)
+        server_id = next(a.details["server"] for a in plan.actions if a.kind == "stop_instance")
+        # Someone stops the instance between the plan and the apply.
+        client.stop_server("KR1", server_id)
+        client.wait_for_server("KR1", server_id, status="SHUTOFF", timeout=10)
+        report = Applier(client, plan).run()
+        statuses = {r.action.kind: r.status for r in report.results}
+        assert statuses == {"stop_instance": STALE, "create": SKIPPED, "start_instance": SKIPPED}
+        stale = next(r for r in report.results if r.status == STALE)
+        assert "status is 'SHUTOFF', the plan expected 'ACTIVE'" in stale.message
+        assert client.list_images("KR1", owner=client.project_id) == []  # nothing was created
+        assert client.get_server("KR1", server_id).status == "SHUTOFF"  # and it was not started
+
+
+def test_a_protected_image_is_never_deleted_even_if_the_plan_says_so(tmp_path):
+    root = copy_root("delete-unprotected", tmp_path)
+    desired = load_desired_state(root)
+    with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
+        plan = build_plan(desired, read_snapshot(client, desired), target)
+        (delete,) = [a for a in plan.actions if a.kind == "delete"]
+        from reconciler.cloud.model import set_ops
+
+        client.update_image("KR1", delete.image_id, set_ops({"protected": True}))
+        report = Applier(client, plan).run()
+        assert [r.status for r in report.results] == [STALE]
+        assert client.get_image("KR1", delete.image_id).protected is True
+
+
+def test_strict_brackets_reprotect_even_when_the_patch_fails(tmp_path, capsys):
+    root = copy_root("protect-strict", tmp_path)
+    # One at a time, in plan order: unprotect api-base, unprotect db-base (the bracket), then the rename
+    # of db-base is the third PATCH, and fails.
+    add_fault(root, {"route": "PATCH /image/{region}/v2/images/{image_id}", "on_call": [3], "status": 500})
+    assert main(["apply", str(root), "--auto-approve", "--format", "json", "--parallelism", "1"]) == 1
+    results = json.loads(capsys.readouterr().out)["results"]
+    by_id = {r["id"]: r["status"] for r in results}
+    assert by_id["unprotect:db-base:KR1:update"] == DONE
+    assert by_id["update:db-base:KR1"] == FAILED
+    assert by_id["protect:db-base:KR1:update"] == DONE  # the bracket closed despite the failure
+    assert by_id["protect:web-base:KR1"] == SKIPPED  # nothing new starts after a failure
+    state = json.loads((root / ".reconciler" / "sim-state.json").read_text())
+    db = next(i for i in state["images"].values() if i["fields"].get("reconciler_key") == "db-base")
+    assert db["fields"]["protected"] is True
+
+
+def test_a_create_whose_answer_was_lost_is_found_by_its_temporary_name(tmp_path, capsys):
+    root = copy_root("stopped-u2", tmp_path)
+    route = "POST /compute/{region}/v2/{tenant_id}/servers/{server_id}/action"
+    add_fault(root, {"route": route, "on_call": 1, "lose_answer": True})
+    # The createImage is carried out but its answer lost: apply finds the image by its temporary name
+    # and finishes it, instead of repeating the call.
+    assert main(["apply", str(root), "--auto-approve"]) == 0
+    capsys.readouterr()
+    code, plan = plan_json(root, capsys)
+    assert (code, plan["actions"]) == (0, [])
+    state = json.loads((root / ".reconciler" / "sim-state.json").read_text())
+    assert [i["fields"]["name"] for i in state["images"].values()] == ["web-base"]
+
+
+def test_a_create_that_was_never_carried_out_fails_and_the_next_plan_creates_again(tmp_path, capsys):
+    root = copy_root("stopped-u2", tmp_path)
+    route = "POST /compute/{region}/v2/{tenant_id}/servers/{server_id}/action"
+    add_fault(root, {"route": route, "on_call": 1, "drop": True})
+    assert main(["apply", str(root), "--auto-approve"]) == 1
+    assert "failed: create:web-base:KR1" in capsys.readouterr().out
+    _, plan = plan_json(root, capsys)
+    assert [a["kind"] for a in plan["actions"]] == ["create"]
