@@ -161,7 +161,7 @@ def test_the_readme_seed_example_is_valid(tmp_path):
     from reconciler.simulator.seed import load_seed
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    (example,) = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    (example,) = [block for block in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "projects:" in block]
     path = tmp_path / "seed.yaml"
     path.write_text(example)
     assert load_seed(path)["regions"] == ["KR1", "JP1"]
