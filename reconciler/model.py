@@ -52,6 +52,7 @@ class RootConfig:
     default_region: str | None
     settings: Settings
     file: str = "reconciler.yaml"
+    set_source: str | None = None  # where `set:` is written, e.g. "reconciler.yaml:2"
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,6 +110,7 @@ class _Planner:
         self.pending: list[dict[str, str]] = []
         self.deletions: list[_Built] = []  # identity-left deletions, counted against max_deletions
         self.handled: set[str] = set()  # live image ids accounted for by a declared image
+        self.cleanups: list[_Built] = []  # deletes a create must wait for (a failed interrupted create)
         self.declared = {spec.key for spec in desired.images}
         # Images a manifest names by id are never deletion candidates, even when adopting them is refused.
         self.referenced = {spec.source.image for spec in desired.images if spec.source.image} | {
@@ -147,15 +148,19 @@ class _Planner:
         self._renamed_set_guard()
         for spec in self.desired.images:
             self._plan_image(spec)
+        for spec in self.desired.images:
+            self._restart_left_stopped(spec)
         self._plan_deletions()
-        self._restore_leftovers()
-        if len(self.deletions) > self.max_deletions:
-            names = ", ".join(f"{a.key} {a.region}" for a in self.deletions)
+        self._deletes_last()
+        deletes = [a for a in self.actions.values() if a.kind == "delete"]
+        if len(deletes) > self.max_deletions:
+            # Every delete counts, replacements and duplicates too: max_deletions 0 means none at all.
+            names = ", ".join(f"{a.key} {a.region}" for a in sorted(deletes, key=lambda a: a.id))
             self.refuse(
                 "max_deletions",
                 None,
                 None,
-                f"{len(self.deletions)} deletions planned ({names}), more than max_deletions {self.max_deletions}",
+                f"{len(deletes)} deletions planned ({names}), more than max_deletions {self.max_deletions}",
                 "check that no manifest was removed by mistake; raise settings.max_deletions or pass "
                 "--max-deletions if the deletions are intended",
                 None,
@@ -221,10 +226,12 @@ class _Planner:
     def _renamed_set_guard(self) -> None:
         if self.own.has_any_image():
             return
-        holders = {s for s, keys in self.own.other_sets.items() if self.declared & set(keys)}
+        # Keys adopted with takeover are claimed deliberately: they do not count.
+        keys_at_stake = {spec.key for spec in self.desired.images if not (spec.source.image and spec.source.takeover)}
+        holders = {s for s, keys in self.own.other_sets.items() if keys_at_stake & set(keys)}
         if len(holders) == 1:
             other = holders.pop()
-            keys = sorted(self.declared & set(self.own.other_sets[other]))
+            keys = sorted(keys_at_stake & set(self.own.other_sets[other]))
             verb = "exist" if len(keys) > 1 else "exists"
             self.refuse(
                 "renamed_set",
@@ -233,7 +240,7 @@ class _Planner:
                 f"set {self.set} has no image yet, but {', '.join(keys)} {verb} under set {other}: "
                 f"these keys belong to set {other}",
                 f"rename the set back to {other}, or adopt the images with source.image and takeover: true",
-                f"{self.desired.root.file}:1",
+                self.desired.root.set_source,
             )
 
     # -- one declared image -----------------------------------------------------------------------
@@ -257,7 +264,6 @@ class _Planner:
         self._plan_copies(spec, home)
         self._plan_sharing(spec, home, spec.share)
         self._plan_protection(spec, home, spec.protected)
-        self._restart_left_stopped(spec)
 
     def _state_of(self, spec: ImageSpec, image: Image) -> _ImageState:
         self.handled.add(image.id)
@@ -338,6 +344,23 @@ class _Planner:
         found = [i for i in found if i.properties.get(markers.SET) in (None, self.set)]
         if not found:
             return None
+        failed = [i for i in found if i.failed or i.status == "killed"]
+        for broken in failed:
+            # An interrupted create that failed cannot be finished: remove it, then create again.
+            self.handled.add(broken.id)
+            delete = self.add(
+                "delete",
+                spec.key,
+                broken.region,
+                Reason("interrupted_create", f"an interrupted create left {broken.name} {broken.status}", _src(spec)),
+                broken.id,
+                suffix=broken.id[:8],
+            )
+            delete.expects[f"{broken.region}/{broken.id}"] = {"protected": False, "status": broken.status}
+            self.cleanups.append(delete)
+        found = [i for i in found if i not in failed]
+        if not found:
+            return None
         original, *extra = found
         for duplicate in extra:
             self.handled.add(duplicate.id)
@@ -393,11 +416,6 @@ class _Planner:
         update.changes[markers.KEY] = Change(old_key, spec.key)
         update.expects[state.ref] = {markers.SET: self.set, markers.KEY: old_key}
         state.last = update
-        # Its copies follow it.
-        for (copy_key, region), copies in self.own.copies.items():
-            if copy_key == old_key:
-                for copy in copies:
-                    self.own.copies.setdefault((spec.key, region), []).append(copy)
         return state
 
     def _declared_source(self, spec: ImageSpec) -> str:
@@ -532,7 +550,7 @@ class _Planner:
         flavor = server.flavor_name or server.flavor_id
         kind = "local disk" if server.root_device == "local" else "volume root"
         describe = f"{flavor}, {kind}, {'running' if running else 'stopped'}"
-        running_src = _src(spec, "source.running") or source
+        running_src = _src(spec, "source.running") if "source.running" in spec.locations else source
         if running and spec.source.running == "refuse":
             self.refuse(
                 "running_refused",
@@ -588,6 +606,9 @@ class _Planner:
             name=name,
         )
         create.after(stop, "the instance must be stopped first")
+        for cleanup in self.cleanups:
+            if cleanup.key == spec.key and cleanup.region == spec.region:
+                create.after(cleanup, "the failed image under the same temporary name goes first")
         create.expects[f"{spec.region}/server/{server.id}"] = {"status": "SHUTOFF" if stop or not running else "ACTIVE"}
         for marker, value in (
             (markers.SET, self.set),
@@ -644,7 +665,7 @@ class _Planner:
                 spec.key,
                 spec.region,
                 f"instance {server.name} is running: the image is taken live and data consistency is not guaranteed",
-                _src(spec, "source.running") or source,
+                _src(spec, "source.running") if "source.running" in spec.locations else source,
             )
         if os_type == "linux":
             self.warn(
@@ -681,6 +702,7 @@ class _Planner:
             return
         if any(a.kind == "start_instance" and a.details.get("server") == server.id for a in self.actions.values()):
             return
+        creates = [a for a in self.actions.values() if a.kind == "create" and a.details.get("server") == server.id]
         start = self.add(
             "start_instance",
             spec.key,
@@ -695,6 +717,16 @@ class _Planner:
             server_name=server.name,
         )
         start.expects[f"{spec.region}/server/{server.id}"] = {"status": "SHUTOFF", markers.STOPPED_BY: self.set}
+        for create in creates:
+            # A local disk is imaged only stopped: the restart waits for the images made from it.
+            start.after(create, "the instance is imaged while stopped")
+
+    def _deletes_last(self) -> None:
+        """Make before break (design.md 3.5): what left the manifests goes only after everything is made."""
+        makers = [a for a in self.actions.values() if a.kind in ("create", "adopt", "copy", "unshare")]
+        for delete in self.deletions:
+            for maker in sorted(makers, key=lambda a: a.id):
+                delete.after(maker, "make before break: deletes come last")
 
     # -- fields -----------------------------------------------------------------------------------
 
@@ -849,6 +881,12 @@ class _Planner:
     # -- copies -----------------------------------------------------------------------------------
 
     def _plan_copies(self, spec: ImageSpec, home: _ImageState) -> None:
+        if spec.moved_from:
+            # The copies of a re-keyed image are its copies too (their key marker follows below).
+            for (copy_key, region), copies in list(self.own.copies.items()):
+                if copy_key == spec.moved_from:
+                    self.own.copies.setdefault((spec.key, region), []).extend(copies)
+                    del self.own.copies[(copy_key, region)]
         declared = {copy.region: copy for copy in spec.copies}
         copy_actions: list[_Built] = []
         copy_states: dict[str, _ImageState] = {}
@@ -878,6 +916,8 @@ class _Planner:
                     self._delete_left(spec.key, live, f"copy region {region} is no longer declared for {spec.key}")
         if copy_actions:
             self._download_dance(spec, home, copy_actions)
+        else:
+            self._restore_left_enabled(spec, home)
         for region, state in sorted(copy_states.items()):
             copy = declared[region]
             self._plan_sharing(spec, state, spec.share)
@@ -891,7 +931,11 @@ class _Planner:
     ) -> tuple[_ImageState | None, _Built | None]:
         region = copy.region
         source = _src(spec, f"copies.{region}")
-        name = copy.name or spec.display_name
+        # Default: the home image's name, as it is or will be.
+        home_name = spec.name or (
+            home.live.name if home.live is not None and not markers.token_of(home.live.name) else None
+        )
+        name = copy.name or home_name or spec.display_name
         live_copies = [i for i in self.own.copies.get((spec.key, region), []) if i.id not in self.handled]
         replace_reason = None
         live = live_copies[0] if live_copies else None
@@ -927,6 +971,8 @@ class _Planner:
                 state = self._state_of(spec, live)
                 changes = self._wanted_changes(spec, state, name=name)
                 changes.pop(markers.DOWNLOAD_FLAG, None)  # the download flag is the home image's
+                if live.properties.get(markers.KEY) != spec.key:
+                    changes[markers.KEY] = Change(live.properties.get(markers.KEY), spec.key)
                 if changes:
                     self._patch(
                         spec, state, "update", "", changes, Reason("field_changed", _describe_changes(changes), source)
@@ -961,7 +1007,8 @@ class _Planner:
         copy_action.after(home.made_by or home.last, "the copy reads the home image")
         copy_action.expects[home.ref] = {"status": "active"}
         for marker, value in ((markers.SET, self.set), (markers.KEY, spec.key), (markers.COPY_OF, home.image_id)):
-            copy_action.changes[marker] = Change(None, value)
+            if value is not None:  # a home image made in this plan: apply marks the copy with its id
+                copy_action.changes[marker] = Change(None, value)
         if replace_reason is not None and live is not None:
             delete = self.add(
                 "delete",
@@ -1006,7 +1053,7 @@ class _Planner:
                 source,
             )
             return None, None
-        owner_set = owned.properties.get(markers.SET)
+        owner_set, owner_key = owned.properties.get(markers.SET), owned.properties.get(markers.KEY)
         if isinstance(owner_set, str) and owner_set != self.set:
             self.refuse(
                 "foreign_markers",
@@ -1015,6 +1062,34 @@ class _Planner:
                 f"copy image {copy.image} belongs to set {owner_set}",
                 "remove it from copies, or clear its markers",
                 source,
+            )
+            return None, None
+        if owner_set == self.set and (owner_key != spec.key or markers.COPY_OF not in owned.properties):
+            self.refuse(
+                "key_taken",
+                spec.key,
+                region,
+                f"copy image {copy.image} is this set's {'copy' if markers.COPY_OF in owned.properties else 'image'} "
+                f"of {owner_key}: it cannot become the copy of {spec.key}",
+                "name an image that is not already this set's",
+                source,
+            )
+            return None, None
+        home_checksum = home.live.checksum if home.live is not None else None
+        if home_checksum and owned.checksum != home_checksum:
+            self.refuse(
+                "ownership_conflict",
+                spec.key,
+                region,
+                f"copy image {copy.image} has checksum {owned.checksum}, not the home image's {home_checksum}: "
+                "it is not a copy of it",
+                "remove image from this copy to let the tool make a verified copy",
+                source,
+            )
+            return None, None
+        if owned.id in self.handled:
+            self.refuse(
+                "ownership_conflict", spec.key, region, f"copy image {copy.image} is claimed twice", None, source
             )
             return None, None
         state = self._state_of(spec, owned)
@@ -1073,6 +1148,28 @@ class _Planner:
         first_of_off = self.actions.get(f"unprotect:{spec.key}:{home.region}:download-off") or off
         for copy in copies:
             first_of_off.after(copy, "after every copy")
+
+    def _restore_left_enabled(self, spec: ImageSpec, home: _ImageState) -> None:
+        """A download flag a crash left enabled for copies (design.md 2): restore it, to the declared
+        value when there is one, else to the recorded one, in the same way as any other PATCH."""
+        was = home.live.properties.get(markers.DOWNLOAD_WAS) if home.live is not None else None
+        if not isinstance(was, str):
+            return
+        planned = self.actions.get(f"update:{spec.key}:{home.region}")
+        if planned is not None and markers.DOWNLOAD_FLAG in planned.changes:
+            planned.changes[markers.DOWNLOAD_WAS] = Change(was, None)  # the declared value wins
+            return
+        current = home.live.properties.get(markers.DOWNLOAD_FLAG) if home.live else None
+        restore = _bool_text(spec.download) if spec.download is not None else (None if was == "absent" else was)
+        changes = {markers.DOWNLOAD_WAS: Change(was, None)}
+        if restore != current:
+            changes[markers.DOWNLOAD_FLAG] = Change(current, restore)
+        reason = Reason(
+            "download_left_enabled",
+            "an interrupted run left downloads enabled for copies: restore the flag",
+            _src(spec, "download") if spec.download is not None else None,
+        )
+        self._patch(spec, home, "update", "download-restore", changes, reason)
 
     # -- sharing ----------------------------------------------------------------------------------
 
@@ -1219,32 +1316,6 @@ class _Planner:
                     for live in copies:
                         if live.id not in self.handled:
                             self._delete_left(key, live, f"{key} is no longer declared (its copy in {region})")
-
-    def _restore_leftovers(self) -> None:
-        """A download flag a crash left enabled for copies is restored when no copy is planned now."""
-        for key, images in sorted(self.own.home.items()):
-            for live in images:
-                was = live.properties.get(markers.DOWNLOAD_WAS)
-                if not isinstance(was, str) or live.id not in self.handled:
-                    continue
-                if any(a.key == key and a.kind == "copy" for a in self.actions.values()):
-                    continue
-                restore = None if was == "absent" else was
-                update = self.add(
-                    "update",
-                    key,
-                    live.region,
-                    Reason(
-                        "download_left_enabled",
-                        "an interrupted run left downloads enabled for copies: restore the flag",
-                        None,
-                    ),
-                    live.id,
-                    suffix="download-restore",
-                )
-                update.changes[markers.DOWNLOAD_FLAG] = Change(live.properties.get(markers.DOWNLOAD_FLAG), restore)
-                update.changes[markers.DOWNLOAD_WAS] = Change(was, None)
-                update.expects[f"{live.region}/{live.id}"] = {markers.DOWNLOAD_WAS: was}
 
 
 def _describe_changes(changes: Mapping[str, Change]) -> str:

@@ -58,11 +58,16 @@ def read_snapshot(client: CloudClient, desired: DesiredState) -> Snapshot:
         for region in regions
     }
 
-    # Members of this set's shared images (the planner compares them with `share`).
+    # Members of the shared images the plan may share or unshare: this set's, and those a manifest adopts
+    # by id (Glance lists members of shared images only; a private image has none that count).
+    referenced = {spec.source.image for spec in desired.images} | {
+        copy.image for spec in desired.images for copy in spec.copies
+    }
     members: dict[str, tuple[Member, ...]] = {}
     for region in regions:
         for image in images[region]:
-            if image.properties.get("reconciler_set") == desired.root.set and image.visibility == "shared":
+            ours = image.properties.get("reconciler_set") == desired.root.set or image.id in referenced
+            if ours and image.visibility == "shared":
                 members[image.id] = tuple(sorted(client.list_members(region, image.id), key=lambda m: m.member_id))
 
     owned_ids = {image.id for region in regions for image in images[region]}

@@ -121,7 +121,20 @@ def _root_config(root: Path, doc: LocatedDocument) -> tuple[RootConfig | None, l
         value = cloud.get(key, default)
         if value is None:
             return None
-        path = (root / value).resolve()
+        try:
+            path = (root / value).resolve()
+        except (ValueError, OSError):
+            problems.append(Problem(doc.location_of(("cloud", key)), f"cloud.{key}: {value!r} is not a usable path"))
+            return None
+        if path.is_dir() or path.name == ROOT_FILE or (key == "state" and path.suffix in (".yaml", ".yml")):
+            problems.append(
+                Problem(
+                    doc.location_of(("cloud", key)),
+                    f"cloud.{key}: {value!r} is a folder, the root config or a YAML file: "
+                    + ("give a .json state file" if key == "state" else "give the seed's YAML file"),
+                )
+            )
+            return None
         if Path(value).is_absolute() or not inside(root, path):
             # A pull request must not be able to make the tool read or write elsewhere (design.md 1).
             problems.append(
@@ -148,8 +161,10 @@ def _root_config(root: Path, doc: LocatedDocument) -> tuple[RootConfig | None, l
         seed=seed,
     )
     settings = data.get("settings") or {}
+    set_location = doc.location_of(("set",))
     config = RootConfig(
         path=root,
+        set_source=f"{set_location.file}:{set_location.line}",
         set=data["set"],
         cloud=target,
         default_region=(data.get("defaults") or {}).get("region"),
@@ -261,9 +276,17 @@ def _cross_file(manifests: list[_Manifest], problems: list[Problem], config: Roo
                 problems.append(Problem(where, f"images.{key}: key {key} is already declared at {first[key]}"))
             else:
                 first[key] = where
+    moved: dict[str, Location] = {}
     for manifest in manifests:
         for key, image in manifest.images.items():
             moved_from = image.get("moved_from") if isinstance(image, dict) else None
+            if isinstance(moved_from, str):
+                where = manifest.doc.location_of(("images", key, "moved_from"))
+                if moved_from in moved:
+                    message = f"{moved_from} already moves to another key (at {moved[moved_from]})"
+                    problems.append(Problem(where, f"images.{key}.moved_from: {message}"))
+                else:
+                    moved[moved_from] = where
             if isinstance(moved_from, str) and moved_from in first:
                 problems.append(
                     Problem(

@@ -81,7 +81,7 @@ def load_located(text: str, file: str) -> LocatedDocument:
         loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         if node is not None:
-            doc.data = _build(loader, node, (), doc)
+            doc.data = _Builder(loader, doc).build(node, ())
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         what = err.problem or err.context or "invalid YAML"
@@ -92,6 +92,13 @@ def load_located(text: str, file: str) -> LocatedDocument:
         column = err.position - (text.rfind("\n", 0, err.position) + 1) + 1
         message = f"YAML syntax error: character U+{err.character:04X} is not allowed in YAML"
         doc.problems.append(Problem(Location(file, line, column), message))
+        doc.data = None
+    except _TooComplex as err:
+        doc.problems.append(Problem(_location(file, err.mark), f"YAML too complex: {err}"))
+        doc.data = None
+    except RecursionError:
+        # PyYAML's composer recurses once per nesting level: thousands of levels exhaust the stack.
+        doc.problems.append(Problem(Location(file, 1, 1), "YAML too complex: nested too deeply to read"))
         doc.data = None
     except yaml.YAMLError as err:
         doc.problems.append(Problem(Location(file, 1, 1), f"YAML error: {err}"))
@@ -138,17 +145,77 @@ def load_located_file(
 PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
-def _build(loader: yaml.SafeLoader, node: yaml.Node, path: DocPath, doc: LocatedDocument) -> Any:
-    doc.locations[path] = _location(doc.file, node.start_mark)
-    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in PLAIN_COLLECTION_TAGS:
-        # Scalars with unknown tags are refused by the safe constructor; collections we build ourselves,
-        # so refuse their tags here (e.g. !!python/object/apply) rather than silently ignore them.
-        raise yaml.constructor.ConstructorError(None, None, f"unsupported YAML tag {node.tag!r}", node.start_mark)
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves `<<` merge keys as the safe loader would
+MAX_DEPTH = 64  # no manifest needs more; PyYAML itself recurses per level
+MAX_NODES = 200_000  # bounds alias expansion ("billion laughs"): a 1 MiB file cannot build more
+
+
+class _TooComplex(Exception):
+    """The document nests too deeply, refers to itself, or expands beyond MAX_NODES."""
+
+    def __init__(self, message: str, mark: yaml.Mark | None) -> None:
+        super().__init__(message)
+        self.mark = mark
+
+
+@dataclass(slots=True)
+class _Builder:
+    loader: yaml.SafeLoader
+    doc: LocatedDocument
+    # An alias is the same node object: built once and shared, so expansion costs nothing more.
+    built: dict[int, Any] = field(default_factory=dict)
+    sizes: dict[int, int] = field(default_factory=dict)  # values under each built node, aliases expanded
+    building: set[int] = field(default_factory=set)
+    nodes: int = 0
+
+    def build(self, node: yaml.Node, path: DocPath) -> Any:
+        doc = self.doc
+        doc.locations[path] = _location(doc.file, node.start_mark)
+        if isinstance(node, yaml.ScalarNode):
+            doc.scalar_text[path] = node.value
+            self._count(1, node)
+            return self.loader.construct_object(node, deep=True)
+        if id(node) in self.built:
+            # Shared, but whoever reads the document (the schema validator) walks every expansion.
+            self._count(self.sizes[id(node)], node)
+            return self.built[id(node)]
+        if id(node) in self.building:
+            raise _TooComplex("an alias refers to a node that contains it (a recursive structure)", node.start_mark)
+        if len(path) > MAX_DEPTH:
+            raise _TooComplex(f"nested more than {MAX_DEPTH} levels deep", node.start_mark)
+        before = self.nodes
+        self._count(1, node)
+        if node.tag not in PLAIN_COLLECTION_TAGS:
+            # Scalars with unknown tags are refused by the safe constructor; collections we build
+            # ourselves, so refuse their tags here (e.g. !!python/object/apply), never ignore them.
+            raise yaml.constructor.ConstructorError(None, None, f"unsupported YAML tag {node.tag!r}", node.start_mark)
+        self.building.add(id(node))
+        try:
+            value = self._mapping(node, path) if isinstance(node, yaml.MappingNode) else self._sequence(node, path)
+        finally:
+            self.building.discard(id(node))
+        self.built[id(node)] = value
+        self.sizes[id(node)] = self.nodes - before
+        return value
+
+    def _count(self, values: int, node: yaml.Node) -> None:
+        self.nodes += values
+        if self.nodes > MAX_NODES:
+            raise _TooComplex(f"more than {MAX_NODES:,} values once aliases are expanded", node.start_mark)
+
+    def _sequence(self, node: yaml.SequenceNode, path: DocPath) -> list[Any]:
+        return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+
+    def _mapping(self, node: yaml.MappingNode, path: DocPath) -> dict[Any, Any]:
+        doc = self.doc
+        self.loader.flatten_mapping(node)  # resolves `<<` merge keys as the safe loader would
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key_node, yaml.ScalarNode):
+                doc.problems.append(
+                    Problem(_location(doc.file, key_node.start_mark), "mapping keys must be plain scalars")
+                )
+                continue
+            key = self.loader.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 doc.problems.append(
                     Problem(_location(doc.file, key_node.start_mark), "mapping keys must be plain scalars")
@@ -164,13 +231,8 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: DocPath, doc: Located
                 )
                 continue
             doc.key_locations[path + (key,)] = _location(doc.file, key_node.start_mark)
-            result[key] = _build(loader, value_node, path + (key,), doc)
+            result[key] = self.build(value_node, path + (key,))
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(loader, item, path + (i,), doc) for i, item in enumerate(node.value)]
-    if isinstance(node, yaml.ScalarNode):
-        doc.scalar_text[path] = node.value
-    return loader.construct_object(node, deep=True)
 
 
 def format_path(path: DocPath) -> str:

@@ -50,6 +50,12 @@ def check_identity_url(url: str) -> str:
     """The identity base URL, normalised; https required except for loopback hosts (the simulator)."""
     url = url.rstrip("/")
     parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        # Never echo it: the part before "@" may hold a password.
+        raise CloudConfigError(
+            "the identity URL carries credentials before its host; give them in NHN_CLOUD_USERNAME and "
+            "NHN_CLOUD_API_PASSWORD instead"
+        )
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise CloudConfigError(f"identity URL {url!r} is not an http(s) URL")
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):

@@ -396,3 +396,9 @@ def test_unknown_region_through_the_client(make_sim):
     finally:
         client.close()
     assert IMAGES_ROUTE not in stats(sim)
+
+
+def test_credentials_in_the_identity_url_are_refused_without_echoing_them():
+    with pytest.raises(CloudConfigError) as caught:
+        check_identity_url("https://user:SECRETPW@api-identity.example.com/v2.0")
+    assert "SECRETPW" not in str(caught.value) and "NHN_CLOUD_API_PASSWORD" in str(caught.value)

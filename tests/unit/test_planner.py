@@ -158,3 +158,84 @@ def test_a_rename_that_looks_like_a_version_bump_is_warned(tmp_path, before, aft
     state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  name: {after}\n")
     plan = build_plan(state, snapshot(managed(HOME, name=before)), TARGET)
     assert ("version_rename" in [w.code for w in plan.warnings]) is warned
+
+
+# -- found in review ------------------------------------------------------------------------------
+
+COPY = "00000000-0000-4000-8000-000000000002"
+
+
+def test_moved_from_carries_the_copies_along(tmp_path):
+    """Re-keying an image with a copy re-keys the copy too: no second copy, no deletion."""
+    state = desired(tmp_path, f"web-dec:\n  source: {{image: {HOME}}}\n  moved_from: web-nov\n  copies: [JP1]\n")
+    home = managed(HOME, key="web-nov")
+    copy = managed(COPY, key="web-nov", region="JP1", props={"reconciler_copy_of": HOME})
+    plan = build_plan(state, snapshot(home, copy), TARGET)
+    assert {a.id: {k: (c.before, c.after) for k, c in a.changes.items()} for a in plan.actions} == {
+        "update:web-dec:KR1:rekey": {"reconciler_key": ("web-nov", "web-dec")},
+        "update:web-dec:JP1": {"reconciler_key": ("web-nov", "web-dec")},
+    }
+    # And once the home image is re-keyed, the copy still follows.
+    rekeyed = managed(HOME, key="web-dec")
+    plan = build_plan(state, snapshot(rekeyed, copy), TARGET)
+    assert [a.id for a in plan.actions] == ["update:web-dec:JP1"]
+
+
+def test_deletes_wait_for_everything_that_is_made(tmp_path):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  copies: [JP1]\n")
+    gone = managed("00000000-0000-4000-8000-000000000009", key="old")
+    plan = build_plan(state, snapshot(managed(HOME, props={"nhncloud_allow_download": "true"}), gone), TARGET)
+    delete = next(a for a in plan.actions if a.kind == "delete")
+    assert "copy:web:JP1" in {d.id for d in delete.depends_on}
+
+
+def test_max_deletions_zero_means_no_deletion_at_all(tmp_path):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  copies: [JP1]\n")
+    stale = managed(COPY, region="JP1", props={"reconciler_copy_of": "00000000-0000-4000-8000-000000000000"})
+    plan = build_plan(state, snapshot(managed(HOME), stale), TARGET, max_deletions=0)
+    assert [r.code for r in plan.refusals] == ["max_deletions"]
+
+
+def test_a_copy_image_of_another_key_is_refused(tmp_path):
+    other = "00000000-0000-4000-8000-000000000022"
+    state = desired(
+        tmp_path,
+        f"web:\n  source: {{image: {HOME}}}\n  copies: [{{region: JP1, image: {other}}}]\napi:\n  source: {{image: {other}}}\n  region: JP1\n",
+    )
+    plan = build_plan(state, snapshot(managed(HOME), managed(other, key="api", region="JP1")), TARGET)
+    assert [r.code for r in plan.refusals] == ["key_taken"]
+    assert all(a.key != "web" or a.region != "JP1" for a in plan.actions)
+
+
+def test_a_failed_interrupted_create_is_deleted_and_made_again(tmp_path):
+    from reconciler import markers
+
+    state = desired(tmp_path, "web:\n  source: {instance: web-golden-01}\n")
+    broken = image("00000000-0000-4000-8000-000000000003", name=markers.temporary_name("web", "web", "web", "KR1"))
+    broken = Image(**{**{f: getattr(broken, f) for f in Image.__slots__}, "status": "killed"})
+    from reconciler.cloud.model import Server
+
+    server = Server(
+        "KR1",
+        "s1",
+        "web-golden-01",
+        "SHUTOFF",
+        None,
+        "f",
+        "m2.c4m8",
+        "volume",
+        "v1",
+        MappingProxyType({"os_type": "linux"}),
+    )
+    snap = snapshot(broken)
+    snap = Snapshot(
+        **{
+            **{f: getattr(snap, f) for f in Snapshot.__slots__},
+            "servers": MappingProxyType({("KR1", "web-golden-01"): server}),
+        }
+    )
+    plan = build_plan(state, snap, TARGET)
+    ids = [a.id for a in plan.actions]
+    assert ids == ["create:web:KR1", "delete:web:KR1:00000000"] or ids == ["delete:web:KR1:00000000", "create:web:KR1"]
+    create = next(a for a in plan.actions if a.kind == "create")
+    assert "delete:web:KR1:00000000" in {d.id for d in create.depends_on}

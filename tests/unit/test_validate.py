@@ -365,3 +365,34 @@ def test_a_simulator_root_defaults_to_the_seeds_first_project(tmp_path):
     assert state.root.cloud.project == PARTNER
     assert state.root.cloud.state == (tmp_path / ".reconciler/sim-state.json").resolve()
     assert state.files == ()  # the seed is not a manifest
+
+
+def test_two_images_cannot_move_from_the_same_key(tmp_path):
+    found = problems_of(
+        tmp_path,
+        {
+            "a.yaml": manifest(
+                "a:\n  source: {instance: x}\n  moved_from: old\nb:\n  source: {instance: y}\n  moved_from: old\n"
+            )
+        },
+    )
+    assert found == ["a.yaml:8:17: images.b.moved_from: old already moves to another key (at a.yaml:5:17)"]
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("images", "cloud.state: 'images' is a folder, the root config or a YAML file: give a .json state file"),
+        (
+            "reconciler.yaml",
+            "cloud.state: 'reconciler.yaml' is a folder, the root config or a YAML file: give a .json state file",
+        ),
+        ("a.yaml", "cloud.state: 'a.yaml' is a folder, the root config or a YAML file: give a .json state file"),
+        ('"a\\0b"', "cloud.state: 'a\\x00b' is not a usable path"),
+    ],
+)
+def test_odd_state_paths_are_refused(tmp_path, state, expected):
+    config = f"version: 1\nset: web\ncloud: {{kind: simulator, state: {state}}}\n"
+    (tmp_path / "images").mkdir()
+    found = problems_of(tmp_path, {"a.yaml": "version: 1\nimages: {}\n"}, config)
+    assert [f.split(": ", 1)[1] for f in found] == [expected]

@@ -48,3 +48,28 @@ def test_a_control_character_is_a_located_problem():
     """Found by Hypothesis: PyYAML's reader refuses control characters before parsing starts."""
     doc = load_located("a: 1\nb: \x08\n", "f.yaml")
     assert [str(p) for p in doc.problems] == ["f.yaml:2:4: YAML syntax error: character U+0008 is not allowed in YAML"]
+
+
+def test_a_recursive_alias_is_a_problem_not_a_crash():
+    doc = load_located("images: &a {web: *a}\n", "f.yaml")
+    assert doc.data is None and "recursive" in doc.problems[0].message
+
+
+def test_deep_nesting_is_a_problem_not_a_crash():
+    doc = load_located("a: " + "[" * 5000 + "]" * 5000 + "\n", "f.yaml")
+    assert doc.data is None and "too" in doc.problems[0].message
+
+
+def test_alias_expansion_is_bounded_in_time():
+    """A small file whose aliases would expand to millions of values ("billion laughs")."""
+    import time
+
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    started = time.monotonic()
+    doc = load_located("\n".join(lines) + "\n", "f.yaml")
+    assert time.monotonic() - started < 2
+    assert doc.data is None and "once aliases are expanded" in doc.problems[0].message
+    # Modest reuse is fine.
+    small = load_located("base: &b {x: 1}\na: *b\nb: *b\n", "f.yaml")
+    assert small.problems == [] and small.data["a"] == {"x": 1}
