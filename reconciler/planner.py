@@ -804,12 +804,12 @@ class _Planner:
         )
         if markers.DOWNLOAD_FLAG in changes:
             state.download = changes[markers.DOWNLOAD_FLAG].after
-        if spec.min_disk is not None and live and live.size and spec.min_disk * 1024**3 < live.size:
+        if spec.min_disk is not None and live and live.virtual_size and spec.min_disk * 1024**3 < live.virtual_size:
             self.warn(
                 "min_disk_small",
                 spec.key,
                 state.region,
-                f"min_disk {spec.min_disk} GB is below the image's size",
+                f"min_disk {spec.min_disk} GB is below the image's virtual size",
                 _src(spec, "min_disk"),
             )
         del update

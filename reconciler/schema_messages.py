@@ -131,7 +131,7 @@ def _message(error: jsonschema.ValidationError, doc: LocatedDocument, path: DocP
         wanted = " or ".join(TYPE_NAMES.get(t, t) for t in ([expected] if isinstance(expected, str) else expected))
         written = doc.scalar_text.get(path)
         message = f"expected {wanted}, got {_yaml_kind(value)}"
-        if expected == "string" and written is not None and not isinstance(value, (dict, list)):
+        if expected == "string" and written and not isinstance(value, (dict, list)):
             # YAML read `1.0`, `yes`, `on` as a number or boolean; the user meant the text.
             message += f" ({written}); quote it: '{written}'"
         elif isinstance(value, str) and _parses_as(value, expected):

@@ -52,6 +52,7 @@ class Image:
     min_disk: int
     min_ram: int
     size: int | None
+    virtual_size: int | None
     checksum: str | None
     os_hash_value: str | None
     disk_format: str | None
@@ -76,6 +77,7 @@ class Image:
             min_disk=_optional(doc, "min_disk", int, 0),
             min_ram=_optional(doc, "min_ram", int, 0),
             size=_optional(doc, "size", int),
+            virtual_size=_optional(doc, "virtual_size", int),
             checksum=_optional(doc, "checksum", str),
             os_hash_value=_optional(doc, "os_hash_value", str),
             disk_format=_optional(doc, "disk_format", str),

@@ -35,7 +35,7 @@ def desired(tmp_path: Path, manifest: str, *, strict: bool = False):
 def image(image_id: str, region: str = "KR1", *, name: str = "web", protected: bool = False, **props: str) -> Image:
     return Image(
         region=region, id=image_id, name=name, status="active", visibility=props.pop("visibility", "private"),
-        protected=protected, owner=PROJECT, min_disk=0, min_ram=0, size=1024, checksum="c" * 32,
+        protected=protected, owner=PROJECT, min_disk=0, min_ram=0, size=1024, virtual_size=4 * 1024**3, checksum="c" * 32,
         os_hash_value=None, disk_format="qcow2", container_format="bare", tags=(), created_at="2026-11-26T00:00:00Z",
         updated_at=None, properties=MappingProxyType({"os_type": "linux", **props}),
     )  # fmt: skip
@@ -239,3 +239,11 @@ def test_a_failed_interrupted_create_is_deleted_and_made_again(tmp_path):
     assert ids == ["create:web:KR1", "delete:web:KR1:00000000"] or ids == ["delete:web:KR1:00000000", "create:web:KR1"]
     create = next(a for a in plan.actions if a.kind == "create")
     assert "delete:web:KR1:00000000" in {d.id for d in create.depends_on}
+
+
+def test_min_disk_below_the_virtual_size_is_warned(tmp_path):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  min_disk: 2\n")
+    plan = build_plan(state, snapshot(managed(HOME)), TARGET)  # virtual size 4 GiB
+    assert [w.code for w in plan.warnings] == ["min_disk_small"]
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  min_disk: 4\n")
+    assert build_plan(state, snapshot(managed(HOME)), TARGET).warnings == ()
