@@ -173,3 +173,34 @@ def test_a_create_that_was_never_carried_out_fails_and_the_next_plan_creates_aga
     assert "failed: create:web-base:KR1" in capsys.readouterr().out
     _, plan = plan_json(root, capsys)
     assert [a["kind"] for a in plan["actions"]] == ["create"]
+
+
+def _apply_on_a_terminal(root: Path, answer: bytes) -> tuple[int, str]:
+    """Run `reconciler apply` with a pseudo-terminal as stdin, answering the question."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "apply", str(root)],
+        stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    os.close(terminal)
+    os.write(controller, answer)
+    out, _ = process.communicate(timeout=60)
+    os.close(controller)
+    return process.returncode, out
+
+
+def test_on_a_terminal_apply_asks_and_only_yes_proceeds(tmp_path, capsys):
+    root = copy_root("share", tmp_path)
+    code, out = _apply_on_a_terminal(root, b"no\n")
+    assert code == 1 and "Only 'yes' is accepted" in out and "Apply cancelled; nothing was changed." in out
+    _, plan = plan_json(root, capsys)
+    assert len(plan["actions"]) == 1
+    code, out = _apply_on_a_terminal(root, b"yes\n")
+    assert code == 0 and "Apply: 1 done." in out
+    _, plan = plan_json(root, capsys)
+    assert plan["actions"] == []
