@@ -28,15 +28,13 @@ from reconciler.cloud.errors import CloudError, CloudTransportError
 from reconciler.cloud.model import IMAGE_BASE_ATTRIBUTES, Image, PatchOp
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Action, Change, Plan
+from reconciler.region_copy import copy_image
 
 log = logging.getLogger(__name__)
 
 DONE, FAILED, STALE, SKIPPED = "done", "failed", "stale", "skipped"
 # Image attributes an `expects` entry may name directly (everything else is a custom property).
 IMAGE_FIELDS = ("status", "protected", "name", "visibility", "min_disk", "min_ram", "owner", "checksum")
-# What a copy takes from its source besides the custom properties.
-COPY_ATTRIBUTES = ("disk_format", "container_format", "min_disk", "min_ram")
-NOT_COPIED = frozenset({*markers.ALL, markers.DOWNLOAD_FLAG}) | IMAGE_BASE_ATTRIBUTES
 
 
 class StaleError(ReconcilerError):
@@ -83,10 +81,11 @@ class ApplyReport:
         }
 
 
-Progress = Callable[[str, Action, StepResult | None], None]
+# (event, action, payload): "start" (None), "end" / "skip" (StepResult), "progress" (CopyProgress).
+Progress = Callable[[str, Action, Any], None]
 
 
-def _no_progress(event: str, action: Action, result: StepResult | None) -> None:
+def _no_progress(event: str, action: Action, payload: Any) -> None:
     pass
 
 
@@ -114,7 +113,7 @@ class Applier:
         # Images made by this run, by (key, region): later actions on them name no image id.
         self.made: dict[tuple[str, str], str] = {}
         self.made_by_action: dict[str, str] = {}
-        self.home_of: dict[str, str] = {}
+        self.notes: dict[str, str] = {}  # what a done action wants reported (e.g. refused properties)
 
     # -- scheduling -------------------------------------------------------------------------------
 
@@ -178,7 +177,7 @@ class Applier:
         except Exception as err:  # a bug must not leave the run half-reported
             log.exception("action %s failed unexpectedly", action.id)
             return StepResult(action, FAILED, f"unexpected error: {type(err).__name__}: {err}", self.clock() - started)
-        return StepResult(action, DONE, "", self.clock() - started, image_id)
+        return StepResult(action, DONE, self.notes.get(action.id, ""), self.clock() - started, image_id)
 
     # -- references -------------------------------------------------------------------------------
 
@@ -320,8 +319,7 @@ class Applier:
         return image_id
 
     def _do_copy(self, action: Action) -> str:
-        """The simplest streaming copy: create the target, stream the source's data into it, wait, and
-        compare checksums. A target that fails verification is deleted by the copy itself."""
+        """Streamed, verified copy (region_copy.py); a target that fails is deleted by the copy itself."""
         source_region = action.details["source_region"]
         source_id = next(
             (self._resolve(ref)[1] for ref in action.expects if ref.startswith(f"{source_region}/")), None
@@ -329,34 +327,22 @@ class Applier:
         if source_id is None:
             raise CloudError(f"{action.id}: no source image to copy")
         source = self.client.wait_for_image(source_region, source_id, status="active", timeout=self.timeout)
-        attributes: dict[str, Any] = {
-            k: v for k, v in source.properties.items() if k not in NOT_COPIED and isinstance(v, str)
-        }
-        for name in COPY_ATTRIBUTES:
-            value = getattr(source, name)
-            if value is not None:
-                attributes[name] = value
-        if source.properties.get(markers.PROPS):
-            attributes[markers.PROPS] = source.properties[markers.PROPS]
-        attributes.update({k: c.after for k, c in action.changes.items() if c.after is not None})
-        attributes[markers.COPY_OF] = source.id
-        attributes.update(name=action.details.get("name") or source.name, visibility="private", protected=False)
-        target = self.client.create_image(action.region, attributes)
-        self._remember(action, target.id)
-        try:
-            with self.client.download_image_data(source_region, source.id) as download:
-                self.client.upload_image_data(action.region, target.id, download.chunks())
-            copied = self.client.wait_for_image(action.region, target.id, status="active", timeout=self.timeout)
-            if source.checksum and copied.checksum != source.checksum:
-                raise CloudError(
-                    f"the copy's checksum {copied.checksum} differs from the source's {source.checksum}: deleted"
-                )
-        except BaseException:
-            self.client.delete_image(action.region, target.id)
-            with self._lock:
-                self.made.pop((action.key, action.region), None)
-            raise
-        return target.id
+        marks = {k: str(c.after) for k, c in action.changes.items() if k in markers.ALL and c.after is not None}
+        marks[markers.COPY_OF] = source.id
+        result = copy_image(
+            self.client,
+            source,
+            action.region,
+            name=action.details.get("name") or source.name or action.key,
+            marks=marks,
+            timeout=self.timeout,
+            progress=lambda state: self.progress("progress", action, state),
+            clock=self.clock,
+        )
+        self._remember(action, result.target_id)
+        if result.refused_properties:
+            self.notes[action.id] = f"the copy refused properties: {', '.join(result.refused_properties)}"
+        return result.target_id
 
 
 def _image_fields(image: Image) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from reconciler.connect import open_cloud
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.planner import build_plan
 from reconciler.render.json import render_json
-from reconciler.render.text import colorize, render_text
+from reconciler.render.text import colorize, human_bytes, render_text
 from reconciler.simulator import cli as simulator_cli
 from reconciler.snapshot import read_snapshot
 from reconciler.validate import load_desired_state
@@ -206,22 +207,49 @@ def _confirm(plan: Any, stream: Any) -> bool:
     return True
 
 
-def _progress_printer(stream: Any) -> Any:
+def _progress_printer(stream: Any, *, interval: float = 5.0) -> Any:
+    """Each step as it starts and ends; copies report bytes, rate and ETA: a live line on a terminal,
+    a line every `interval` seconds otherwise."""
     lock = threading.Lock()
+    live = stream.isatty()
+    last_line: dict[str, float] = {}
 
-    def show(event: str, action: Any, result: Any) -> None:
+    def show(event: str, action: Any, payload: Any) -> None:
         phase = action.id.split(":", 3)[3] if action.id.count(":") >= 3 else ""
         what = f"{action.kind} {action.key} {action.region}" + (f" ({phase})" if phase else "")
         with lock:
+            if event == "progress":
+                now = time.monotonic()
+                finished = payload.total is not None and payload.copied >= payload.total
+                route = f"{action.key} {action.details.get('source_region')} -> {action.region}"
+                if live:
+                    stream.write(f"\r  copying {route}: {copy_progress_text(payload)}\033[K")
+                    stream.flush()
+                elif finished or now - last_line.get(action.id, 0.0) >= interval:
+                    last_line[action.id] = now
+                    print(f"  copying {route}: {copy_progress_text(payload)}", file=stream, flush=True)
+                return
+            if live and action.id in last_line or (live and action.kind == "copy" and event == "end"):
+                stream.write("\r\033[K")
             if event == "start":
                 print(f"  start   {what}", file=stream, flush=True)
             elif event == "end":
-                detail = f" ({result.seconds:.1f} s)" if result.status == "done" else f": {result.message}"
-                print(f"  {result.status:<7} {what}{detail}", file=stream, flush=True)
+                detail = f" ({payload.seconds:.1f} s)" if payload.status == "done" else f": {payload.message}"
+                if payload.status == "done" and payload.message:
+                    detail += f"; {payload.message}"
+                print(f"  {payload.status:<7} {what}{detail}", file=stream, flush=True)
             else:
-                print(f"  skipped {what}: {result.message}", file=stream, flush=True)
+                print(f"  skipped {what}: {payload.message}", file=stream, flush=True)
 
     return show
+
+
+def copy_progress_text(state: Any) -> str:
+    done = human_bytes(state.copied)
+    total = f" of {human_bytes(state.total)}" if state.total else ""
+    eta = state.eta
+    eta_text = f", ETA {int(eta // 60)}:{int(eta % 60):02d}" if eta is not None else ""
+    return f"{done}{total}, {human_bytes(int(state.rate))}/s{eta_text}"
 
 
 def _use_colour(args: argparse.Namespace) -> bool:

@@ -150,11 +150,17 @@ class Plan:
 
     def summary(self) -> dict[str, Any]:
         counts = Counter(action.kind for action in self.actions)
-        return {
+        copies = [a.details.get("bytes") for a in self.actions if a.kind == "copy"]
+        summary: dict[str, Any] = {
             "actions": {kind: counts[kind] for kind in ACTION_KINDS if counts[kind]},
             "refusals": len(self.refusals),
             "warnings": len(self.warnings),
         }
+        if copies:
+            # Bytes the copies move, as far as known now (an image made in this plan has no size yet).
+            summary["copy_bytes"] = sum(b for b in copies if b is not None)
+            summary["copy_bytes_unknown"] = sum(1 for b in copies if b is None)
+        return summary
 
     def to_json(self) -> dict[str, Any]:
         return {

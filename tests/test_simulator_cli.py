@@ -101,7 +101,7 @@ def test_serve_rejects_a_malformed_fault_flag(tmp_path, seed_file, capsys):
     state = tmp_path / "state.json"
     main(["simulator", "init", str(state), "--seed", str(seed_file)])
     assert main(["simulator", "serve", "--state", str(state), "--fault", "{route: x, status: 503, drop: true}"]) == 1
-    assert "a fault needs exactly one of status, drop, lose_answer, stall_s" in capsys.readouterr().err
+    assert "a fault needs exactly one of status, drop, lose_answer, cut_after_bytes, stall_s" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,10 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
+import requests
+
 from reconciler.cloud.auth import Credentials, KeystoneV2Auth, TrustedHeaderAuth
-from reconciler.cloud.errors import CloudError, CloudResponseError, Conflict, NotFound
+from reconciler.cloud.errors import CloudError, CloudResponseError, CloudTransportError, Conflict, NotFound
 from reconciler.cloud.model import Image, Member, PatchOp, Server
 from reconciler.cloud.transport import DEFAULT_TIMEOUT, Transport, json_body, make_session
 from reconciler.cloud.waiting import poll
@@ -52,11 +54,17 @@ class _Download:
 
     def chunks(self) -> Iterator[bytes]:
         received = 0
-        for chunk in self._response.iter_content(DOWNLOAD_CHUNK):
-            received += len(chunk)
-            yield chunk
+        try:
+            for chunk in self._response.iter_content(DOWNLOAD_CHUNK):
+                received += len(chunk)
+                yield chunk
+        except requests.RequestException as err:
+            raise CloudTransportError(
+                f"the download broke off after {received:,} bytes ({type(err).__name__})",
+                hint="nothing partial is kept; run again to copy from the start",
+            ) from None
         if self.size is not None and received != self.size:
-            raise CloudResponseError(f"the download ended after {received} of {self.size} bytes")
+            raise CloudTransportError(f"the download ended after {received:,} of {self.size:,} bytes")
 
 
 class NhnCloudClient:

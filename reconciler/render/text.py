@@ -172,6 +172,12 @@ def summary_line(document: dict[str, Any]) -> str:
         head += f"; {refusals} refused." if refusals else "."
     if warnings:
         head += f" {warnings} warning{'s' if warnings != 1 else ''}."
+    if "copy_bytes" in document["summary"]:
+        unknown = document["summary"]["copy_bytes_unknown"]
+        moved = human_bytes(document["summary"]["copy_bytes"])
+        head += f" Copies move {moved}" + (
+            f" plus {unknown} image{'s' if unknown != 1 else ''} made by this plan." if unknown else "."
+        )
     return head
 
 

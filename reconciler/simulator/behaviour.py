@@ -21,7 +21,7 @@ PROTECTED_PATCH_MODES = ("permissive", "strict")
 def describe_error(error: jsonschema.ValidationError) -> str:
     """A schema error about the behaviour section, in words (a fault's oneOf is opaque otherwise)."""
     if error.validator == "oneOf" and "faults" in error.absolute_path:
-        return "a fault needs exactly one of status, drop, lose_answer, stall_s"
+        return "a fault needs exactly one of status, drop, lose_answer, cut_after_bytes, stall_s"
     return error.message
 
 
@@ -38,8 +38,9 @@ class Fault:
 
     Exactly one of: `status` (answer with it; with `retry_after` a Retry-After header is sent, as for 429
     or 503), `drop` (close the connection without carrying the request out), `lose_answer` (carry it
-    out, then close without answering: the answer is lost) or `stall_s` (wait that long, then answer
-    normally, so a client with a shorter timeout gives up). `route` is a route template as
+    out, then close without answering: the answer is lost), `cut_after_bytes` (break the connection
+    mid-stream: after that many bytes of an upload's body, or of a download's answer) or `stall_s` (wait
+    that long, then answer normally, so a client with a shorter timeout gives up). `route` is a route template as
     `GET /_simulator/stats` names it, e.g. `GET /image/{region}/v2/images`.
     """
 
@@ -50,6 +51,7 @@ class Fault:
     drop: bool = False
     stall_s: float | None = None
     lose_answer: bool = False
+    cut_after_bytes: int | None = None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Fault:
@@ -64,12 +66,13 @@ class Fault:
             drop=bool(raw.get("drop", False)),
             stall_s=raw.get("stall_s"),
             lose_answer=bool(raw.get("lose_answer", False)),
+            cut_after_bytes=raw.get("cut_after_bytes"),
         )
         return fault
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"route": self.route, "on_call": list(self.on_call)}
-        for name in ("status", "retry_after", "stall_s"):
+        for name in ("status", "retry_after", "stall_s", "cut_after_bytes"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         if self.drop:

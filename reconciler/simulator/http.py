@@ -122,6 +122,7 @@ class Request:
         # unread cannot carry another request and is closed after the answer.
         self.body_consumed = not self._has_body()
         self._streaming = False
+        self.cut_after: int | None = None  # a fault: the connection breaks after this many body bytes
 
     def _has_body(self) -> bool:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -144,6 +145,17 @@ class Request:
 
     def stream(self) -> Iterator[bytes]:
         """The body, in chunks of at most BODY_CHUNK bytes, never held whole."""
+        if self.cut_after is None:
+            yield from self._stream()
+            return
+        received = 0
+        for chunk in self._stream():
+            if received + len(chunk) >= self.cut_after:
+                raise ConnectionResetError("simulated fault: the connection broke mid-upload")
+            received += len(chunk)
+            yield chunk
+
+    def _stream(self) -> Iterator[bytes]:
         if self.body_consumed or self._streaming:
             return
         self._streaming = True

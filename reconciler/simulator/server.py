@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -101,6 +102,27 @@ class SimulatorApp:
         return f"{self.base_url}/volume/{region}/v2/{project}"
 
 
+def _cut(response: Response, limit: int) -> Response:
+    """The answer, breaking off after `limit` body bytes while its headers promise the whole."""
+    body = response.body if not isinstance(response.body, bytes) else [response.body]
+    length = (
+        response.length
+        if response.length is not None
+        else (len(response.body) if isinstance(response.body, bytes) else None)
+    )
+
+    def truncated() -> Iterator[bytes]:
+        sent = 0
+        for chunk in body:
+            if sent + len(chunk) >= limit:
+                yield chunk[: limit - sent]
+                return
+            sent += len(chunk)
+            yield chunk
+
+    return Response(response.status, truncated(), dict(response.headers), length=length)
+
+
 class _Dropped(Exception):
     """A fault asked to close the connection without answering."""
 
@@ -159,9 +181,14 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
                 service, route_service = "identity", service
                 req.token = identity.authenticate(app, req)
                 service = route_service
+            if fault is not None and fault.cut_after_bytes is not None and not req.body_consumed:
+                req.cut_after = fault.cut_after_bytes
             response = route.handler(app, req)
             if fault is not None and fault.lose_answer:
                 raise _Dropped  # carried out; the answer is lost on the way back
+            if fault is not None and fault.cut_after_bytes is not None and req.body_consumed and req.cut_after is None:
+                response = _cut(response, fault.cut_after_bytes)
+                self.close_connection = True
         except _Dropped:
             self.close_connection = True
             return
