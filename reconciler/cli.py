@@ -22,6 +22,7 @@ from reconciler.connect import open_cloud
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.planner import build_plan
 from reconciler.render.json import render_json
+from reconciler.render.markdown import DEFAULT_MAX_CHARS, render_markdown
 from reconciler.render.text import colorize, human_bytes, render_text
 from reconciler.simulator import cli as simulator_cli
 from reconciler.snapshot import read_snapshot
@@ -91,7 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("root", nargs="?", default=".", type=Path, metavar="ROOT", help="the root folder (default: .)")
     plan.add_argument(
-        "--format", choices=("text", "json"), default="text", help="text for a terminal, json for machines"
+        "--format",
+        choices=("text", "json", "markdown"),
+        default="text",
+        help="text for a terminal, json for machines, markdown for a pull-request comment",
+    )
+    plan.add_argument(
+        "--max-chars",
+        type=int,
+        default=DEFAULT_MAX_CHARS,
+        metavar="N",
+        help=f"markdown: stay under N characters (default {DEFAULT_MAX_CHARS}; GitHub's limit is 65536)",
     )
     plan.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 2 when the plan has changes, 0 when it has none"
@@ -133,7 +144,8 @@ def _start(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
     sim_state = Path(args.sim_state) if args.sim_state else None
     cloud = target.effective_cloud(desired.root, sim_state)
     heading = f"reconciler {command} · {target.describe(desired.root, cloud, os.environ)}"
-    print(heading, file=sys.stderr if args.format == "json" else sys.stdout, flush=True)
+    # JSON and Markdown carry the target inside the document: the heading goes to stderr.
+    print(heading, file=sys.stdout if args.format == "text" else sys.stderr, flush=True)
     return desired, cloud
 
 
@@ -150,6 +162,8 @@ def run_plan(args: argparse.Namespace) -> int:
     plan = build_plan(desired, snapshot, plan_target, max_deletions=args.max_deletions)
     if args.format == "json":
         sys.stdout.write(render_json(plan.to_json()))
+    elif args.format == "markdown":
+        sys.stdout.write(render_markdown(plan.to_json(), max_chars=args.max_chars))
     else:
         _show_plan(plan, args, sys.stdout)
     if plan.refusals:

@@ -60,9 +60,26 @@ def test_golden_plan(case, tmp_path, capsys):
     code_text, text = run_plan(case, tmp_path, capsys, "text")
     compare(CASES / case / "plan.txt", text)
     assert code_text == code
+
+    code_markdown, markdown = run_plan(case, tmp_path, capsys, "markdown")
+    compare(CASES / case / "plan.md", markdown)
+    assert code_markdown == code
+    assert len(markdown) <= 60_000
     # The text is made from the same data: every action id's kind and key appear in it.
     for action in plan["actions"]:
         assert action["key"] in text and action["kind"] in text
+
+
+def test_markdown_over_its_budget_keeps_the_essentials_and_says_what_it_left_out(tmp_path, capsys):
+    root = tmp_path / "root"
+    shutil.copytree(CASES / "copies-two-regions" / "root", root)
+    assert main(["plan", str(root), "--format", "markdown", "--max-chars", "1000"]) == 0
+    markdown = capsys.readouterr().out
+    compare(CASES / "copies-two-regions" / "plan.budget.md", markdown)
+    assert len(markdown) <= 1000
+    assert "**Safe to apply**" in markdown and "| region |" in markdown
+    assert "detail blocks were left out to stay under 1,000 characters" in markdown
+    assert markdown.count("<details>") == markdown.count("</details>")  # never cut inside a block
 
 
 def test_identical_inputs_give_byte_identical_output(tmp_path, capsys):
@@ -71,3 +88,15 @@ def test_identical_inputs_give_byte_identical_output(tmp_path, capsys):
         _, document = run_plan("copies-two-regions", tmp_path / str(attempt), capsys, "json")
         outputs.add(document)
     assert len(outputs) == 1
+
+
+def test_every_golden_plan_matches_the_plan_schema():
+    import jsonschema
+
+    from reconciler.schemas import load_schema
+
+    validator = jsonschema.Draft202012Validator(load_schema("plan"))
+    for case in case_names():
+        document = json.loads((CASES / case / "plan.json").read_text(encoding="utf-8"))
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
+        assert errors == [], f"{case}: {errors}"

@@ -76,7 +76,7 @@ def _changes(changes: dict[str, Any]) -> str:
     return "; ".join(shown) if shown else "markers " + ", ".join(sorted(changes))
 
 
-def _detail(action: dict[str, Any]) -> str:
+def describe_action(action: dict[str, Any]) -> str:
     kind = action["kind"]
     if kind == "create":
         root = "volume root" if action.get("root_device") == "volume" else "local disk"
@@ -131,7 +131,7 @@ def render_text(document: dict[str, Any]) -> str:
     for action in actions:
         symbol = SYMBOLS[action["kind"]]
         head = f"  {symbol} {action['kind']:<14} {action['key']:<{key_width}}  {action['region']:<4}"
-        lines.append(f"{head}  {_detail(action)}".rstrip())
+        lines.append(f"{head}  {describe_action(action)}".rstrip())
         reason = action["reason"]
         lines.append(f"{INDENT}{reason['message']}" + (f" ({reason['source']})" if reason["source"] else ""))
         waits = _waits(action, by_id)
@@ -173,11 +173,14 @@ def summary_line(document: dict[str, Any]) -> str:
     if warnings:
         head += f" {warnings} warning{'s' if warnings != 1 else ''}."
     if "copy_bytes" in document["summary"]:
-        unknown = document["summary"]["copy_bytes_unknown"]
-        moved = human_bytes(document["summary"]["copy_bytes"])
-        head += f" Copies move {moved}" + (
-            f" plus {unknown} image{'s' if unknown != 1 else ''} made by this plan." if unknown else "."
-        )
+        unknown, moved = document["summary"]["copy_bytes_unknown"], document["summary"]["copy_bytes"]
+        made = f"{unknown} image{'s' if unknown != 1 else ''} made by this plan (size known once made)"
+        if moved and unknown:
+            head += f" Copies move {human_bytes(moved)} plus {made}."
+        elif unknown:
+            head += f" Copies move {made}."
+        else:
+            head += f" Copies move {human_bytes(moved)}."
     return head
 
 
