@@ -99,6 +99,8 @@ class Applier:
         timeout: float = 3600.0,
         progress: Progress = _no_progress,
         clock: Callable[[], float] = time.monotonic,
+        already_made: Mapping[str, str] | None = None,
+        already_done: Iterable[str] = (),
     ) -> None:
         if not plan.applicable:
             raise ReconcilerError("the plan has refusals: nothing can be applied until they are resolved")
@@ -112,8 +114,13 @@ class Applier:
         self._lock = threading.Lock()
         # Images made by this run, by (key, region): later actions on them name no image id.
         self.made: dict[tuple[str, str], str] = {}
-        self.made_by_action: dict[str, str] = {}
+        self.made_by_action: dict[str, str] = dict(already_made or {})
+        self.already_done = set(already_done)
         self.notes: dict[str, str] = {}  # what a done action wants reported (e.g. refused properties)
+        # Images made by an earlier, partial apply of the same saved plan (--resume).
+        for action_id, image_id in self.made_by_action.items():
+            kind, key, region = action_id.split(":")[:3]
+            self.made[(key, region)] = image_id
 
     # -- scheduling -------------------------------------------------------------------------------
 
@@ -136,7 +143,11 @@ class Applier:
                         continue
                     compensating = "compensates" in action.details
                     if compensating:
-                        if results.get(action.details["compensates"], StepResult(action, SKIPPED)).status != DONE:
+                        compensated = action.details["compensates"]
+                        was_done = compensated in self.already_done or (
+                            compensated in results and results[compensated].status == DONE
+                        )
+                        if not was_done:
                             results[action_id] = StepResult(action, SKIPPED, "what it compensates did not run")
                             self.progress("skip", action, results[action_id])
                             continue
@@ -318,6 +329,14 @@ class Applier:
         self.client.delete_image(action.region, image_id)
         return image_id
 
+    def _remove_unfinished_copies(self, action: Action, marks: Mapping[str, str]) -> None:
+        """A copy interrupted by a crash left its target unfinished: that is this copy's own work, which
+        it removes before starting again (never two copies of one image in one region)."""
+        for image in self.client.list_images(action.region, owner=self.client.project_id):
+            if _unfinished(image, marks):
+                log.info("removing %s, an unfinished copy left by an interrupted run", image.id)
+                self.client.delete_image(action.region, image.id)
+
     def _do_copy(self, action: Action) -> str:
         """Streamed, verified copy (region_copy.py); a target that fails is deleted by the copy itself."""
         source_region = action.details["source_region"]
@@ -329,6 +348,7 @@ class Applier:
         source = self.client.wait_for_image(source_region, source_id, status="active", timeout=self.timeout)
         marks = {k: str(c.after) for k, c in action.changes.items() if k in markers.ALL and c.after is not None}
         marks[markers.COPY_OF] = source.id
+        self._remove_unfinished_copies(action, marks)
         result = copy_image(
             self.client,
             source,
@@ -343,6 +363,18 @@ class Applier:
         if result.refused_properties:
             self.notes[action.id] = f"the copy refused properties: {', '.join(result.refused_properties)}"
         return result.target_id
+
+
+def _unfinished(image: Image, marks: Mapping[str, str]) -> bool:
+    """This key's copy in this region, left unfinished by an interrupted run (never a protected one)."""
+    props = image.properties
+    return (
+        props.get(markers.SET) == marks.get(markers.SET)
+        and props.get(markers.KEY) == marks.get(markers.KEY)
+        and markers.COPY_OF in props
+        and image.status != "active"
+        and not image.protected
+    )
 
 
 def _image_fields(image: Image) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reconciler import __version__, target
+from reconciler import __version__, saved_plan, target
 from reconciler.apply import Applier, ApplyReport, failures, summarise
 from reconciler.connect import open_cloud
 from reconciler.errors import ReconcilerError, UsageError
@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--detailed-exitcode", action="store_true", help="exit 2 when the plan has changes, 0 when it has none"
     )
     plan.add_argument("--max-deletions", type=int, metavar="N", help="override settings.max_deletions")
+    plan.add_argument("--out", type=Path, metavar="FILE", help="also save the plan, to apply exactly it later")
     plan.set_defaults(handler=run_plan)
 
     apply = subparsers.add_parser(
@@ -131,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     apply.add_argument("--max-deletions", type=int, metavar="N", help="override settings.max_deletions")
     apply.add_argument("--format", choices=("text", "json"), default="text", help="text, or a JSON report on stdout")
+    apply.add_argument("--plan", type=Path, metavar="FILE", help="apply exactly this saved plan (plan --out)")
+    apply.add_argument("--resume", action="store_true", help="with --plan: finish a partial apply of that plan")
     apply.set_defaults(handler=run_apply)
     simulator_cli.add_parser(subparsers, subcommand_options)
     return parser
@@ -160,6 +163,11 @@ def run_plan(args: argparse.Namespace) -> int:
     with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
         snapshot = read_snapshot(client, desired)
     plan = build_plan(desired, snapshot, plan_target, max_deletions=args.max_deletions)
+    if args.out is not None:
+        saved_plan.save(args.out, plan, desired, cloud, snapshot)
+        print(
+            f"Saved the plan to {args.out}; apply exactly it with: reconciler apply --plan {args.out}", file=sys.stderr
+        )
     if args.format == "json":
         sys.stdout.write(render_json(plan.to_json()))
     elif args.format == "markdown":
@@ -178,6 +186,10 @@ def run_apply(args: argparse.Namespace) -> int:
         raise UsageError("--parallelism must be 1 or more")
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
+    if args.resume and args.plan is None:
+        raise UsageError("--resume needs --plan FILE: it finishes a partial apply of a saved plan")
+    if args.plan is not None:
+        return _apply_saved(args)
     desired, cloud = _start(args, "apply")
     human = sys.stderr if args.format == "json" else sys.stdout
     with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
@@ -206,6 +218,91 @@ def run_apply(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(render_json(report.to_json()))
     return EXIT_OK if report.succeeded else EXIT_ERROR
+
+
+def _apply_saved(args: argparse.Namespace) -> int:
+    """apply --plan FILE [--resume]: exactly the saved actions, or a refusal naming what changed."""
+    desired, cloud = _start(args, "apply")
+    human = sys.stderr if args.format == "json" else sys.stdout
+    document = saved_plan.load(args.plan)
+    saved_plan.check_root(document, desired)
+    journal = saved_plan.Journal.for_plan(args.plan)
+    if journal.done and not args.resume:
+        raise UsageError(
+            f"{args.plan} was partly applied already ({len(journal.done)} actions done)",
+            hint=f"finish it with: reconciler apply --plan {args.plan} --resume",
+        )
+    plan = saved_plan.to_plan(document)
+    done = set(journal.done) if args.resume else set()
+    with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
+        saved_plan.check_target(document, cloud, plan_target)
+        if plan.refusals:
+            _show_plan(plan, args, human)
+            print("Nothing was applied: the plan has refusals.", file=human)
+            return EXIT_REFUSED
+        touched: set[str] = set()
+        if done:
+            fresh = build_plan(desired, read_snapshot(client, desired), plan_target)
+            remaining = {a.id for a in plan.actions} - done
+            # A copy interrupted by the crash left its unfinished target; the copy, run again, removes it
+            # itself, so the fresh plan's replacement delete of it is covered.
+            covered = {
+                f"delete:{i.split(':')[1]}:{i.split(':')[2]}:replace" for i in remaining if i.startswith("copy:")
+            }
+            unexpected = sorted(a.id for a in fresh.actions if a.id not in remaining | covered)
+            if unexpected:
+                raise saved_plan.StalePlanError(
+                    "the cloud now needs actions the saved plan does not have: nothing was applied",
+                    hint="make and review a new plan",
+                    details=["not in the saved plan, or already done:", *[f"  {a}" for a in unexpected]],
+                )
+            for action in plan.actions:
+                if action.id in done:
+                    touched |= set(action.expects) | {
+                        f"{action.region}/{action.image_id}",
+                        f"{action.key}/{action.region}",
+                    }
+        saved_plan.check_cloud(document, client, skip=touched)
+        remaining_plan = _without(plan, done)
+        _show_plan(remaining_plan, args, human)
+        if not remaining_plan.actions:
+            print("Nothing to do: every action of the saved plan is done.", file=human)
+            return EXIT_OK
+        if not args.auto_approve and not _confirm(remaining_plan, human):
+            return EXIT_ERROR
+        printer = _progress_printer(human)
+
+        def progress(event: str, action: Any, payload: Any) -> None:
+            printer(event, action, payload)
+            if event == "end" and payload.status == "done":
+                journal.record(action.id, payload.image_id, made=action.kind in ("create", "copy"))
+
+        report = Applier(
+            client, remaining_plan, parallelism=args.parallelism or desired.root.settings.parallelism,
+            timeout=args.timeout, progress=progress, already_made=journal.made, already_done=done,
+        ).run()  # fmt: skip
+    for failure in failures(report):
+        print(f"  {failure.status}: {failure.action.id}: {failure.message}", file=human)
+    print(summarise(report), file=human)
+    if report.succeeded:
+        journal.path.unlink(missing_ok=True)
+    elif any(r.status == "done" for r in report.results) or journal.done:
+        print(f"Finish it after fixing the cause with: reconciler apply --plan {args.plan} --resume", file=human)
+    if args.format == "json":
+        sys.stdout.write(render_json(report.to_json()))
+    return EXIT_OK if report.succeeded else EXIT_ERROR
+
+
+def _without(plan: Any, done: set[str]) -> Any:
+    """The plan minus actions already done; dependencies on those count as met."""
+    import dataclasses
+
+    kept = tuple(
+        dataclasses.replace(a, depends_on=tuple(d for d in a.depends_on if d.id not in done))
+        for a in plan.actions
+        if a.id not in done
+    )
+    return dataclasses.replace(plan, actions=kept)
 
 
 def _confirm(plan: Any, stream: Any) -> bool:
