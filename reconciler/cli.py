@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--detailed-exitcode", action="store_true", help="exit 2 when the plan has changes, 0 when it has none"
     )
     plan.add_argument("--max-deletions", type=int, metavar="N", help="override settings.max_deletions")
+    plan.add_argument(
+        "--target", action="append", default=[], metavar="KEY", help="plan only this image key (repeatable)"
+    )
+    plan.add_argument(
+        "--exclude", action="append", default=[], metavar="KEY", help="leave this image key out (repeatable)"
+    )
     plan.add_argument("--out", type=Path, metavar="FILE", help="also save the plan, to apply exactly it later")
     plan.set_defaults(handler=run_plan)
 
@@ -131,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="longest wait for one image or server (default 3600)",
     )
     apply.add_argument("--max-deletions", type=int, metavar="N", help="override settings.max_deletions")
+    apply.add_argument(
+        "--target", action="append", default=[], metavar="KEY", help="plan only this image key (repeatable)"
+    )
+    apply.add_argument(
+        "--exclude", action="append", default=[], metavar="KEY", help="leave this image key out (repeatable)"
+    )
     apply.add_argument("--format", choices=("text", "json"), default="text", help="text, or a JSON report on stdout")
     apply.add_argument("--plan", type=Path, metavar="FILE", help="apply exactly this saved plan (plan --out)")
     apply.add_argument("--resume", action="store_true", help="with --plan: finish a partial apply of that plan")
@@ -152,6 +164,28 @@ def _start(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
     return desired, cloud
 
 
+def _plan_options(args: argparse.Namespace, desired: Any, snapshot: Any) -> dict[str, Any]:
+    """--max-deletions, --target and --exclude; a key that names nothing is an error, not a no-op."""
+    named = set(args.target) | set(args.exclude)
+    if named:
+        known = {spec.key for spec in desired.images} | {
+            str(image.properties.get("reconciler_key"))
+            for image in snapshot.all_images()
+            if image.properties.get("reconciler_set") == desired.root.set
+        }
+        unknown = sorted(named - known)
+        if unknown:
+            raise UsageError(
+                f"no image of set {desired.root.set} has the key {', '.join(unknown)}",
+                hint="--target and --exclude take image keys as the manifests write them",
+            )
+    return {
+        "max_deletions": args.max_deletions,
+        "targets": frozenset(args.target),
+        "excludes": frozenset(args.exclude),
+    }
+
+
 def _show_plan(plan: Any, args: argparse.Namespace, stream: Any) -> None:
     text = render_text(plan.to_json()).split("\n", 1)[1]  # the target line was printed already
     stream.write(colorize(text) if _use_colour(args) and stream is sys.stdout else text)
@@ -162,7 +196,7 @@ def run_plan(args: argparse.Namespace) -> int:
     desired, cloud = _start(args, "plan")
     with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
         snapshot = read_snapshot(client, desired)
-    plan = build_plan(desired, snapshot, plan_target, max_deletions=args.max_deletions)
+    plan = build_plan(desired, snapshot, plan_target, **_plan_options(args, desired, snapshot))
     if args.out is not None:
         saved_plan.save(args.out, plan, desired, cloud, snapshot)
         print(
@@ -193,7 +227,8 @@ def run_apply(args: argparse.Namespace) -> int:
     desired, cloud = _start(args, "apply")
     human = sys.stderr if args.format == "json" else sys.stdout
     with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
-        plan = build_plan(desired, read_snapshot(client, desired), plan_target, max_deletions=args.max_deletions)
+        snapshot = read_snapshot(client, desired)
+        plan = build_plan(desired, snapshot, plan_target, **_plan_options(args, desired, snapshot))
         _show_plan(plan, args, human)
         if plan.refusals:
             print("Nothing was applied: the plan has refusals.", file=human)

@@ -42,9 +42,40 @@ VERSION_LIKE = re.compile(r"\d")
 TRUE, FALSE = "true", "false"
 
 
-def build_plan(desired: DesiredState, snapshot: Snapshot, target: Target, *, max_deletions: int | None = None) -> Plan:
+def build_plan(
+    desired: DesiredState,
+    snapshot: Snapshot,
+    target: Target,
+    *,
+    max_deletions: int | None = None,
+    targets: frozenset[str] = frozenset(),
+    excludes: frozenset[str] = frozenset(),
+) -> Plan:
+    """`targets` / `excludes` narrow the plan to some keys (a partial plan, warned in every output)."""
     planner = _Planner(desired, snapshot, target, max_deletions)
+    planner.scope = _Scope(targets, excludes)
     return planner.run()
+
+
+@dataclass(frozen=True)
+class _Scope:
+    targets: frozenset[str] = frozenset()
+    excludes: frozenset[str] = frozenset()
+
+    def __contains__(self, key: str) -> bool:
+        return (not self.targets or key in self.targets) and key not in self.excludes
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.targets or self.excludes)
+
+    def describe(self) -> str:
+        parts = []
+        if self.targets:
+            parts.append("only " + ", ".join(sorted(self.targets)))
+        if self.excludes:
+            parts.append("excluding " + ", ".join(sorted(self.excludes)))
+        return "; ".join(parts)
 
 
 def _src(spec: ImageSpec, field_path: str = "") -> str | None:
@@ -100,6 +131,7 @@ class _Planner:
         self.desired = desired
         self.snapshot = snapshot
         self.target = target
+        self.scope = _Scope()
         self.set = desired.root.set
         self.strict = desired.root.cloud.protected_patch == "strict"
         self.max_deletions = desired.root.settings.max_deletions if max_deletions is None else max_deletions
@@ -146,10 +178,28 @@ class _Planner:
 
     def run(self) -> Plan:
         self._renamed_set_guard()
+        in_scope = [spec for spec in self.desired.images if spec.key in self.scope]
         for spec in self.desired.images:
+            if spec.key not in self.scope:
+                # Out of scope: its live images are accounted for, never deletion candidates.
+                for image in self.own.home.get(spec.key, []):
+                    self.handled.add(image.id)
+                for (key, _region), copies in self.own.copies.items():
+                    if key == spec.key:
+                        self.handled.update(c.id for c in copies)
+        for spec in in_scope:
             self._plan_image(spec)
-        for spec in self.desired.images:
+        for spec in in_scope:
             self._restart_left_stopped(spec)
+        if self.scope.partial:
+            self.warn(
+                "partial_plan",
+                None,
+                None,
+                f"partial plan ({self.scope.describe()}): other images were not considered, and applying it "
+                "may leave the cloud different from the manifests",
+                None,
+            )
         self._plan_deletions()
         self._deletes_last()
         deletes = [a for a in self.actions.values() if a.kind == "delete"]
@@ -173,6 +223,12 @@ class _Planner:
             "other_sets": self.own.other_set_count,
             "pending_members": sorted(self.pending, key=lambda p: (p["key"], p["region"], p["member"])),
         }
+        if self.scope.partial:
+            info["partial"] = {
+                "targets": sorted(self.scope.targets),
+                "excludes": sorted(self.scope.excludes),
+                "description": self.scope.describe(),
+            }
         return Plan(
             set=self.set,
             target=self.target,
@@ -1306,7 +1362,7 @@ class _Planner:
 
     def _plan_deletions(self) -> None:
         for key, images in sorted(self.own.home.items()):
-            if key in self.declared or key in self.moved_from:
+            if key in self.declared or key in self.moved_from or key not in self.scope:
                 continue
             for live in images:
                 if live.id not in self.handled:

@@ -103,3 +103,32 @@ def test_no_color_and_a_pipe_give_plain_text(root, capsys, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     main(["plan", str(root("share"))])
     assert "\033[" not in capsys.readouterr().out
+
+
+def test_target_and_exclude_narrow_the_plan_and_say_so_everywhere(root, capsys):
+    case = root("max-deletions")  # three undeclared images would be deleted
+    assert main(["plan", str(case), "--format", "json", "--target", "tmp-build-0411"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [a["id"] for a in document["actions"]] == ["delete:tmp-build-0411:KR1"]
+    assert document["info"]["partial"]["targets"] == ["tmp-build-0411"]
+    assert [w["code"] for w in document["warnings"]] == ["partial_plan"]
+    assert main(["plan", str(case), "--exclude", "tmp-build-0411", "--exclude", "tmp-build-0412"]) == 0
+    text = capsys.readouterr().out
+    assert "delete         tmp-build-0413" in text and "tmp-build-0411" not in text.split("warning")[0]
+    assert "warning [partial_plan] partial plan (excluding tmp-build-0411, tmp-build-0412)" in text
+    assert main(["plan", str(case), "--format", "markdown", "--target", "tmp-build-0411"]) == 0
+    assert "Partial plan (only tmp-build-0411)" in capsys.readouterr().out
+
+
+def test_apply_with_a_target_changes_only_that_key(root, capsys):
+    case = root("protect-unprotect")
+    assert main(["apply", str(case), "--auto-approve", "--target", "web-base"]) == 0
+    capsys.readouterr()
+    main(["plan", str(case), "--format", "json"])
+    remaining = json.loads(capsys.readouterr().out)["actions"]
+    assert [a["id"] for a in remaining] == ["unprotect:api-base:KR1"]
+
+
+def test_an_unknown_target_is_an_error(root, capsys):
+    assert main(["plan", str(root("share")), "--target", "nope"]) == 1
+    assert "no image of set web-platform has the key nope" in capsys.readouterr().err

@@ -150,7 +150,7 @@ def render_text(document: dict[str, Any]) -> str:
         for warning in document["warnings"]:
             where = " ".join(part for part in (warning["key"], warning["region"]) if part)
             source = f" ({warning['source']})" if warning["source"] else ""
-            lines.append(f"  warning [{warning['code']}] {where}: {warning['message']}{source}")
+            lines.append(f"  warning [{warning['code']}] {where + ': ' if where else ''}{warning['message']}{source}")
     if actions or document["refusals"] or document["warnings"]:
         lines.append("")
     lines.append(summary_line(document))
