@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reconciler import __version__, saved_plan, target
+from reconciler import __version__, importer, saved_plan, target
 from reconciler.apply import Applier, ApplyReport, failures, summarise
 from reconciler.connect import open_cloud
 from reconciler.errors import ReconcilerError, UsageError
@@ -147,13 +147,43 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--plan", type=Path, metavar="FILE", help="apply exactly this saved plan (plan --out)")
     apply.add_argument("--resume", action="store_true", help="with --plan: finish a partial apply of that plan")
     apply.set_defaults(handler=run_apply)
+    importer_parser = subparsers.add_parser(
+        "import",
+        parents=subcommand_options,
+        help="write manifests for the project's existing unmanaged images",
+        description="Write a manifest for the unmanaged images of one region, as they are, so that the "
+        "first plan only adopts them. Never overwrites a file.",
+    )
+    importer_parser.add_argument(
+        "root", nargs="?", default=".", type=Path, metavar="ROOT", help="the root (default: .)"
+    )
+    importer_parser.add_argument("--region", required=True, help="the region whose images to import")
+    importer_parser.add_argument("--name-prefix", metavar="P", help="only images whose names start with P")
+    importer_parser.set_defaults(handler=run_import, format="text")
     simulator_cli.add_parser(subparsers, subcommand_options)
     return parser
 
 
+def run_import(args: argparse.Namespace) -> int:
+    desired, cloud = _start(args, "import")
+    with open_cloud(desired.root, cloud, os.environ) as (client, _):
+        document, notes = importer.build_manifest(client, desired, args.region, args.name_prefix)
+    path = desired.root.path / f"imported-{args.region.lower()}.yaml"
+    for note in notes:
+        print(f"  {note}", file=sys.stderr)
+    if not document["images"]:
+        print(f"No unmanaged image to import in {args.region}; nothing was written.")
+        return EXIT_OK
+    importer.write_manifest(path, document, args.region)
+    count = len(document["images"])
+    print(f"Wrote {path.relative_to(desired.root.path)}: {count} image{'s' if count != 1 else ''}.")
+    print("Review it, then: reconciler plan (it should only adopt).")
+    return EXIT_OK
+
+
 def _start(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
     """Validate the root and print the target line first: a run never guesses its target (design.md 5)."""
-    if args.max_deletions is not None and args.max_deletions < 0:
+    if getattr(args, "max_deletions", None) is not None and args.max_deletions < 0:
         raise UsageError("--max-deletions must be 0 or more")
     desired = load_desired_state(args.root)
     sim_state = Path(args.sim_state) if args.sim_state else None

@@ -1161,6 +1161,11 @@ class _Planner:
                 adopt.changes[marker] = Change(owned.properties.get(marker), value)
         adopt.after(home.made_by, "the home image must exist")
         adopt.expects[state.ref] = {"status": owned.status}
+        # The adopted copy gets the declared fields in the same call that marks it, as a home image does.
+        home_name = spec.name or (home.live.name if home.live is not None else None)
+        changes = self._wanted_changes(spec, state, name=copy.name or home_name or spec.display_name)
+        changes.pop(markers.DOWNLOAD_FLAG, None)
+        adopt.changes.update({k: v for k, v in changes.items() if k not in adopt.changes})
         state.last = adopt
         return state, None
 

@@ -1,0 +1,163 @@
+"""`reconciler import`: write manifests for a project's unmanaged images, so that adopting the tool on
+an existing project is one command and the first plan after it only adopts.
+
+For each unmanaged image in the region (optionally only names starting with a prefix): a key derived
+from its name, `source.image` set to it, its current protected / min_disk / min_ram / description /
+download flag / share list and custom properties recorded as they are, and its copies recognised in the
+other regions (same name, same checksum, also unmanaged) as `copies: [{region, image}]`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler import markers
+from reconciler.cloud.client import CloudClient
+from reconciler.cloud.model import Image
+from reconciler.errors import UsageError
+from reconciler.model import DesiredState
+from reconciler.validate import FIELD_FOR_PROPERTY, _reserved_property
+
+KEY_SANITISER = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def key_for(name: str | None, image_id: str, taken: set[str]) -> str:
+    """A valid, unused key from an image's name (letters, digits, . _ -), else from its id."""
+    base = KEY_SANITISER.sub("-", name or "").strip(".-_")[:120] or f"image-{image_id[:8]}"
+    if not base[0].isalnum():
+        base = f"image-{base}"
+    key, n = base, 2
+    while key in taken:
+        key, n = f"{base}-{n}", n + 1
+    taken.add(key)
+    return key
+
+
+def _managed(image: Image) -> bool:
+    return isinstance(image.properties.get(markers.SET), str)
+
+
+def _properties(image: Image) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in sorted(image.properties.items())
+        if isinstance(value, str) and name not in FIELD_FOR_PROPERTY and _reserved_property(name) is None
+    }
+
+
+def _same_declared_fields(copy: Image, home: Image) -> bool:
+    """A copy carries the home image's declared fields: only then is adopting it a no-op."""
+    return (
+        bool(home.checksum)
+        and (copy.min_disk, copy.min_ram) == (home.min_disk, home.min_ram)
+        and copy.properties.get("description") == home.properties.get("description")
+        and _properties(copy) == _properties(home)
+    )
+
+
+def _members(client: CloudClient, image: Image) -> list[str]:
+    if image.visibility != "shared":
+        return []
+    return sorted(m.member_id for m in client.list_members(image.region, image.id))
+
+
+def _declaration(image: Image, members: list[str]) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    if image.name:
+        spec["name"] = image.name
+    if isinstance(image.properties.get("description"), str):
+        spec["description"] = image.properties["description"]
+    spec["source"] = {"image": image.id}
+    spec["protected"] = image.protected
+    spec["min_disk"] = image.min_disk
+    spec["min_ram"] = image.min_ram
+    download = image.properties.get(markers.DOWNLOAD_FLAG)
+    if isinstance(download, str) and download.lower() in ("true", "false"):
+        spec["download"] = download.lower() == "true"
+    properties = _properties(image)
+    if properties:
+        spec["properties"] = properties
+    if image.visibility == "shared":
+        spec["share"] = sorted(members)
+    return spec
+
+
+def build_manifest(
+    client: CloudClient, desired: DesiredState, region: str, name_prefix: str | None
+) -> tuple[dict[str, Any], list[str]]:
+    """The manifest document for `region`, and notes about what was left out."""
+    regions = client.image_regions()
+    if region not in regions:
+        raise UsageError(f"region {region} is not in the service catalog (it has: {', '.join(regions)})")
+    project = client.project_id
+    by_region: dict[str, list[Image]] = {
+        r: [i for i in client.list_images(r, owner=project) if not _managed(i)] for r in regions
+    }
+    taken = {spec.key for spec in desired.images}
+    referenced = {spec.source.image for spec in desired.images} | {c.image for s in desired.images for c in s.copies}
+    images: dict[str, Any] = {}
+    notes: list[str] = []
+    used_as_copy: set[str] = set()
+    home_images = sorted(by_region[region], key=lambda i: (i.name or "", i.id))
+    for image in home_images:
+        if image.id in referenced or image.id in used_as_copy:
+            continue
+        if name_prefix and not (image.name or "").startswith(name_prefix):
+            continue
+        if image.status != "active" or image.visibility == "public" or not image.properties.get("os_type"):
+            why = (
+                image.status if image.status != "active" else "public" if image.visibility == "public" else "no os_type"
+            )
+            notes.append(f"left out {image.name} ({image.id}): {why}")
+            continue
+        members = _members(client, image)
+        key = key_for(image.name, image.id, taken)
+        spec = _declaration(image, members)
+        if region != desired.root.default_region:
+            spec = {"region": region, **spec}
+        copies = []
+        for other in sorted(r for r in regions if r != region):
+            twin = next(
+                (
+                    i
+                    for i in by_region[other]
+                    if i.name == image.name
+                    and i.checksum == image.checksum
+                    and i.id not in used_as_copy
+                    and _same_declared_fields(i, image)
+                ),
+                None,
+            )
+            if twin is None:
+                continue
+            used_as_copy.add(twin.id)
+            copy: dict[str, Any] = {"region": other, "image": twin.id}
+            if twin.protected != image.protected:
+                copy["protected"] = twin.protected
+            copies.append(copy)
+        if copies:
+            spec["copies"] = copies
+            twins = [next(i for i in by_region[c["region"]] if i.id == c["image"]) for c in copies]
+            if any(_members(client, twin) != members or twin.visibility != image.visibility for twin in twins):
+                # share applies to the home image and every copy: with different members per region,
+                # declaring one list would change some. Leave sharing alone (share absent).
+                spec.pop("share", None)
+                notes.append(f"{key}: share left out, its copies are shared differently; members are left alone")
+        images[key] = spec
+    return {"version": 1, "images": images}, notes
+
+
+def write_manifest(path: Path, document: Mapping[str, Any], region: str) -> None:
+    if path.exists():
+        raise UsageError(f"{path} already exists: import never overwrites a manifest", hint="move it aside first")
+    header = (
+        "# yaml-language-server: $schema=https://reconciler.invalid/schemas/manifest.schema.json\n"
+        f"# Written by `reconciler import --region {region}`: the images as they are. The first plan only adopts.\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True), encoding="utf-8")

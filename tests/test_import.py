@@ -1,0 +1,88 @@
+"""reconciler import: manifests for a project's unmanaged images, as they are, so that the first plan
+only adopts; then apply, and the plan is empty."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reconciler.cli import main
+from reconciler.validate import load_desired_state
+
+OWNER = "3f0c9d2e6b7a4f0e9a1b2c3d4e5f6a7b"
+PARTNER = "8989447062e04a818baf9e073fd04fa7"
+SEED = f"""\
+regions: [KR1, JP1]
+projects:
+  - id: {OWNER}
+    users: [{{username: dev@example.com, api_password: local-only}}]
+  - id: {PARTNER}
+images:
+  - {{id: 00000000-0000-4000-8000-000000000001, project: {OWNER}, region: KR1, name: "Web Base (2025.10)",
+     protected: true, size_mb: 2, content: web, visibility: shared, members: [{{project: {PARTNER}, status: accepted}}],
+     min_disk: 20, properties: {{os_type: linux, login_username: ubuntu, description: Golden web,
+     nhncloud_allow_download: "false", nhncloud_product: compute}}}}
+  - {{id: 00000000-0000-4000-8000-000000000002, project: {OWNER}, region: JP1, name: "Web Base (2025.10)",
+     size_mb: 2, content: web, visibility: shared, members: [{{project: {PARTNER}, status: accepted}}],
+     min_disk: 20, properties: {{os_type: linux, login_username: ubuntu, description: Golden web}}}}
+  - {{id: 00000000-0000-4000-8000-000000000003, project: {OWNER}, region: KR1, name: api-base,
+     properties: {{os_type: linux}}}}
+  - {{id: 00000000-0000-4000-8000-000000000004, project: {OWNER}, region: KR1, name: tmp-broken, status: killed,
+     properties: {{os_type: linux}}}}
+  - {{id: 00000000-0000-4000-8000-000000000005, project: {OWNER}, region: KR1, name: managed-already,
+     properties: {{os_type: linux, reconciler_set: other-team, reconciler_key: x}}}}
+"""
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    for name in ("NHN_CLOUD_USERNAME", "NHN_CLOUD_API_PASSWORD", "OS_USERNAME", "OS_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "reconciler.yaml").write_text(
+        "version: 1\nset: legacy\ncloud: {kind: simulator, seed: seed.yaml}\ndefaults: {region: KR1}\n"
+    )
+    (tmp_path / "seed.yaml").write_text(textwrap.dedent(SEED))
+    return tmp_path
+
+
+def plan(root: Path, capsys) -> dict:
+    main(["plan", str(root), "--format", "json"])
+    return json.loads(capsys.readouterr().out)
+
+
+def test_import_then_the_first_plan_only_adopts_and_apply_converges(root, capsys):
+    assert main(["import", str(root), "--region", "KR1"]) == 0
+    captured = capsys.readouterr()
+    assert "Wrote imported-kr1.yaml: 2 images." in captured.out
+    assert "left out tmp-broken (00000000-0000-4000-8000-000000000004): killed" in captured.err
+    manifest = yaml.safe_load((root / "imported-kr1.yaml").read_text())
+    web = manifest["images"]["Web-Base-2025.10"]
+    assert web["source"] == {"image": "00000000-0000-4000-8000-000000000001"}
+    assert (web["protected"], web["min_disk"], web["download"], web["description"]) == (True, 20, False, "Golden web")
+    assert web["properties"] == {"login_username": "ubuntu", "os_type": "linux"}  # nhncloud_* are NHN's own
+    assert web["share"] == [PARTNER]
+    assert web["copies"] == [{"region": "JP1", "image": "00000000-0000-4000-8000-000000000002", "protected": False}]
+    assert set(manifest["images"]) == {"Web-Base-2025.10", "api-base"}  # nor another set's image
+    load_desired_state(root)  # what import writes validates
+
+    first = plan(root, capsys)
+    assert {a["kind"] for a in first["actions"]} == {"adopt"} and first["refusals"] == []
+    assert main(["apply", str(root), "--auto-approve"]) == 0
+    capsys.readouterr()
+    assert plan(root, capsys)["actions"] == []
+
+
+def test_import_never_overwrites_and_finds_nothing_left_after_adoption(root, capsys):
+    assert main(["import", str(root), "--region", "KR1", "--name-prefix", "api"]) == 0
+    assert list(yaml.safe_load((root / "imported-kr1.yaml").read_text())["images"]) == ["api-base"]
+    assert main(["import", str(root), "--region", "KR1"]) == 1
+    assert "never overwrites" in capsys.readouterr().err
+    main(["apply", str(root), "--auto-approve"])
+    (root / "imported-kr1.yaml").rename(root / "api.yaml")
+    capsys.readouterr()
+    assert main(["import", str(root), "--region", "KR1", "--name-prefix", "api"]) == 0
+    assert "No unmanaged image to import in KR1" in capsys.readouterr().out
