@@ -12,6 +12,7 @@ from pathlib import Path
 from reconciler.cloud.auth import ENV_NAMES, Credentials
 from reconciler.cloud.errors import CloudConfigError
 from reconciler.cloud.nhn import NhnCloudClient, connect
+from reconciler.cloud.transport import DEFAULT_TIMEOUT
 from reconciler.model import CloudTarget, RootConfig
 from reconciler.plan import Target
 from reconciler.simulator import running_simulator
@@ -29,7 +30,7 @@ def open_cloud(
         with running_simulator(cloud.state, seed_path=cloud.seed) as server:
             project, user, password = _simulator_identity(cloud.state, cloud.project, env)
             credentials = Credentials(user, password, identity_url=server.identity_url)
-            client = connect(credentials, project, poll_delays=SIMULATOR_POLL_DELAYS)
+            client = connect(credentials, project, poll_delays=SIMULATOR_POLL_DELAYS, timeout=http_timeout(env))
             try:
                 yield client, _target(config, cloud, client, "loopback", project)
             finally:
@@ -37,11 +38,26 @@ def open_cloud(
         return
     credentials = Credentials.from_environment(env)
     assert cloud.project is not None
-    client = connect(credentials, cloud.project)
+    client = connect(credentials, cloud.project, timeout=http_timeout(env))
     try:
         yield client, _target(config, cloud, client, credentials.identity_url, cloud.project)
     finally:
         client.close()
+
+
+def http_timeout(env: Mapping[str, str]) -> tuple[float, float]:
+    """(connect, read) timeout of every request; RECONCILER_HTTP_TIMEOUT (seconds) sets the read timeout,
+    for slow links (raise it) or fault tests (lower it)."""
+    raw = env.get("RECONCILER_HTTP_TIMEOUT")
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise CloudConfigError(f"RECONCILER_HTTP_TIMEOUT={raw!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise CloudConfigError("RECONCILER_HTTP_TIMEOUT must be positive")
+    return (min(DEFAULT_TIMEOUT[0], seconds), seconds)
 
 
 def _target(config: RootConfig, cloud: CloudTarget, client: NhnCloudClient, identity: str, project: str) -> Target:

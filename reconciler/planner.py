@@ -754,25 +754,29 @@ class _Planner:
         if spec.source.instance is None:
             return
         server = self.snapshot.servers.get((spec.region, spec.source.instance))
-        if server is None or server.status != "SHUTOFF" or server.metadata.get(markers.STOPPED_BY) != self.set:
+        if server is None or server.metadata.get(markers.STOPPED_BY) != self.set:
+            return
+        if server.status not in ("SHUTOFF", "ACTIVE"):
             return
         if any(a.kind == "start_instance" and a.details.get("server") == server.id for a in self.actions.values()):
             return
         creates = [a for a in self.actions.values() if a.kind == "create" and a.details.get("server") == server.id]
+        if server.status == "SHUTOFF":
+            why = f"{server.name} was stopped by this set for imaging and left stopped by an interrupted run"
+        else:
+            # Started again, but the run was interrupted before it cleared its mark: starting is a no-op
+            # for an active instance, and the step clears the mark.
+            why = f"{server.name} was restarted, but an interrupted run left its {markers.STOPPED_BY} mark: clear it"
         start = self.add(
             "start_instance",
             spec.key,
             spec.region,
-            Reason(
-                "left_stopped",
-                f"{server.name} was stopped by this set for imaging and left stopped by an interrupted run",
-                _src(spec, "source.instance"),
-            ),
+            Reason("left_stopped", why, _src(spec, "source.instance")),
             None,
             server=server.id,
             server_name=server.name,
         )
-        start.expects[f"{spec.region}/server/{server.id}"] = {"status": "SHUTOFF", markers.STOPPED_BY: self.set}
+        start.expects[f"{spec.region}/server/{server.id}"] = {"status": server.status, markers.STOPPED_BY: self.set}
         for create in creates:
             # A local disk is imaged only stopped: the restart waits for the images made from it.
             start.after(create, "the instance is imaged while stopped")

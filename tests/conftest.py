@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import OUTSIDER, OUTSIDER_USER, OWNER, OWNER_USER, PARTNER, PARTNER_USER, Api, standard_seed
+from support import FAULT_FIGURES, OUTSIDER, OUTSIDER_USER, OWNER, OWNER_USER, PARTNER, PARTNER_USER, Api, standard_seed
 
 from reconciler.simulator.behaviour import Behaviour
 from reconciler.simulator.seed import state_from_seed
@@ -79,6 +79,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if os.environ.get("RECONCILER_GLANCE_URL") or _glance_passed:
         terminalreporter.write_line(f"contract tests passed against a real Glance: {len(_glance_passed)}")
+    if FAULT_FIGURES["runs"]:
+        f = FAULT_FIGURES
+        terminalreporter.write_line(
+            f"fault runs: {f['runs']}, faults hit: {f['hits']}, promise violations: {f['violations']}, seed: {f['seed']}"
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -9,6 +9,9 @@ import requests
 
 from reconciler.simulator.server import SimulatorServer
 
+# Figures of the fault suite (tests/safety), printed at the end of the run by conftest.py.
+FAULT_FIGURES: dict[str, int] = {"runs": 0, "hits": 0, "violations": 0, "seed": 0}
+
 OWNER = "3f0c9d2e6b7a4f0e9a1b2c3d4e5f6a7b"
 PARTNER = "8989447062e04a818baf9e073fd04fa7"
 OUTSIDER = "0123456789abcdef0123456789abcdef"

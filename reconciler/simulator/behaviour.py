@@ -95,6 +95,9 @@ class Behaviour:
     download_refused_status: int = 403
     upload_keeps_bytes: bool = True
     faults: tuple[Fault, ...] = field(default_factory=tuple)
+    # {"rate": 0.1, "seed": 4711, "statuses": [500, 502, 503], "routes": [...]}: see the seed schema.
+    random_faults: dict[str, Any] | None = None
+    revoke_tokens_every: int | None = None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> Behaviour:
@@ -107,6 +110,8 @@ class Behaviour:
         if problems:
             raise ValueError("; ".join(problems))
         faults = tuple(Fault.from_dict(f) for f in raw.pop("faults", []) or [])
+        if raw.get("random_faults") is not None:
+            raw["random_faults"] = {"seed": 0, "statuses": [500, 502, 503], "kinds": ["status"], **raw["random_faults"]}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -118,6 +123,9 @@ class Behaviour:
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "faults"}
+        for optional in ("random_faults", "revoke_tokens_every"):
+            if out[optional] is None:
+                del out[optional]
         out["faults"] = [f.to_dict() for f in self.faults]
         return out
 

@@ -13,6 +13,7 @@ URL layout (all under `http://127.0.0.1:PORT`):
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import Counter
@@ -22,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from reconciler.simulator import compute, identity, images, volumes
-from reconciler.simulator.behaviour import Behaviour
+from reconciler.simulator.behaviour import Behaviour, Fault
 from reconciler.simulator.http import (
     HttpError,
     Request,
@@ -75,6 +76,34 @@ class SimulatorApp:
         self._stats_lock = threading.Lock()
         self.router = Router(all_routes())
         check_fault_routes(behaviour)
+        self._random = None
+        if behaviour.random_faults:
+            # Reproducible, yet each start of a simulator on this state continues the sequence, so a re-run
+            # does not meet exactly the same faults again.
+            with store.transaction() as txn:
+                starts = txn.doc.setdefault("random_fault_starts", 0)
+                txn.doc["random_fault_starts"] = starts + 1
+                txn.changed()
+            self._random = random.Random(f"{behaviour.random_faults['seed']}:{starts}")
+
+    def random_fault(self, route: Route) -> tuple[str, int] | None:
+        """(kind, status) of a random fault for this call, by the random_faults knob, or None."""
+        knob = self.behaviour.random_faults
+        if self._random is None or knob is None or route.service == "identity":
+            return None
+        if knob.get("routes") and route.name not in knob["routes"]:
+            return None
+        with self._stats_lock:
+            if self._random.random() >= knob["rate"]:
+                return None
+            return self._random.choice(knob["kinds"]), self._random.choice(knob["statuses"])
+
+    def record_fault(self, route_name: str, kind: str) -> None:
+        """Faults that landed, kept in the state so tests across processes can count them."""
+        with self.store.transaction() as txn:
+            hits = txn.doc.setdefault("fault_hits", {})
+            hits[f"{kind} {route_name}"] = hits.get(f"{kind} {route_name}", 0) + 1
+            txn.changed()
 
     def count(self, route_name: str) -> int:
         """Count one call to `route_name`; return its 1-based number (faults are keyed by it)."""
@@ -169,6 +198,21 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
                 time.sleep(app.behaviour.latency_ms / 1000)
             fault = app.behaviour.fault_for(route.name, call)
             if fault is not None:
+                kind = next(
+                    k
+                    for k in ("drop", "lose_answer", "cut_after_bytes", "stall_s", "status")
+                    if getattr(fault, k) not in (None, False)
+                )
+                app.record_fault(route.name, kind)
+            elif (chance := app.random_fault(route)) is not None:
+                kind, status = chance
+                app.record_fault(route.name, f"random-{kind}")
+                if kind == "drop":
+                    raise _Dropped
+                if kind == "status":
+                    raise HttpError(status, f"Simulated random fault on {route.name}")
+                fault = Fault(route=route.name, on_call=(call,), lose_answer=True)
+            if fault is not None:
                 if fault.drop:
                     raise _Dropped
                 if fault.stall_s is not None:
@@ -177,6 +221,10 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
                     headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
                     raise HttpError(fault.status, f"Simulated fault on call {call} of {route.name}", headers=headers)
             if route.auth:
+                every = app.behaviour.revoke_tokens_every
+                if every and app.count("(authenticated calls)") % every == 0:
+                    app.tokens = identity.TokenStore()  # every token issued so far expires now
+                    app.record_fault(route.name, "token_revoked")
                 # keystonemiddleware rejects before the service runs: its body, whatever the service.
                 service, route_service = "identity", service
                 req.token = identity.authenticate(app, req)

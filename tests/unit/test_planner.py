@@ -247,3 +247,23 @@ def test_min_disk_below_the_virtual_size_is_warned(tmp_path):
     assert [w.code for w in plan.warnings] == ["min_disk_small"]
     state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  min_disk: 4\n")
     assert build_plan(state, snapshot(managed(HOME)), TARGET).warnings == ()
+
+
+def test_an_active_instance_still_marked_by_a_crash_gets_its_mark_cleared(tmp_path):
+    """Found by the fault suite: the restart succeeded but clearing the mark failed."""
+    from reconciler.cloud.model import Server
+
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\nbatch:\n  source: {{instance: batch-01}}\n")
+    batch_image = managed("00000000-0000-4000-8000-000000000007", key="batch")
+    server = Server("KR1", "s1", "batch-01", "ACTIVE", None, "f", "u2.c2m4", "local", None,
+                    MappingProxyType({"os_type": "linux", "reconciler_stopped_by": "web"}))  # fmt: skip
+    snap = snapshot(managed(HOME), batch_image)
+    snap = Snapshot(
+        **{
+            **{f: getattr(snap, f) for f in Snapshot.__slots__},
+            "servers": MappingProxyType({("KR1", "batch-01"): server}),
+        }
+    )
+    (action,) = build_plan(state, snap, TARGET).actions
+    assert action.id == "start_instance:batch:KR1" and "left its reconciler_stopped_by mark" in action.reason.message
+    assert action.expects == {"KR1/server/s1": {"status": "ACTIVE", "reconciler_stopped_by": "web"}}
