@@ -40,22 +40,39 @@ def find_root(folder: Path) -> Path:
 def manifest_files(root: Path, excluded: Iterable[Path] = ()) -> list[Path]:
     """Every manifest under `root`, sorted by its path relative to the root."""
     root = root.resolve()
-    skip = {p.resolve() for p in excluded} | {root / ROOT_FILE}
+    skip = {_resolved(p) for p in excluded} | {root / ROOT_FILE}
     found: list[Path] = []
     for folder, subfolders, files in os.walk(root):
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]
         for name in files:
             path = Path(folder) / name
-            if name.startswith(".") or not name.endswith(MANIFEST_SUFFIXES) or path.resolve() in skip:
+            if name.startswith(".") or not name.endswith(MANIFEST_SUFFIXES) or _resolved(path) in skip:
                 continue
             found.append(path)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: compare it as it is
+        return path.absolute()
+
+
+def symlink_loop(path: Path) -> bool:
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:
+        return True
+    except OSError as err:
+        return err.errno == 40  # ELOOP
+    return False
 
 
 def inside(root: Path, path: Path) -> bool:
     """Whether `path` (resolved, symlinks followed) is inside `root`."""
     try:
         path.resolve().relative_to(root.resolve())
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):
         return False
     return True

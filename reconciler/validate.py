@@ -30,7 +30,7 @@ from reconciler.model import (
     Settings,
     Source,
 )
-from reconciler.root import ROOT_FILE, find_root, inside, manifest_files
+from reconciler.root import ROOT_FILE, find_root, inside, manifest_files, symlink_loop
 from reconciler.schemas import load_schema
 from reconciler.yaml_source import DocPath, LocatedDocument, Location, Problem, format_path, load_located_file
 
@@ -85,6 +85,9 @@ def load_desired_state(folder: Path) -> DesiredState:
     for path in manifest_files(root, excluded):
         display = path.relative_to(root).as_posix()
         files.append(display)
+        if symlink_loop(path):
+            problems.append(Problem(Location(display, 1, 1), "a symbolic link loop: not read"))
+            continue
         if not inside(root, path):
             problems.append(Problem(Location(display, 1, 1), "a symbolic link that leaves the root: not read"))
             continue

@@ -1,0 +1,82 @@
+"""Hostile and broken input (tests/bad_input/, plus generated cases): every one ends in located
+problems, exit 1, bounded time and memory, no traceback, no change to the cloud and no file written
+outside the root."""
+
+from __future__ import annotations
+
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CORPUS = Path(__file__).resolve().parent / "bad_input"
+LOCATED = re.compile(r"^[^\s:][^:]*:\d+:\d+: ")
+CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
+ROOT_CONFIG = "version: 1\nset: hostile\ncloud: {kind: simulator, seed: seed.yaml}\ndefaults: {region: KR1}\n"
+SEED = (
+    "regions: [KR1]\nprojects:\n  - id: 3f0c9d2e6b7a4f0e9a1b2c3d4e5f6a7b\n    users: [{username: a, api_password: b}]\n"
+)
+
+
+def run(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+    return result, time.monotonic() - started
+
+
+def assert_refused_cleanly(root: Path, sandbox: Path, *, max_seconds: float = 20) -> None:
+    before = sorted(p.name for p in sandbox.iterdir())
+    for command in ("validate", "plan"):
+        result, seconds = run(command, str(root), cwd=sandbox)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+        problems = [line for line in result.stderr.splitlines() if not line.startswith(("error:", "hint:"))]
+        assert problems and all(LOCATED.match(line) for line in problems), result.stderr[:2000]
+        assert seconds < max_seconds, f"{command} took {seconds:.1f} s"
+    # No change to the cloud (no state was even made) and nothing written outside the root.
+    assert not (root / ".reconciler").exists()
+    assert sorted(p.name for p in sandbox.iterdir()) == before
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    assert peak_mb < 400, f"a run peaked at {peak_mb:.0f} MB"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_corpus(case, tmp_path):
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    root = sandbox / "a" / "b" / "root"  # deep enough that ../../ stays inside the sandbox
+    shutil.copytree(CORPUS / case, root, symlinks=True)
+    assert_refused_cleanly(root, sandbox)
+
+
+def make_root(tmp_path: Path) -> tuple[Path, Path]:
+    sandbox = tmp_path / "sandbox"
+    root = sandbox / "root"
+    root.mkdir(parents=True)
+    (root / "reconciler.yaml").write_text(ROOT_CONFIG)
+    (root / "seed.yaml").write_text(SEED)
+    return root, sandbox
+
+
+def test_a_file_over_the_size_limit(tmp_path):
+    root, sandbox = make_root(tmp_path)
+    (root / "big.yaml").write_text("version: 1\nimages: {}\n" + "# padding\n" * 300_000)
+    assert_refused_cleanly(root, sandbox)
+
+
+def test_ten_thousand_manifests(tmp_path):
+    root, sandbox = make_root(tmp_path)
+    for i in range(10_000):
+        folder = root / f"team-{i % 50:02d}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"image-{i:05d}.yaml").write_text(
+            f"version: 1\nimages:\n  image-{i:05d}:\n    source: {{instance: web}}\n    colour: red\n"
+        )
+    assert_refused_cleanly(root, sandbox, max_seconds=90)
