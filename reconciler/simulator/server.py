@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 import threading
 import time
 from collections import Counter
@@ -306,12 +307,21 @@ class SimulatorServer:
     """A simulator bound to a loopback port. Use as a context manager, or `start()` / `stop()`."""
 
     def __init__(
-        self, store: StateStore, behaviour: Behaviour | None = None, *, host: str = "127.0.0.1", port: int = 0
+        self,
+        store: StateStore,
+        behaviour: Behaviour | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.app = SimulatorApp(store, behaviour)
         self._httpd = _SimulatorHTTPServer((host, port), self.app)
+        if tls is not None:
+            # HTTPS, for testing the client's certificate checks (a custom CA through REQUESTS_CA_BUNDLE).
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         bound_host, bound_port = self._httpd.server_address[:2]
-        self.app.base_url = f"http://{bound_host}:{bound_port}"
+        self.app.base_url = f"{'https' if tls else 'http'}://{bound_host}:{bound_port}"
         self._thread: threading.Thread | None = None
 
     @property
