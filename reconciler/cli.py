@@ -20,6 +20,7 @@ from reconciler import __version__, importer, saved_plan, target
 from reconciler.apply import Applier, ApplyReport, failures, summarise
 from reconciler.connect import open_cloud
 from reconciler.errors import ReconcilerError, UsageError
+from reconciler.lock import apply_lock
 from reconciler.planner import build_plan
 from reconciler.render.json import render_json
 from reconciler.render.markdown import DEFAULT_MAX_CHARS, render_markdown
@@ -256,7 +257,10 @@ def run_apply(args: argparse.Namespace) -> int:
         return _apply_saved(args)
     desired, cloud = _start(args, "apply")
     human = sys.stderr if args.format == "json" else sys.stdout
-    with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
+    with (
+        open_cloud(desired.root, cloud, os.environ) as (client, plan_target),
+        apply_lock(client, plan_target.regions[0], desired.root.set),
+    ):
         snapshot = read_snapshot(client, desired)
         plan = build_plan(desired, snapshot, plan_target, **_plan_options(args, desired, snapshot))
         _show_plan(plan, args, human)
@@ -299,7 +303,10 @@ def _apply_saved(args: argparse.Namespace) -> int:
         )
     plan = saved_plan.to_plan(document)
     done = set(journal.done) if args.resume else set()
-    with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
+    with (
+        open_cloud(desired.root, cloud, os.environ) as (client, plan_target),
+        apply_lock(client, plan_target.regions[0], desired.root.set),
+    ):
         saved_plan.check_target(document, cloud, plan_target)
         if plan.refusals:
             _show_plan(plan, args, human)

@@ -17,6 +17,7 @@ from typing import Any
 
 from reconciler import markers
 from reconciler.cloud.model import Image, Server
+from reconciler.lock import is_lock
 from reconciler.model import CopySpec, DesiredState, ImageSpec
 from reconciler.ownership import Ownership, classify
 from reconciler.plan import Action, Change, Dependency, Finding, Plan, Reason, Target
@@ -217,7 +218,7 @@ class _Planner:
             )
         this_set = sum(len(v) for v in self.own.home.values()) + sum(len(v) for v in self.own.copies.values())
         info = {
-            "images": len(self.snapshot.all_images()),
+            "images": len([i for i in self.snapshot.all_images() if not is_lock(i)]),
             "this_set": this_set,
             "unmanaged": len(self.own.unmanaged),
             "other_sets": self.own.other_set_count,

@@ -44,7 +44,12 @@ def state(root: Path) -> dict:
 
 
 def images(root: Path, region: str) -> list[dict]:
-    return [i["fields"] for i in state(root)["images"].values() if i["region"] == region]
+    """The images of a region, but the apply lock (bookkeeping, see reconciler/lock.py)."""
+    return [
+        i["fields"]
+        for i in state(root)["images"].values()
+        if i["region"] == region and "reconciler_lock" not in i["fields"]
+    ]
 
 
 def clear_faults(root: Path) -> None:

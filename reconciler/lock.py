@@ -1,0 +1,136 @@
+"""One apply at a time per set and project, with a lock kept in the cloud itself.
+
+Glance creates an image with a client-chosen id atomically: a second create with the same id is 409.
+The lock is such an image, with an id derived from (project, set), in the target's first region. It
+records who holds it and until when (a lease, renewed while the apply runs). A lock whose lease ran out,
+or whose holder on this same machine is no longer running, was left by a crash and is taken over.
+The lock image is never data: the planner and import ignore it (`reconciler_lock`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+from reconciler.cloud.client import CloudClient
+from reconciler.cloud.errors import CloudError, Conflict
+from reconciler.cloud.model import Image, set_ops
+from reconciler.errors import ReconcilerError
+
+log = logging.getLogger(__name__)
+
+LOCK = "reconciler_lock"
+HOLDER = "reconciler_lock_holder"
+EXPIRES = "reconciler_lock_expires"
+LEASE_S = 600.0
+
+
+class LockedError(ReconcilerError):
+    """Another apply of this set holds the lock."""
+
+
+def lock_id(project: str, set_name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"reconciler-lock:{project}:{set_name}"))
+
+
+def is_lock(image: Image) -> bool:
+    """The apply lock is bookkeeping, not an image of anyone's: plans and imports ignore it."""
+    return LOCK in image.properties
+
+
+def _holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _epoch(text: str) -> float:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _crashed_here(holder: str) -> bool:
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@contextlib.contextmanager
+def apply_lock(
+    client: CloudClient, region: str, set_name: str, *, lease_s: float = LEASE_S, clock: Callable[[], float] = time.time
+) -> Iterator[None]:
+    image_id = lock_id(client.project_id, set_name)
+    _acquire(client, region, set_name, image_id, lease_s, clock)
+    stop = threading.Event()
+    renewer = threading.Thread(
+        target=_renew, args=(client, region, image_id, lease_s, clock, stop), name="lock-renewal", daemon=True
+    )
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join(timeout=5)
+        try:
+            client.delete_image(region, image_id)
+        except CloudError as err:  # the lease runs out on its own
+            log.warning("could not release the apply lock %s: %s", image_id, err)
+
+
+def _acquire(client: CloudClient, region: str, set_name: str, image_id: str, lease_s: float, clock) -> None:
+    attributes = {
+        "id": image_id,
+        "name": f"reconciler-lock-{set_name}",
+        "visibility": "private",
+        "disk_format": "raw",
+        "container_format": "bare",
+        "os_type": "linux",  # NHN requires it on every image
+        LOCK: set_name,
+        HOLDER: _holder(),
+        EXPIRES: _iso(clock() + lease_s),
+    }
+    for _attempt in range(2):
+        try:
+            client.create_image(region, attributes)
+            return
+        except Conflict:
+            held = client.find_image(region, image_id)
+            if held is None:
+                continue  # released meanwhile: try again
+            holder = str(held.properties.get(HOLDER, "?"))
+            expires = str(held.properties.get(EXPIRES, ""))
+            if _epoch(expires) < clock() or _crashed_here(holder):
+                log.info("taking over the apply lock left by %s (lease %s)", holder, expires)
+                client.delete_image(region, image_id)
+                continue
+            raise LockedError(
+                f"another apply of set {set_name} is running ({holder}, lease until {expires}): nothing was applied",
+                hint="wait for it to finish and plan again; a crashed apply's lock frees itself when its lease ends",
+            ) from None
+    raise LockedError(f"could not take the apply lock of set {set_name}: another apply keeps taking it")
+
+
+def _renew(client: CloudClient, region: str, image_id: str, lease_s: float, clock, stop: threading.Event) -> None:
+    while not stop.wait(lease_s / 3):
+        try:
+            client.update_image(region, image_id, set_ops({EXPIRES: _iso(clock() + lease_s)}))
+        except CloudError as err:
+            log.warning("could not renew the apply lock: %s", err)
