@@ -36,10 +36,15 @@ class CloudTarget:
     seed: Path | None = None  # simulator: absolute path of the seed, if any
 
 
+DEFAULT_REFRESH_CONCURRENCY = 32
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     max_deletions: int = DEFAULT_MAX_DELETIONS
     parallelism: int = DEFAULT_PARALLELISM
+    # Concurrent reads while refreshing (members, servers): separate from apply's parallelism.
+    refresh_concurrency: int = DEFAULT_REFRESH_CONCURRENCY
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -41,8 +42,12 @@ class Snapshot:
         return [image for region in self.regions for image in self.images.get(region, ())]
 
 
-def read_snapshot(client: CloudClient, desired: DesiredState) -> Snapshot:
-    """Observe everything `desired` could touch: all regions first, then members and servers."""
+def read_snapshot(client: CloudClient, desired: DesiredState, *, concurrency: int | None = None) -> Snapshot:
+    """Observe everything `desired` could touch, with lists, not one read per image: each region's
+    images in paged list calls (regions in parallel), then members only of the shared images the plan
+    may change and the servers the manifests name, `concurrency` calls at a time
+    (settings.refresh_concurrency)."""
+    workers = concurrency or desired.root.settings.refresh_concurrency
     catalog = client.image_regions()
     declared = desired.root.cloud.regions
     if declared:
@@ -53,22 +58,28 @@ def read_snapshot(client: CloudClient, desired: DesiredState) -> Snapshot:
                 f"(it has: {', '.join(catalog) or 'none'})"
             )
     regions = tuple(declared) if declared else catalog
-    images = {
-        region: tuple(sorted(client.list_images(region, owner=client.project_id), key=lambda i: i.id))
-        for region in regions
-    }
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(regions) or 1))) as pool:
+        listed = list(pool.map(lambda region: client.list_images(region, owner=client.project_id), regions))
+    images = {region: tuple(sorted(found, key=lambda i: i.id)) for region, found in zip(regions, listed, strict=True)}
 
     # Members of the shared images the plan may share or unshare: this set's, and those a manifest adopts
     # by id (Glance lists members of shared images only; a private image has none that count).
     referenced = {spec.source.image for spec in desired.images} | {
         copy.image for spec in desired.images for copy in spec.copies
     }
-    members: dict[str, tuple[Member, ...]] = {}
-    for region in regions:
-        for image in images[region]:
-            ours = image.properties.get("reconciler_set") == desired.root.set or image.id in referenced
-            if ours and image.visibility == "shared":
-                members[image.id] = tuple(sorted(client.list_members(region, image.id), key=lambda m: m.member_id))
+    shared = [
+        image
+        for region in regions
+        for image in images[region]
+        if image.visibility == "shared"
+        and (image.properties.get("reconciler_set") == desired.root.set or image.id in referenced)
+    ]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        found = pool.map(lambda image: client.list_members(image.region, image.id), shared)
+        members = {
+            image.id: tuple(sorted(listing, key=lambda m: m.member_id))
+            for image, listing in zip(shared, found, strict=True)
+        }
 
     owned_ids = {image.id for region in regions for image in images[region]}
     servers: dict[tuple[str, str], Server | None] = {}
