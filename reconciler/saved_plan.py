@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from reconciler import markers
 from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import NotFound
@@ -148,6 +146,8 @@ def check_cloud(document: Mapping[str, Any], client: CloudClient, *, skip: Itera
         if now is None:
             problems.append(f"  {ref}: gone")
             continue
+        from deepdiff import DeepDiff  # imported where used: it is heavy, and only apply --plan needs it
+
         diff = DeepDiff(saved, now, ignore_order=True, verbose_level=2)
         for change in _describe(diff):
             problems.append(f"  {ref}: {change}")
@@ -184,7 +184,7 @@ def _read(client: CloudClient, ref: str) -> dict[str, Any] | None:
         return None
 
 
-def _describe(diff: DeepDiff) -> list[str]:
+def _describe(diff: Any) -> list[str]:
     lines = []
     for path, change in sorted(diff.get("values_changed", {}).items()):
         lines.append(f"{_field(path)} {change['old_value']!r} -> {change['new_value']!r}")
