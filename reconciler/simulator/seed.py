@@ -30,11 +30,13 @@ from reconciler.yaml_source import DocPath, LocatedDocument, Problem, format_pat
 LOCAL_DISK_FLAVOR = re.compile(r"^(u2|g\d*)\.")
 FLAVOR_SHAPE = re.compile(r"c(\d+)m(\d+)")
 LOCAL_FLAVOR_DISK_GB = 20
+SEED_MAX_BYTES = 64 * 1024 * 1024
 
 
 def load_seed(path: Path) -> dict[str, Any]:
     """Read and validate a seed file; raise SeedError listing every problem with its location."""
-    doc = load_located_file(path)
+    # Seeds may describe large inventories (benchmarks): a larger limit than a manifest's.
+    doc = load_located_file(path, max_bytes=SEED_MAX_BYTES)
     problems = list(doc.problems)
     if not problems:
         if not isinstance(doc.data, dict):
