@@ -14,6 +14,9 @@ from typing import Any
 
 import yaml
 
+MAX_DEPTH = 64  # no manifest needs more; PyYAML itself recurses per level
+MAX_NODES = 200_000  # bounds alias expansion ("billion laughs"): a 1 MiB file cannot build more
+
 # A path into a loaded document: mapping keys and sequence indexes, e.g. ("servers", 0, "flavor").
 DocPath = tuple[Any, ...]
 
@@ -72,7 +75,7 @@ def _location(file: str, mark: yaml.Mark | None) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
 
-def load_located(text: str, file: str) -> LocatedDocument:
+def load_located(text: str, file: str, *, max_values: int = MAX_NODES) -> LocatedDocument:
     """Parse `text` (one YAML document) as safe YAML. Syntax errors become a problem, never an exception."""
     doc = LocatedDocument(file=file, data=None)
     loader = None
@@ -81,7 +84,7 @@ def load_located(text: str, file: str) -> LocatedDocument:
         loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         if node is not None:
-            doc.data = _Builder(loader, doc).build(node, ())
+            doc.data = _Builder(loader, doc, max_nodes=max_values).build(node, ())
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         what = err.problem or err.context or "invalid YAML"
@@ -113,7 +116,7 @@ DEFAULT_MAX_BYTES = 1024 * 1024
 
 
 def load_located_file(
-    path: Path, display_name: str | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES
+    path: Path, display_name: str | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES, max_values: int = MAX_NODES
 ) -> LocatedDocument:
     """Read and parse a YAML file. A file that is too large, binary, not UTF-8 or unreadable is reported
     as a problem at its first line, never raised."""
@@ -139,14 +142,10 @@ def load_located_file(
         line = raw[: err.start].count(b"\n") + 1
         doc.problems.append(Problem(Location(name, line, 1), f"not UTF-8 text (invalid byte at offset {err.start})"))
         return doc
-    return load_located(text, name)
+    return load_located(text, name, max_values=max_values)
 
 
 PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
-
-
-MAX_DEPTH = 64  # no manifest needs more; PyYAML itself recurses per level
-MAX_NODES = 200_000  # bounds alias expansion ("billion laughs"): a 1 MiB file cannot build more
 
 
 class _TooComplex(Exception):
@@ -166,6 +165,7 @@ class _Builder:
     sizes: dict[int, int] = field(default_factory=dict)  # values under each built node, aliases expanded
     building: set[int] = field(default_factory=set)
     nodes: int = 0
+    max_nodes: int = MAX_NODES
 
     def build(self, node: yaml.Node, path: DocPath) -> Any:
         doc = self.doc
@@ -199,8 +199,8 @@ class _Builder:
 
     def _count(self, values: int, node: yaml.Node) -> None:
         self.nodes += values
-        if self.nodes > MAX_NODES:
-            raise _TooComplex(f"more than {MAX_NODES:,} values once aliases are expanded", node.start_mark)
+        if self.nodes > self.max_nodes:
+            raise _TooComplex(f"more than {self.max_nodes:,} values once aliases are expanded", node.start_mark)
 
     def _sequence(self, node: yaml.SequenceNode, path: DocPath) -> list[Any]:
         return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]

@@ -31,12 +31,13 @@ LOCAL_DISK_FLAVOR = re.compile(r"^(u2|g\d*)\.")
 FLAVOR_SHAPE = re.compile(r"c(\d+)m(\d+)")
 LOCAL_FLAVOR_DISK_GB = 20
 SEED_MAX_BYTES = 64 * 1024 * 1024
+SEED_MAX_VALUES = 20_000_000
 
 
 def load_seed(path: Path) -> dict[str, Any]:
     """Read and validate a seed file; raise SeedError listing every problem with its location."""
     # Seeds may describe large inventories (benchmarks): a larger limit than a manifest's.
-    doc = load_located_file(path, max_bytes=SEED_MAX_BYTES)
+    doc = load_located_file(path, max_bytes=SEED_MAX_BYTES, max_values=SEED_MAX_VALUES)
     problems = list(doc.problems)
     if not problems:
         if not isinstance(doc.data, dict):
