@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import re
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,6 +138,10 @@ class _Planner:
         self.strict = desired.root.cloud.protected_patch == "strict"
         self.max_deletions = desired.root.settings.max_deletions if max_deletions is None else max_deletions
         self.own: Ownership = classify(snapshot, self.set)
+        # Regions holding copies, by key: looked up per image, never by scanning every copy (scale).
+        self.copy_regions: dict[str, set[str]] = defaultdict(set)
+        for key, region in self.own.copies:
+            self.copy_regions[key].add(region)
         self.actions: dict[str, _Built] = {}
         self.refusals: list[Finding] = []
         self.warnings: list[Finding] = []
@@ -944,10 +949,10 @@ class _Planner:
     def _plan_copies(self, spec: ImageSpec, home: _ImageState) -> None:
         if spec.moved_from:
             # The copies of a re-keyed image are its copies too (their key marker follows below).
-            for (copy_key, region), copies in list(self.own.copies.items()):
-                if copy_key == spec.moved_from:
-                    self.own.copies.setdefault((spec.key, region), []).extend(copies)
-                    del self.own.copies[(copy_key, region)]
+            for region in sorted(self.copy_regions.pop(spec.moved_from, set())):
+                copies = self.own.copies.pop((spec.moved_from, region))
+                self.own.copies.setdefault((spec.key, region), []).extend(copies)
+                self.copy_regions[spec.key].add(region)
         declared = {copy.region: copy for copy in spec.copies}
         copy_actions: list[_Built] = []
         copy_states: dict[str, _ImageState] = {}
@@ -969,10 +974,8 @@ class _Planner:
             if state is not None:
                 copy_states[region] = state
         # Live copies of this key in regions no longer declared: deletion candidates.
-        for (key, region), copies in sorted(self.own.copies.items()):
-            if key != spec.key or region in declared:
-                continue
-            for live in copies:
+        for region in sorted(self.copy_regions.get(spec.key, set()) - set(declared)):
+            for live in self.own.copies[(spec.key, region)]:
                 if live.id not in self.handled:
                     self._delete_left(spec.key, live, f"copy region {region} is no longer declared for {spec.key}")
         if copy_actions:
@@ -1377,11 +1380,10 @@ class _Planner:
             for live in images:
                 if live.id not in self.handled:
                     self._delete_left(key, live, f"{key} is no longer declared")
-            for (copy_key, region), copies in sorted(self.own.copies.items()):
-                if copy_key == key:
-                    for live in copies:
-                        if live.id not in self.handled:
-                            self._delete_left(key, live, f"{key} is no longer declared (its copy in {region})")
+            for region in sorted(self.copy_regions.get(key, set())):
+                for live in self.own.copies.get((key, region), []):
+                    if live.id not in self.handled:
+                        self._delete_left(key, live, f"{key} is no longer declared (its copy in {region})")
 
 
 def _describe_changes(changes: Mapping[str, Change]) -> str:
