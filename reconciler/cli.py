@@ -65,6 +65,17 @@ def _global_options(*, for_subcommand: bool) -> argparse.ArgumentParser:
     return parent
 
 
+def _add_root(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root", nargs="?", default=".", type=Path, metavar="ROOT", help="the root folder (default: .)")
+
+
+def _add_scope(parser: argparse.ArgumentParser) -> None:
+    """What plan and apply share: the deletion limit and the keys they cover."""
+    parser.add_argument("--max-deletions", type=int, metavar="N", help="override settings.max_deletions")
+    parser.add_argument("--target", action="append", default=[], metavar="KEY", help="only this image key (repeatable)")
+    parser.add_argument("--exclude", action="append", default=[], metavar="KEY", help="leave this key out (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reconciler",
@@ -80,9 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a root's files offline",
         description="Check reconciler.yaml and every manifest under ROOT; report every problem as file:line:column.",
     )
-    validate.add_argument(
-        "root", nargs="?", default=".", type=Path, metavar="ROOT", help="the root folder (default: .)"
-    )
+    _add_root(validate)
     validate.set_defaults(handler=run_validate)
     plan = subparsers.add_parser(
         "plan",
@@ -91,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read the live cloud, compare it with ROOT's manifests and print an ordered, explained plan. "
         "Nothing is changed.",
     )
-    plan.add_argument("root", nargs="?", default=".", type=Path, metavar="ROOT", help="the root folder (default: .)")
+    _add_root(plan)
     plan.add_argument(
         "--format",
         choices=("text", "json", "markdown"),
@@ -108,13 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 2 when the plan has changes, 0 when it has none"
     )
-    plan.add_argument("--max-deletions", type=int, metavar="N", help="override settings.max_deletions")
-    plan.add_argument(
-        "--target", action="append", default=[], metavar="KEY", help="plan only this image key (repeatable)"
-    )
-    plan.add_argument(
-        "--exclude", action="append", default=[], metavar="KEY", help="leave this image key out (repeatable)"
-    )
+    _add_scope(plan)
     plan.add_argument("--out", type=Path, metavar="FILE", help="also save the plan, to apply exactly it later")
     plan.set_defaults(handler=run_plan)
 
@@ -125,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Make a plan as `plan` does, show it, ask for confirmation, and carry it out. "
         "A plan with refusals is never applied; a protected image is never deleted.",
     )
-    apply.add_argument("root", nargs="?", default=".", type=Path, metavar="ROOT", help="the root folder (default: .)")
+    _add_root(apply)
     apply.add_argument("--auto-approve", action="store_true", help="apply without asking (needed without a terminal)")
     apply.add_argument(
         "--parallelism", type=int, metavar="N", help="concurrent actions (default: settings.parallelism)"
@@ -137,13 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="longest wait for one image or server (default 3600)",
     )
-    apply.add_argument("--max-deletions", type=int, metavar="N", help="override settings.max_deletions")
-    apply.add_argument(
-        "--target", action="append", default=[], metavar="KEY", help="plan only this image key (repeatable)"
-    )
-    apply.add_argument(
-        "--exclude", action="append", default=[], metavar="KEY", help="leave this image key out (repeatable)"
-    )
+    _add_scope(apply)
     apply.add_argument("--format", choices=("text", "json"), default="text", help="text, or a JSON report on stdout")
     apply.add_argument("--plan", type=Path, metavar="FILE", help="apply exactly this saved plan (plan --out)")
     apply.add_argument("--resume", action="store_true", help="with --plan: finish a partial apply of that plan")
@@ -155,9 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a manifest for the unmanaged images of one region, as they are, so that the "
         "first plan only adopts them. Never overwrites a file.",
     )
-    importer_parser.add_argument(
-        "root", nargs="?", default=".", type=Path, metavar="ROOT", help="the root (default: .)"
-    )
+    _add_root(importer_parser)
     importer_parser.add_argument("--region", required=True, help="the region whose images to import")
     importer_parser.add_argument("--name-prefix", metavar="P", help="only images whose names start with P")
     importer_parser.set_defaults(handler=run_import, format="text")
