@@ -8,6 +8,7 @@ import textwrap
 import requests
 from support import OWNER, OWNER_USER, PARTNER
 
+from reconciler.apply import Applier
 from reconciler.cloud.auth import Credentials
 from reconciler.cloud.nhn import connect
 from reconciler.plan import Target
@@ -78,3 +79,36 @@ def test_a_plan_reads_each_region_with_lists_and_members_only_where_shared(make_
     # The minimum: identity, list pages and one members call per shared image; at most 1.1x that.
     minimum = 1 + 3 + shared_images
     assert sum(routes.values()) <= 1.1 * minimum, routes
+
+
+def test_an_update_is_one_read_and_one_patch(make_sim, tmp_path):
+    """apply checks an update's `expects` on a fresh read and builds the patch from that same read:
+    a second read per action would cost a round trip on every one of thousands of updates."""
+    sim = make_sim(inventory())
+    (tmp_path / "reconciler.yaml").write_text(
+        f"version: 1\nset: scale\ncloud: {{kind: nhn, project: {OWNER}}}\ndefaults: {{region: KR1}}\n"
+    )
+    manifest = ["version: 1", "images:"]
+    for i in range(KEYS):
+        share = f", share: [{PARTNER}]" if i < SHARED else ""
+        manifest.append(
+            f"  img-{i:03d}: {{name: renamed-{i}, source: {{image: 00000000-0000-4000-8000-{i:012d}}}, "
+            f"copies: [KR2, JP1]{share}}}"
+        )
+    (tmp_path / "images.yaml").write_text("\n".join(manifest) + "\n")
+    desired = load_desired_state(tmp_path)
+    client = connect(Credentials(*OWNER_USER, identity_url=sim.identity_url), OWNER)
+    plan = build_plan(desired, read_snapshot(client, desired), Target("nhn", OWNER, sim.identity_url, ("KR1",)))
+    updates = [a for a in plan.actions if a.kind == "update"]
+    assert len(updates) == len(plan.actions) >= KEYS
+    requests.delete(f"{sim.base_url}/_simulator/stats", timeout=5)
+
+    report = Applier(client, plan, parallelism=8).run()
+
+    assert report.succeeded
+    routes = requests.get(f"{sim.base_url}/_simulator/stats", timeout=5).json()["routes"]
+    routes.pop("GET /_simulator/stats")
+    assert routes == {
+        "GET /image/{region}/v2/images/{image_id}": len(updates),
+        "PATCH /image/{region}/v2/images/{image_id}": len(updates),
+    }
