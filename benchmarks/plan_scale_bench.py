@@ -18,9 +18,7 @@ Targets (issue 10): at least 20x faster than the baseline; requests at most 1.1x
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-import yaml
+from served import request_counts, served_simulator
 
 OWNER = "3f0c9d2e6b7a4f0e9a1b2c3d4e5f6a7b"
 PARTNERS = ["8989447062e04a818baf9e073fd04fa7", "0123456789abcdef0123456789abcdef"]
@@ -115,13 +113,6 @@ def baseline_refresh(identity: str, image_ids: list[tuple[str, str]]) -> float:
     return time.perf_counter() - started
 
 
-def stats(base: str, reset: bool = False) -> dict:
-    if reset:
-        requests.delete(f"{base}/_simulator/stats")
-        return {}
-    return requests.get(f"{base}/_simulator/stats").json()["routes"]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=10_000)
@@ -131,29 +122,14 @@ def main() -> int:
         folder = Path(tmp) / "root"  # the manifests; the seed and state stay outside it
         folder.mkdir()
         document = seed(args.keys, args.latency_ms)
-        (folder.parent / "seed.yaml").write_text(yaml.safe_dump(document))
         write_root(folder, args.keys)
-        state = folder.parent / "state.json"
-        cli = [sys.executable, "-m", "reconciler", "simulator"]
-        subprocess.run(
-            [*cli, "init", str(state), "--seed", str(folder.parent / "seed.yaml")], check=True, capture_output=True
-        )
-        server = subprocess.Popen(
-            [*cli, "serve", "--state", str(state), "--in-memory"], stdout=subprocess.PIPE, text=True
-        )
-        try:
-            identity = server.stdout.readline().strip()
-            base = identity.removesuffix("/v2.0")
-            stats(base, reset=True)
+        with served_simulator(document, folder.parent) as identity:
+            request_counts(identity, reset=True)
             ours = reconciler_plan(folder, identity)
-            our_routes = stats(base)
-            stats(base, reset=True)
-            ids = [(r["region"], image_id) for image_id, r in json.loads(state.read_text())["images"].items()]
-            theirs = baseline_refresh(identity, ids)
-            their_requests = sum(stats(base).values())
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+            our_routes = request_counts(identity)
+            request_counts(identity, reset=True)
+            theirs = baseline_refresh(identity, [(image["region"], image["id"]) for image in document["images"]])
+            their_requests = sum(request_counts(identity).values())
     shared = sum(1 for i in document["images"] if i.get("visibility") == "shared")
     pages = sum(math.floor(n / 1000) + 1 for n in (args.keys, args.keys, args.keys))
     minimum = 1 + pages + shared
