@@ -7,7 +7,6 @@ Exit codes (design.md section 5): 0 success, 1 error, 2 changes present (plan --
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import threading
@@ -16,18 +15,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reconciler import __version__, importer, saved_plan, target
-from reconciler.apply import Applier, ApplyReport, failures, summarise
-from reconciler.connect import open_cloud
+from reconciler import __version__
 from reconciler.errors import ReconcilerError, UsageError
-from reconciler.lock import apply_lock
-from reconciler.planner import build_plan
-from reconciler.render.json import render_json
-from reconciler.render.markdown import DEFAULT_MAX_CHARS, render_markdown
-from reconciler.render.text import colorize, human_bytes, render_text
-from reconciler.simulator import cli as simulator_cli
-from reconciler.snapshot import read_snapshot
-from reconciler.validate import load_desired_state
+from reconciler.render import DEFAULT_MAX_CHARS
+
+# Start-up time (issue 10): `reconciler --help` and `reconciler COMMAND --help` build only the parser, so
+# this module imports nothing heavy at the top. Each command imports what it needs when it runs: the cloud
+# client pulls in requests, validation jsonschema and yaml, the simulator all three. tests/test_startup.py
+# fails if a heavy module comes back to the top level.
+
+# reconciler.simulator.behaviour.PROTECTED_PATCH_MODES, written out so that the parser does not import the
+# simulator; tests/test_startup.py checks that the two agree.
+SIMULATOR_PROTECTED_PATCH_MODES = ("permissive", "strict")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -156,11 +155,67 @@ def build_parser() -> argparse.ArgumentParser:
     importer_parser.add_argument("--region", required=True, help="the region whose images to import")
     importer_parser.add_argument("--name-prefix", metavar="P", help="only images whose names start with P")
     importer_parser.set_defaults(handler=run_import, format="text")
-    simulator_cli.add_parser(subparsers, subcommand_options)
+    _add_simulator(subparsers, subcommand_options)
     return parser
 
 
+def _add_simulator(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """`reconciler simulator init|serve`. Built here, not in reconciler.simulator.cli, because importing
+    anything under reconciler.simulator starts the whole simulator package (jsonschema, yaml)."""
+    sim = subparsers.add_parser(
+        "simulator",
+        parents=parents,
+        help="run the built-in NHN Cloud simulator",
+        description="A local stand-in for NHN Cloud's identity, Image, Compute and Block Storage APIs.",
+    )
+    commands = sim.add_subparsers(dest="simulator_command", metavar="COMMAND", required=True)
+
+    init = commands.add_parser("init", parents=parents, help="create a state file from a seed")
+    init.add_argument("state", metavar="STATE", type=Path, help="the state file to create")
+    init.add_argument("--seed", required=True, type=Path, metavar="SEED.yaml", help="the seed to start from")
+    init.add_argument("--force", action="store_true", help="replace an existing state file")
+    init.set_defaults(handler=run_simulator_init)
+
+    serve = commands.add_parser("serve", parents=parents, help="serve a state file over HTTP on loopback")
+    serve.add_argument("--state", required=True, type=Path, metavar="STATE", help="the state file to serve")
+    serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    serve.add_argument("--in-memory", action="store_true", help="keep changes in memory; never write the state file")
+    knobs = serve.add_argument_group("behaviour (overrides the state's behaviour: section)")
+    knobs.add_argument("--latency-ms", type=int, help="delay every request by this much")
+    knobs.add_argument("--image-ready-after-polls", type=int, help="polls until a new image is active")
+    knobs.add_argument("--server-ready-after-polls", type=int, help="polls until a stop or start completes")
+    knobs.add_argument("--token-lifetime-s", type=int, help="lifetime of issued tokens")
+    knobs.add_argument(
+        "--protected-patch",
+        choices=SIMULATOR_PROTECTED_PATCH_MODES,
+        help="what a PATCH of a protected image may do",
+    )
+    knobs.add_argument(
+        "--fault",
+        action="append",
+        metavar="SPEC",
+        help="inject a fault, as YAML, e.g. '{route: \"GET /image/{region}/v2/images\", on_call: 1, status: 503}'"
+        " (repeatable)",
+    )
+    serve.set_defaults(handler=run_simulator_serve)
+
+
+def run_simulator_init(args: argparse.Namespace) -> int:
+    from reconciler.simulator import cli as simulator_cli
+
+    return simulator_cli.run_init(args)
+
+
+def run_simulator_serve(args: argparse.Namespace) -> int:
+    from reconciler.simulator import cli as simulator_cli
+
+    return simulator_cli.run_serve(args)
+
+
 def run_import(args: argparse.Namespace) -> int:
+    from reconciler import importer
+    from reconciler.connect import open_cloud
+
     desired, cloud = _start(args, "import")
     with open_cloud(desired.root, cloud, os.environ) as (client, _):
         document, notes = importer.build_manifest(client, desired, args.region, args.name_prefix)
@@ -179,6 +234,9 @@ def run_import(args: argparse.Namespace) -> int:
 
 def _start(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
     """Validate the root and print the target line first: a run never guesses its target (design.md 5)."""
+    from reconciler import target
+    from reconciler.validate import load_desired_state
+
     if getattr(args, "max_deletions", None) is not None and args.max_deletions < 0:
         raise UsageError("--max-deletions must be 0 or more")
     desired = load_desired_state(args.root)
@@ -213,12 +271,21 @@ def _plan_options(args: argparse.Namespace, desired: Any, snapshot: Any) -> dict
 
 
 def _show_plan(plan: Any, args: argparse.Namespace, stream: Any) -> None:
+    from reconciler.render.text import colorize, render_text
+
     text = render_text(plan.to_json()).split("\n", 1)[1]  # the target line was printed already
     stream.write(colorize(text) if _use_colour(args) and stream is sys.stdout else text)
     stream.flush()
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    from reconciler import saved_plan
+    from reconciler.connect import open_cloud
+    from reconciler.planner import build_plan
+    from reconciler.render.json import render_json
+    from reconciler.render.markdown import render_markdown
+    from reconciler.snapshot import read_snapshot
+
     desired, cloud = _start(args, "plan")
     with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
         snapshot = read_snapshot(client, desired)
@@ -242,6 +309,13 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_apply(args: argparse.Namespace) -> int:
+    from reconciler.apply import Applier, ApplyReport, failures, summarise
+    from reconciler.connect import open_cloud
+    from reconciler.lock import apply_lock
+    from reconciler.planner import build_plan
+    from reconciler.render.json import render_json
+    from reconciler.snapshot import read_snapshot
+
     if args.parallelism is not None and args.parallelism < 1:
         raise UsageError("--parallelism must be 1 or more")
     if args.timeout <= 0:
@@ -286,6 +360,14 @@ def run_apply(args: argparse.Namespace) -> int:
 
 def _apply_saved(args: argparse.Namespace) -> int:
     """apply --plan FILE [--resume]: exactly the saved actions, or a refusal naming what changed."""
+    from reconciler import saved_plan
+    from reconciler.apply import Applier, failures, summarise
+    from reconciler.connect import open_cloud
+    from reconciler.lock import apply_lock
+    from reconciler.planner import build_plan
+    from reconciler.render.json import render_json
+    from reconciler.snapshot import read_snapshot
+
     desired, cloud = _start(args, "apply")
     human = sys.stderr if args.format == "json" else sys.stdout
     document = saved_plan.load(args.plan)
@@ -423,6 +505,8 @@ def _progress_printer(stream: Any, *, interval: float = 5.0) -> Any:
 
 
 def copy_progress_text(state: Any) -> str:
+    from reconciler.render.text import human_bytes
+
     done = human_bytes(state.copied)
     total = f" of {human_bytes(state.total)}" if state.total else ""
     eta = state.eta
@@ -435,6 +519,9 @@ def _use_colour(args: argparse.Namespace) -> bool:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from reconciler import target
+    from reconciler.validate import load_desired_state
+
     state = load_desired_state(args.root)
     sim_state = Path(args.sim_state) if args.sim_state else None
     cloud = target.effective_cloud(state.root, sim_state)
@@ -448,6 +535,8 @@ def _count(number: int, noun: str) -> str:
 
 
 def _configure_logging(verbosity: int) -> None:
+    import logging  # here, not at the top: `--help` exits before it is needed
+
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 

@@ -13,9 +13,9 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from reconciler.plan import ACTION_KINDS
+from reconciler.render import DEFAULT_MAX_CHARS
 from reconciler.render.text import SYMBOLS, describe_action, summary_line, target_line
 
-DEFAULT_MAX_CHARS = 60_000
 MERMAID_MAX_ACTIONS = 30
 
 

@@ -1,57 +1,23 @@
-"""`reconciler simulator init` and `reconciler simulator serve`."""
+"""`reconciler simulator init` and `reconciler simulator serve`.
+
+Their arguments are declared in reconciler.cli, which imports this module only when one of them runs: any
+import under reconciler.simulator starts the whole simulator package (start-up time, issue 10).
+"""
 
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from reconciler.errors import UsageError
-from reconciler.simulator.behaviour import PROTECTED_PATCH_MODES, Behaviour
+from reconciler.simulator.behaviour import Behaviour
 from reconciler.simulator.seed import init_state_file
 from reconciler.simulator.server import SimulatorServer
 from reconciler.simulator.state import StateStore
-
-
-def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    sim = subparsers.add_parser(
-        "simulator",
-        parents=parents,
-        help="run the built-in NHN Cloud simulator",
-        description="A local stand-in for NHN Cloud's identity, Image, Compute and Block Storage APIs.",
-    )
-    commands = sim.add_subparsers(dest="simulator_command", metavar="COMMAND", required=True)
-
-    init = commands.add_parser("init", parents=parents, help="create a state file from a seed")
-    init.add_argument("state", metavar="STATE", type=Path, help="the state file to create")
-    init.add_argument("--seed", required=True, type=Path, metavar="SEED.yaml", help="the seed to start from")
-    init.add_argument("--force", action="store_true", help="replace an existing state file")
-    init.set_defaults(handler=run_init)
-
-    serve = commands.add_parser("serve", parents=parents, help="serve a state file over HTTP on loopback")
-    serve.add_argument("--state", required=True, type=Path, metavar="STATE", help="the state file to serve")
-    serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
-    serve.add_argument("--in-memory", action="store_true", help="keep changes in memory; never write the state file")
-    knobs = serve.add_argument_group("behaviour (overrides the state's behaviour: section)")
-    knobs.add_argument("--latency-ms", type=int, help="delay every request by this much")
-    knobs.add_argument("--image-ready-after-polls", type=int, help="polls until a new image is active")
-    knobs.add_argument("--server-ready-after-polls", type=int, help="polls until a stop or start completes")
-    knobs.add_argument("--token-lifetime-s", type=int, help="lifetime of issued tokens")
-    knobs.add_argument(
-        "--protected-patch", choices=PROTECTED_PATCH_MODES, help="what a PATCH of a protected image may do"
-    )
-    knobs.add_argument(
-        "--fault",
-        action="append",
-        metavar="SPEC",
-        help="inject a fault, as YAML, e.g. '{route: \"GET /image/{region}/v2/images\", on_call: 1, status: 503}'"
-        " (repeatable)",
-    )
-    serve.set_defaults(handler=run_serve)
 
 
 def run_init(args: argparse.Namespace) -> int:
