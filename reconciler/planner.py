@@ -609,6 +609,10 @@ class _Planner:
                 source,
             )
             return None
+        if server.root_device is None:
+            # read_snapshot reads what imaging needs for every key without a home image; reaching here
+            # without it is a bug, and guessing the root device would image the wrong way.
+            raise RuntimeError(f"{spec.key}: the snapshot has no root device for {server.name}")
         flavor = server.flavor_name or server.flavor_id
         kind = "local disk" if server.root_device == "local" else "volume root"
         describe = f"{flavor}, {kind}, {'running' if running else 'stopped'}"

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from reconciler import markers
 from reconciler.cloud.client import CloudClient
-from reconciler.cloud.errors import CloudConfigError
+from reconciler.cloud.errors import CloudConfigError, CloudError
 from reconciler.cloud.model import Image, Member, Server
 from reconciler.model import DesiredState
 
@@ -45,8 +46,8 @@ class Snapshot:
 def read_snapshot(client: CloudClient, desired: DesiredState, *, concurrency: int | None = None) -> Snapshot:
     """Observe everything `desired` could touch, with lists, not one read per image: each region's
     images in paged list calls (regions in parallel), then members only of the shared images the plan
-    may change and the servers the manifests name, `concurrency` calls at a time
-    (settings.refresh_concurrency)."""
+    may change, `concurrency` calls at a time (settings.refresh_concurrency), and the servers the
+    manifests name (_read_servers)."""
     workers = concurrency or desired.root.settings.refresh_concurrency
     catalog = client.image_regions()
     declared = desired.root.cloud.regions
@@ -82,18 +83,16 @@ def read_snapshot(client: CloudClient, desired: DesiredState, *, concurrency: in
         }
 
     owned_ids = {image.id for region in regions for image in images[region]}
-    servers: dict[tuple[str, str], Server | None] = {}
     foreign: dict[str, Image | None] = {}
     for spec in desired.images:
         if spec.region not in regions:
             continue
-        if spec.source.instance is not None:
-            servers[(spec.region, spec.source.instance)] = client.find_server(spec.region, spec.source.instance)
         if spec.source.image is not None and spec.source.image not in owned_ids:
             foreign[spec.source.image] = client.find_image(spec.region, spec.source.image)
         for copy in spec.copies:
             if copy.image is not None and copy.image not in owned_ids and copy.region in regions:
                 foreign[copy.image] = client.find_image(copy.region, copy.image)
+    servers = _read_servers(client, desired, regions, images, workers)
     return Snapshot(
         project=client.project_id,
         regions=regions,
@@ -103,3 +102,60 @@ def read_snapshot(client: CloudClient, desired: DesiredState, *, concurrency: in
         servers=_frozen(servers),
         foreign=_frozen(foreign),
     )
+
+
+def _read_servers(
+    client: CloudClient,
+    desired: DesiredState,
+    regions: tuple[str, ...],
+    images: Mapping[str, tuple[Image, ...]],
+    workers: int,
+) -> dict[tuple[str, str], Server | None]:
+    """The servers the manifests name, by (region, name or id), None for one that does not exist.
+
+    Each home region with instance sources is listed once (paged): enough to resolve names, check a
+    recorded source and find a server an interrupted run left stopped. The reads imaging needs (root
+    volume, flavor name) are made only for a key that has no home image yet, the only case in which the
+    planner can plan a create (planner._find_home), so a steady-state plan makes none of them.
+    """
+    named = [spec for spec in desired.images if spec.source.instance is not None and spec.region in regions]
+    if not named:
+        return {}
+    homes = {
+        image.properties.get(markers.KEY)
+        for region in regions
+        for image in images[region]
+        if image.properties.get(markers.SET) == desired.root.set and markers.COPY_OF not in image.properties
+    }
+    listed_regions = sorted({spec.region for spec in named})
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(listed_regions)))) as pool:
+        listed = dict(zip(listed_regions, pool.map(client.list_servers, listed_regions), strict=True))
+    servers: dict[tuple[str, str], Server | None] = {}
+    to_image: dict[tuple[str, str], Server] = {}
+    for spec in named:
+        ref = (spec.region, spec.source.instance)
+        server = find_server(listed[spec.region], spec.region, spec.source.instance)
+        servers[ref] = server
+        if server is not None and spec.key not in homes:
+            to_image[ref] = server
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        detailed = pool.map(lambda server: client.get_server(server.region, server.id), to_image.values())
+        servers.update(zip(to_image, detailed, strict=True))
+    return servers
+
+
+def find_server(servers: list[Server], region: str, name_or_id: str) -> Server | None:
+    """The server with this id, else the one with exactly this name (a name is text, not a pattern);
+    None if there is none; an error if the name is ambiguous."""
+    if UUID.match(name_or_id):
+        by_id = [server for server in servers if server.id == name_or_id]
+        if by_id:
+            return by_id[0]
+    matches = [server for server in servers if server.name == name_or_id]
+    if len(matches) > 1:
+        ids = ", ".join(sorted(server.id for server in matches))
+        raise CloudError(
+            f"{len(matches)} servers in {region} are named {name_or_id} ({ids})",
+            hint="name the instance by id in the manifest",
+        )
+    return matches[0] if matches else None

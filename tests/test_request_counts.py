@@ -10,7 +10,7 @@ from support import OWNER, OWNER_USER, PARTNER
 
 from reconciler.apply import Applier
 from reconciler.cloud.auth import Credentials
-from reconciler.cloud.nhn import connect
+from reconciler.cloud.nhn import NhnCloudClient, connect
 from reconciler.plan import Target
 from reconciler.planner import build_plan
 from reconciler.snapshot import read_snapshot
@@ -111,4 +111,57 @@ def test_an_update_is_one_read_and_one_patch(make_sim, tmp_path):
     assert routes == {
         "GET /image/{region}/v2/images/{image_id}": len(updates),
         "PATCH /image/{region}/v2/images/{image_id}": len(updates),
+    }
+
+
+SERVERS = 30
+
+
+def test_servers_are_listed_and_read_one_by_one_only_for_a_create(make_sim, tmp_path):
+    """Instance sources: one server list per home region, and the per-server reads imaging needs (the
+    server, its volume attachments, the flavors) only for the key that has no image yet."""
+    servers = [
+        {"id": f"10000000-0000-4000-8000-{i:012d}", "project": OWNER, "region": "KR1", "name": f"web-{i:02d}",
+         "flavor": "m2.c4m8", "status": "SHUTOFF", "os_type": "linux", "disk_mb": 1}
+        for i in range(SERVERS)
+    ]  # fmt: skip
+    images = [
+        {"id": f"00000000-0000-4000-8000-{i:012d}", "project": OWNER, "region": "KR1", "name": f"web-{i:02d}",
+         "properties": {"os_type": "linux", "reconciler_set": "scale", "reconciler_key": f"web-{i:02d}",
+                        "reconciler_source": f"instance:10000000-0000-4000-8000-{i:012d}"}}
+        for i in range(SERVERS - 1)  # the last server's key has no image yet: it is the one create
+    ]  # fmt: skip
+    sim = make_sim(
+        {
+            "regions": ["KR1"],
+            "projects": [{"id": OWNER, "users": [{"username": OWNER_USER[0], "api_password": OWNER_USER[1]}]}],
+            "servers": servers,
+            "images": images,
+        }
+    )
+    (tmp_path / "reconciler.yaml").write_text(
+        f"version: 1\nset: scale\ncloud: {{kind: nhn, project: {OWNER}}}\ndefaults: {{region: KR1}}\n"
+    )
+    lines = ["version: 1", "images:"] + [
+        f"  web-{i:02d}: {{name: web-{i:02d}, source: {{instance: web-{i:02d}}}}}" for i in range(SERVERS)
+    ]
+    (tmp_path / "images.yaml").write_text("\n".join(lines) + "\n")
+    desired = load_desired_state(tmp_path)
+    connected = connect(Credentials(*OWNER_USER, identity_url=sim.identity_url), OWNER)
+    client = NhnCloudClient(connected._http, page_size=10)
+    requests.delete(f"{sim.base_url}/_simulator/stats", timeout=5)
+
+    snapshot = read_snapshot(client, desired)
+    plan = build_plan(desired, snapshot, Target("nhn", OWNER, sim.identity_url, snapshot.regions))
+
+    assert [(a.kind, a.key) for a in plan.actions] == [("create", f"web-{SERVERS - 1:02d}")]
+    # Every recorded source (an instance id) resolved to the instance the manifest names.
+    assert [w.code for w in plan.warnings] == ["linux_machine_id"]  # the create's advice only
+    routes = requests.get(f"{sim.base_url}/_simulator/stats", timeout=5).json()["routes"]
+    compute = {route: n for route, n in routes.items() if route.startswith(("GET /compute", "GET /volume"))}
+    assert compute == {
+        "GET /compute/{region}/v2/{tenant_id}/servers/detail": SERVERS // 10 + 1,  # pages of 10, the last empty
+        "GET /compute/{region}/v2/{tenant_id}/servers/{server_id}": 1,
+        "GET /compute/{region}/v2/{tenant_id}/servers/{server_id}/os-volume_attachments": 1,
+        "GET /compute/{region}/v2/{tenant_id}/flavors/detail": 1,
     }

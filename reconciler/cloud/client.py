@@ -85,9 +85,9 @@ class CloudClient(Protocol):
         """Accept or reject a share *as the member project*: call it on that project's client."""
 
     # -- servers --------------------------------------------------------------------------------------
-    def find_server(self, region: str, name_or_id: str) -> Server | None:
-        """The server with this id, else the one with exactly this name; None if none; an error if the
-        name is ambiguous."""
+    def list_servers(self, region: str) -> list[Server]:
+        """Every server of the project in the region, from paged detail lists: status and metadata, but
+        no root device or flavor name (those cost a read per server: get_server)."""
 
     def get_server(self, region: str, server_id: str) -> Server:
         """The server with its flavor name and root device; NotFound if unknown."""

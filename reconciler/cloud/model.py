@@ -118,7 +118,8 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class Server:
-    """An instance, with what imaging it needs: its flavor's name and its root device."""
+    """An instance, with what imaging it needs: its flavor's name and its root device (get_server), or
+    without them (list_servers: enough to name, match and restart it, not to image it)."""
 
     region: str
     id: str
@@ -127,8 +128,9 @@ class Server:
     task_state: str | None
     flavor_id: str
     flavor_name: str | None
-    # "volume" (imaged through Cinder's os-volume_upload_image) or "local" (Nova createImage).
-    root_device: str
+    # "volume" (imaged through Cinder's os-volume_upload_image) or "local" (Nova createImage); None for
+    # a server from a list, whose root device and flavor name were not read (list_servers).
+    root_device: str | None
     root_volume_id: str | None
     metadata: Mapping[str, str]
 

@@ -8,6 +8,7 @@ Cinder URLs end in `/v2/{tenantId}` (the catalog's); a server shows its flavor o
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import threading
 import time
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 
@@ -31,6 +32,16 @@ DOWNLOAD_CHUNK = 1024 * 1024
 UPLOAD_CHUNK = 64 * 1024
 ROOT_DEVICES = ("/dev/vda", "/dev/sda", "/dev/xvda")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+def _next_marker(links: Any) -> str | None:
+    """The `marker` of a Nova list's rel=next link, if there is one."""
+    for link in links if isinstance(links, list) else ():
+        if isinstance(link, dict) and link.get("rel") == "next" and isinstance(link.get("href"), str):
+            markers = parse_qs(urlsplit(link["href"]).query).get("marker")
+            if markers:
+                return markers[0]
+    return None
 
 
 def _q(value: str) -> str:
@@ -227,26 +238,23 @@ class NhnCloudClient:
 
     # -- servers --------------------------------------------------------------------------------------
 
-    def find_server(self, region: str, name_or_id: str) -> Server | None:
-        if UUID.match(name_or_id):
-            with contextlib.suppress(NotFound):
-                return self.get_server(region, name_or_id)
-        # Nova matches `name` as a regular expression: anchor it, then keep exact matches only.
-        answer = self._http.request("compute", region, "GET", "/servers", params={"name": f"^{re.escape(name_or_id)}$"})
-        body = json_body(answer, f"finding server {name_or_id}")
-        servers = body.get("servers") if isinstance(body, dict) else None
-        if not isinstance(servers, list):
-            raise CloudResponseError(f"finding server {name_or_id}: the answer has no 'servers' list")
-        matches = [s for s in servers if isinstance(s, dict) and s.get("name") == name_or_id]
-        if not matches:
-            return None
-        if len(matches) > 1:
-            ids = ", ".join(sorted(str(s.get("id")) for s in matches))
-            raise CloudError(
-                f"{len(matches)} servers in {region} are named {name_or_id} ({ids})",
-                hint="name the instance by id in the manifest",
-            )
-        return self.get_server(region, str(matches[0].get("id")))
+    def list_servers(self, region: str) -> list[Server]:
+        params: dict[str, Any] = {"limit": self._page_size}
+        servers: list[Server] = []
+        while True:
+            answer = self._http.request("compute", region, "GET", "/servers/detail", params=params)
+            body = json_body(answer, f"listing servers in {region}")
+            docs = body.get("servers") if isinstance(body, dict) else None
+            if not isinstance(docs, list) or not all(isinstance(doc, dict) for doc in docs):
+                raise CloudResponseError(f"listing servers in {region}: the answer has no 'servers' list")
+            servers.extend(self._server(region, doc, f"listing servers in {region}") for doc in docs)
+            marker = _next_marker(body.get("servers_links"))
+            if marker is None or not docs:
+                return servers
+            if marker == params.get("marker"):
+                raise CloudResponseError(f"listing servers in {region}: the server's 'next' link repeats")
+            # Only the marker is taken from the link: its host may be one the client cannot reach.
+            params = {"limit": self._page_size, "marker": marker}
 
     def get_server(self, region: str, server_id: str) -> Server:
         answer = self._http.request("compute", region, "GET", f"/servers/{_q(server_id)}")
@@ -254,6 +262,18 @@ class NhnCloudClient:
         doc = body.get("server") if isinstance(body, dict) else None
         if not isinstance(doc, dict):
             raise CloudResponseError(f"reading server {server_id}: the answer has no 'server' object")
+        listed = self._server(region, doc, f"reading server {server_id}")
+        root_volume = self._root_volume(region, listed.id)
+        return dataclasses.replace(
+            listed,
+            flavor_name=self._flavor_name(region, listed.flavor_id),
+            root_device="volume" if root_volume else "local",
+            root_volume_id=root_volume,
+        )
+
+    @staticmethod
+    def _server(region: str, doc: Mapping[str, Any], doing: str) -> Server:
+        """A server from its API document, without what costs further reads (root device, flavor name)."""
         flavor = doc.get("flavor")
         flavor_id = flavor.get("id") if isinstance(flavor, dict) else None
         for key, value in (
@@ -263,8 +283,7 @@ class NhnCloudClient:
             ("flavor.id", flavor_id),
         ):
             if not isinstance(value, str):
-                raise CloudResponseError(f"reading server {server_id}: the answer has no {key!r}")
-        root_volume = self._root_volume(region, server_id)
+                raise CloudResponseError(f"{doing}: a server has no {key!r}")
         metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
         return Server(
             region=region,
@@ -273,9 +292,9 @@ class NhnCloudClient:
             status=doc["status"],
             task_state=doc.get("OS-EXT-STS:task_state"),
             flavor_id=flavor_id,
-            flavor_name=self._flavor_name(region, flavor_id),
-            root_device="volume" if root_volume else "local",
-            root_volume_id=root_volume,
+            flavor_name=None,
+            root_device=None,
+            root_volume_id=None,
             metadata=MappingProxyType({str(k): str(v) for k, v in metadata.items()}),
         )
 

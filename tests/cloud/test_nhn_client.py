@@ -35,6 +35,7 @@ from reconciler.cloud.errors import (
 from reconciler.cloud.model import set_ops
 from reconciler.cloud.nhn import NhnCloudClient, connect
 from reconciler.simulator.identity import TokenStore
+from reconciler.snapshot import find_server
 
 REGION = "KR1"
 IMAGES = "GET /image/{region}/v2/images"
@@ -140,30 +141,41 @@ def test_list_images_follows_every_page(sim, connect_to):
 # -- find / get server ----------------------------------------------------------------------------
 
 
-def test_find_server_by_name(client):
-    """find_server finds a server by its exact name."""
-    server = client.find_server(REGION, "batch-01")
-    assert server is not None
-    assert server.id == LOCAL_STOPPED_SERVER
+def test_list_servers_follows_every_page_and_reads_nothing_per_server(sim, connect_to):
+    """list_servers returns every server of the project across pages of Nova's `servers_links`, with
+    status and metadata but without the root device and flavor name, which cost a read per server."""
+    base, _ = connect_to(sim)
+    paged = NhnCloudClient(base._http, page_size=1)
+    requests.delete(f"{sim.base_url}/_simulator/stats", timeout=5)
+    servers = paged.list_servers(REGION)
+    assert {s.id for s in servers} >= {VOLUME_SERVER, LOCAL_STOPPED_SERVER}
+    assert all(s.root_device is None and s.flavor_name is None for s in servers)
+    by_id = {s.id: s for s in servers}
+    assert by_id[LOCAL_STOPPED_SERVER].status == "SHUTOFF" and by_id[LOCAL_STOPPED_SERVER].name == "batch-01"
+    assert by_id[VOLUME_SERVER].metadata.get("os_type") == "linux"
+    # One page per server, then the empty page after the last full one; no other request.
+    compute = {route: n for route, n in stats(sim).items() if route.startswith("GET /compute")}
+    assert compute == {"GET /compute/{region}/v2/{tenant_id}/servers/detail": len(servers) + 1}
 
 
-def test_find_server_by_id(client):
-    """find_server finds a server by its id."""
-    server = client.find_server(REGION, VOLUME_SERVER)
-    assert server is not None
-    assert server.name == "web-golden-01"
+def test_a_listed_server_read_again_has_its_root_device_and_flavor(client):
+    listed = {s.id: s for s in client.list_servers(REGION)}[VOLUME_SERVER]
+    read = client.get_server(REGION, VOLUME_SERVER)
+    assert (read.root_device, read.flavor_name) == ("volume", "m2.c4m8")
+    assert (read.id, read.name, read.status, read.metadata) == (listed.id, listed.name, listed.status, listed.metadata)
 
 
-def test_find_server_unknown_is_none(client):
-    """find_server returns None for an unknown name or id, and treats a name as text, not a pattern."""
-    assert client.find_server(REGION, "no-such-server") is None
-    assert client.find_server(REGION, UNKNOWN_ID) is None
-    assert client.find_server(REGION, "batch-0.") is None
-    assert client.find_server(REGION, "batch") is None
+def test_servers_are_found_by_id_or_exact_name(client):
+    """snapshot.find_server: by id, else by the exact name, as text (not a pattern); None if none."""
+    servers = client.list_servers(REGION)
+    assert find_server(servers, REGION, "batch-01").id == LOCAL_STOPPED_SERVER
+    assert find_server(servers, REGION, VOLUME_SERVER).name == "web-golden-01"
+    for unknown in ("no-such-server", UNKNOWN_ID, "batch-0.", "batch"):
+        assert find_server(servers, REGION, unknown) is None
 
 
-def test_find_server_ambiguous_name_is_an_error(make_sim, connect_to):
-    """Two servers with the same name: find_server raises CloudError saying they "are named", with both ids."""
+def test_an_ambiguous_server_name_is_an_error(make_sim, connect_to):
+    """Two servers with the same name: CloudError saying they "are named", with both ids and a hint."""
     seed = standard_seed()
     seed["servers"].append(
         {
@@ -178,13 +190,14 @@ def test_find_server_ambiguous_name_is_an_error(make_sim, connect_to):
         }
     )
     client, _ = connect_to(make_sim(seed))
+    servers = client.list_servers(REGION)
     with pytest.raises(CloudError, match="are named") as caught:
-        client.find_server(REGION, "batch-01")
+        find_server(servers, REGION, "batch-01")
     assert LOCAL_STOPPED_SERVER in str(caught.value)
     assert DUPLICATE_SERVER in str(caught.value)
     assert caught.value.hint
     # By id each is still found.
-    assert client.find_server(REGION, DUPLICATE_SERVER).id == DUPLICATE_SERVER
+    assert find_server(servers, REGION, DUPLICATE_SERVER).id == DUPLICATE_SERVER
 
 
 def test_get_server_volume_root(sim, client):
