@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--parallelism", type=int, metavar="N", help="concurrent actions (default: settings.parallelism)"
     )
     apply.add_argument(
+        "--region-parallelism",
+        type=int,
+        metavar="N",
+        help="at most N of them in one region (default: settings.region_parallelism, else no cap of its own)",
+    )
+    apply.add_argument(
         "--timeout",
         type=float,
         default=3600.0,
@@ -308,6 +314,15 @@ def run_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _concurrency(args: argparse.Namespace, desired: Any) -> dict[str, int | None]:
+    """Apply's limits: the flags, else the root's settings."""
+    settings = desired.root.settings
+    return {
+        "parallelism": args.parallelism or settings.parallelism,
+        "region_parallelism": args.region_parallelism or settings.region_parallelism,
+    }
+
+
 def run_apply(args: argparse.Namespace) -> int:
     from reconciler.apply import Applier, ApplyReport, failures, summarise
     from reconciler.connect import open_cloud
@@ -316,8 +331,9 @@ def run_apply(args: argparse.Namespace) -> int:
     from reconciler.render.json import render_json
     from reconciler.snapshot import read_snapshot
 
-    if args.parallelism is not None and args.parallelism < 1:
-        raise UsageError("--parallelism must be 1 or more")
+    for flag, value in (("--parallelism", args.parallelism), ("--region-parallelism", args.region_parallelism)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be 1 or more")
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
     if args.resume and args.plan is None:
@@ -343,11 +359,7 @@ def run_apply(args: argparse.Namespace) -> int:
         if not args.auto_approve and not _confirm(plan, human):
             return EXIT_ERROR
         applier = Applier(
-            client,
-            plan,
-            parallelism=args.parallelism or desired.root.settings.parallelism,
-            timeout=args.timeout,
-            progress=_progress_printer(human),
+            client, plan, **_concurrency(args, desired), timeout=args.timeout, progress=_progress_printer(human)
         )
         report = applier.run()
     for failure in failures(report):
@@ -427,8 +439,8 @@ def _apply_saved(args: argparse.Namespace) -> int:
                 journal.record(action.id, payload.image_id, made=action.kind in ("create", "copy"))
 
         report = Applier(
-            client, remaining_plan, parallelism=args.parallelism or desired.root.settings.parallelism,
-            timeout=args.timeout, progress=progress, already_made=journal.made, already_done=done,
+            client, remaining_plan, **_concurrency(args, desired), timeout=args.timeout, progress=progress,
+            already_made=journal.made, already_done=done,
         ).run()  # fmt: skip
     for failure in failures(report):
         print(f"  {failure.status}: {failure.action.id}: {failure.message}", file=human)

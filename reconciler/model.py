@@ -43,6 +43,8 @@ DEFAULT_REFRESH_CONCURRENCY = 32
 class Settings:
     max_deletions: int = DEFAULT_MAX_DELETIONS
     parallelism: int = DEFAULT_PARALLELISM
+    # At most this many of apply's actions in one region at once; None: parallelism alone bounds them.
+    region_parallelism: int | None = None
     # Concurrent reads while refreshing (members, servers): separate from apply's parallelism.
     refresh_concurrency: int = DEFAULT_REFRESH_CONCURRENCY
 

@@ -34,20 +34,25 @@ def seed() -> dict:
     }
 
 
+def manifest(prefix: str) -> str:
+    """Every seeded image renamed to `prefix`-N."""
+    lines = ["version: 1", "images:"]
+    for r, region in enumerate(REGIONS):
+        for i in range(PER_REGION):
+            lines.append(
+                f"  {region.lower()}-{i}: {{name: {prefix}-{i}, region: {region}, "
+                f"source: {{image: 00000000-0000-4000-800{r}-{i:012d}}}}}"
+            )
+    return "\n".join(lines) + "\n"
+
+
 @pytest.fixture
 def renames(make_sim, tmp_path):
     """A client and a plan of 12 independent renames, 6 in each region, against a simulator slow enough
     (25 ms a request) that actions overlap."""
     sim = make_sim(seed(), latency_ms=25)
     (tmp_path / "reconciler.yaml").write_text(f"version: 1\nset: conc\ncloud: {{kind: nhn, project: {OWNER}}}\n")
-    lines = ["version: 1", "images:"]
-    for r, region in enumerate(REGIONS):
-        for i in range(PER_REGION):
-            lines.append(
-                f"  {region.lower()}-{i}: {{name: new-{i}, region: {region}, "
-                f"source: {{image: 00000000-0000-4000-800{r}-{i:012d}}}}}"
-            )
-    (tmp_path / "images.yaml").write_text("\n".join(lines) + "\n")
+    (tmp_path / "images.yaml").write_text(manifest("new"))
     desired = load_desired_state(tmp_path)
     client = connect(Credentials(*OWNER_USER, identity_url=sim.identity_url), OWNER)
     plan = build_plan(desired, read_snapshot(client, desired), Target("nhn", OWNER, sim.identity_url, REGIONS))
@@ -94,3 +99,31 @@ def test_the_report_keeps_plan_order_whatever_finishes_first(renames):
     report = Applier(client, plan, parallelism=12).run()
     assert [r.action.id for r in report.results] == [a.id for a in plan.actions]
     assert all(client.get_image(a.region, a.image_id).name.startswith("new-") for a in plan.actions)
+
+
+def test_the_cli_takes_the_cap_from_settings_and_the_flag_overrides_it(tmp_path, monkeypatch, capsys):
+    import yaml
+
+    from reconciler.cli import main
+
+    (tmp_path / "seed.yaml").write_text(yaml.safe_dump(seed()))
+    (tmp_path / "reconciler.yaml").write_text(
+        "version: 1\nset: conc\ncloud: {kind: simulator, seed: seed.yaml}\n"
+        "settings: {parallelism: 6, region_parallelism: 3}\n"
+    )
+    (tmp_path / "images.yaml").write_text(manifest("renamed"))
+    used = []
+    real_run = Applier.run
+
+    def spy(self):
+        used.append((self.parallelism, self.region_parallelism))
+        return real_run(self)
+
+    monkeypatch.setattr(Applier, "run", spy)
+    assert main(["apply", str(tmp_path), "--auto-approve"]) == 0
+    (tmp_path / "images.yaml").write_text(manifest("again"))
+    assert main(["apply", str(tmp_path), "--auto-approve", "--region-parallelism", "2"]) == 0
+    assert used == [(6, 3), (6, 2)]
+    capsys.readouterr()
+    assert main(["apply", str(tmp_path), "--auto-approve", "--region-parallelism", "0"]) == 1
+    assert "--region-parallelism must be 1 or more" in capsys.readouterr().err
