@@ -8,6 +8,8 @@ Prints a table. Machines here are shared and noisy, so each figure that matters 
 baseline measured in the same run:
 
 - listing every image (pages of 1000) and single GETs: requests per second;
+- GETs from 32 threads with 20 ms latency per request, against the ideal of 32 / 20 ms: the ceiling a
+  concurrent refresh meets;
 - PATCHes with the state persisted to a file vs the same PATCHes in memory (`--in-memory`): the cost of
   writing the whole state atomically after each change grows with the number of images;
 - streaming an image down and back up through the simulator vs generating and hashing the same bytes
@@ -21,6 +23,7 @@ import hashlib
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -122,6 +125,27 @@ def main() -> int:
             sample = [image["id"] for image in images[:500]]
             seconds, _ = timed(lambda: [client.http.get(f"{client.image_url['KR1']}/v2/images/{i}") for i in sample])
             rows.append(("single GETs", f"{len(sample) / seconds:.0f} req/s", f"{len(sample)} GETs"))
+
+        # The ceiling under concurrent load: what the refresh's 32 concurrent members reads meet. With
+        # 20 ms per request, 32 threads could at best make 1,600 requests a second.
+        with SimulatorServer(StateStore.open(state_file, in_memory=True), Behaviour(latency_ms=20)) as server:
+            # One client per thread (a requests.Session is not shared across threads), 50 GETs each.
+            clients = [Client(server) for _ in range(32)]
+
+            def gets_of(c: Client) -> None:
+                for n in range(50):
+                    c.http.get(f"{c.image_url['KR1']}/v2/images/{sample[n]}").raise_for_status()
+
+            def concurrent_gets() -> None:
+                with ThreadPoolExecutor(max_workers=32) as pool:
+                    list(pool.map(gets_of, clients))
+
+            seconds, _ = timed(concurrent_gets)
+            rate = 32 * 50 / seconds
+            rows.append(("GETs, 32 threads, 20 ms latency", f"{rate:.0f} req/s", f"{rate / 1600:.0%} of the ideal"))
+
+        with SimulatorServer(StateStore.open(state_file, in_memory=True), behaviour) as server:
+            client = Client(server)
 
             def patches(c: Client) -> None:
                 for n in range(args.patches):
