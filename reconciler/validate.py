@@ -32,7 +32,15 @@ from reconciler.model import (
 )
 from reconciler.root import ROOT_FILE, find_root, inside, manifest_files, symlink_loop
 from reconciler.schemas import load_schema
-from reconciler.yaml_source import DocPath, LocatedDocument, Location, Problem, format_path, load_located_file
+from reconciler.yaml_source import (
+    DocPath,
+    LocatedDocument,
+    Location,
+    Problem,
+    format_path,
+    gc_paused,
+    load_located_file,
+)
 
 # Property names the manifest may not manage, and why (design.md section 1).
 RESERVED_PREFIXES = {
@@ -67,6 +75,11 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
 
 def load_desired_state(folder: Path) -> DesiredState:
     """Validate the root at `folder` and return its model; InvalidRootError lists every problem."""
+    with gc_paused():  # everything built here stays alive until the model is made (yaml_source.gc_paused)
+        return _load_desired_state(folder)
+
+
+def _load_desired_state(folder: Path) -> DesiredState:
     root = find_root(folder)
     config_doc = load_located_file(root / ROOT_FILE, ROOT_FILE)
     problems = list(config_doc.problems)

@@ -73,3 +73,17 @@ def test_alias_expansion_is_bounded_in_time():
     # Modest reuse is fine.
     small = load_located("base: &b {x: 1}\na: *b\nb: *b\n", "f.yaml")
     assert small.problems == [] and small.data["a"] == {"x": 1}
+
+
+def test_an_explicit_tag_on_unreadable_text_is_a_located_problem():
+    """PyYAML's constructors raise plain ValueError, KeyError, ... here: it used to be a traceback."""
+    cases = {
+        'a: !!int "12x"\n': "f.yaml:1:4: YAML syntax error: cannot read '12x' as !!int",
+        "a: !!int ''\n": "f.yaml:1:4: YAML syntax error: cannot read '' as !!int",
+        "a: !!bool maybe\n": "f.yaml:1:4: YAML syntax error: cannot read 'maybe' as !!bool",
+        "a: !!float abc\n": "f.yaml:1:4: YAML syntax error: cannot read 'abc' as !!float",
+        "a: !!timestamp x\n": "f.yaml:1:4: YAML syntax error: cannot read 'x' as !!timestamp",
+    }
+    for text, want in cases.items():
+        doc = load_located(text, "f.yaml")
+        assert doc.data is None and [str(p) for p in doc.problems] == [want], text
