@@ -30,6 +30,7 @@ LOCK = "reconciler_lock"
 HOLDER = "reconciler_lock_holder"
 EXPIRES = "reconciler_lock_expires"
 LEASE_S = 600.0
+RELEASE_ATTEMPTS = 3
 
 
 class LockedError(ReconcilerError):
@@ -60,10 +61,19 @@ def _epoch(text: str) -> float:
         return 0.0
 
 
-def _crashed_here(holder: str) -> bool:
+# The locks this process holds now: a lock naming this process as holder that is not among them was
+# left by an earlier apply in this same process (run as a library, or a test) whose release failed.
+_HELD: set[str] = set()
+_HELD_GUARD = threading.Lock()
+
+
+def _crashed_here(holder: str, image_id: str) -> bool:
     host, _, pid = holder.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
+    if int(pid) == os.getpid():
+        with _HELD_GUARD:
+            return image_id not in _HELD
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -75,10 +85,18 @@ def _crashed_here(holder: str) -> bool:
 
 @contextlib.contextmanager
 def apply_lock(
-    client: CloudClient, region: str, set_name: str, *, lease_s: float = LEASE_S, clock: Callable[[], float] = time.time
+    client: CloudClient,
+    region: str,
+    set_name: str,
+    *,
+    lease_s: float = LEASE_S,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[None]:
     image_id = lock_id(client.project_id, set_name)
     _acquire(client, region, set_name, image_id, lease_s, clock)
+    with _HELD_GUARD:
+        _HELD.add(image_id)
     stop = threading.Event()
     renewer = threading.Thread(
         target=_renew, args=(client, region, image_id, lease_s, clock, stop), name="lock-renewal", daemon=True
@@ -89,10 +107,23 @@ def apply_lock(
     finally:
         stop.set()
         renewer.join(timeout=5)
+        _release(client, region, image_id, sleep)
+        with _HELD_GUARD:
+            _HELD.discard(image_id)
+
+
+def _release(client: CloudClient, region: str, image_id: str, sleep: Callable[[float], None]) -> None:
+    """Delete the lock, trying again on a failure: a lock left behind blocks every apply of the set until
+    its lease ends (unless its holder ran on the same machine)."""
+    for attempt in range(RELEASE_ATTEMPTS):
         try:
             client.delete_image(region, image_id)
-        except CloudError as err:  # the lease runs out on its own
-            log.warning("could not release the apply lock %s: %s", image_id, err)
+            return
+        except CloudError as err:
+            if attempt + 1 == RELEASE_ATTEMPTS:  # the lease runs out on its own
+                log.warning("could not release the apply lock %s: %s", image_id, err)
+                return
+            sleep(0.5 * 2**attempt)
 
 
 def _acquire(client: CloudClient, region: str, set_name: str, image_id: str, lease_s: float, clock) -> None:
@@ -117,7 +148,7 @@ def _acquire(client: CloudClient, region: str, set_name: str, image_id: str, lea
                 continue  # released meanwhile: try again
             holder = str(held.properties.get(HOLDER, "?"))
             expires = str(held.properties.get(EXPIRES, ""))
-            if _epoch(expires) < clock() or _crashed_here(holder):
+            if _epoch(expires) < clock() or _crashed_here(holder, image_id):
                 log.info("taking over the apply lock left by %s (lease %s)", holder, expires)
                 client.delete_image(region, image_id)
                 continue

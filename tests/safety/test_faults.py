@@ -67,11 +67,17 @@ def quiet_apply(root: Path, capsys, *extra: str) -> int:
     return code
 
 
-def converge(root: Path, capsys, before: dict, name: str, *extra: str) -> int:
+def converge(root: Path, capsys, before: dict, name: str, *extra: str, transient: int | None = None) -> int:
     """Apply until an apply succeeds (re-running as a user would), checking the safety promises after
-    every run; then, faults cleared, the final plan must be empty and every promise kept."""
+    every run; then, faults cleared, the final plan must be empty and every promise kept.
+
+    `transient`: the faults last that many runs, then pass (a slow spell, not a broken cloud). Faults
+    pinned to a call number hit the same call in every run (each run starts its simulator afresh), so a
+    run that always stalls on the same call is a cloud that never answers it, and re-running cannot help."""
     runs = 0
     for runs in range(1, MAX_RUNS + 1):
+        if runs == transient:
+            clear_faults(root)  # the record of hits stays
         code = quiet_apply(root, capsys, *extra)
         assert violations(root, before, converged=False) == [], f"{name}: run {runs}"
         if code == 0:
@@ -100,7 +106,7 @@ def first_state(root: Path, capsys) -> dict:
 
 
 def test_random_server_errors_on_a_share_of_calls(tmp_path, capsys):
-    root = prepared(tmp_path, {"random_faults": {"rate": 0.08, "seed": SEED}})
+    root = prepared(tmp_path, {"random_faults": {"rate": 0.15, "seed": SEED}})
     before = first_state(root, capsys)
     converge(root, capsys, before, "5xx")
     hits = fault_hits_of(root)
@@ -144,7 +150,9 @@ def test_stalls_past_the_client_timeout(tmp_path, capsys, monkeypatch):
     ]
     root = prepared(tmp_path, {"faults": faults})
     before = first_state(root, capsys)
-    converge(root, capsys, before, "stalls")
+    # Stalled before it is carried out, a createImage may land after its run gave up and restarted the
+    # instance, and be refused then: the same in every run while the stall lasts.
+    converge(root, capsys, before, "stalls", transient=4)
     assert sum(fault_hits_of(root).values()) >= 4
 
 

@@ -5,12 +5,14 @@ plan and apply no identity holds two images and nothing the tool did not make wa
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from promises import fingerprint, violations
 
 from reconciler.cli import main
@@ -87,3 +89,43 @@ def test_a_held_lock_turns_an_apply_away_and_a_crashed_holders_lock_is_taken_ove
     # The lock never shows in a plan.
     main(["plan", str(root), "--format", "json"])
     assert json.loads(capsys.readouterr().out)["info"]["unmanaged"] == 2
+
+
+def test_a_lock_this_process_left_behind_is_taken_over(tmp_path):
+    """An apply run in-process (a library caller, a test) whose release failed left a lock naming this
+    very process: it is not held any more, so the next apply takes it over instead of waiting 10 minutes."""
+    from reconciler import lock
+
+    root = tmp_path / "root"
+    shutil.copytree(ROOT, root)
+    desired = load_desired_state(root)
+    with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
+        region = target.regions[0]
+        client.create_image(
+            region,
+            {"id": lock.lock_id(client.project_id, "platform"), "name": "reconciler-lock-platform", "os_type": "linux",
+             "visibility": "private", "disk_format": "raw", "container_format": "bare", lock.LOCK: "platform",
+             lock.HOLDER: f"{__import__('socket').gethostname()}:{os.getpid()}", lock.EXPIRES: "2999-01-01T00:00:00Z"},
+        )  # fmt: skip
+        with apply_lock(client, region, "platform"):
+            pass
+        assert client.find_image(region, lock.lock_id(client.project_id, "platform")) is None
+
+
+def test_a_failed_release_is_tried_again(tmp_path):
+    from reconciler import lock
+
+    root = tmp_path / "root"
+    shutil.copytree(ROOT, root)
+    seed = yaml.safe_load((root / "seed.yaml").read_text())
+    delete = "DELETE /image/{region}/v2/images/{image_id}"
+    seed["behaviour"] = {"faults": [{"route": delete, "on_call": [1, 2], "status": 500}]}
+    (root / "seed.yaml").write_text(yaml.safe_dump(seed))
+    desired = load_desired_state(root)
+    waits = []
+    with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
+        region = target.regions[0]
+        with apply_lock(client, region, "platform", sleep=waits.append):
+            pass
+        assert client.find_image(region, lock.lock_id(client.project_id, "platform")) is None
+    assert waits == [0.5, 1.0]  # two refusals, then released
