@@ -18,6 +18,7 @@ from typing import Any
 
 from reconciler import markers
 from reconciler.cloud.model import Image, Server
+from reconciler.gc_pause import gc_paused
 from reconciler.lock import is_lock
 from reconciler.model import CopySpec, DesiredState, ImageSpec
 from reconciler.ownership import Ownership, classify
@@ -54,9 +55,10 @@ def build_plan(
     excludes: frozenset[str] = frozenset(),
 ) -> Plan:
     """`targets` / `excludes` narrow the plan to some keys (a partial plan, warned in every output)."""
-    planner = _Planner(desired, snapshot, target, max_deletions)
-    planner.scope = _Scope(targets, excludes)
-    return planner.run()
+    with gc_paused():  # everything the planner builds stays alive in the plan (reconciler/gc_pause.py)
+        planner = _Planner(desired, snapshot, target, max_deletions)
+        planner.scope = _Scope(targets, excludes)
+        return planner.run()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import yaml
 
 from reconciler import schema_messages
 from reconciler.errors import UsageError
+from reconciler.gc_pause import gc_paused
 from reconciler.model import (
     DEFAULT_STATE,
     CloudTarget,
@@ -38,7 +39,6 @@ from reconciler.yaml_source import (
     Location,
     Problem,
     format_path,
-    gc_paused,
     load_located_file,
 )
 
@@ -75,7 +75,7 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
 
 def load_desired_state(folder: Path) -> DesiredState:
     """Validate the root at `folder` and return its model; InvalidRootError lists every problem."""
-    with gc_paused():  # everything built here stays alive until the model is made (yaml_source.gc_paused)
+    with gc_paused():  # everything built here stays alive until the model is made (reconciler/gc_pause.py)
         return _load_desired_state(folder)
 
 

@@ -8,15 +8,15 @@ loader and builds the Python value itself, recording a location for each path.
 
 from __future__ import annotations
 
-import gc
 import inspect
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from reconciler.gc_pause import gc_paused
 
 MAX_DEPTH = 64  # no manifest needs more; PyYAML itself recurses per level
 MAX_NODES = 200_000  # bounds alias expansion ("billion laughs"): a 1 MiB file cannot build more
@@ -77,23 +77,6 @@ def _location(file: str, mark: yaml.Mark | None) -> Location:
     if mark is None:
         return Location(file, 1, 1)
     return Location(file, mark.line + 1, mark.column + 1)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many objects that all stay alive.
-
-    Each collection walks every object made so far, all of them still in use: with it running, loading
-    a 10,000-key manifest takes three times as long. Reference counting still frees what is dropped;
-    cycles made meanwhile are collected once the collector runs again."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def load_located(text: str, file: str, *, max_values: int = MAX_NODES) -> LocatedDocument:
