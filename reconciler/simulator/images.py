@@ -9,7 +9,6 @@ state.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -156,10 +155,7 @@ def _list_images(app: SimulatorApp, req: Request) -> Response:
                 return False
             return all(k in fields and str(fields[k]) == v for k, v in properties.items())
 
-        candidates = sorted(
-            (r for r in txn.doc["images"].values() if listed(r)),
-            key=functools.cmp_to_key(lambda a, b: _compare(a["fields"], b["fields"], sort)),
-        )
+        candidates = _sorted([r for r in txn.doc["images"].values() if listed(r)], sort)
         marker = req.arg("marker")
         if marker is not None:
             marker_record = txn.doc["images"].get(marker)
@@ -249,6 +245,17 @@ def _sort_spec(req: Request) -> list[tuple[str, str]]:
             keys.append(key)
             dirs.append(default_dir)
     return list(zip(keys, dirs, strict=True))
+
+
+def _sorted(records: list[dict[str, Any]], sort: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The records in `_compare`'s order, by stable sorts from the last key to the first: a comparison
+    function made each page of a 30,000-image listing cost about 100 ms under the state lock."""
+    for key, direction in reversed(sort):
+        # Nulls first ascending (so last descending), as in `_compare`.
+        records.sort(
+            key=lambda r: (r["fields"].get(key) is not None, r["fields"].get(key)), reverse=direction == "desc"
+        )
+    return records
 
 
 def _compare(a: dict[str, Any], b: dict[str, Any], sort: list[tuple[str, str]]) -> int:
