@@ -163,7 +163,13 @@ def _list_images(app: SimulatorApp, req: Request) -> Response:
                 raise HttpError(400, f"No image found with ID {marker}")
             if not can_see(marker_record, project):
                 raise HttpError(403, f"Forbidding request, image {marker} not visible")
-            candidates = [r for r in candidates if _compare(r["fields"], marker_record["fields"], sort) > 0]
+            # The order is total (id breaks ties), so when the marker is listed itself, what sorts after
+            # it is what follows it.
+            at = next((i for i, r in enumerate(candidates) if r is marker_record), None)
+            if at is not None:
+                candidates = candidates[at + 1 :]
+            else:
+                candidates = [r for r in candidates if _compare(r["fields"], marker_record["fields"], sort) > 0]
         page = candidates[:limit]
         images = [present(r) for r in page]
         for record in page:
