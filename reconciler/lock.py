@@ -46,8 +46,13 @@ def is_lock(image: Image) -> bool:
     return LOCK in image.properties
 
 
+# This process, among all: host and pid alone are not unique (two containers on one host network both
+# run as pid 1).
+_PROCESS_TOKEN = uuid.uuid4().hex[:12]
+
+
 def _holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TOKEN}"
 
 
 def _iso(epoch: float) -> str:
@@ -63,17 +68,25 @@ def _epoch(text: str) -> float:
 
 # The locks this process holds now: a lock naming this process as holder that is not among them was
 # left by an earlier apply in this same process (run as a library, or a test) whose release failed.
+# Acquisitions in one process are serialised, so a lock just created is registered before another
+# thread can find it.
 _HELD: set[str] = set()
 _HELD_GUARD = threading.Lock()
+_ACQUIRING = threading.Lock()
 
 
 def _crashed_here(holder: str, image_id: str) -> bool:
-    host, _, pid = holder.rpartition(":")
+    """Whether `holder` ran on this machine and is gone: this process, no longer holding the lock, or a
+    process that no longer exists. A holder on another machine is never judged (its lease decides)."""
+    host, _, rest = holder.partition(":")
+    pid, _, token = rest.partition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    if int(pid) == os.getpid():
+    if token == _PROCESS_TOKEN:
         with _HELD_GUARD:
             return image_id not in _HELD
+    if token and int(pid) == os.getpid():
+        return False  # another process with our pid (another container): alive, as far as we can tell
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -94,27 +107,32 @@ def apply_lock(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[None]:
     image_id = lock_id(client.project_id, set_name)
-    _acquire(client, region, set_name, image_id, lease_s, clock)
-    with _HELD_GUARD:
-        _HELD.add(image_id)
+    with _ACQUIRING:
+        _acquire(client, region, set_name, image_id, lease_s, clock)
+        with _HELD_GUARD:
+            _HELD.add(image_id)
     stop = threading.Event()
     renewer = threading.Thread(
         target=_renew, args=(client, region, image_id, lease_s, clock, stop), name="lock-renewal", daemon=True
     )
-    renewer.start()
     try:
+        renewer.start()
         yield
     finally:
         stop.set()
-        renewer.join(timeout=5)
-        _release(client, region, image_id, sleep)
-        with _HELD_GUARD:
-            _HELD.discard(image_id)
+        if renewer.is_alive():
+            renewer.join(timeout=5)
+        try:
+            _release(client, region, image_id, sleep)
+        finally:
+            with _HELD_GUARD:
+                _HELD.discard(image_id)
 
 
 def _release(client: CloudClient, region: str, image_id: str, sleep: Callable[[float], None]) -> None:
     """Delete the lock, trying again on a failure: a lock left behind blocks every apply of the set until
-    its lease ends (unless its holder ran on the same machine)."""
+    its lease ends (unless its holder ran on the same machine). Before trying again it checks the lock is
+    still ours: a delete whose answer was lost may have worked, and another apply taken the lock since."""
     for attempt in range(RELEASE_ATTEMPTS):
         try:
             client.delete_image(region, image_id)
@@ -124,6 +142,12 @@ def _release(client: CloudClient, region: str, image_id: str, sleep: Callable[[f
                 log.warning("could not release the apply lock %s: %s", image_id, err)
                 return
             sleep(0.5 * 2**attempt)
+            try:
+                held = client.find_image(region, image_id)
+            except CloudError:
+                continue
+            if held is None or held.properties.get(HOLDER) != _holder():
+                return  # released after all, and perhaps taken by another apply since
 
 
 def _acquire(client: CloudClient, region: str, set_name: str, image_id: str, lease_s: float, clock) -> None:

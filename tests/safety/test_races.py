@@ -105,11 +105,33 @@ def test_a_lock_this_process_left_behind_is_taken_over(tmp_path):
             region,
             {"id": lock.lock_id(client.project_id, "platform"), "name": "reconciler-lock-platform", "os_type": "linux",
              "visibility": "private", "disk_format": "raw", "container_format": "bare", lock.LOCK: "platform",
-             lock.HOLDER: f"{__import__('socket').gethostname()}:{os.getpid()}", lock.EXPIRES: "2999-01-01T00:00:00Z"},
+             lock.HOLDER: lock._holder(), lock.EXPIRES: "2999-01-01T00:00:00Z"},
         )  # fmt: skip
         with apply_lock(client, region, "platform"):
             pass
         assert client.find_image(region, lock.lock_id(client.project_id, "platform")) is None
+
+
+def test_another_process_with_this_pid_keeps_its_lock(tmp_path):
+    """Two containers on one host network both run as pid 1: same host and pid, but not this process."""
+    from reconciler import lock
+
+    root = tmp_path / "root"
+    shutil.copytree(ROOT, root)
+    desired = load_desired_state(root)
+    with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
+        region = target.regions[0]
+        other = f"{__import__('socket').gethostname()}:{os.getpid()}:another-process"
+        client.create_image(
+            region,
+            {"id": lock.lock_id(client.project_id, "platform"), "name": "reconciler-lock-platform", "os_type": "linux",
+             "visibility": "private", "disk_format": "raw", "container_format": "bare", lock.LOCK: "platform",
+             lock.HOLDER: other, lock.EXPIRES: "2999-01-01T00:00:00Z"},
+        )  # fmt: skip
+        with pytest.raises(LockedError, match="another apply of set platform is running"):
+            with apply_lock(client, region, "platform"):
+                pass
+        assert client.find_image(region, lock.lock_id(client.project_id, "platform")) is not None
 
 
 def test_a_failed_release_is_tried_again(tmp_path):
