@@ -10,17 +10,30 @@ collector runs again.
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+_paused = 0  # how many pauses are open, across threads
+_guard = threading.Lock()
 
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    if not gc.isenabled():  # already paused by a caller: leave it to them
-        yield
-        return
-    gc.disable()
+    """Pause the collector until the last open pause ends; one that was off already stays off."""
+    global _paused
+    with _guard:
+        if _paused == 0 and not gc.isenabled():
+            owner = False  # paused by someone else (the host application): leave it to them
+        else:
+            owner = True
+            _paused += 1
+            gc.disable()
     try:
         yield
     finally:
-        gc.enable()
+        if owner:
+            with _guard:
+                _paused -= 1
+                if _paused == 0:
+                    gc.enable()

@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 from reconciler import markers
 from reconciler.cloud.client import CloudClient
-from reconciler.cloud.errors import CloudConfigError, CloudError
+from reconciler.cloud.errors import CloudConfigError, CloudError, NotFound
 from reconciler.cloud.model import Image, Member, Server
 from reconciler.model import DesiredState
 
@@ -139,16 +139,24 @@ def _read_servers(
         if server is not None and spec.key not in homes:
             to_image[ref] = server
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        detailed = pool.map(lambda server: client.get_server(server.region, server.id), to_image.values())
+        detailed = pool.map(lambda server: _server_details(client, server), to_image.values())
         servers.update(zip(to_image, detailed, strict=True))
     return servers
+
+
+def _server_details(client: CloudClient, server: Server) -> Server | None:
+    """The listed server with what imaging needs; None if it was deleted since the list."""
+    try:
+        return client.get_server(server.region, server.id)
+    except NotFound:
+        return None
 
 
 def find_server(servers: list[Server], region: str, name_or_id: str) -> Server | None:
     """The server with this id, else the one with exactly this name (a name is text, not a pattern);
     None if there is none; an error if the name is ambiguous."""
     if UUID.match(name_or_id):
-        by_id = [server for server in servers if server.id == name_or_id]
+        by_id = [server for server in servers if server.id.lower() == name_or_id.lower()]
         if by_id:
             return by_id[0]
     matches = [server for server in servers if server.name == name_or_id]

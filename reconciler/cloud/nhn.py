@@ -241,6 +241,7 @@ class NhnCloudClient:
     def list_servers(self, region: str) -> list[Server]:
         params: dict[str, Any] = {"limit": self._page_size}
         servers: list[Server] = []
+        seen: set[str] = set()
         while True:
             answer = self._http.request("compute", region, "GET", "/servers/detail", params=params)
             body = json_body(answer, f"listing servers in {region}")
@@ -251,8 +252,9 @@ class NhnCloudClient:
             marker = _next_marker(body.get("servers_links"))
             if marker is None or not docs:
                 return servers
-            if marker == params.get("marker"):
+            if marker in seen:
                 raise CloudResponseError(f"listing servers in {region}: the server's 'next' link repeats")
+            seen.add(marker)
             # Only the marker is taken from the link: its host may be one the client cannot reach.
             params = {"limit": self._page_size, "marker": marker}
 

@@ -170,6 +170,7 @@ def test_servers_are_found_by_id_or_exact_name(client):
     servers = client.list_servers(REGION)
     assert find_server(servers, REGION, "batch-01").id == LOCAL_STOPPED_SERVER
     assert find_server(servers, REGION, VOLUME_SERVER).name == "web-golden-01"
+    assert find_server(servers, REGION, VOLUME_SERVER.upper()).id == VOLUME_SERVER  # ids are case-blind
     for unknown in ("no-such-server", UNKNOWN_ID, "batch-0.", "batch"):
         assert find_server(servers, REGION, unknown) is None
 
