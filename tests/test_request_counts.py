@@ -3,8 +3,6 @@ so a regression to per-image reads fails CI."""
 
 from __future__ import annotations
 
-import textwrap
-
 import requests
 from support import OWNER, OWNER_USER, PARTNER
 
@@ -51,27 +49,44 @@ def inventory() -> dict:
     }
 
 
-def test_a_plan_reads_each_region_with_lists_and_members_only_where_shared(make_sim, tmp_path):
-    sim = make_sim(inventory())
-    (tmp_path / "reconciler.yaml").write_text(
+def write_root(folder, *, renamed: bool = False) -> None:
+    """A root declaring the inventory: every key copied to KR2 and JP1, the first SHARED shared; with
+    `renamed`, every key also renamed (one update each)."""
+    (folder / "reconciler.yaml").write_text(
         f"version: 1\nset: scale\ncloud: {{kind: nhn, project: {OWNER}}}\ndefaults: {{region: KR1}}\n"
     )
     manifest = ["version: 1", "images:"]
     for i in range(KEYS):
+        name = f"name: renamed-{i}, " if renamed else ""
         share = f", share: [{PARTNER}]" if i < SHARED else ""
         manifest.append(
-            f"  img-{i:03d}: {{source: {{image: 00000000-0000-4000-8000-{i:012d}}}, copies: [KR2, JP1]{share}}}"
+            f"  img-{i:03d}: {{{name}source: {{image: 00000000-0000-4000-8000-{i:012d}}}, copies: [KR2, JP1]{share}}}"
         )
-    (tmp_path / "images.yaml").write_text(textwrap.dedent("\n".join(manifest)) + "\n")
+    (folder / "images.yaml").write_text("\n".join(manifest) + "\n")
+
+
+def reset_counts(sim) -> None:
+    requests.delete(f"{sim.base_url}/_simulator/stats", timeout=5)
+
+
+def counts(sim) -> dict[str, int]:
+    """Requests per route since the last reset, the counter's own calls left out."""
+    routes = requests.get(f"{sim.base_url}/_simulator/stats", timeout=5).json()["routes"]
+    return {route: n for route, n in routes.items() if "/_simulator/" not in route}
+
+
+def test_a_plan_reads_each_region_with_lists_and_members_only_where_shared(make_sim, tmp_path):
+    sim = make_sim(inventory())
+    write_root(tmp_path)
     desired = load_desired_state(tmp_path)
     client = connect(Credentials(*OWNER_USER, identity_url=sim.identity_url), OWNER)
-    requests.delete(f"{sim.base_url}/_simulator/stats", timeout=5)
+    reset_counts(sim)
 
     snapshot = read_snapshot(client, desired)
     plan = build_plan(desired, snapshot, Target("nhn", OWNER, sim.identity_url, snapshot.regions))
 
     assert plan.actions == () and plan.refusals == ()
-    routes = requests.get(f"{sim.base_url}/_simulator/stats", timeout=5).json()["routes"]
+    routes = counts(sim)
     shared_images = SHARED * 3  # each shared key: home and two copies
     assert routes.get("GET /image/{region}/v2/images") == 3  # one page per region
     assert routes.get("GET /image/{region}/v2/images/{image_id}/members") == shared_images
@@ -85,29 +100,18 @@ def test_an_update_is_one_read_and_one_patch(make_sim, tmp_path):
     """apply checks an update's `expects` on a fresh read and builds the patch from that same read:
     a second read per action would cost a round trip on every one of thousands of updates."""
     sim = make_sim(inventory())
-    (tmp_path / "reconciler.yaml").write_text(
-        f"version: 1\nset: scale\ncloud: {{kind: nhn, project: {OWNER}}}\ndefaults: {{region: KR1}}\n"
-    )
-    manifest = ["version: 1", "images:"]
-    for i in range(KEYS):
-        share = f", share: [{PARTNER}]" if i < SHARED else ""
-        manifest.append(
-            f"  img-{i:03d}: {{name: renamed-{i}, source: {{image: 00000000-0000-4000-8000-{i:012d}}}, "
-            f"copies: [KR2, JP1]{share}}}"
-        )
-    (tmp_path / "images.yaml").write_text("\n".join(manifest) + "\n")
+    write_root(tmp_path, renamed=True)
     desired = load_desired_state(tmp_path)
     client = connect(Credentials(*OWNER_USER, identity_url=sim.identity_url), OWNER)
     plan = build_plan(desired, read_snapshot(client, desired), Target("nhn", OWNER, sim.identity_url, ("KR1",)))
     updates = [a for a in plan.actions if a.kind == "update"]
     assert len(updates) == len(plan.actions) >= KEYS
-    requests.delete(f"{sim.base_url}/_simulator/stats", timeout=5)
+    reset_counts(sim)
 
     report = Applier(client, plan, parallelism=8).run()
 
     assert report.succeeded
-    routes = requests.get(f"{sim.base_url}/_simulator/stats", timeout=5).json()["routes"]
-    routes.pop("GET /_simulator/stats")
+    routes = counts(sim)
     assert routes == {
         "GET /image/{region}/v2/images/{image_id}": len(updates),
         "PATCH /image/{region}/v2/images/{image_id}": len(updates),
@@ -149,7 +153,7 @@ def test_servers_are_listed_and_read_one_by_one_only_for_a_create(make_sim, tmp_
     desired = load_desired_state(tmp_path)
     connected = connect(Credentials(*OWNER_USER, identity_url=sim.identity_url), OWNER)
     client = NhnCloudClient(connected._http, page_size=10)
-    requests.delete(f"{sim.base_url}/_simulator/stats", timeout=5)
+    reset_counts(sim)
 
     snapshot = read_snapshot(client, desired)
     plan = build_plan(desired, snapshot, Target("nhn", OWNER, sim.identity_url, snapshot.regions))
@@ -157,7 +161,7 @@ def test_servers_are_listed_and_read_one_by_one_only_for_a_create(make_sim, tmp_
     assert [(a.kind, a.key) for a in plan.actions] == [("create", f"web-{SERVERS - 1:02d}")]
     # Every recorded source (an instance id) resolved to the instance the manifest names.
     assert [w.code for w in plan.warnings] == ["linux_machine_id"]  # the create's advice only
-    routes = requests.get(f"{sim.base_url}/_simulator/stats", timeout=5).json()["routes"]
+    routes = counts(sim)
     compute = {route: n for route, n in routes.items() if route.startswith(("GET /compute", "GET /volume"))}
     assert compute == {
         "GET /compute/{region}/v2/{tenant_id}/servers/detail": SERVERS // 10 + 1,  # pages of 10, the last empty
