@@ -129,12 +129,15 @@ def _read_servers(
     }
     listed_regions = sorted({spec.region for spec in named})
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(listed_regions)))) as pool:
-        listed = dict(zip(listed_regions, pool.map(client.list_servers, listed_regions), strict=True))
+        listed = {
+            region: ServerIndex(region, found)
+            for region, found in zip(listed_regions, pool.map(client.list_servers, listed_regions), strict=True)
+        }
     servers: dict[tuple[str, str], Server | None] = {}
     to_image: dict[tuple[str, str], Server] = {}
     for spec in named:
         ref = (spec.region, spec.source.instance)
-        server = find_server(listed[spec.region], spec.region, spec.source.instance)
+        server = listed[spec.region].find(spec.source.instance)
         servers[ref] = server
         if server is not None and spec.key not in homes:
             to_image[ref] = server
@@ -152,18 +155,27 @@ def _server_details(client: CloudClient, server: Server) -> Server | None:
         return None
 
 
-def find_server(servers: list[Server], region: str, name_or_id: str) -> Server | None:
-    """The server with this id, else the one with exactly this name (a name is text, not a pattern);
-    None if there is none; an error if the name is ambiguous."""
-    if UUID.match(name_or_id):
-        by_id = [server for server in servers if server.id.lower() == name_or_id.lower()]
-        if by_id:
-            return by_id[0]
-    matches = [server for server in servers if server.name == name_or_id]
-    if len(matches) > 1:
-        ids = ", ".join(sorted(server.id for server in matches))
-        raise CloudError(
-            f"{len(matches)} servers in {region} are named {name_or_id} ({ids})",
-            hint="name the instance by id in the manifest",
-        )
-    return matches[0] if matches else None
+class ServerIndex:
+    """One region's listed servers, by id and by name: each manifest's instance is found in constant
+    time, not by scanning the list once per key."""
+
+    def __init__(self, region: str, servers: list[Server]) -> None:
+        self.region = region
+        self._by_id = {server.id.lower(): server for server in servers}
+        self._by_name: dict[str, list[Server]] = {}
+        for server in servers:
+            self._by_name.setdefault(server.name, []).append(server)
+
+    def find(self, name_or_id: str) -> Server | None:
+        """The server with this id, else the one with exactly this name (a name is text, not a pattern);
+        None if there is none; an error if the name is ambiguous."""
+        if UUID.match(name_or_id) and name_or_id.lower() in self._by_id:
+            return self._by_id[name_or_id.lower()]
+        matches = self._by_name.get(name_or_id, [])
+        if len(matches) > 1:
+            ids = ", ".join(sorted(server.id for server in matches))
+            raise CloudError(
+                f"{len(matches)} servers in {self.region} are named {name_or_id} ({ids})",
+                hint="name the instance by id in the manifest",
+            )
+        return matches[0] if matches else None

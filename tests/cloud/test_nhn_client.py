@@ -35,7 +35,7 @@ from reconciler.cloud.errors import (
 from reconciler.cloud.model import set_ops
 from reconciler.cloud.nhn import NhnCloudClient, connect
 from reconciler.simulator.identity import TokenStore
-from reconciler.snapshot import find_server
+from reconciler.snapshot import ServerIndex
 
 REGION = "KR1"
 IMAGES = "GET /image/{region}/v2/images"
@@ -166,13 +166,13 @@ def test_a_listed_server_read_again_has_its_root_device_and_flavor(client):
 
 
 def test_servers_are_found_by_id_or_exact_name(client):
-    """snapshot.find_server: by id, else by the exact name, as text (not a pattern); None if none."""
+    """snapshot.ServerIndex: by id, else by the exact name, as text (not a pattern); None if none."""
     servers = client.list_servers(REGION)
-    assert find_server(servers, REGION, "batch-01").id == LOCAL_STOPPED_SERVER
-    assert find_server(servers, REGION, VOLUME_SERVER).name == "web-golden-01"
-    assert find_server(servers, REGION, VOLUME_SERVER.upper()).id == VOLUME_SERVER  # ids are case-blind
+    assert ServerIndex(REGION, servers).find("batch-01").id == LOCAL_STOPPED_SERVER
+    assert ServerIndex(REGION, servers).find(VOLUME_SERVER).name == "web-golden-01"
+    assert ServerIndex(REGION, servers).find(VOLUME_SERVER.upper()).id == VOLUME_SERVER  # ids are case-blind
     for unknown in ("no-such-server", UNKNOWN_ID, "batch-0.", "batch"):
-        assert find_server(servers, REGION, unknown) is None
+        assert ServerIndex(REGION, servers).find(unknown) is None
 
 
 def test_an_ambiguous_server_name_is_an_error(make_sim, connect_to):
@@ -193,12 +193,12 @@ def test_an_ambiguous_server_name_is_an_error(make_sim, connect_to):
     client, _ = connect_to(make_sim(seed))
     servers = client.list_servers(REGION)
     with pytest.raises(CloudError, match="are named") as caught:
-        find_server(servers, REGION, "batch-01")
+        ServerIndex(REGION, servers).find("batch-01")
     assert LOCAL_STOPPED_SERVER in str(caught.value)
     assert DUPLICATE_SERVER in str(caught.value)
     assert caught.value.hint
     # By id each is still found.
-    assert find_server(servers, REGION, DUPLICATE_SERVER).id == DUPLICATE_SERVER
+    assert ServerIndex(REGION, servers).find(DUPLICATE_SERVER).id == DUPLICATE_SERVER
 
 
 def test_get_server_volume_root(sim, client):
