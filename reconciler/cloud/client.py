@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from reconciler.cloud.model import Image, Member, PatchOp, Server
+from reconciler.cloud.model import Image, ImageListing, Member, PatchOp, Server
 
 
 class ImageDownload(Protocol):
@@ -44,8 +44,28 @@ class CloudClient(Protocol):
         """Regions whose catalog offers the image service, sorted."""
 
     # -- images ---------------------------------------------------------------------------------------
-    def list_images(self, region: str, *, owner: str | None = None) -> list[Image]:
-        """Every image the project can list in `region` (all pages), filtered by `owner` on the server."""
+    def list_images(
+        self,
+        region: str,
+        *,
+        owner: str | None = None,
+        name: str | None = None,
+        filters: Mapping[str, str] | None = None,
+    ) -> list[Image]:
+        """Every image the project can list in `region` (all pages), filtered on the server by `owner`, an
+        exact `name` and any other Glance list filter in `filters` (e.g. `visibility` and `member_status`
+        for a consumer's view of what is shared with it). Custom-property filters are not relied on: NHN
+        may ignore them."""
+
+    def list_images_dated(
+        self,
+        region: str,
+        *,
+        owner: str | None = None,
+        name: str | None = None,
+        filters: Mapping[str, str] | None = None,
+    ) -> ImageListing:
+        """As `list_images`, with the server's clock (the first page's `Date`) at the time of the answer."""
 
     def get_image(self, region: str, image_id: str) -> Image:
         """The image; NotFound if it does not exist or is not visible."""

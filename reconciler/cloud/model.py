@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -95,6 +97,33 @@ class Image:
     @property
     def failed(self) -> bool:
         return self.status in FAILED_IMAGE
+
+
+def parse_server_time(text: str | None) -> float | None:
+    """Seconds since the epoch from a server's ISO 8601 time (`2026-11-30T05:01:02Z`, Glance's
+    `created_at` / `updated_at`) or HTTP date (`Mon, 30 Nov 2026 05:01:02 GMT`); None if unreadable."""
+    if not text:
+        return None
+    try:
+        if text[:1].isdigit():
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        else:
+            moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # OpenStack's times without a zone are UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class ImageListing:
+    """A list of images with the server's clock at the time of the answer: the `Date` header of the first
+    page (seconds since the epoch; None if the server sent none). Coordination between machines (the apply
+    lock's leases) is judged on the server's clock, never on a client's."""
+
+    images: tuple[Image, ...]
+    server_time: float | None
 
 
 @dataclass(frozen=True, slots=True)

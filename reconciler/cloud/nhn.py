@@ -22,7 +22,7 @@ import requests
 
 from reconciler.cloud.auth import Credentials, KeystoneV2Auth, TrustedHeaderAuth
 from reconciler.cloud.errors import CloudError, CloudResponseError, CloudTransportError, Conflict, NotFound
-from reconciler.cloud.model import Image, Member, PatchOp, Server
+from reconciler.cloud.model import Image, ImageListing, Member, PatchOp, Server, parse_server_time
 from reconciler.cloud.transport import DEFAULT_TIMEOUT, Transport, json_body, make_session
 from reconciler.cloud.waiting import poll
 
@@ -114,20 +114,43 @@ class NhnCloudClient:
 
     # -- images ---------------------------------------------------------------------------------------
 
-    def list_images(self, region: str, *, owner: str | None = None) -> list[Image]:
-        params: dict[str, Any] | None = {"limit": self._page_size, **({"owner": owner} if owner else {})}
+    def list_images(
+        self,
+        region: str,
+        *,
+        owner: str | None = None,
+        name: str | None = None,
+        filters: Mapping[str, str] | None = None,
+    ) -> list[Image]:
+        return list(self.list_images_dated(region, owner=owner, name=name, filters=filters).images)
+
+    def list_images_dated(
+        self,
+        region: str,
+        *,
+        owner: str | None = None,
+        name: str | None = None,
+        filters: Mapping[str, str] | None = None,
+    ) -> ImageListing:
+        query = {**(filters or {}), **({"owner": owner} if owner else {}), **({"name": name} if name else {})}
+        params: dict[str, Any] | None = {"limit": self._page_size, **query}
         path = "/v2/images"
         images: list[Image] = []
         seen_pages: set[str] = set()
+        server_time: float | None = None
+        first = True
         while True:
             answer = self._http.request("image", region, "GET", path, params=params)
+            if first:
+                server_time = parse_server_time(answer.headers.get("Date"))
+                first = False
             body = json_body(answer, f"listing images in {region}")
             if not isinstance(body, dict) or not isinstance(body.get("images"), list):
                 raise CloudResponseError(f"listing images in {region}: the answer has no 'images' list")
             images.extend(Image.from_api(region, doc) for doc in body["images"])
             following = body.get("next")
             if not following:
-                return images
+                return ImageListing(tuple(images), server_time)
             if not isinstance(following, str) or following in seen_pages:
                 raise CloudResponseError(f"listing images in {region}: the server's 'next' link repeats or is invalid")
             seen_pages.add(following)

@@ -138,6 +138,38 @@ def test_list_images_follows_every_page(sim, connect_to):
     assert stats(sim)[IMAGES] == 1 + len(everything) + 1
 
 
+def test_list_images_filters_by_name_on_the_server_and_dates_the_answer(sim, connect_to):
+    """`name=` is sent to the server (one page, only that name) and the listing carries the first page's
+    Date header as the server's clock: the apply lock judges leases on it, never on the client's clock."""
+    import time
+
+    base, _ = connect_to(sim)
+    made = base.create_image(
+        REGION, {"name": "only-me", "disk_format": "raw", "container_format": "bare", "os_type": "linux"}
+    )
+    before = stats(sim).get(IMAGES, 0)
+    listing = base.list_images_dated(REGION, owner=base.project_id, name="only-me")
+    assert [i.id for i in listing.images] == [made.id]
+    assert stats(sim)[IMAGES] == before + 1
+    assert listing.server_time is not None and abs(listing.server_time - time.time()) < 5
+
+
+@pytest.mark.parametrize(
+    ("text", "epoch", "reason"),
+    [
+        ("2026-11-30T05:01:02Z", 1796014862.0, "Glance's ISO time with Z"),
+        ("2026-11-30T05:01:02.000000", 1796014862.0, "Nova's time without a zone is UTC"),
+        ("Mon, 30 Nov 2026 05:01:02 GMT", 1796014862.0, "an HTTP Date header"),
+        ("yesterday", None, "unreadable: None, never a guess"),
+        (None, None, "absent"),
+    ],
+)
+def test_server_times_parse(text, epoch, reason):
+    from reconciler.cloud.model import parse_server_time
+
+    assert parse_server_time(text) == epoch, reason
+
+
 # -- find / get server ----------------------------------------------------------------------------
 
 
