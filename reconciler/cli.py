@@ -161,8 +161,28 @@ def build_parser() -> argparse.ArgumentParser:
     importer_parser.add_argument("--region", required=True, help="the region whose images to import")
     importer_parser.add_argument("--name-prefix", metavar="P", help="only images whose names start with P")
     importer_parser.set_defaults(handler=run_import, format="text")
+    doctor = subparsers.add_parser(
+        "doctor",
+        parents=subcommand_options,
+        help="check that the target behaves as the tool relies on",
+        description="Check, with short-lived scratch images, the behaviours of the target's image service that "
+        "the tool relies on and that NHN's documents do not settle; say what to set where it differs. "
+        "Exits 1 only when a check the tool cannot work safely without fails.",
+    )
+    _add_root(doctor)
+    doctor.add_argument(
+        "--region", action="append", default=[], metavar="R", help="check only this region (repeatable)"
+    )
+    doctor.add_argument("--format", choices=("text", "json"), default="text", help="text, or a JSON report on stdout")
+    doctor.set_defaults(handler=run_doctor)
     _add_simulator(subparsers, subcommand_options)
     return parser
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from reconciler import doctor
+
+    return doctor.run(args)
 
 
 def _add_simulator(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
