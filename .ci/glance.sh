@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
-# A real OpenStack Glance (Image API v2) on loopback for the contract tests, without Keystone: its
-# "trusted" paste pipeline takes the caller's identity from X-Identity-Status / X-Project-Id / X-Roles
-# headers, which the cloud client's trusted-header mode sends.
+# Real OpenStack Glance servers (Image API v2) on loopback, without Keystone: their "trusted" paste
+# pipeline takes the caller's identity from X-Identity-Status / X-Project-Id / X-Roles headers, which the
+# cloud client's trusted-header mode (contract tests) and the end-to-end tier's identity front send.
 #
-#   .ci/glance.sh start    install (first time, ~30 s), configure, migrate, start; prints the URL last
-#   .ci/glance.sh stop
+#   .ci/glance.sh start    install (first time, ~40 s), configure, migrate, start both servers; prints the
+#                          second server's URL, then the first's on the last line (as before)
+#   .ci/glance.sh stop     stops both
 #
-# Env: GLANCE_HOME (default /tmp/reconciler-glance), GLANCE_PORT (default 19292), GLANCE_VERSION
-# (pip requirement, default glance==33.*). One worker, one thread: sqlite does not like concurrency.
+# Two servers stand for two regions (the end-to-end tier copies between them): the first on GLANCE_PORT
+# (default 19292), the second on GLANCE_PORT+1 (19293). Each has its own config, sqlite database, store,
+# pid and logs under GLANCE_HOME/1 and GLANCE_HOME/2 (default /tmp/reconciler-glance); both run from one
+# virtualenv, GLANCE_HOME/venv, installed once. GLANCE_SERVERS=1 starts only the first. GLANCE_VERSION is
+# the pip requirement (default glance==33.*). One worker, one thread each: sqlite does not like concurrency.
 set -euo pipefail
 
 home=${GLANCE_HOME:-/tmp/reconciler-glance}
 port=${GLANCE_PORT:-19292}
+count=${GLANCE_SERVERS:-2}
 version=${GLANCE_VERSION:-glance==33.*}
-url="http://127.0.0.1:$port"
-pidfile=$home/glance.pid
 say() { echo "[glance] $*" >&2; }
 
-stop() {
-  local pid
+case "$count" in 1 | 2) ;; *) say "GLANCE_SERVERS must be 1 or 2"; exit 2 ;; esac
+
+stop_pidfile() {
+  local pidfile=$1 pid
   pid=$(cat "$pidfile" 2>/dev/null || true)
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid"
@@ -28,21 +33,23 @@ stop() {
   rm -f "$pidfile"
 }
 
-start() {
-  mkdir -p "$home/etc" "$home/logs" "$home/images" "$home/staging" "$home/tasks" "$home/locks"
-  stop
-  if ! "$home/venv/bin/python" -c 'import glance, gunicorn' 2>/dev/null; then
-    say "installing $version and gunicorn into $home/venv"
-    python3 -m venv "$home/venv"
-    "$home/venv/bin/pip" install --quiet --disable-pip-version-check "$version" gunicorn \
-      >"$home/logs/pip.log" 2>&1 || { tail -n 30 "$home/logs/pip.log" >&2; exit 1; }
-  fi
-  # Each run starts from an empty database and store.
-  rm -rf "$home/glance.sqlite" "$home/images"/* "$home/staging"/* "$home/tasks"/*
+stop() {
+  # $home/glance.pid: a server started by the one-server version of this script.
+  stop_pidfile "$home/glance.pid"
+  stop_pidfile "$home/1/glance.pid"
+  stop_pidfile "$home/2/glance.pid"
+}
 
-  cat >"$home/etc/glance-api.conf" <<CONF
+# configure N PORT: a fresh database and store for server N, and its config files.
+configure() {
+  local dir=$home/$1
+  mkdir -p "$dir/etc" "$dir/logs" "$dir/images" "$dir/staging" "$dir/tasks" "$dir/locks"
+  # Each start begins from an empty database and store.
+  rm -rf "$dir/glance.sqlite" "$dir/images"/* "$dir/staging"/* "$dir/tasks"/*
+
+  cat >"$dir/etc/glance-api.conf" <<CONF
 [DEFAULT]
-log_file = $home/logs/glance-api.log
+log_file = $dir/logs/glance-api.log
 enabled_backends = fs:file
 limit_param_default = 25
 api_limit_max = 1000
@@ -50,23 +57,23 @@ show_image_direct_url = false
 enabled_import_methods = [glance-direct]
 
 [database]
-connection = sqlite:///$home/glance.sqlite
+connection = sqlite:///$dir/glance.sqlite
 sqlite_synchronous = false
 
 [glance_store]
 default_backend = fs
 
 [fs]
-filesystem_store_datadir = $home/images/
+filesystem_store_datadir = $dir/images/
 
 [os_glance_staging_store]
-filesystem_store_datadir = $home/staging/
+filesystem_store_datadir = $dir/staging/
 
 [os_glance_tasks_store]
-filesystem_store_datadir = $home/tasks/
+filesystem_store_datadir = $dir/tasks/
 
 [oslo_concurrency]
-lock_path = $home/locks
+lock_path = $dir/locks
 
 [oslo_policy]
 enforce_new_defaults = true
@@ -74,11 +81,11 @@ enforce_scope = true
 
 [paste_deploy]
 flavor = trusted
-config_file = $home/etc/glance-api-paste.ini
+config_file = $dir/etc/glance-api-paste.ini
 CONF
 
   # Glance's own pipeline without the authtoken filter: the context comes from identity headers.
-  cat >"$home/etc/glance-api-paste.ini" <<'PASTE'
+  cat >"$dir/etc/glance-api-paste.ini" <<'PASTE'
 [composite:glance-api-trusted]
 paste.composite_factory = glance.api:root_app_factory
 /: api
@@ -108,23 +115,50 @@ paste.filter_factory = glance.api.middleware.context:ContextMiddleware.factory
 paste.filter_factory = oslo_middleware:HTTPProxyToWSGI.factory
 PASTE
 
-  "$home/venv/bin/glance-manage" --config-file "$home/etc/glance-api.conf" db_sync \
-    >"$home/logs/db_sync.log" 2>&1 || { tail -n 30 "$home/logs/db_sync.log" >&2; exit 1; }
+  "$home/venv/bin/glance-manage" --config-file "$dir/etc/glance-api.conf" db_sync \
+    >"$dir/logs/db_sync.log" 2>&1 || { tail -n 30 "$dir/logs/db_sync.log" >&2; return 1; }
+}
 
-  say "starting on $url"
-  OS_GLANCE_CONFIG_DIR=$home/etc PYTHONWARNINGS=ignore::DeprecationWarning \
-    nohup "$home/venv/bin/gunicorn" --bind "127.0.0.1:$port" --workers 1 --threads 1 \
-      --worker-class gthread --timeout 300 --pid "$pidfile" \
-      --error-logfile "$home/logs/gunicorn.log" glance.wsgi.api:application \
-      >>"$home/logs/stdout.log" 2>&1 </dev/null &
+# launch N PORT
+launch() {
+  local dir=$home/$1
+  say "starting server $1 on http://127.0.0.1:$2"
+  OS_GLANCE_CONFIG_DIR=$dir/etc PYTHONWARNINGS=ignore::DeprecationWarning \
+    nohup "$home/venv/bin/gunicorn" --bind "127.0.0.1:$2" --workers 1 --threads 1 \
+      --worker-class gthread --timeout 300 --pid "$dir/glance.pid" \
+      --error-logfile "$dir/logs/gunicorn.log" glance.wsgi.api:application \
+      >>"$dir/logs/stdout.log" 2>&1 </dev/null &
+}
+
+ready() {
+  curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/versions" 2>/dev/null | grep -q 200
+}
+
+start() {
+  mkdir -p "$home/logs"
+  stop
+  if ! "$home/venv/bin/python" -c 'import glance, gunicorn' 2>/dev/null; then
+    say "installing $version and gunicorn into $home/venv"
+    python3 -m venv "$home/venv"
+    "$home/venv/bin/pip" install --quiet --disable-pip-version-check "$version" gunicorn \
+      >"$home/logs/pip.log" 2>&1 || { tail -n 30 "$home/logs/pip.log" >&2; exit 1; }
+  fi
+  local n pids=()
+  for n in $(seq 1 "$count"); do configure "$n" & pids+=($!); done
+  for n in "${pids[@]}"; do wait "$n" || exit 1; done
+  for n in $(seq 1 "$count"); do launch "$n" $((port + n - 1)); done
   for _ in $(seq 1 300); do
-    if curl -s -o /dev/null -w '%{http_code}' "$url/versions" 2>/dev/null | grep -q 200; then
-      echo "$url"
+    local all=yes
+    for n in $(seq 1 "$count"); do ready $((port + n - 1)) || all=no; done
+    if [ "$all" = yes ]; then
+      # The first server's URL last: `tail -n 1` takes it, as with the one-server version.
+      for n in $(seq "$count" -1 1); do echo "http://127.0.0.1:$((port + n - 1))"; done
       return 0
     fi
     sleep 0.2
   done
-  say "not ready after 60 s:"; tail -n 30 "$home/logs/gunicorn.log" "$home/logs/glance-api.log" >&2 || true
+  say "not ready after 60 s:"
+  for n in $(seq 1 "$count"); do tail -n 30 "$home/$n/logs/gunicorn.log" "$home/$n/logs/glance-api.log" >&2 || true; done
   stop
   exit 1
 }
