@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -21,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler import markers
 from reconciler.cloud.client import CloudClient
@@ -29,6 +30,9 @@ from reconciler.cloud.errors import CloudError, CloudTransportError
 from reconciler.cloud.model import IMAGE_BASE_ATTRIBUTES, Image, PatchOp
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Action, Change, Plan
+
+if TYPE_CHECKING:
+    from reconciler.lock import LockSession
 from reconciler.region_copy import copy_image
 
 log = logging.getLogger(__name__)
@@ -103,6 +107,7 @@ class Applier:
         clock: Callable[[], float] = time.monotonic,
         already_made: Mapping[str, str] | None = None,
         already_done: Iterable[str] = (),
+        lock: LockSession | None = None,
     ) -> None:
         if not plan.applicable:
             raise ReconcilerError("the plan has refusals: nothing can be applied until they are resolved")
@@ -116,6 +121,10 @@ class Applier:
         self.timeout = timeout
         self.progress = progress
         self.clock = clock
+        # The apply lock held for this run: consulted before each action starts (the client it gave us
+        # checks it before each change); compensations run exempt. Its token marks what this run stops.
+        self.apply_lock = lock
+        self.run_token = lock.token if lock is not None else None
         self._lock = threading.Lock()
         # Images made by this run, by (key, region): later actions on them name no image id.
         self.made: dict[tuple[str, str], str] = {}
@@ -157,6 +166,11 @@ class Applier:
                             results[action_id] = StepResult(action, SKIPPED, "what it compensates did not run")
                             self.progress("skip", action, results[action_id])
                             continue
+                    elif self.apply_lock is not None and self.apply_lock.lost:
+                        failed = True
+                        results[action_id] = StepResult(action, SKIPPED, "the apply lock was lost")
+                        self.progress("skip", action, results[action_id])
+                        continue
                     elif failed:
                         results[action_id] = StepResult(action, SKIPPED, "an earlier action failed")
                         self.progress("skip", action, results[action_id])
@@ -189,8 +203,10 @@ class Applier:
 
     def _run_one(self, action: Action) -> StepResult:
         started = self.clock()
+        exempt = self.apply_lock is not None and "compensates" in action.details
         try:
-            image_id = self._execute(action)
+            with self.apply_lock.compensation() if exempt else contextlib.nullcontext():  # type: ignore[union-attr]
+                image_id = self._execute(action)
         except StaleError as err:
             return StepResult(action, STALE, err.message, self.clock() - started)
         except ReconcilerError as err:
@@ -257,12 +273,22 @@ class Applier:
     def _do_stop_instance(self, action: Action) -> None:
         server_id = action.details["server"]
         # Marked first: a crash between the stop and the restart leaves a server the next plan restarts.
-        self.client.set_server_metadata(action.region, server_id, {markers.STOPPED_BY: self.set})
+        self.client.set_server_metadata(
+            action.region, server_id, {markers.STOPPED_BY: markers.stopped_by(self.set, self.run_token)}
+        )
         self.client.stop_server(action.region, server_id)
         self.client.wait_for_server(action.region, server_id, status="SHUTOFF", timeout=self.timeout)
 
     def _do_start_instance(self, action: Action) -> None:
         server_id = action.details["server"]
+        if self.apply_lock is not None and self.apply_lock.lost:
+            # Another apply may hold the lock now: restart only a server still marked by this very run.
+            mark = self.client.get_server(action.region, server_id).metadata.get(markers.STOPPED_BY)
+            if mark != markers.stopped_by(self.set, self.run_token):
+                raise StaleError(
+                    f"the lock was lost and server {server_id} no longer carries this run's mark ({mark!r}): "
+                    "left for the next run"
+                )
         self.client.start_server(action.region, server_id)
         self.client.wait_for_server(action.region, server_id, status="ACTIVE", timeout=self.timeout)
         self.client.delete_server_metadata(action.region, server_id, markers.STOPPED_BY)

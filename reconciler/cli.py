@@ -7,11 +7,12 @@ Exit codes (design.md section 5): 0 success, 1 error, 2 changes present (plan --
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,11 @@ from reconciler.render import DEFAULT_MAX_CHARS
 # reconciler.simulator.behaviour.PROTECTED_PATCH_MODES, written out so that the parser does not import the
 # simulator; tests/test_startup.py checks that the two agree.
 SIMULATOR_PROTECTED_PATCH_MODES = ("permissive", "strict")
+
+# reconciler.lock_claims' DEFAULT_LEASE_S and LEASE_RANGE_S, written out so that `--help` imports nothing
+# of the cloud client; tests/test_startup.py checks that they agree.
+LOCK_LEASE_DEFAULT_S = 120
+LOCK_LEASE_RANGE_S = (30, 900)
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -147,6 +153,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_scope(apply)
     apply.add_argument("--format", choices=("text", "json"), default="text", help="text, or a JSON report on stdout")
+    apply.add_argument(
+        "--lock-lease",
+        type=float,
+        default=LOCK_LEASE_DEFAULT_S,
+        metavar="SECONDS",
+        help=f"the apply lock's lease, renewed while the apply runs ({LOCK_LEASE_RANGE_S[0]}-{LOCK_LEASE_RANGE_S[1]}, "
+        f"default {LOCK_LEASE_DEFAULT_S}): how long a killed apply blocks the next one",
+    )
+    apply.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another apply of the set to finish (default 0: give up at once, naming it)",
+    )
     apply.add_argument("--plan", type=Path, metavar="FILE", help="apply exactly this saved plan (plan --out)")
     apply.add_argument("--resume", action="store_true", help="with --plan: finish a partial apply of that plan")
     apply.set_defaults(handler=run_apply)
@@ -161,6 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
     importer_parser.add_argument("--region", required=True, help="the region whose images to import")
     importer_parser.add_argument("--name-prefix", metavar="P", help="only images whose names start with P")
     importer_parser.set_defaults(handler=run_import, format="text")
+    unlock = subparsers.add_parser(
+        "unlock",
+        parents=subcommand_options,
+        help="delete a stuck apply-lock claim of this root's set",
+        description="Show an apply-lock claim of ROOT's set (its holder and lease) and delete it on confirmation. "
+        "Only for a claim whose apply is known to be gone: a killed apply's claim also frees itself when its "
+        "lease ends. Refuses an id that is not a claim (or v1 lock) of this root's project and set.",
+    )
+    _add_root(unlock)
+    unlock.add_argument("--claim", required=True, metavar="ID", help="the claim's image id (apply's error names it)")
+    unlock.add_argument("--auto-approve", action="store_true", help="delete without asking (needed without a terminal)")
+    unlock.set_defaults(handler=run_unlock, format="text")
     doctor = subparsers.add_parser(
         "doctor",
         parents=subcommand_options,
@@ -177,6 +210,40 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(handler=run_doctor)
     _add_simulator(subparsers, subcommand_options)
     return parser
+
+
+def run_unlock(args: argparse.Namespace) -> int:
+    from reconciler.connect import open_cloud
+    from reconciler.lock import read_claim, server_now
+    from reconciler.lock_claims import legacy_lock_id
+
+    desired, cloud = _start(args, "unlock")
+    set_name = desired.root.set
+    with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
+        legacy_region = plan_target.regions[0] if plan_target.regions else None
+        claim = read_claim(client, set_name, args.claim, legacy_region=legacy_region)
+        if claim is None:
+            raise UsageError(
+                f"{args.claim} is not an apply-lock claim of set {set_name} in project {client.project_id}",
+                hint="the id comes from apply's error (claim ID); nothing was deleted",
+            )
+        now = server_now(client, claim.region, set_name)
+        state = "live" if claim.live(now) else "expired"
+        print(f"{claim.describe()}: {state} by the server's clock, in {claim.region}")
+        if not args.auto_approve:
+            if not sys.stdin.isatty():
+                raise UsageError("no terminal to confirm on", hint="run again with --auto-approve")
+            sys.stdout.write(
+                "Delete it? If its apply is still running, two applies may then run at once. Only 'yes' is accepted: "
+            )
+            sys.stdout.flush()
+            if sys.stdin.readline().strip() != "yes":
+                print("Nothing was deleted.")
+                return EXIT_ERROR
+        gone = client.delete_image(claim.region, claim.id)
+    kind = "legacy lock" if claim.id == legacy_lock_id(client.project_id, set_name) else "claim"
+    print(f"Deleted the {kind} {claim.id}." if gone else f"The {kind} {claim.id} was already gone.")
+    return EXIT_OK
 
 
 def run_doctor(args: argparse.Namespace) -> int:
@@ -344,9 +411,8 @@ def _concurrency(args: argparse.Namespace, desired: Any) -> dict[str, int | None
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    from reconciler.apply import Applier, ApplyReport, failures, summarise
+    from reconciler.apply import Applier, ApplyReport
     from reconciler.connect import open_cloud
-    from reconciler.lock import apply_lock
     from reconciler.planner import build_plan
     from reconciler.render.json import render_json
     from reconciler.snapshot import read_snapshot
@@ -358,13 +424,18 @@ def run_apply(args: argparse.Namespace) -> int:
         raise UsageError("--timeout must be positive")
     if args.resume and args.plan is None:
         raise UsageError("--resume needs --plan FILE: it finishes a partial apply of a saved plan")
+    low, high = LOCK_LEASE_RANGE_S
+    if not low <= args.lock_lease <= high:
+        raise UsageError(f"--lock-lease must be between {low} and {high} seconds")
+    if args.lock_timeout < 0:
+        raise UsageError("--lock-timeout must be 0 or more")
     if args.plan is not None:
         return _apply_saved(args)
     desired, cloud = _start(args, "apply")
     human = sys.stderr if args.format == "json" else sys.stdout
     with (
         open_cloud(desired.root, cloud, os.environ) as (client, plan_target),
-        apply_lock(client, plan_target.regions[0], desired.root.set),
+        _locked(args, client, plan_target, desired) as (guarded, session),
     ):
         snapshot = read_snapshot(client, desired)
         plan = build_plan(desired, snapshot, plan_target, **_plan_options(args, desired, snapshot))
@@ -379,25 +450,53 @@ def run_apply(args: argparse.Namespace) -> int:
         if not args.auto_approve and not _confirm(plan, human):
             return EXIT_ERROR
         applier = Applier(
-            client, plan, **_concurrency(args, desired), timeout=args.timeout, progress=_progress_printer(human)
-        )
+            guarded, plan, **_concurrency(args, desired), timeout=args.timeout, progress=_progress_printer(human),
+            lock=session,
+        )  # fmt: skip
         report = applier.run()
+    return _report(args, report, session, human)
+
+
+def _report(args: argparse.Namespace, report: Any, session: Any, human: Any) -> int:
+    from reconciler.apply import failures, summarise
+    from reconciler.render.json import render_json
+
     for failure in failures(report):
         print(f"  {failure.status}: {failure.action.id}: {failure.message}", file=human)
     print(summarise(report), file=human)
+    if session.lost:
+        print(
+            f"error: lock lost: the apply lock of set {session.set_name} could not be renewed in time "
+            f"({session.lost_reason}); the run stopped starting actions",
+            file=sys.stderr,
+        )
     if args.format == "json":
         sys.stdout.write(render_json(report.to_json()))
-    return EXIT_OK if report.succeeded else EXIT_ERROR
+    return EXIT_OK if report.succeeded and not session.lost else EXIT_ERROR
+
+
+@contextlib.contextmanager
+def _locked(args: argparse.Namespace, client: Any, plan_target: Any, desired: Any) -> Iterator[tuple[Any, Any]]:
+    """Hold the set's apply lock (docs/safety.md) and give apply a client that checks it before each change."""
+    from reconciler.lock import apply_lock
+    from reconciler.lock_guard import LockGuardedClient
+
+    with apply_lock(
+        client,
+        desired.root.set,
+        lease_s=args.lock_lease,
+        timeout_s=args.lock_timeout,
+        legacy_region=plan_target.regions[0] if plan_target.regions else None,
+    ) as session:
+        yield LockGuardedClient(client, session), session
 
 
 def _apply_saved(args: argparse.Namespace) -> int:
     """apply --plan FILE [--resume]: exactly the saved actions, or a refusal naming what changed."""
     from reconciler import saved_plan
-    from reconciler.apply import Applier, failures, summarise
+    from reconciler.apply import Applier
     from reconciler.connect import open_cloud
-    from reconciler.lock import apply_lock
     from reconciler.planner import build_plan
-    from reconciler.render.json import render_json
     from reconciler.snapshot import read_snapshot
 
     desired, cloud = _start(args, "apply")
@@ -414,7 +513,7 @@ def _apply_saved(args: argparse.Namespace) -> int:
     done = set(journal.done) if args.resume else set()
     with (
         open_cloud(desired.root, cloud, os.environ) as (client, plan_target),
-        apply_lock(client, plan_target.regions[0], desired.root.set),
+        _locked(args, client, plan_target, desired) as (guarded, session),
     ):
         saved_plan.check_target(document, cloud, plan_target)
         if plan.refusals:
@@ -459,19 +558,14 @@ def _apply_saved(args: argparse.Namespace) -> int:
                 journal.record(action.id, payload.image_id, made=action.kind in ("create", "copy"))
 
         report = Applier(
-            client, remaining_plan, **_concurrency(args, desired), timeout=args.timeout, progress=progress,
-            already_made=journal.made, already_done=done,
+            guarded, remaining_plan, **_concurrency(args, desired), timeout=args.timeout, progress=progress,
+            already_made=journal.made, already_done=done, lock=session,
         ).run()  # fmt: skip
-    for failure in failures(report):
-        print(f"  {failure.status}: {failure.action.id}: {failure.message}", file=human)
-    print(summarise(report), file=human)
     if report.succeeded:
         journal.path.unlink(missing_ok=True)
     elif any(r.status == "done" for r in report.results) or journal.done:
         print(f"Finish it after fixing the cause with: reconciler apply --plan {args.plan} --resume", file=human)
-    if args.format == "json":
-        sys.stdout.write(render_json(report.to_json()))
-    return EXIT_OK if report.succeeded else EXIT_ERROR
+    return _report(args, report, session, human)
 
 
 def _without(plan: Any, done: set[str]) -> Any:

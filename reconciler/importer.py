@@ -20,7 +20,7 @@ from reconciler import markers
 from reconciler.cloud.client import CloudClient
 from reconciler.cloud.model import Image
 from reconciler.errors import UsageError
-from reconciler.lock import is_lock
+from reconciler.lock_claims import is_bookkeeping
 from reconciler.model import DesiredState
 from reconciler.validate import FIELD_FOR_PROPERTY, _reserved_property
 
@@ -40,7 +40,7 @@ def key_for(name: str | None, image_id: str, taken: set[str]) -> str:
 
 
 def _managed(image: Image) -> bool:
-    return isinstance(image.properties.get(markers.SET), str) or is_lock(image)
+    return isinstance(image.properties.get(markers.SET), str) or is_bookkeeping(image.properties)
 
 
 def _properties(image: Image) -> dict[str, str]:

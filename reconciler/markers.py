@@ -18,6 +18,21 @@ ALL = (SET, KEY, SOURCE, PROPS, COPY_OF, DOWNLOAD_WAS)
 # Server metadata naming the set that stopped an instance, so a later plan restarts one a crash left stopped.
 STOPPED_BY = "reconciler_stopped_by"
 DOWNLOAD_FLAG = "nhncloud_allow_download"
+
+
+def stopped_by(set_name: str, run_token: str | None) -> str:
+    """The STOPPED_BY value an apply writes: `<set>:<run token>`, so that after losing its lock a run
+    restarts only a server that still carries its own mark."""
+    return f"{set_name}:{run_token}" if run_token else set_name
+
+
+def stopped_by_set(value: object) -> str | None:
+    """The set named by a STOPPED_BY value: `<set>:<token>`, or a bare `<set>` as v1 wrote it."""
+    if not isinstance(value, str) or not value:
+        return None
+    return value.split(":", 1)[0]
+
+
 TOKEN_SEPARATOR = "~rc-"
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from reconciler import markers
 from reconciler.cloud.model import Image
-from reconciler.lock import LOCK
+from reconciler.lock_claims import is_bookkeeping
 from reconciler.snapshot import Snapshot
 
 
@@ -42,8 +42,8 @@ def classify(snapshot: Snapshot, set_name: str) -> Ownership:
     unmanaged: list[Image] = []
     tokens: dict[str, list[Image]] = defaultdict(list)
     for image in snapshot.all_images():
-        if LOCK in image.properties:
-            continue  # the apply lock (lock.py) is bookkeeping, not an image
+        if is_bookkeeping(image.properties):
+            continue  # lock claims and doctor's scratch images are the tool's own, not images of anyone's
         owner_set = image.properties.get(markers.SET)
         key = image.properties.get(markers.KEY)
         token = markers.token_of(image.name)

@@ -19,7 +19,7 @@ from typing import Any
 from reconciler import markers
 from reconciler.cloud.model import Image, Server
 from reconciler.gc_pause import gc_paused
-from reconciler.lock import is_lock
+from reconciler.lock_claims import is_bookkeeping
 from reconciler.model import CopySpec, DesiredState, ImageSpec
 from reconciler.ownership import Ownership, classify
 from reconciler.plan import Action, Change, Dependency, Finding, Plan, Reason, Target
@@ -224,13 +224,17 @@ class _Planner:
                 None,
             )
         this_set = sum(len(v) for v in self.own.home.values()) + sum(len(v) for v in self.own.copies.values())
+        bookkeeping = sum(1 for i in self.snapshot.all_images() if is_bookkeeping(i.properties))
         info = {
-            "images": len([i for i in self.snapshot.all_images() if not is_lock(i)]),
+            "images": sum(1 for _ in self.snapshot.all_images()) - bookkeeping,
             "this_set": this_set,
             "unmanaged": len(self.own.unmanaged),
             "other_sets": self.own.other_set_count,
             "pending_members": sorted(self.pending, key=lambda p: (p["key"], p["region"], p["member"])),
         }
+        if bookkeeping:
+            # Lock claims and doctor's scratch images: counted apart, never unmanaged (docs/plan-format.md).
+            info["bookkeeping"] = bookkeeping
         if self.scope.partial:
             info["partial"] = {
                 "targets": sorted(self.scope.targets),
@@ -766,7 +770,7 @@ class _Planner:
         if spec.source.instance is None:
             return
         server = self.snapshot.servers.get((spec.region, spec.source.instance))
-        if server is None or server.metadata.get(markers.STOPPED_BY) != self.set:
+        if server is None or markers.stopped_by_set(server.metadata.get(markers.STOPPED_BY)) != self.set:
             return
         if server.status not in ("SHUTOFF", "ACTIVE"):
             return
@@ -788,7 +792,10 @@ class _Planner:
             server=server.id,
             server_name=server.name,
         )
-        start.expects[f"{spec.region}/server/{server.id}"] = {"status": server.status, markers.STOPPED_BY: self.set}
+        start.expects[f"{spec.region}/server/{server.id}"] = {
+            "status": server.status,
+            markers.STOPPED_BY: server.metadata[markers.STOPPED_BY],
+        }
         for create in creates:
             # A local disk is imaged only stopped: the restart waits for the images made from it.
             start.after(create, "the instance is imaged while stopped")

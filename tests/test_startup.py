@@ -58,3 +58,11 @@ def test_help_imports_no_heavy_module(argv):
 def test_the_parsers_protected_patch_modes_are_the_simulators():
     """The parser spells the modes out so as not to import the simulator; the two must not drift."""
     assert cli.SIMULATOR_PROTECTED_PATCH_MODES == behaviour.PROTECTED_PATCH_MODES
+
+
+def test_the_parsers_lock_lease_settings_are_the_locks():
+    """The parser spells the lease's default and range out so as not to import the lock; they must agree."""
+    from reconciler import lock_claims
+
+    assert cli.LOCK_LEASE_DEFAULT_S == lock_claims.DEFAULT_LEASE_S
+    assert cli.LOCK_LEASE_RANGE_S == lock_claims.LEASE_RANGE_S

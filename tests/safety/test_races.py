@@ -1,23 +1,23 @@
-"""Two applies of one root at the same time, as two real processes: the apply lock (a Glance image with
-a deterministic id, created atomically) lets one run and turns the other away, so that after the next
-plan and apply no identity holds two images and nothing the tool did not make was deleted."""
+"""Two applies of one root at the same time, as two real processes: the apply lock (claims in the cloud,
+docs/safety.md) lets one run and turns the other away, so that after the next plan and apply no identity
+holds two images and nothing the tool did not make was deleted. And the operator's side of the lock:
+claims in plans, `reconciler unlock`, the lock's options."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from promises import fingerprint, violations
 
 from reconciler.cli import main
 from reconciler.connect import open_cloud
-from reconciler.lock import LockedError, apply_lock
+from reconciler.lock import claims_region
+from reconciler.lock_claims import CLAIM, HELD, HOLDER, STATE, claim_name
 from reconciler.validate import load_desired_state
 
 ROOT = Path(__file__).resolve().parent / "root"
@@ -47,7 +47,7 @@ def test_two_applies_at_once(tmp_path, capsys, attempt):
     RACE_OUTCOMES.append(codes)
     for code, err in results:
         if code == 1:
-            assert "another apply of set platform is running" in err
+            assert "another apply of set platform has the lock" in err or "kept trying" in err
     assert violations(root, before, converged=False) == []
     # The next plan and apply finish whatever is left; then one image per identity, nothing lost.
     assert main(["apply", str(root), "--auto-approve"]) == 0
@@ -62,92 +62,51 @@ def test_the_applies_did_overlap_at_least_once():
     assert [0, 1] in RACE_OUTCOMES, RACE_OUTCOMES
 
 
-def test_a_held_lock_turns_an_apply_away_and_a_crashed_holders_lock_is_taken_over(tmp_path, capsys):
+def test_claims_are_bookkeeping_and_unlock_deletes_only_this_sets_claims(tmp_path, capsys):
+    """A claim left by a killed apply: plans count it apart (never unmanaged), `unlock` shows it and deletes
+    it; an id that is not a claim of this root's set is refused and nothing is deleted."""
     root = tmp_path / "root"
     shutil.copytree(ROOT, root)
     desired = load_desired_state(root)
     with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
-        region = target.regions[0]
-        with apply_lock(client, region, "platform"):
-            with pytest.raises(LockedError, match="another apply of set platform is running"):
-                with apply_lock(client, region, "platform"):
-                    pass
-        # A lock left by a process that no longer runs on this machine is taken over.
-        from reconciler import lock
-
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-        pid = dead.stdout.strip()
-        client.create_image(
+        region = claims_region(client)
+        left = client.create_image(
             region,
-            {"id": lock.lock_id(client.project_id, "platform"), "name": "reconciler-lock-platform", "os_type": "linux",
-             "visibility": "private", "disk_format": "raw", "container_format": "bare", lock.LOCK: "platform",
-             lock.HOLDER: f"{__import__('socket').gethostname()}:{pid}", lock.EXPIRES: "2999-01-01T00:00:00Z"},
+            {"name": claim_name("platform"), "os_type": "linux", "disk_format": "raw", "container_format": "bare",
+             "visibility": "private", CLAIM: "platform", HOLDER: "ci-runner:7:abc", STATE: HELD},
         )  # fmt: skip
-        with apply_lock(client, region, "platform"):
-            pass
-        assert client.find_image(region, lock.lock_id(client.project_id, "platform")) is None
-    # The lock never shows in a plan.
+        other_set = client.create_image(
+            region,
+            {"name": claim_name("api"), "os_type": "linux", "disk_format": "raw", "container_format": "bare",
+             "visibility": "private", CLAIM: "api", HOLDER: "ci-runner:8:def", STATE: HELD},
+        )  # fmt: skip
+        unmanaged = next(
+            i
+            for r in target.regions
+            for i in client.list_images(r, owner=client.project_id)
+            if not set(i.properties) & {"reconciler_set", CLAIM}
+        )
     main(["plan", str(root), "--format", "json"])
-    assert json.loads(capsys.readouterr().out)["info"]["unmanaged"] == 2
+    info = json.loads(capsys.readouterr().out)["info"]
+    assert info["unmanaged"] == 2 and info["bookkeeping"] == 2
+    assert main(["apply", str(root), "--auto-approve"]) == 1
+    assert f"claim {left.id} of holder ci-runner:7:abc" in capsys.readouterr().err
+    for refused in (other_set.id, unmanaged.id, "00000000-0000-4000-8000-000000000000"):
+        assert main(["unlock", str(root), "--claim", refused, "--auto-approve"]) == 1
+        assert "is not an apply-lock claim of set platform" in capsys.readouterr().err
+    assert main(["unlock", str(root), "--claim", left.id, "--auto-approve"]) == 0
+    out = capsys.readouterr().out
+    assert "ci-runner:7:abc" in out and "live by the server's clock" in out and f"Deleted the claim {left.id}" in out
+    with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
+        assert client.find_image(region, left.id) is None
+        assert client.find_image(region, other_set.id) is not None
+        assert client.find_image(unmanaged.region, unmanaged.id) is not None
+    assert main(["apply", str(root), "--auto-approve"]) == 0
 
 
-def test_a_lock_this_process_left_behind_is_taken_over(tmp_path):
-    """An apply run in-process (a library caller, a test) whose release failed left a lock naming this
-    very process: it is not held any more, so the next apply takes it over instead of waiting 10 minutes."""
-    from reconciler import lock
-
+def test_lock_options_are_checked(tmp_path, capsys):
     root = tmp_path / "root"
     shutil.copytree(ROOT, root)
-    desired = load_desired_state(root)
-    with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
-        region = target.regions[0]
-        client.create_image(
-            region,
-            {"id": lock.lock_id(client.project_id, "platform"), "name": "reconciler-lock-platform", "os_type": "linux",
-             "visibility": "private", "disk_format": "raw", "container_format": "bare", lock.LOCK: "platform",
-             lock.HOLDER: lock._holder(), lock.EXPIRES: "2999-01-01T00:00:00Z"},
-        )  # fmt: skip
-        with apply_lock(client, region, "platform"):
-            pass
-        assert client.find_image(region, lock.lock_id(client.project_id, "platform")) is None
-
-
-def test_another_process_with_this_pid_keeps_its_lock(tmp_path):
-    """Two containers on one host network both run as pid 1: same host and pid, but not this process."""
-    from reconciler import lock
-
-    root = tmp_path / "root"
-    shutil.copytree(ROOT, root)
-    desired = load_desired_state(root)
-    with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
-        region = target.regions[0]
-        other = f"{__import__('socket').gethostname()}:{os.getpid()}:another-process"
-        client.create_image(
-            region,
-            {"id": lock.lock_id(client.project_id, "platform"), "name": "reconciler-lock-platform", "os_type": "linux",
-             "visibility": "private", "disk_format": "raw", "container_format": "bare", lock.LOCK: "platform",
-             lock.HOLDER: other, lock.EXPIRES: "2999-01-01T00:00:00Z"},
-        )  # fmt: skip
-        with pytest.raises(LockedError, match="another apply of set platform is running"):
-            with apply_lock(client, region, "platform"):
-                pass
-        assert client.find_image(region, lock.lock_id(client.project_id, "platform")) is not None
-
-
-def test_a_failed_release_is_tried_again(tmp_path):
-    from reconciler import lock
-
-    root = tmp_path / "root"
-    shutil.copytree(ROOT, root)
-    seed = yaml.safe_load((root / "seed.yaml").read_text())
-    delete = "DELETE /image/{region}/v2/images/{image_id}"
-    seed["behaviour"] = {"faults": [{"route": delete, "on_call": [1, 2], "status": 500}]}
-    (root / "seed.yaml").write_text(yaml.safe_dump(seed))
-    desired = load_desired_state(root)
-    waits = []
-    with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
-        region = target.regions[0]
-        with apply_lock(client, region, "platform", sleep=waits.append):
-            pass
-        assert client.find_image(region, lock.lock_id(client.project_id, "platform")) is None
-    assert waits == [0.5, 1.0]  # two refusals, then released
+    for flags in (["--lock-lease", "29"], ["--lock-lease", "901"], ["--lock-timeout", "-1"]):
+        assert main(["apply", str(root), "--auto-approve", *flags]) == 1
+        assert "--lock-" in capsys.readouterr().err
