@@ -127,14 +127,15 @@ class ScratchImages:
         image = self.alive.pop(image_id, None)
         name = image.name if image else self.name
         try:
-            _unprotect_and_delete(self.client, self.region, image_id)
+            existed = _unprotect_and_delete(self.client, self.region, image_id)
         except Unauthorized:
             self.undeletable.append(Undeletable(image_id, name, "the credentials were refused"))
             raise
         except (CloudError, OSError) as err:
             self.undeletable.append(Undeletable(image_id, name, _message(err)))
             return False
-        self.deleted.append(image_id)
+        if existed:  # not one a lagging list showed after its delete
+            self.deleted.append(image_id)
         return True
 
     def finish(self) -> None:
@@ -174,18 +175,19 @@ class ScratchImages:
         )
 
 
-def _unprotect_and_delete(client: CloudClient, region: str, image_id: str) -> None:
+def _unprotect_and_delete(client: CloudClient, region: str, image_id: str) -> bool:
+    """Unprotect the image if it is protected, then delete it; False if it was gone already."""
     current = client.find_image(region, image_id)
     if current is None:
-        return
+        return False
     if current.protected:
         client.update_image(region, image_id, [PatchOp("replace", "protected", False)])
     try:
-        client.delete_image(region, image_id)
+        return client.delete_image(region, image_id)
     except Forbidden:
-        # Protected since the read (a check racing the cleanup cannot happen; another client can).
+        # Protected again since the read (by another client): gone meanwhile is fine, else it stays.
         if client.find_image(region, image_id) is None:
-            return
+            return False
         raise
 
 
@@ -211,7 +213,8 @@ def clean_earlier_runs(
         problem = leftover_problem(image, listing.server_time)
         if problem is None:
             try:
-                members = len(client.list_members(region, image.id))
+                # Only a shared image has members (Glance answers 403 for the others).
+                members = len(client.list_members(region, image.id)) if image.visibility == "shared" else 0
             except (Unauthorized, CloudTransportError):
                 raise
             except CloudError as err:
@@ -236,7 +239,8 @@ def clean_earlier_runs(
             kept.append(Kept(image.id, image.name, problem))
             continue
         try:
-            _unprotect_and_delete(client, region, image.id)
+            if not _unprotect_and_delete(client, region, image.id):
+                continue
         except CloudError as err:
             if isinstance(err, Unauthorized | CloudTransportError):
                 raise
