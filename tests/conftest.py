@@ -66,19 +66,30 @@ def outsider(sim: SimulatorServer) -> Api:
     return Api(sim, *OUTSIDER_USER, OUTSIDER)
 
 
-# -- the real-Glance tier: CI requires it to have run -----------------------------------------------
+# -- the real-Glance tiers: CI requires both to have run --------------------------------------------
 
 _glance_passed: list[str] = []
+_e2e_passed: list[str] = []
+_e2e_seconds: list[float] = []  # setup, call and teardown of every end-to-end test
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" and report.passed and "glance" in report.keywords:
         _glance_passed.append(report.nodeid)
+    if "e2e" in report.keywords and report.outcome != "skipped":
+        _e2e_seconds.append(report.duration)
+        if report.when == "call" and report.passed:
+            _e2e_passed.append(report.nodeid)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if os.environ.get("RECONCILER_GLANCE_URL") or _glance_passed:
         terminalreporter.write_line(f"contract tests passed against a real Glance: {len(_glance_passed)}")
+    if os.environ.get("RECONCILER_GLANCE_URL_2") or _e2e_passed:
+        terminalreporter.write_line(
+            f"end-to-end tests passed against two real Glance servers: {len(_e2e_passed)} "
+            f"(the tier took {sum(_e2e_seconds):.1f} s)"
+        )
     if FAULT_FIGURES["runs"]:
         f = FAULT_FIGURES
         terminalreporter.write_line(
@@ -91,3 +102,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("RECONCILER_REQUIRE_GLANCE") == "1" and not _glance_passed and exitstatus == 0:
         session.exitstatus = 1
         print("\nerror: RECONCILER_REQUIRE_GLANCE=1 but no test marked glance passed", file=sys.stderr)
+    # And RECONCILER_REQUIRE_E2E=1: a run whose end-to-end tests were all skipped must fail too.
+    if os.environ.get("RECONCILER_REQUIRE_E2E") == "1" and not _e2e_passed and exitstatus == 0:
+        session.exitstatus = 1
+        print("\nerror: RECONCILER_REQUIRE_E2E=1 but no test marked e2e passed", file=sys.stderr)
