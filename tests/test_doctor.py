@@ -18,8 +18,9 @@ from reconciler.cli import main
 from reconciler.cloud.auth import Credentials
 from reconciler.cloud.nhn import connect
 from reconciler.doctor.probes import check_region
-from reconciler.doctor.report import CHECKS, FATAL
+from reconciler.doctor.report import FATAL
 from reconciler.doctor.scratch import NAME_PREFIX, PROPERTY
+from reconciler.doctor.verdicts import CHECKS
 from reconciler.simulator.qcow2 import Qcow2Image
 
 CREDENTIAL_VARIABLES = ("NHN_CLOUD_USERNAME", "NHN_CLOUD_API_PASSWORD", "OS_USERNAME", "OS_PASSWORD", "NO_COLOR")

@@ -3,8 +3,8 @@ behaviours of the target's image service that the tool relies on and that NHN's 
 (design-v2 section 8; docs/doctor.md).
 
 Modules: probes.py (the checks against one region), scratch.py (scratch images: budget, cleanup, a killed
-run's leftovers), users.py (which images servers and volumes use), report.py (verdicts and the report,
-pure), render.py (the text, pure).
+run's leftovers), users.py (which images servers and volumes use), verdicts.py (each check's verdict,
+pure), report.py (the report and its exit code, pure), render.py (the text, pure).
 
 Exit codes: 0, or 1 when a fatal check fails or a scratch image cannot be deleted. Errors that stop the
 run (credentials, endpoints, no answer) are ReconcilerErrors, mapped by the CLI like any other command's.

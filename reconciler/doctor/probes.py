@@ -1,6 +1,6 @@
 """The checks against one region: what doctor does to its scratch images, and what it records.
 
-Each check records an `Observation` (report.py judges it). An API error in a check becomes that check's
+Each check records an `Observation` (verdicts.py judges it). An API error in a check becomes that check's
 error and the run goes on; a refused authentication, a missing endpoint or a connection that gives no
 answer stops the run (the command reports it as any other command does). Whatever happens, every scratch
 image of the run is deleted before this returns or raises (`ScratchImages.finish`).
@@ -31,9 +31,10 @@ from reconciler.cloud.errors import (
     Unauthorized,
 )
 from reconciler.cloud.model import Image, PatchOp, parse_server_time
-from reconciler.doctor.report import PROBES, Cleanup, Observation, RegionReport, region_report
+from reconciler.doctor.report import Cleanup, Observation, RegionReport
 from reconciler.doctor.scratch import PROPERTY, ScratchImages, clean_earlier_runs
 from reconciler.doctor.users import images_in_use
+from reconciler.doctor.verdicts import PROBES, region_report
 
 PROBE_PROPERTY = "doctor_probe"  # not reconciler_*: a killed run's image stays eligible for cleanup
 SCRATCH_VIRTUAL_SIZE = 256 * 1024  # a 576 KiB qcow2 file: under the 1 MiB of the leftover rule

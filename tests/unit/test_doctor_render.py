@@ -4,7 +4,8 @@ differences sections, the verdict, and colour only where asked."""
 from __future__ import annotations
 
 from reconciler.doctor.render import colorize, render_text
-from reconciler.doctor.report import Cleanup, DoctorReport, Kept, Observation, Undeletable, region_report
+from reconciler.doctor.report import Cleanup, DoctorReport, Kept, Observation, Undeletable
+from reconciler.doctor.verdicts import region_report
 
 TARGET = {"kind": "nhn", "project": "p", "identity": "https://id.example/v2.0", "regions": ["KR1"]}
 

@@ -5,16 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.doctor.report import (
-    CHECKS,
-    ORDER,
-    Cleanup,
-    DoctorReport,
-    Observation,
-    Undeletable,
-    classify,
-    region_report,
-)
+from reconciler.doctor.report import Cleanup, DoctorReport, Observation, Undeletable
+from reconciler.doctor.verdicts import CHECKS, ORDER, classify, region_report
 
 TARGET = {"kind": "nhn", "project": "p", "identity": "https://id.example/v2.0", "regions": ["KR1"]}
 
