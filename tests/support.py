@@ -176,3 +176,36 @@ class Api:
             json=ops,
             headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
         )
+
+
+# -- the apply lock in tests that kill an apply ------------------------------------------------------
+
+LOCK_PROPERTIES = ("reconciler_lock_claim", "reconciler_lock")
+
+
+def is_lock_record(fields: dict[str, Any]) -> bool:
+    """A lock claim (or v1 lock) in a simulator state file: bookkeeping, not an image of the test's."""
+    return any(name in fields for name in LOCK_PROPERTIES)
+
+
+def let_lock_leases_expire(state_path: Any, seconds: float = 126.0) -> None:
+    """Move a (stopped) simulator's clock past the default lease + 5 s, as waiting would: a killed apply's
+    claim then expires and the next apply takes over and deletes it (docs/safety.md)."""
+    import json
+    from pathlib import Path
+
+    path = Path(state_path)
+    doc = json.loads(path.read_text())
+    doc["clock_offset_s"] = float(doc.get("clock_offset_s", 0)) + seconds
+    path.write_text(json.dumps(doc))
+
+
+def cloud_unchanged_but_lock_traces(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Assert two simulator states hold the same images, servers and members: the one trace an apply that
+    changed nothing leaves is the ids of the lock claims it made and deleted (a deleted id is never free
+    again on Glance, so the simulator remembers them)."""
+    before, after = dict(before), dict(after)
+    gone_before, gone_after = before.pop("deleted_images", {}), after.pop("deleted_images", {})
+    claims = set(gone_after) - set(gone_before)
+    assert not claims & set(before.get("images", {})), "an image that existed before was deleted"
+    assert after == before

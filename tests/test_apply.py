@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import cloud_unchanged_but_lock_traces
 
 from reconciler.apply import DONE, FAILED, SKIPPED, STALE, Applier
 from reconciler.cli import main
@@ -61,10 +62,10 @@ def test_applicable_cases_converge(case, tmp_path, capsys):
 def test_refused_plans_change_nothing(case, tmp_path, capsys):
     root = copy_root(case, tmp_path)
     _, before = plan_json(root, capsys)
-    state = (root / ".reconciler" / "sim-state.json").read_bytes()
+    state = json.loads((root / ".reconciler" / "sim-state.json").read_bytes())
     assert main(["apply", str(root), "--auto-approve"]) == 3
     assert "Nothing was applied: the plan has refusals." in capsys.readouterr().out
-    assert (root / ".reconciler" / "sim-state.json").read_bytes() == state
+    cloud_unchanged_but_lock_traces(state, json.loads((root / ".reconciler" / "sim-state.json").read_bytes()))
     _, after = plan_json(root, capsys)
     assert after == before
 
@@ -136,9 +137,9 @@ def test_a_protected_image_is_never_deleted_even_if_the_plan_says_so(tmp_path):
 
 def test_strict_brackets_reprotect_even_when_the_patch_fails(tmp_path, capsys):
     root = copy_root("protect-strict", tmp_path)
-    # One at a time, in plan order: unprotect api-base, unprotect db-base (the bracket), then the rename
-    # of db-base is the third PATCH, and fails.
-    add_fault(root, {"route": "PATCH /image/{region}/v2/images/{image_id}", "on_call": [3], "status": 500})
+    # One at a time, in plan order: the lock marks its claim held (PATCH 1), unprotect api-base, unprotect
+    # db-base (the bracket), then the rename of db-base is the fourth PATCH, and fails.
+    add_fault(root, {"route": "PATCH /image/{region}/v2/images/{image_id}", "on_call": [4], "status": 500})
     assert main(["apply", str(root), "--auto-approve", "--format", "json", "--parallelism", "1"]) == 1
     results = json.loads(capsys.readouterr().out)["results"]
     by_id = {r["id"]: r["status"] for r in results}

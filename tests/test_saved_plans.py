@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import cloud_unchanged_but_lock_traces, let_lock_leases_expire
 
 from reconciler.cli import main
 from reconciler.cloud.model import set_ops
@@ -61,12 +62,12 @@ def test_a_change_to_a_touched_object_makes_the_plan_stale(tmp_path, capsys):
     root, plan_file = saved("rename-in-place", tmp_path, capsys)
     image_id = json.loads(plan_file.read_text())["actions"][0]["image_id"]
     through_the_api(root, lambda c: c.update_image("KR1", image_id, set_ops({"login_username": "root"})))
-    state_before = (root / ".reconciler" / "sim-state.json").read_bytes()
+    state_before = json.loads((root / ".reconciler" / "sim-state.json").read_bytes())
     assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve"]) == 1
     err = capsys.readouterr().err
     assert f"KR1/{image_id}: properties.login_username added ('root')" in err
     assert "nothing was applied" in err
-    assert (root / ".reconciler" / "sim-state.json").read_bytes() == state_before
+    cloud_unchanged_but_lock_traces(state_before, json.loads((root / ".reconciler" / "sim-state.json").read_bytes()))
 
 
 def test_a_change_to_an_untouched_object_does_not(tmp_path, capsys):
@@ -144,6 +145,10 @@ def test_resume_finishes_a_killed_apply(tmp_path, capsys):
     state = json.loads(state_path.read_text())
     state["behaviour"]["faults"] = []
     state_path.write_text(json.dumps(state))
+    # The killed run's lock claim blocks the set until its lease runs out (docs/safety.md).
+    assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve", "--resume"]) == 1
+    assert "has the lock" in capsys.readouterr().err
+    let_lock_leases_expire(state_path)
     assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve", "--resume"]) == 0
     capsys.readouterr()
     assert not journal.exists()
