@@ -217,7 +217,7 @@ def run_unlock(args: argparse.Namespace) -> int:
     from reconciler.lock import read_claim, server_now
     from reconciler.lock_claims import legacy_lock_id
 
-    desired, cloud = _start(args, "unlock")
+    desired, cloud = start_command(args, "unlock")
     set_name = desired.root.set
     with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
         legacy_region = plan_target.regions[0] if plan_target.regions else None
@@ -309,7 +309,7 @@ def run_import(args: argparse.Namespace) -> int:
     from reconciler import importer
     from reconciler.connect import open_cloud
 
-    desired, cloud = _start(args, "import")
+    desired, cloud = start_command(args, "import")
     with open_cloud(desired.root, cloud, os.environ) as (client, _):
         document, notes = importer.build_manifest(client, desired, args.region, args.name_prefix)
     path = desired.root.path / f"imported-{args.region.lower()}.yaml"
@@ -325,7 +325,7 @@ def run_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _start(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
+def start_command(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
     """Validate the root and print the target line first: a run never guesses its target (design.md 5)."""
     from reconciler import target
     from reconciler.validate import load_desired_state
@@ -379,7 +379,7 @@ def run_plan(args: argparse.Namespace) -> int:
     from reconciler.render.markdown import render_markdown
     from reconciler.snapshot import read_snapshot
 
-    desired, cloud = _start(args, "plan")
+    desired, cloud = start_command(args, "plan")
     with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
         snapshot = read_snapshot(client, desired)
     plan = build_plan(desired, snapshot, plan_target, **_plan_options(args, desired, snapshot))
@@ -431,7 +431,7 @@ def run_apply(args: argparse.Namespace) -> int:
         raise UsageError("--lock-timeout must be 0 or more")
     if args.plan is not None:
         return _apply_saved(args)
-    desired, cloud = _start(args, "apply")
+    desired, cloud = start_command(args, "apply")
     human = sys.stderr if args.format == "json" else sys.stdout
     with (
         open_cloud(desired.root, cloud, os.environ) as (client, plan_target),
@@ -499,7 +499,7 @@ def _apply_saved(args: argparse.Namespace) -> int:
     from reconciler.planner import build_plan
     from reconciler.snapshot import read_snapshot
 
-    desired, cloud = _start(args, "apply")
+    desired, cloud = start_command(args, "apply")
     human = sys.stderr if args.format == "json" else sys.stdout
     document = saved_plan.load(args.plan)
     saved_plan.check_root(document, desired)

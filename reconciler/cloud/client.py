@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from reconciler.cloud.model import Image, ImageListing, Member, PatchOp, Server
+from reconciler.cloud.model import Image, ImageListing, Member, PatchOp, Server, Volume
 
 
 class ImageDownload(Protocol):
@@ -108,6 +108,10 @@ class CloudClient(Protocol):
     def list_servers(self, region: str) -> list[Server]:
         """Every server of the project in the region, from paged detail lists: status and metadata, but
         no root device or flavor name (those cost a read per server: get_server)."""
+
+    def list_volumes(self, region: str) -> list[Volume]:
+        """Every block-storage volume of the project in the region (paged), with the image each was made
+        from: with `Server.image_id`, who uses an image."""
 
     def get_server(self, region: str, server_id: str) -> Server:
         """The server with its flavor name and root device; NotFound if unknown."""

@@ -162,6 +162,8 @@ class Server:
     root_device: str | None
     root_volume_id: str | None
     metadata: Mapping[str, str]
+    # The image it was booted from; None when booted from a volume (Nova shows `image: ""`).
+    image_id: str | None = None
 
     @property
     def os_type(self) -> str | None:
@@ -171,6 +173,31 @@ class Server:
     def base_image_name(self) -> str | None:
         # NHN copies the base image's name into the instance's metadata (Compute-Instance API sample).
         return self.metadata.get("image_name")
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """A block-storage volume, with the image it was made from (`volume_image_metadata.image_id`), if any."""
+
+    region: str
+    id: str
+    name: str | None
+    status: str | None
+    image_id: str | None
+
+    @classmethod
+    def from_api(cls, region: str, doc: Any) -> Volume:
+        if not isinstance(doc, dict):
+            raise CloudResponseError("a volume in the server's answer is not a JSON object")
+        meta = doc.get("volume_image_metadata")
+        image_id = meta.get("image_id") if isinstance(meta, dict) else None
+        return cls(
+            region=region,
+            id=_require(doc, "id", "volume", str),
+            name=_optional(doc, "name", str),
+            status=_optional(doc, "status", str),
+            image_id=image_id if isinstance(image_id, str) else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)

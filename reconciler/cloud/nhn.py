@@ -22,7 +22,7 @@ import requests
 
 from reconciler.cloud.auth import Credentials, KeystoneV2Auth, TrustedHeaderAuth
 from reconciler.cloud.errors import CloudError, CloudResponseError, CloudTransportError, Conflict, NotFound
-from reconciler.cloud.model import Image, ImageListing, Member, PatchOp, Server, parse_server_time
+from reconciler.cloud.model import Image, ImageListing, Member, PatchOp, Server, Volume, parse_server_time
 from reconciler.cloud.transport import DEFAULT_TIMEOUT, Transport, json_body, make_session
 from reconciler.cloud.waiting import poll
 
@@ -262,21 +262,28 @@ class NhnCloudClient:
     # -- servers --------------------------------------------------------------------------------------
 
     def list_servers(self, region: str) -> list[Server]:
+        doing = f"listing servers in {region}"
+        return [self._server(region, doc, doing) for doc in self._detail_pages("compute", region, "servers")]
+
+    def list_volumes(self, region: str) -> list[Volume]:
+        return [Volume.from_api(region, doc) for doc in self._detail_pages("volumev2", region, "volumes")]
+
+    def _detail_pages(self, service: str, region: str, key: str) -> Iterator[dict[str, Any]]:
+        """Every item of a Nova or Cinder `/<key>/detail` list, page by page (`limit` / `marker`)."""
         params: dict[str, Any] = {"limit": self._page_size}
-        servers: list[Server] = []
         seen: set[str] = set()
         while True:
-            answer = self._http.request("compute", region, "GET", "/servers/detail", params=params)
-            body = json_body(answer, f"listing servers in {region}")
-            docs = body.get("servers") if isinstance(body, dict) else None
+            answer = self._http.request(service, region, "GET", f"/{key}/detail", params=params)
+            body = json_body(answer, f"listing {key} in {region}")
+            docs = body.get(key) if isinstance(body, dict) else None
             if not isinstance(docs, list) or not all(isinstance(doc, dict) for doc in docs):
-                raise CloudResponseError(f"listing servers in {region}: the answer has no 'servers' list")
-            servers.extend(self._server(region, doc, f"listing servers in {region}") for doc in docs)
-            marker = _next_marker(body.get("servers_links"))
+                raise CloudResponseError(f"listing {key} in {region}: the answer has no {key!r} list")
+            yield from docs
+            marker = _next_marker(body.get(f"{key}_links"))
             if marker is None or not docs:
-                return servers
+                return
             if marker in seen:
-                raise CloudResponseError(f"listing servers in {region}: the server's 'next' link repeats")
+                raise CloudResponseError(f"listing {key} in {region}: the server's 'next' link repeats")
             seen.add(marker)
             # Only the marker is taken from the link: its host may be one the client cannot reach.
             params = {"limit": self._page_size, "marker": marker}
@@ -321,6 +328,7 @@ class NhnCloudClient:
             root_device=None,
             root_volume_id=None,
             metadata=MappingProxyType({str(k): str(v) for k, v in metadata.items()}),
+            image_id=image.get("id") if isinstance(image := doc.get("image"), dict) and image.get("id") else None,
         )
 
     def _root_volume(self, region: str, server_id: str) -> str | None:

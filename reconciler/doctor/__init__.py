@@ -25,14 +25,14 @@ def new_run_id() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reconciler.cli import _start
+    from reconciler.cli import start_command
     from reconciler.connect import open_cloud
     from reconciler.doctor.probes import check_region
     from reconciler.doctor.render import colorize, render_text
     from reconciler.doctor.report import DoctorReport
     from reconciler.render.json import render_json
 
-    desired, cloud = _start(args, "doctor")
+    desired, cloud = start_command(args, "doctor")
     run_id = new_run_id()
 
     def warn(line: str) -> None:
