@@ -16,12 +16,16 @@ import jsonschema
 from reconciler.schemas import load_schema
 
 PROTECTED_PATCH_MODES = ("permissive", "strict")
+ACCEPT_OR_REFUSE = ("accept", "refuse")
+FAULT_KINDS = ("status", "drop", "lose_answer", "cut_after_bytes", "stall_s", "hold")
+# A held call waits at most this long for the others of its group (the `hold` fault).
+HOLD_TIMEOUT_S = 10.0
 
 
 def describe_error(error: jsonschema.ValidationError) -> str:
     """A schema error about the behaviour section, in words (a fault's oneOf is opaque otherwise)."""
     if error.validator == "oneOf" and "faults" in error.absolute_path:
-        return "a fault needs exactly one of status, drop, lose_answer, cut_after_bytes, stall_s"
+        return f"a fault needs exactly one of {', '.join(FAULT_KINDS)}"
     return error.message
 
 
@@ -40,8 +44,10 @@ class Fault:
     or 503), `drop` (close the connection without carrying the request out), `lose_answer` (carry it
     out, then close without answering: the answer is lost), `cut_after_bytes` (break the connection
     mid-stream: after that many bytes of an upload's body, or of a download's answer) or `stall_s` (wait
-    that long, then answer normally, so a client with a shorter timeout gives up). `route` is a route template as
-    `GET /_simulator/stats` names it, e.g. `GET /image/{region}/v2/images`.
+    that long, then answer normally, so a client with a shorter timeout gives up) or `hold` (keep the call
+    waiting until `hold` calls of this fault are waiting, or HOLD_TIMEOUT_S passed, then carry them all out
+    and answer them together once all are done: a race of calls in the same second). `route` is a route
+    template as `GET /_simulator/stats` names it, e.g. `GET /image/{region}/v2/images`.
     """
 
     route: str
@@ -52,6 +58,11 @@ class Fault:
     stall_s: float | None = None
     lose_answer: bool = False
     cut_after_bytes: int | None = None
+    hold: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in FAULT_KINDS if getattr(self, k) not in (None, False))
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Fault:
@@ -67,12 +78,13 @@ class Fault:
             stall_s=raw.get("stall_s"),
             lose_answer=bool(raw.get("lose_answer", False)),
             cut_after_bytes=raw.get("cut_after_bytes"),
+            hold=raw.get("hold"),
         )
         return fault
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"route": self.route, "on_call": list(self.on_call)}
-        for name in ("status", "retry_after", "stall_s", "cut_after_bytes"):
+        for name in ("status", "retry_after", "stall_s", "cut_after_bytes", "hold"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         if self.drop:
@@ -94,6 +106,18 @@ class Behaviour:
     create_image_volume_root_status: int = 400
     download_refused_status: int = 403
     upload_keeps_bytes: bool = True
+    # What a `doctor` run checks (design-v2 section 8). Defaults: what the reconciler assumes of NHN.
+    deleted_ids_reusable: bool = False  # Glance 33: never (soft delete)
+    clock_skew_s: float = 0  # the Date header minus the simulator's clock, which stamps created_at/updated_at
+    listing_lag_s: float = 0  # 0: read-after-write listings
+    name_filter: bool = True  # false: `name=` is ignored by the image list
+    patch_moves_updated_at: bool = True
+    unprotect_allowed: bool = True  # false: PATCH protected -> false is 403
+    client_image_ids: str = "accept"  # "refuse": a create with an `id` is 403
+    property_filters: bool = False  # Glance 33 filters on custom properties; NHN unverified, so assumed not
+    os_type_required: bool = True  # NHN [doc]; Glance does not require it
+    download_gating: bool = True  # NHN [doc]: downloads need nhncloud_allow_download "true"; Glance has no gate
+    unknown_member: str = "accept"  # Glance 33 accepts any member id; "refuse": 404 for an unknown project
     faults: tuple[Fault, ...] = field(default_factory=tuple)
     # {"rate": 0.1, "seed": 4711, "statuses": [500, 502, 503], "routes": [...]}: see the seed schema.
     random_faults: dict[str, Any] | None = None
@@ -119,6 +143,9 @@ class Behaviour:
         behaviour = cls(faults=faults, **raw)
         if behaviour.protected_patch not in PROTECTED_PATCH_MODES:
             raise ValueError(f"protected_patch must be one of {', '.join(PROTECTED_PATCH_MODES)}")
+        for name in ("client_image_ids", "unknown_member"):
+            if getattr(behaviour, name) not in ACCEPT_OR_REFUSE:
+                raise ValueError(f"{name} must be one of {', '.join(ACCEPT_OR_REFUSE)}")
         return behaviour
 
     def to_dict(self) -> dict[str, Any]:

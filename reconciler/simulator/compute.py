@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.simulator import image_records
 from reconciler.simulator.http import HttpError, Request, Response, Route, empty_response, json_response
-from reconciler.simulator.state import Transaction, utc_now
+from reconciler.simulator.state import Transaction
 
 if TYPE_CHECKING:
     from reconciler.simulator.server import SimulatorApp
@@ -57,13 +57,15 @@ def _advance(txn: Transaction, app: SimulatorApp, server: dict[str, Any]) -> Non
     if task["polls_left"] <= 0:
         server["status"] = task["target"]
         server["task"] = None
-        server["updated"] = utc_now()
+        server["updated"] = txn.utc_now()
     txn.changed()
 
 
-def _start_transition(app: SimulatorApp, server: dict[str, Any], task_state: str, target: str) -> None:
+def _start_transition(
+    txn: Transaction, app: SimulatorApp, server: dict[str, Any], task_state: str, target: str
+) -> None:
     polls = app.behaviour.server_ready_after_polls
-    server["updated"] = utc_now()
+    server["updated"] = txn.utc_now()
     if polls <= 0:
         server["status"] = target
         server["task"] = None
@@ -219,7 +221,7 @@ def _update_metadata(app: SimulatorApp, req: Request) -> Response:
     with app.store.transaction() as txn:
         server = _server(txn, req)
         server["metadata"] = {**server["metadata"], **values}
-        server["updated"] = utc_now()
+        server["updated"] = txn.utc_now()
         txn.changed()
         return json_response(200, {"metadata": dict(server["metadata"])})
 
@@ -230,7 +232,7 @@ def _replace_metadata(app: SimulatorApp, req: Request) -> Response:
     with app.store.transaction() as txn:
         server = _server(txn, req)
         server["metadata"] = dict(values)
-        server["updated"] = utc_now()
+        server["updated"] = txn.utc_now()
         txn.changed()
         return json_response(200, {"metadata": dict(server["metadata"])})
 
@@ -252,7 +254,7 @@ def _set_metadata_item(app: SimulatorApp, req: Request) -> Response:
     with app.store.transaction() as txn:
         server = _server(txn, req)
         server["metadata"] = {**server["metadata"], **values}
-        server["updated"] = utc_now()
+        server["updated"] = txn.utc_now()
         txn.changed()
         return json_response(200, {"meta": values})
 
@@ -264,7 +266,7 @@ def _delete_metadata_item(app: SimulatorApp, req: Request) -> Response:
         if key not in server["metadata"]:
             raise HttpError(404, "Metadata item was not found")
         server["metadata"] = {k: v for k, v in server["metadata"].items() if k != key}
-        server["updated"] = utc_now()
+        server["updated"] = txn.utc_now()
         txn.changed()
     return empty_response(204)
 
@@ -292,13 +294,13 @@ def _action(app: SimulatorApp, req: Request) -> Response:
         if action == "os-stop":
             if server["status"] not in ("ACTIVE", "ERROR") or server.get("task"):
                 raise _conflict("stop", server)
-            _start_transition(app, server, "powering-off", "SHUTOFF")
+            _start_transition(txn, app, server, "powering-off", "SHUTOFF")
             txn.changed()
             return empty_response(202)
         if action == "os-start":
             if server["status"] != "SHUTOFF" or server.get("task"):
                 raise _conflict("start", server)
-            _start_transition(app, server, "powering-on", "ACTIVE")
+            _start_transition(txn, app, server, "powering-on", "ACTIVE")
             txn.changed()
             return empty_response(202)
         if action == "createImage":

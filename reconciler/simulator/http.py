@@ -40,11 +40,22 @@ BODY_CHUNK = 1024 * 1024
 class HttpError(Exception):
     """Answer the request with `status` and `message`, in the service's error body shape."""
 
-    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        media_type: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        # For a 415: the refused media type, which Glance names before the reason (webob's template).
+        self.media_type = media_type
+        # The service whose body shape this error takes, when not the route's (401s of the auth step).
+        self.service: str | None = None
 
 
 @dataclass(slots=True)
@@ -72,12 +83,18 @@ def reason(status: int) -> str:
         return "Error"
 
 
-def error_body(service: str, status: int, message: str) -> dict[str, Any]:
+def error_body(service: str, status: int, message: str, media_type: str | None = None) -> dict[str, Any]:
     """The error document each service sends for `status`."""
     if service == "image":
-        # Glance renders webob's HTML error template to JSON; the message keeps its HTML residue.
+        # Glance renders webob's HTML error template to JSON; the message keeps its HTML residue. A 415
+        # uses webob's own explanation first and Glance's reason after it (seen on Glance 33).
+        text = (
+            f"The request media type {media_type} is not supported by this server.\n<br /><br />\n{message}"
+            if status == 415 and media_type is not None
+            else f"{message}<br /><br />\n\n\n"
+        )
         return {
-            "message": f"{message}<br /><br />\n\n\n",
+            "message": text,
             "code": f"{status} {reason(status)}",
             "title": reason(status),
         }
@@ -97,7 +114,7 @@ def error_response(service: str, err: HttpError, accept: str = JSON) -> Response
             f"  {err.message}<br /><br />\n\n\n\n </body>\n</html>"
         )
         return Response(err.status, html.encode("utf-8"), {"Content-Type": "text/html; charset=UTF-8", **err.headers})
-    return json_response(err.status, error_body(service, err.status, err.message), err.headers)
+    return json_response(err.status, error_body(service, err.status, err.message, err.media_type), err.headers)
 
 
 class Request:

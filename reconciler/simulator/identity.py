@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 import secrets
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -39,16 +38,19 @@ class TokenStore:
         self._tokens: dict[str, Token] = {}
         self._lock = threading.Lock()
 
-    def issue(self, project: str | None, user_id: str, username: str, lifetime_s: int) -> Token:
-        token = Token(secrets.token_hex(16), project, user_id, username, time.time() + lifetime_s)
+    def issue(self, project: str | None, user_id: str, username: str, lifetime_s: int, now: float) -> Token:
+        """A new token valid `lifetime_s` from `now` (the simulator's clock, epoch seconds)."""
+        token = Token(secrets.token_hex(16), project, user_id, username, now + lifetime_s)
         with self._lock:
             self._tokens[token.id] = token
         return token
 
-    def find(self, token_id: str) -> Token | None:
+    def find(self, token_id: str, now: float) -> Token | None:
+        """The token if it exists and has not expired at `now` (the simulator's clock: moving the clock
+        forward past a token's expiry expires it, as waiting would)."""
         with self._lock:
             token = self._tokens.get(token_id)
-            if token is not None and token.expires_at <= time.time():
+            if token is not None and token.expires_at <= now:
                 del self._tokens[token_id]
                 return None
             return token
@@ -61,7 +63,7 @@ def _iso(epoch: float) -> str:
 def authenticate(app: SimulatorApp, req: Request) -> Token:
     """The token of this request, or a 401 as keystonemiddleware answers it."""
     token_id = req.headers.get("X-Auth-Token")
-    token = app.tokens.find(token_id) if token_id else None
+    token = app.tokens.find(token_id, app.now()) if token_id else None
     if token is None or token.project is None:
         raise HttpError(
             401,
@@ -125,11 +127,13 @@ def _post_tokens(app: SimulatorApp, req: Request) -> Response:
         project_id, user = found
         project = txn.doc["projects"][project_id]
         regions = list(txn.doc["regions"])
+        issued = txn.now()
     # Keystone v2 without tenantId or tenantName issues an unscoped token: no tenant, an empty catalog,
     # and no service accepts it. A client that forgets the tenant must fail here as it would on NHN.
     scoped = bool(auth.get("tenantId") or auth.get("tenantName"))
-    token = app.tokens.issue(project_id if scoped else None, user["id"], username, app.behaviour.token_lifetime_s)
-    issued = time.time()
+    token = app.tokens.issue(
+        project_id if scoped else None, user["id"], username, app.behaviour.token_lifetime_s, issued
+    )
     token_doc: dict[str, Any] = {
         "id": token.id,
         "issued_at": _iso(issued),

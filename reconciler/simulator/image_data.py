@@ -1,7 +1,12 @@
 """Image data (Glance v2 `/v2/images/{id}/file`): uploads and downloads, streamed, never held whole.
 
 Uploads are written to a blob file while md5 and sha512 are computed on the way; downloads stream a blob
-or regenerate a generated image's qcow2. NHN gates downloads on `nhncloud_allow_download` [doc].
+or regenerate a generated image's qcow2. NHN gates downloads on `nhncloud_allow_download` [doc] (the
+`download_gating` knob; Glance has no gate).
+
+Bytes that are not the image's `disk_format` get 415, as on Glance 33, which then leaves the image
+`queued` with the refused bytes' checksum and hash, and their file in its store: a second upload fails
+with 500 (the store's "already exists"). The simulator does the same.
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ from typing import TYPE_CHECKING, BinaryIO
 from reconciler.simulator.http import BODY_CHUNK, HttpError, Request, Response, Route, empty_response
 from reconciler.simulator.image_records import (
     PREFIX,
+    note_change,
     owned_image,
     start_processing,
     visible_image,
 )
-from reconciler.simulator.state import utc_now
 
 if TYPE_CHECKING:
     from reconciler.simulator.server import SimulatorApp
@@ -28,18 +33,23 @@ from reconciler.simulator.qcow2 import QCOW2_MAGIC, generated_image
 
 def _upload(app: SimulatorApp, req: Request) -> Response:
     if req.content_type != "application/octet-stream":
-        raise HttpError(415, f"Invalid content type {req.content_type or None}")
+        raise HttpError(415, f"Invalid content type {req.content_type or None}", media_type=req.content_type or None)
     with app.store.transaction() as txn:
         record = owned_image(txn, req, "upload data to")
         fields = record["fields"]
         image_id = fields["id"]
         if fields["status"] != "queued":
             raise HttpError(409, f"Image status transition from {fields['status']} to saving is not allowed")
+        if record.get("refused_data"):
+            # Glance 33's filesystem store still holds the refused upload's file: "already exists", a 500.
+            raise HttpError(500, "The server has either erred or is incapable of performing the requested operation.")
         missing = [k for k in ("disk_format", "container_format") if not fields.get(k)]
         if missing:
             noun = "Properties" if len(missing) > 1 else "Property"
             raise HttpError(400, f"{noun} {', '.join(missing)} must be set prior to saving data.")
+        before = dict(fields)
         fields["status"] = "saving"
+        note_change(txn, app, record, before)
         txn.changed()
         disk_format = fields["disk_format"]
 
@@ -47,15 +57,34 @@ def _upload(app: SimulatorApp, req: Request) -> Response:
     part = app.store.blob_path_for_write(f"{blob_name}.part")
     try:
         size, md5, sha512, virtual_size = _receive(req, part, disk_format, app.behaviour.upload_keeps_bytes)
-    except BaseException as err:
+    except _Refused as refused:
         part.unlink(missing_ok=True)
-        # A refused format leaves the image unusable, as Glance 33 does; a broken transfer returns it to
-        # queued so the upload can be retried.
-        final = "killed" if isinstance(err, HttpError) and err.status == 415 else "queued"
+        # Glance 33: back to queued, showing the refused bytes' checksum and hash, and unusable for
+        # another upload (the module docstring).
         with app.store.transaction() as txn:
             record = txn.doc["images"].get(image_id)
             if record is not None and record["fields"]["status"] == "saving":
-                record["fields"]["status"] = final
+                before = dict(record["fields"])
+                record["fields"].update(
+                    status="queued",
+                    checksum=refused.md5,
+                    os_hash_algo="sha512",
+                    os_hash_value=refused.sha512,
+                    updated_at=txn.utc_now(),
+                )
+                record["refused_data"] = True
+                note_change(txn, app, record, before)
+                txn.changed()
+        raise refused.error from None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        # A broken transfer returns the image to queued so the upload can be retried.
+        with app.store.transaction() as txn:
+            record = txn.doc["images"].get(image_id)
+            if record is not None and record["fields"]["status"] == "saving":
+                before = dict(record["fields"])
+                record["fields"]["status"] = "queued"
+                note_change(txn, app, record, before)
                 txn.changed()
         raise
     part.replace(app.store.blob_path_for_write(blob_name))
@@ -68,22 +97,34 @@ def _upload(app: SimulatorApp, req: Request) -> Response:
                 f"Image {image_id} could not be found after upload. The image may have been deleted during the upload.",
             )
         record["data"] = {"kind": "blob", "name": blob_name}
+        before = dict(record["fields"])
         record["fields"].update(
             size=size,
             virtual_size=virtual_size,
             checksum=md5,
             os_hash_algo="sha512",
             os_hash_value=sha512,
-            updated_at=utc_now(),
+            updated_at=txn.utc_now(),
         )
         # NHN describes `queued` as "converting": the image stays saving for a few polls.
         start_processing(app, record, "saving")
+        note_change(txn, app, record, before)
         txn.changed()
     return empty_response(204)
 
 
+class _Refused(Exception):
+    """The upload's bytes are not its disk_format: the 415 to answer, and the digests of what came."""
+
+    def __init__(self, error: HttpError, md5: str, sha512: str) -> None:
+        super().__init__(error.message)
+        self.error, self.md5, self.sha512 = error, md5, sha512
+
+
 def _receive(req: Request, part, disk_format: str, keep_bytes: bool) -> tuple[int, str, str, int]:
-    """Stream the body into `part`, hashing as it goes; check it is an image of `disk_format`."""
+    """Stream the body into `part`, hashing as it goes; check it is an image of `disk_format`.
+
+    Glance 33 inspects the whole stream and refuses it at the end [glance33]; so does this."""
     md5, sha512 = hashlib.md5(usedforsecurity=False), hashlib.sha512()
     size = 0
     head = b""
@@ -91,16 +132,16 @@ def _receive(req: Request, part, disk_format: str, keep_bytes: bool) -> tuple[in
         for chunk in req.stream():
             if len(head) < 32:
                 head += chunk[: 32 - len(head)]
-                if len(head) >= 4 and disk_format == "qcow2" and not head.startswith(QCOW2_MAGIC):
-                    # Glance 33 inspects uploads and refuses bytes that don't match disk_format [glance33].
-                    raise HttpError(415, "Image data does not match the disk_format qcow2.")
             out.write(chunk)
             md5.update(chunk)
             sha512.update(chunk)
             size += len(chunk)
-        if size == 0 or (disk_format == "qcow2" and len(head) < 32):
-            if disk_format == "qcow2":
-                raise HttpError(415, "Image data does not match the disk_format qcow2.")
+        if disk_format == "qcow2" and (len(head) < 32 or not head.startswith(QCOW2_MAGIC)):
+            # Glance 33's message names the format its inspector saw: raw for anything unrecognised.
+            error = HttpError(
+                415, "Image disk_format qcow2 does not match stream data raw", media_type="application/octet-stream"
+            )
+            raise _Refused(error, md5.hexdigest(), sha512.hexdigest())
         if not keep_bytes:
             # Knob: NHN describes queued as "converting"; whether stored bytes equal the uploaded ones is
             # unverified (nhn-cloud-api.md section 4). Trailing padding keeps the qcow2 valid but changes
@@ -118,7 +159,8 @@ def _download(app: SimulatorApp, req: Request) -> Response:
     with app.store.transaction() as txn:
         record = visible_image(txn, req)
         fields = record["fields"]
-        if str(fields.get("nhncloud_allow_download", "false")).lower() != "true":
+        gated = app.behaviour.download_gating
+        if gated and str(fields.get("nhncloud_allow_download", "false")).lower() != "true":
             # NHN allows downloads only when nhncloud_allow_download is true [doc]; the status of the
             # refusal is undocumented, hence a knob (default 403).
             raise HttpError(

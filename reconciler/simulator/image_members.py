@@ -2,7 +2,10 @@
 
 NHN's rules (nhn-cloud-api.md section 2): members only on `shared` images, added and removed by the owner;
 a duplicate is 409; only the member project's own token may accept or reject. Messages are upstream
-Glance's (glance/api/v2/image_members.py), which hides the inner reason of most refusals.
+Glance's (glance/api/v2/image_members.py), which hides the inner reason of most refusals. Member changes
+leave the image's own `updated_at` alone (seen on Glance 33); a member's `updated_at` moves only when its
+status changes. Glance 33 accepts any member id, even one no project has; the `unknown_member` knob can
+refuse those.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from reconciler.simulator.image_records import (
     can_see,
     region_of,
 )
-from reconciler.simulator.state import Transaction, utc_now
+from reconciler.simulator.state import Transaction
 
 if TYPE_CHECKING:
     from reconciler.simulator.server import SimulatorApp
@@ -60,7 +63,10 @@ def _add_member(app: SimulatorApp, req: Request) -> Response:
             raise HttpError(403, f"Not allowed to create members for image {image_id}.")
         if member_id in record["members"]:
             raise HttpError(409, f"Member {member_id} is duplicated for image {image_id}")
-        now = utc_now()
+        if app.behaviour.unknown_member == "refuse" and member_id not in txn.doc["projects"]:
+            # Knob: a cloud that checks member ids against its identity service (Glance 33 does not).
+            raise HttpError(404, f"Project {member_id} not found: a member must be an existing project.")
+        now = txn.utc_now()
         member = {"status": "pending", "created_at": now, "updated_at": now}
         record["members"][member_id] = member
         txn.changed()
@@ -114,14 +120,15 @@ def _update_member(app: SimulatorApp, req: Request) -> Response:
         member = record["members"].get(member_id)
         if member is None:
             raise HttpError(404, f"{member_id} not found in the member list of the image {fields['id']}.")
-        # Only the member project itself may accept or reject a share; the owner gets 403 [doc].
+        # Only the member project itself may accept or reject a share; the owner gets 403 [doc] with
+        # Glance 33's policy message.
         if req.token.project != member_id:
-            raise HttpError(403, f"Not allowed to update members for image {fields['id']}.")
+            raise HttpError(403, "You are not authorized to complete modify_member action.")
         if status not in MEMBER_STATUSES:
             raise HttpError(400, 'Incorrect request: Status must be "pending", "accepted" or "rejected".')
         if member["status"] != status:
             member["status"] = status
-            member["updated_at"] = utc_now()
+            member["updated_at"] = txn.utc_now()
             txn.changed()
         return json_response(200, _member_view(fields["id"], member_id, member))
 

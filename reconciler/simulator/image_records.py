@@ -4,7 +4,9 @@ image_data.py), by Nova's createImage and Cinder's os-volume_upload_image, and b
 
 A record is `{"region", "fields", "data", "members", "polls_left"}`: `fields` are Glance's attributes with
 custom properties flattened in, `data` says where the bytes come from (see state.py), `members` maps a
-project id to its membership.
+project id to its membership. With the `listing_lag_s` knob a record also keeps `since` (when its
+current fields took effect, on the simulator's clock) and `history` (earlier fields, each with its own
+`since`), so listings can show an image as it was that many seconds ago.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.simulator.http import HttpError, Request
 from reconciler.simulator.qcow2 import background_digests, generated_digests, generated_image
-from reconciler.simulator.state import Transaction, utc_now
+from reconciler.simulator.state import Transaction
 
 if TYPE_CHECKING:
     from reconciler.simulator.server import SimulatorApp
@@ -138,12 +140,69 @@ def owned_image(txn: Transaction, req: Request, action: str) -> dict[str, Any]:
     return record
 
 
-def present(record: dict[str, Any]) -> dict[str, Any]:
-    """The image as Glance shows it: base attributes, custom properties flattened, and links."""
-    image = {"os_hidden": False, **record["fields"]}
+def present(record: dict[str, Any], fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The image as Glance shows it: base attributes, custom properties flattened, and links.
+    `fields` replace the record's current ones (a lagging listing shows older fields)."""
+    image = {"os_hidden": False, **(record["fields"] if fields is None else fields)}
     image_id = image["id"]
     image.update(self=f"/v2/images/{image_id}", file=f"/v2/images/{image_id}/file", schema="/v2/schemas/image")
     return image
+
+
+# -- change tracking: what a lagging listing shows ------------------------------------------------
+
+
+def note_created(txn: Transaction, app: SimulatorApp, record: dict[str, Any]) -> None:
+    """Stamp a new record with the time its fields took effect (only needed while listings lag)."""
+    if app.behaviour.listing_lag_s > 0:
+        record["since"] = txn.now()
+
+
+def note_change(txn: Transaction, app: SimulatorApp, record: dict[str, Any], before: dict[str, Any]) -> None:
+    """Record that `record["fields"]` replaced `before` just now, for `listing_lag_s`.
+
+    Keeps the earlier versions a listing lagging by `listing_lag_s` may still show, and drops older ones.
+    Records without `since` (seeded, or made while no lag was set) count as changed long ago.
+    """
+    lag = app.behaviour.listing_lag_s
+    if lag <= 0:
+        return
+    now = txn.now()
+    history = [*record.get("history", []), [record.get("since", 0), before]]
+    # The newest version at or before the lag horizon is the oldest any listing can still show.
+    horizon = now - lag
+    keep_from = max((i for i, (since, _) in enumerate(history) if since <= horizon), default=0)
+    record["history"] = history[keep_from:]
+    record["since"] = now
+
+
+def lagged_fields(record: dict[str, Any], horizon: float) -> dict[str, Any] | None:
+    """The record's fields as they were at `horizon` (epoch seconds), or None if it did not exist yet."""
+    if record.get("since", 0) <= horizon:
+        return record["fields"]
+    for since, fields in reversed(record.get("history", [])):
+        if since <= horizon:
+            return fields
+    return None
+
+
+# -- deleted ids ----------------------------------------------------------------------------------
+
+
+def remember_deleted(txn: Transaction, record: dict[str, Any]) -> None:
+    """Glance soft-deletes: the row stays, so its id can never be used again (OSSN-0075: `glance-manage
+    db purge` skips the images table by default). Tombstones live in the state's `deleted_images`."""
+    tombstones = txn.doc.setdefault("deleted_images", {})
+    tombstones[record["fields"]["id"]] = {"region": record["region"], "deleted_at": txn.utc_now()}
+    txn.changed()
+
+
+def id_taken(txn: Transaction, app: SimulatorApp, image_id: str) -> bool:
+    """Whether a create with this id conflicts: a live image has it, or a deleted one had it (unless the
+    `deleted_ids_reusable` knob says ids come back after a delete)."""
+    if image_id in txn.doc["images"]:
+        return True
+    return not app.behaviour.deleted_ids_reusable and image_id in txn.doc.get("deleted_images", {})
 
 
 def advance(txn: Transaction, app: SimulatorApp, record: dict[str, Any]) -> None:
@@ -155,21 +214,26 @@ def advance(txn: Transaction, app: SimulatorApp, record: dict[str, Any]) -> None
     if record["fields"]["status"] not in IN_PROGRESS or record.get("polls_left", 0) <= 0:
         return
     record["polls_left"] -= 1
-    record["fields"]["status"] = "saving"
+    txn.changed()
+    ready = dict(record.get("ready_fields") or {})
     if record["polls_left"] <= 0:
-        ready = dict(record.get("ready_fields") or {})
         data = record.get("data") or {}
         if data.get("kind") == "generated" and "checksum" not in ready:
             digests = background_digests.result(data["size_mb"], data["content"])
             if digests is None:
                 # Still hashing: stay saving and look again at the next poll.
                 record["polls_left"] = 1
-                txn.changed()
-                return
-            ready.update(checksum=digests[0], os_hash_algo="sha512", os_hash_value=digests[1])
-        record.pop("ready_fields", None)
-        record["fields"].update(ready, status="active", updated_at=utc_now())
-    txn.changed()
+            else:
+                ready.update(checksum=digests[0], os_hash_algo="sha512", os_hash_value=digests[1])
+    before = dict(record["fields"])
+    if record["polls_left"] > 0:
+        if before["status"] != "saving":
+            record["fields"]["status"] = "saving"
+            note_change(txn, app, record, before)
+        return
+    record.pop("ready_fields", None)
+    record["fields"].update(ready, status="active", updated_at=txn.utc_now())
+    note_change(txn, app, record, before)
 
 
 def start_processing(app: SimulatorApp, record: dict[str, Any], first_status: str) -> None:
@@ -223,7 +287,7 @@ def create_from_server(
     server-owned properties, and holds `disk_mb` of generated content.
     """
     image_id = txn.new_uuid("image")
-    now = utc_now()
+    now = txn.utc_now()
     inherited: dict[str, Any] = dict(SERVER_OWNED_DEFAULTS)
     base = txn.doc["images"].get(server.get("base_image_id") or "")
     if base is not None:
@@ -267,5 +331,6 @@ def create_from_server(
     else:
         background_digests.result(content["size_mb"], content["content"])
     txn.doc["images"][image_id] = record
+    note_created(txn, app, record)
     txn.changed()
     return record

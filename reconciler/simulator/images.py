@@ -1,15 +1,22 @@
 """Image API v2 (Glance, as NHN Cloud runs it), per region, with NHN's own rules.
 
-Messages and statuses follow upstream Glance (glance/api/v2/images.py); NHN's additions
-(nhn-cloud-api.md section 2): `os_type` is required on create, `_`-prefixed tags are refused. Members
-and data have modules of their own, as in Glance: image_members.py, image_data.py. Behaviours NHN does
-not document are knobs (behaviour.py). Handlers validate a request completely before they change the
-state.
+Messages and statuses follow upstream Glance (glance/api/v2/images.py) and were checked against a real
+Glance 33; NHN's additions (nhn-cloud-api.md section 2): `os_type` is required on create, `_`-prefixed
+tags are refused. Members and data have modules of their own, as in Glance: image_members.py,
+image_data.py. Behaviours NHN does not document are knobs (behaviour.py). Handlers validate a request
+completely before they change the state.
+
+Glance 33 facts kept here: a deleted image's id is never usable again (409); a JSON-patch `test` op is
+400 (no compare-and-swap); every successful non-empty PATCH and every tag PUT moves `updated_at`, even
+when nothing changes; list filters take `in:` / `eq:` operators on name, id, status and the formats, and
+any other parameter filters on a custom property (a knob here, as NHN is unverified).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -26,14 +33,18 @@ from reconciler.simulator.image_records import (
     VISIBILITIES,
     advance,
     can_see,
+    id_taken,
+    lagged_fields,
     new_image_fields,
     new_record,
+    note_change,
+    note_created,
     owned_image,
     present,
     region_of,
+    remember_deleted,
     visible_image,
 )
-from reconciler.simulator.state import utc_now
 
 if TYPE_CHECKING:
     from reconciler.simulator.server import SimulatorApp
@@ -56,7 +67,21 @@ LIST_PARAMS = frozenset(
         "os_hidden",
     }
 )
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# Glance's image schema pattern for `id` (either case; ids are then matched exactly, case and all).
+UUID_PATTERN = "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$"
+UUID = re.compile(UUID_PATTERN)
+# Filters on these attributes take Glance's `in:a,b` and `eq:a` operators (glance/db/sqlalchemy/api.py).
+OPERATOR_FILTERS = ("name", "id", "status", "container_format", "disk_format")
+RANGE_FILTERS = ("size", "virtual_size")
+TIME_FILTERS = ("created_at", "updated_at")
+TIME_OPERATORS: dict[str, Callable[[datetime, datetime], bool]] = {
+    "eq": lambda a, b: a == b,
+    "neq": lambda a, b: a != b,
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+}
 DEFAULT_LIMIT = 100  # [doc] NHN: default 100, max 1000 (upstream Glance defaults to 25)
 MAX_LIMIT = 1000
 
@@ -134,28 +159,30 @@ def _list_images(app: SimulatorApp, req: Request) -> Response:
     os_hidden = (req.arg("os_hidden") or "false").lower()
     if os_hidden not in ("true", "false"):
         raise HttpError(400, f"Invalid value '{os_hidden}' for 'os_hidden' filter. Valid values are 'true' or 'false'.")
-    filters = {k: req.arg(k) for k in ("name", "status", "owner") if req.arg(k) is not None}
     tags = req.query.get("tag", [])
-    # Glance treats every other parameter as a custom-property filter (upstream; unverified on NHN,
-    # so the reconciler itself filters by owner only and reads markers client-side).
-    properties = {k: v[-1] for k, v in req.query.items() if k not in LIST_PARAMS}
+    filters = _field_filters(app, req)
 
     with app.store.transaction() as txn:
         region = region_of(txn, req)
+        lag = app.behaviour.listing_lag_s
+        horizon = txn.now() - lag
 
-        def listed(record: dict[str, Any]) -> bool:
-            fields = record["fields"]
-            if record["region"] != region or fields.get("os_hidden", False) != (os_hidden == "true"):
-                return False
-            if not _matches_visibility(record, project, visibility, member_status):
-                return False
-            if any(str(fields.get(k)) != v for k, v in filters.items()):
-                return False
-            if any(t not in fields["tags"] for t in tags):
-                return False
-            return all(k in fields and str(fields[k]) == v for k, v in properties.items())
+        def listed(record: dict[str, Any]) -> dict[str, Any] | None:
+            """The fields this listing shows of `record`, or None when it is not listed."""
+            if record["region"] != region:
+                return None
+            # With listing_lag_s, a listing shows each image as it was that long ago.
+            fields = lagged_fields(record, horizon) if lag > 0 else record["fields"]
+            if fields is None or fields.get("os_hidden", False) != (os_hidden == "true"):
+                return None
+            if not _matches_visibility(record, fields, project, visibility, member_status):
+                return None
+            if any(t not in fields["tags"] for t in tags) or not all(f(fields) for f in filters):
+                return None
+            return fields
 
-        candidates = _sorted([r for r in txn.doc["images"].values() if listed(r)], sort)
+        shown = ((r, listed(r)) for r in txn.doc["images"].values())
+        candidates = _sorted([(r, f) for r, f in shown if f is not None], sort)
         marker = req.arg("marker")
         if marker is not None:
             marker_record = txn.doc["images"].get(marker)
@@ -165,14 +192,14 @@ def _list_images(app: SimulatorApp, req: Request) -> Response:
                 raise HttpError(403, f"Forbidding request, image {marker} not visible")
             # The order is total (id breaks ties), so when the marker is listed itself, what sorts after
             # it is what follows it.
-            at = next((i for i, r in enumerate(candidates) if r is marker_record), None)
+            at = next((i for i, (r, _) in enumerate(candidates) if r is marker_record), None)
             if at is not None:
                 candidates = candidates[at + 1 :]
             else:
-                candidates = [r for r in candidates if _compare(r["fields"], marker_record["fields"], sort) > 0]
+                candidates = [(r, f) for r, f in candidates if _compare(f, marker_record["fields"], sort) > 0]
         page = candidates[:limit]
-        images = [present(r) for r in page]
-        for record in page:
+        images = [present(r, f) for r, f in page]
+        for record, _ in page:
             advance(txn, app, record)
 
     params = [(k, v) for k, values in req.query.items() if k != "marker" for v in values]
@@ -184,8 +211,12 @@ def _list_images(app: SimulatorApp, req: Request) -> Response:
     return json_response(200, body)
 
 
-def _matches_visibility(record: dict[str, Any], project: str, visibility: str | None, member_status: str) -> bool:
-    fields = record["fields"]
+def _matches_visibility(
+    record: dict[str, Any], fields: dict[str, Any], project: str, visibility: str | None, member_status: str
+) -> bool:
+    """Glance 33's visibility rules for a listing (checked against a real one): the owner sees its own
+    images whatever `member_status` says; another project sees a shared image only as a member whose
+    status matches `member_status` (default `accepted`, `all` for any)."""
     owned = fields["owner"] == project
     member = record["members"].get(project)
     shared_to_us = (
@@ -205,6 +236,96 @@ def _matches_visibility(record: dict[str, Any], project: str, visibility: str | 
     if visibility == "shared":
         return owned or shared_to_us
     return owned
+
+
+def _field_filters(app: SimulatorApp, req: Request) -> list[Callable[[dict[str, Any]], bool]]:
+    """Glance's list filters on image fields, as predicates; a malformed filter is 400 before any work.
+
+    `name=` obeys the `name_filter` knob and custom-property filters the `property_filters` knob (Glance
+    33 applies both; NHN is assumed not to filter on custom properties)."""
+    filters: list[Callable[[dict[str, Any]], bool]] = []
+    for key, values in req.query.items():
+        value = values[-1]
+        if key in LIST_PARAMS and key not in ("name", "status", "owner"):
+            continue
+        if key == "name" and not app.behaviour.name_filter:
+            continue
+        if key in OPERATOR_FILTERS:
+            filters.append(_operator_filter(key, value))
+        elif key.endswith(("_min", "_max")) and key[:-4] in RANGE_FILTERS:
+            filters.append(_range_filter(key[:-4], key.endswith("_min"), value))
+        elif key in TIME_FILTERS:
+            filters.append(_time_filter(key, value))
+        elif key in BASE_ATTRIBUTES:
+            filters.append(_attribute_filter(key, value))
+        elif app.behaviour.property_filters:
+            filters.append(lambda f, k=key, v=value: f.get(k) == v)
+    return filters
+
+
+def _attribute_filter(key: str, value: str) -> Callable[[dict[str, Any]], bool]:
+    """Equality on a base attribute, compared as the database would: booleans and numbers by their text."""
+    wanted = value.lower() if key in ("protected", "os_hidden") else value
+
+    def match(fields: dict[str, Any]) -> bool:
+        have = fields.get(key)
+        if isinstance(have, bool):
+            return ("true" if have else "false") == wanted
+        return have is not None and str(have) == wanted
+
+    return match
+
+
+def _split_operator(expression: str) -> tuple[str, str]:
+    """Glance's split_filter_op: `op:value`, or `eq` when there is no colon or the whole is a time."""
+    op, sep, rest = expression.partition(":")
+    if not sep or _parse_time(expression) is not None:
+        return "eq", expression
+    return op, rest
+
+
+def _operator_filter(key: str, expression: str) -> Callable[[dict[str, Any]], bool]:
+    op, value = _split_operator(expression)
+    if op == "in":
+        wanted = {v.strip().strip('"') for v in value.split(",")}
+        return lambda f: f.get(key) in wanted
+    if op == "eq":
+        return lambda f: f.get(key) == value
+    raise HttpError(400, f"Unable to filter by unknown operator '{op}'.")
+
+
+def _range_filter(key: str, minimum: bool, raw: str) -> Callable[[dict[str, Any]], bool]:
+    try:
+        bound = int(raw)
+    except ValueError:
+        raise HttpError(400, "Unable to filter on a range with a non-numeric value.") from None
+    if minimum:
+        return lambda f: f.get(key) is not None and f[key] >= bound
+    return lambda f: f.get(key) is not None and f[key] <= bound
+
+
+def _parse_time(value: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _time_filter(key: str, expression: str) -> Callable[[dict[str, Any]], bool]:
+    op, value = _split_operator(expression)
+    threshold = _parse_time(value)
+    if threshold is None:
+        raise HttpError(400, f'Bad "{key}" query filter format. Use ISO 8601 DateTime notation.')
+    if op not in TIME_OPERATORS:
+        raise HttpError(400, "Unable to filter on a unknown operator.")  # sic, Glance 33
+    compare = TIME_OPERATORS[op]
+
+    def match(fields: dict[str, Any]) -> bool:
+        stamp = _parse_time(fields.get(key) or "")
+        return stamp is not None and compare(stamp, threshold)
+
+    return match
 
 
 def _limit(req: Request) -> int:
@@ -253,14 +374,16 @@ def _sort_spec(req: Request) -> list[tuple[str, str]]:
     return list(zip(keys, dirs, strict=True))
 
 
-def _sorted(records: list[dict[str, Any]], sort: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """The records in `_compare`'s order, by stable sorts from the last key to the first: a comparison
-    function made each page of a 30,000-image listing cost about 100 ms under the state lock."""
+Shown = tuple[dict[str, Any], dict[str, Any]]  # a record and the fields a listing shows of it
+
+
+def _sorted(records: list[Shown], sort: list[tuple[str, str]]) -> list[Shown]:
+    """The records in `_compare`'s order of their shown fields, by stable sorts from the last key to the
+    first: a comparison function made each page of a 30,000-image listing cost about 100 ms under the
+    state lock."""
     for key, direction in reversed(sort):
         # Nulls first ascending (so last descending), as in `_compare`.
-        records.sort(
-            key=lambda r: (r["fields"].get(key) is not None, r["fields"].get(key)), reverse=direction == "desc"
-        )
+        records.sort(key=lambda r: (r[1].get(key) is not None, r[1].get(key)), reverse=direction == "desc")
     return records
 
 
@@ -294,8 +417,11 @@ def _create_image(app: SimulatorApp, req: Request) -> Response:
             raise HttpError(403, f"Attribute '{name}' is read-only.")
     for name, value in body.items():
         if name == "id":
+            if app.behaviour.client_image_ids == "refuse":
+                # Knob: a cloud that lets only the server choose ids (Glance 33 accepts one).
+                raise HttpError(403, "Attribute 'id' is read-only.")
             if not isinstance(value, str) or not UUID.match(value):
-                raise _schema_error(f"{value!r} does not match the uuid pattern")
+                raise _schema_error(f"{value!r} does not match '{UUID_PATTERN}'")
             continue
         _check_attribute_name(name)
         _check_value(name, value)
@@ -303,20 +429,21 @@ def _create_image(app: SimulatorApp, req: Request) -> Response:
         raise HttpError(403, "You are not authorized to complete publicize_image action.")
     if body.get("owner") not in (None, project):
         raise HttpError(403, "You are not permitted to create images owned by another project.")
-    if not body.get("os_type"):
-        # NHN requires os_type on create [doc]; upstream Glance does not.
+    if app.behaviour.os_type_required and not body.get("os_type"):
+        # NHN requires os_type on create [doc]; upstream Glance does not (knob os_type_required).
         raise HttpError(400, "os_type is required: set the os_type property to linux or windows.")
 
-    now = utc_now()
     with app.store.transaction() as txn:
         region = region_of(txn, req)
         image_id = body.get("id")
-        if image_id is not None and image_id in txn.doc["images"]:
+        if image_id is not None and id_taken(txn, app, image_id):
+            # Also for a deleted image's id: Glance 33 keeps the row (soft delete), so 409, not a new image.
             raise HttpError(409, f"Image ID {image_id} already exists!")
         image_id = image_id or txn.new_uuid("image")
-        fields = new_image_fields(image_id, project, now, **{k: v for k, v in body.items() if k != "owner"})
+        fields = new_image_fields(image_id, project, txn.utc_now(), **{k: v for k, v in body.items() if k != "owner"})
         record = new_record(region, fields)
         txn.doc["images"][image_id] = record
+        note_created(txn, app, record)
         txn.changed()
         return json_response(201, present(record), {"Location": f"{app.image_endpoint(region)}/v2/images/{image_id}"})
 
@@ -325,8 +452,9 @@ def _parse_patch(req: Request) -> list[tuple[str, str, Any]]:
     if req.content_type not in PATCH_TYPES:
         raise HttpError(
             415,
-            f"Invalid content type {req.content_type or None}",
+            f"Image PATCH expects Content-Type one of: {', '.join(reversed(PATCH_TYPES))}",
             headers={"Accept-Patch": ", ".join(reversed(PATCH_TYPES))},
+            media_type=req.content_type or None,
         )
     body = req.json()
     if not isinstance(body, list):
@@ -336,9 +464,16 @@ def _parse_patch(req: Request) -> list[tuple[str, str, Any]]:
         if not isinstance(op, dict):
             raise HttpError(400, "Operations must be JSON objects.")
         kind = op.get("op")
+        if kind is None:
+            raise HttpError(
+                400, "Unable to find `op` in JSON Schema change. It must be one of the following: add, remove, replace."
+            )
         if kind not in ("add", "remove", "replace"):
+            # `test` too: Glance has no compare-and-swap (design: mutual exclusion cannot rest on it).
             raise HttpError(400, f"Invalid operation: `{kind}`. It must be one of the following: add, remove, replace.")
-        path = op.get("path")
+        if "path" not in op:
+            raise HttpError(400, "Unable to find 'path' in JSON Schema change")
+        path = op["path"]
         if not isinstance(path, str) or not path.startswith("/"):
             raise HttpError(400, f'Pointer `{path}` does not start with "/".')
         parts = path[1:].split("/")
@@ -379,10 +514,18 @@ def _update_image(app: SimulatorApp, req: Request) -> Response:
                 raise HttpError(403, "You are not authorized to complete publicize_image action.")
             if name in ("disk_format", "container_format") and fields["status"] != "queued" and value != fields[name]:
                 raise HttpError(403, f"Attribute {name} can be only replaced for a queued image.")
+            if name == "protected" and value is False and fields["protected"] and not app.behaviour.unprotect_allowed:
+                # Knob: a cloud where a protected image stays protected (NHN: "cannot be modified").
+                raise HttpError(403, f"Image {fields['id']} is protected and cannot be unprotected.")
             fields[name] = value
+        # Glance 33 saves the image for every non-empty PATCH, so updated_at moves even when no value
+        # changes (a lease renewal relies on that); the patch_moves_updated_at knob turns it off.
+        if ops and app.behaviour.patch_moves_updated_at:
+            fields["updated_at"] = txn.utc_now()
         if fields != record["fields"]:
-            fields["updated_at"] = utc_now()
+            before = record["fields"]
             record["fields"] = fields
+            note_change(txn, app, record, before)
             txn.changed()
         return json_response(200, present(record))
 
@@ -396,6 +539,7 @@ def _delete_image(app: SimulatorApp, req: Request) -> Response:
         if fields["visibility"] == "public":
             raise HttpError(403, "Images with public visibility cannot be deleted.")
         del txn.doc["images"][fields["id"]]
+        remember_deleted(txn, record)
         txn.changed()
         blob = record.get("data") or {}
     if blob.get("kind") == "blob":
@@ -420,10 +564,13 @@ def _add_tag(app: SimulatorApp, req: Request) -> Response:
     with app.store.transaction() as txn:
         record = owned_image(txn, req, "modify")
         _refuse_if_protected_in_strict_mode(app, record)
-        if tag not in record["fields"]["tags"]:
-            record["fields"]["tags"] = [*record["fields"]["tags"], tag]
-            record["fields"]["updated_at"] = utc_now()
-            txn.changed()
+        # Glance 33 saves the image even when it has the tag already: updated_at moves either way.
+        before = dict(record["fields"])
+        if tag not in before["tags"]:
+            record["fields"]["tags"] = [*before["tags"], tag]
+        record["fields"]["updated_at"] = txn.utc_now()
+        note_change(txn, app, record, before)
+        txn.changed()
     return empty_response(204)
 
 
@@ -434,8 +581,10 @@ def _delete_tag(app: SimulatorApp, req: Request) -> Response:
         _refuse_if_protected_in_strict_mode(app, record)
         if tag not in record["fields"]["tags"]:
             raise HttpError(404, f"Tag {tag} not found.")
-        record["fields"]["tags"] = [t for t in record["fields"]["tags"] if t != tag]
-        record["fields"]["updated_at"] = utc_now()
+        before = dict(record["fields"])
+        record["fields"]["tags"] = [t for t in before["tags"] if t != tag]
+        record["fields"]["updated_at"] = txn.utc_now()
+        note_change(txn, app, record, before)
         txn.changed()
     return empty_response(204)
 

@@ -8,11 +8,16 @@ URL layout (all under `http://127.0.0.1:PORT`):
     /compute/{region}/v2/{tenant_id}       Nova
     /volume/{region}/v2/{tenant_id}        Cinder
     /_simulator/stats                      request counts per route
+    /_simulator/clock                      the simulator's clock: GET reads it, POST {"advance_s": N} moves it
+
+Every answer carries a `Date` header from the simulator's clock (plus the `clock_skew_s` knob).
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import math
 import random
 import ssl
 import threading
@@ -24,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from reconciler.simulator import compute, identity, images, volumes
-from reconciler.simulator.behaviour import Behaviour, Fault
+from reconciler.simulator.behaviour import HOLD_TIMEOUT_S, Behaviour, Fault
 from reconciler.simulator.http import (
     HttpError,
     Request,
@@ -35,7 +40,7 @@ from reconciler.simulator.http import (
     error_response,
     json_response,
 )
-from reconciler.simulator.state import StateStore
+from reconciler.simulator.state import StateStore, clock_now, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,8 @@ def all_routes() -> list[Route]:
         *volumes.routes(),
         Route("GET", "/_simulator/stats", "identity", SimulatorApp._get_stats, auth=False),
         Route("DELETE", "/_simulator/stats", "identity", SimulatorApp._reset_stats, auth=False),
+        Route("GET", "/_simulator/clock", "identity", SimulatorApp._get_clock, auth=False),
+        Route("POST", "/_simulator/clock", "identity", SimulatorApp._advance_clock, auth=False),
     ]
 
 
@@ -60,6 +67,55 @@ def check_fault_routes(behaviour: Behaviour) -> None:
             f"no such route: {', '.join(unknown)} (routes are named like 'GET /image/{{region}}/v2/images'; "
             "GET /_simulator/stats lists the ones called)"
         )
+
+
+class _HoldGroup:
+    """Calls held together by one `hold` fault: released when `size` have arrived (or at the deadline),
+    answered once every released call is done."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.arrived = 0
+        self.done = 0
+        self.released = False
+        self.deadline = time.monotonic() + HOLD_TIMEOUT_S
+
+
+class _Holds:
+    """The `hold` fault's waiting rooms, one per fault (its index in the behaviour's faults)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._open: dict[int, _HoldGroup] = {}
+
+    def arrive(self, key: int, size: int) -> _HoldGroup:
+        """Wait until `size` calls of this fault are waiting (or the deadline); return their group."""
+        with self._cond:
+            group = self._open.get(key)
+            if group is None:
+                group = self._open[key] = _HoldGroup(size)
+            group.arrived += 1
+            if group.arrived >= group.size:
+                self._release(key, group)
+            else:
+                self._cond.wait_for(lambda: group.released, timeout=max(0.0, group.deadline - time.monotonic()))
+                if not group.released:  # the deadline passed: carry out whoever came
+                    self._release(key, group)
+            return group
+
+    def _release(self, key: int, group: _HoldGroup) -> None:
+        group.released = True
+        if self._open.get(key) is group:
+            del self._open[key]  # later calls of the fault form a new group
+        self._cond.notify_all()
+
+    def finish(self, group: _HoldGroup) -> None:
+        """This call of `group` is carried out; wait until all of them are, so the answers go together."""
+        with self._cond:
+            group.done += 1
+            self._cond.notify_all()
+            limit = group.deadline + HOLD_TIMEOUT_S
+            self._cond.wait_for(lambda: group.done >= group.arrived, timeout=max(0.0, limit - time.monotonic()))
 
 
 class SimulatorApp:
@@ -76,6 +132,7 @@ class SimulatorApp:
         self._stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
         self.router = Router(all_routes())
+        self.holds = _Holds()
         check_fault_routes(behaviour)
         self._random = None
         if behaviour.random_faults:
@@ -121,6 +178,45 @@ class SimulatorApp:
         with self._stats_lock:
             self._stats.clear()
         return empty_response(204)
+
+    # -- the clock ---------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The simulator's time (epoch seconds): the real time plus the state's clock offset. Not for use
+        inside a transaction (handlers there use `txn.now()`)."""
+        with self.store.transaction() as txn:
+            return clock_now(txn.doc)
+
+    def http_date(self) -> str:
+        """The `Date` header of an answer (RFC 7231 IMF-fixdate), skewed by the `clock_skew_s` knob."""
+        return email.utils.formatdate(self.now() + self.behaviour.clock_skew_s, usegmt=True)
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the simulator's clock by `seconds` (shared by every process serving this state); return
+        the new offset from the real time."""
+        with self.store.transaction() as txn:
+            offset = float(txn.doc.get("clock_offset_s", 0)) + seconds
+            txn.doc["clock_offset_s"] = offset
+            txn.changed()
+            return offset
+
+    def _clock_view(self, offset: float) -> dict[str, Any]:
+        now = time.time() + offset
+        return {"offset_s": offset, "now": utc_now(now), "date": email.utils.formatdate(now, usegmt=True)}
+
+    def _get_clock(self, req: Request) -> Response:
+        with self.store.transaction() as txn:
+            offset = float(txn.doc.get("clock_offset_s", 0))
+        return json_response(200, self._clock_view(offset))
+
+    def _advance_clock(self, req: Request) -> Response:
+        body = req.json_object()
+        seconds = body.get("advance_s")
+        if set(body) != {"advance_s"} or isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise HttpError(400, 'Expected {"advance_s": <seconds>}')
+        if not math.isfinite(seconds):
+            raise HttpError(400, "advance_s must be a finite number")
+        return json_response(200, self._clock_view(self.advance_clock(float(seconds))))
 
     def image_endpoint(self, region: str) -> str:
         return f"{self.base_url}/image/{region}"
@@ -171,6 +267,12 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header of every answer comes from the simulator's clock (and its clock_skew_s knob).
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        return self.server.app.http_date()
+
     def log_message(self, format: str, *args: Any) -> None:
         # Request lines only (method, path, status): tokens travel in headers and are never logged.
         log.debug("%s %s", self.address_string(), format % args)
@@ -188,61 +290,19 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
             self._send(error_response(service, err, accept), None)
             return
         req.params = params
+        held: list[_HoldGroup] = []  # the hold group of this call, if any: answered with the rest of it
         try:
             if route is None:
                 app.count("(no route)")
                 if path_known:
                     raise HttpError(405, f"The method {self.command} is not allowed for this resource.")
                 raise HttpError(404, f"The resource could not be found: {url.path}")
-            call = app.count(route.name)
-            if app.behaviour.latency_ms:
-                time.sleep(app.behaviour.latency_ms / 1000)
-            fault = app.behaviour.fault_for(route.name, call)
-            if fault is not None:
-                kind = next(
-                    k
-                    for k in ("drop", "lose_answer", "cut_after_bytes", "stall_s", "status")
-                    if getattr(fault, k) not in (None, False)
-                )
-                app.record_fault(route.name, kind)
-            elif (chance := app.random_fault(route)) is not None:
-                kind, status = chance
-                app.record_fault(route.name, f"random-{kind}")
-                if kind == "drop":
-                    raise _Dropped
-                if kind == "status":
-                    raise HttpError(status, f"Simulated random fault on {route.name}")
-                fault = Fault(route=route.name, on_call=(call,), lose_answer=True)
-            if fault is not None:
-                if fault.drop:
-                    raise _Dropped
-                if fault.stall_s is not None:
-                    time.sleep(fault.stall_s)
-                elif fault.status is not None:
-                    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                    raise HttpError(fault.status, f"Simulated fault on call {call} of {route.name}", headers=headers)
-            if route.auth:
-                every = app.behaviour.revoke_tokens_every
-                if every and app.count("(authenticated calls)") % every == 0:
-                    app.tokens = identity.TokenStore()  # every token issued so far expires now
-                    app.record_fault(route.name, "token_revoked")
-                # keystonemiddleware rejects before the service runs: its body, whatever the service.
-                service, route_service = "identity", service
-                req.token = identity.authenticate(app, req)
-                service = route_service
-            if fault is not None and fault.cut_after_bytes is not None and not req.body_consumed:
-                req.cut_after = fault.cut_after_bytes
-            response = route.handler(app, req)
-            if fault is not None and fault.lose_answer:
-                raise _Dropped  # carried out; the answer is lost on the way back
-            if fault is not None and fault.cut_after_bytes is not None and req.body_consumed and req.cut_after is None:
-                response = _cut(response, fault.cut_after_bytes)
-                self.close_connection = True
+            response = self._carry_out(app, route, req, held)
         except _Dropped:
             self.close_connection = True
             return
         except HttpError as err:
-            response = error_response(service, err, accept)
+            response = error_response(err.service or service, err, accept)
         except (ConnectionError, TimeoutError):
             # The client went away while sending its body: nobody is left to answer.
             self.close_connection = True
@@ -250,7 +310,56 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
         except Exception:  # a simulator bug: answer like a real server's 500, and log it
             log.exception("simulator error on %s %s", self.command, url.path)
             response = error_response(service, HttpError(500, "The simulator failed to handle this request"), accept)
+        finally:
+            for group in held:
+                app.holds.finish(group)
         self._send(response, req)
+
+    def _carry_out(self, app: SimulatorApp, route: Route, req: Request, held: list[_HoldGroup]) -> Response:
+        """Latency, faults, authentication, then the route's handler: the answer, or an exception."""
+        call = app.count(route.name)
+        if app.behaviour.latency_ms:
+            time.sleep(app.behaviour.latency_ms / 1000)
+        fault = app.behaviour.fault_for(route.name, call)
+        if fault is not None:
+            app.record_fault(route.name, fault.kind)
+        elif (chance := app.random_fault(route)) is not None:
+            kind, status = chance
+            app.record_fault(route.name, f"random-{kind}")
+            if kind == "drop":
+                raise _Dropped
+            if kind == "status":
+                raise HttpError(status, f"Simulated random fault on {route.name}")
+            fault = Fault(route=route.name, on_call=(call,), lose_answer=True)
+        if fault is not None:
+            if fault.drop:
+                raise _Dropped
+            if fault.hold is not None:
+                held.append(app.holds.arrive(app.behaviour.faults.index(fault), fault.hold))
+            if fault.stall_s is not None:
+                time.sleep(fault.stall_s)
+            elif fault.status is not None:
+                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                raise HttpError(fault.status, f"Simulated fault on call {call} of {route.name}", headers=headers)
+        if route.auth:
+            every = app.behaviour.revoke_tokens_every
+            if every and app.count("(authenticated calls)") % every == 0:
+                app.tokens = identity.TokenStore()  # every token issued so far expires now
+                app.record_fault(route.name, "token_revoked")
+            try:
+                req.token = identity.authenticate(app, req)
+            except HttpError as err:
+                err.service = "identity"  # keystonemiddleware rejects before the service runs: its body
+                raise
+        if fault is not None and fault.cut_after_bytes is not None and not req.body_consumed:
+            req.cut_after = fault.cut_after_bytes
+        response = route.handler(app, req)
+        if fault is not None and fault.lose_answer:
+            raise _Dropped  # carried out; the answer is lost on the way back
+        if fault is not None and fault.cut_after_bytes is not None and req.body_consumed and req.cut_after is None:
+            response = _cut(response, fault.cut_after_bytes)
+            self.close_connection = True
+        return response
 
     def _send(self, response: Response, req: Request | None) -> None:
         try:
@@ -353,6 +462,15 @@ class SimulatorServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.app.store.close()
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the simulator's clock (Date headers, new timestamps, token expiry) forward by `seconds`;
+        return the new offset from the real time. The same as `POST /_simulator/clock`."""
+        return self.app.advance_clock(seconds)
+
+    def now(self) -> float:
+        """The simulator's time, epoch seconds."""
+        return self.app.now()
 
     def __enter__(self) -> SimulatorServer:
         return self.start()

@@ -6,6 +6,11 @@ document if another process replaced it since we last looked, and, if it changed
 whole document to a temporary file and renames it over the old one. A reader therefore never sees a
 half-written state, and no change is lost between processes.
 
+The simulator's clock is the real time plus `clock_offset_s` (a document key, 0 when absent), so every
+process serving one state agrees on "now" and a test can move it forward (`POST /_simulator/clock`).
+Deleted image ids are kept in `deleted_images` (absent in old state files: none), because Glance never
+lets an id be used again.
+
 Image bytes are not in the document: an image either has generated content (`{"kind": "generated",
 "size_mb", "content"}`, regenerated on read, see qcow2.py) or uploaded bytes in a blob file in the folder
 `<state>.blobs/` (a temporary folder with `--in-memory`).
@@ -19,6 +24,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,9 +36,15 @@ from reconciler.errors import SimulatorStateError
 STATE_FORMAT_VERSION = 1
 
 
-def utc_now() -> str:
-    """The current time as Glance and Nova print it (`2026-11-26T07:51:55Z`)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def utc_now(epoch: float | None = None) -> str:
+    """`epoch` (default: the real time now) as Glance and Nova print it, to the second
+    (`2026-11-26T07:51:55Z`). Handlers use `Transaction.utc_now()`, which follows the simulator's clock."""
+    return datetime.fromtimestamp(time.time() if epoch is None else epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def clock_now(doc: dict[str, Any]) -> float:
+    """The simulator's time in epoch seconds: the real time plus the state's clock offset."""
+    return time.time() + float(doc.get("clock_offset_s", 0))
 
 
 def empty_state() -> dict[str, Any]:
@@ -44,6 +56,8 @@ def empty_state() -> dict[str, Any]:
         "servers": {},
         "volumes": {},
         "images": {},
+        "deleted_images": {},
+        "clock_offset_s": 0,
         "behaviour": {},
         "sequence": 0,
     }
@@ -58,6 +72,14 @@ class Transaction:
 
     def changed(self) -> None:
         self.dirty = True
+
+    def now(self) -> float:
+        """The simulator's time (epoch seconds): see `clock_now`."""
+        return clock_now(self.doc)
+
+    def utc_now(self) -> str:
+        """The simulator's time as Glance prints timestamps."""
+        return utc_now(self.now())
 
     def new_uuid(self, kind: str) -> str:
         """A fresh id, deterministic for a given state history so test output is stable."""

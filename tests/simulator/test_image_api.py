@@ -376,11 +376,15 @@ def test_create_with_duplicate_id_is_409(owner):
 
 
 def test_patch_with_wrong_content_type_is_415(owner):
-    """nhn-cloud-api.md 2 update: a JSON-patch content type is required; otherwise 415 + Accept-Patch."""
+    """nhn-cloud-api.md 2 update: a JSON-patch content type is required; otherwise 415 + Accept-Patch, with
+    Glance 33's message (webob's explanation, then Glance's reason)."""
     answer = owner.image(
         "PATCH", f"/v2/images/{DOWNLOADABLE_IMAGE}", json=[{"op": "replace", "path": "/name", "value": "x"}]
     )
-    assert_glance_error(answer, 415, "Invalid content type")
+    body = assert_glance_error(answer, 415, "Image PATCH expects Content-Type one of: ")
+    assert body["message"].startswith(
+        "The request media type application/json is not supported by this server.\n<br /><br />\n"
+    )
     assert "application/openstack-images-v2.1-json-patch" in answer.headers["Accept-Patch"]
 
 
@@ -592,9 +596,9 @@ def test_member_accepts_share(partner, owner):
 
 
 def test_owner_cannot_set_member_status(owner):
-    """[doc] the owner's PUT of a member status is 403 "Not allowed to update members for image <id>."."""
+    """[doc] the owner's PUT of a member status is 403, with Glance 33's policy message."""
     answer = owner.image("PUT", members_path(member=PARTNER), json={"status": "accepted"})
-    assert_glance_error(answer, 403, f"Not allowed to update members for image {SHARED_IMAGE}.")
+    assert_glance_error(answer, 403, "You are not authorized to complete modify_member action.")
 
 
 def test_invalid_member_status_is_400(partner):
@@ -645,7 +649,8 @@ def test_upload_makes_image_active_with_hashes(owner, transfer):
 
 
 def test_upload_with_wrong_content_type_is_415(owner):
-    """nhn-cloud-api.md 2 upload: Content-Type must be application/octet-stream; Glance 415 "Invalid content type"."""
+    """nhn-cloud-api.md 2 upload: Content-Type must be application/octet-stream; Glance 415 "Invalid content type"
+    after webob's explanation."""
     image = create_image(owner)
     answer = upload(owner, image["id"], b"QFI\xfb" + b"\0" * 60, **{"Content-Type": "application/json"})
     assert_glance_error(answer, 415, "Invalid content type application/json")
@@ -660,12 +665,21 @@ def test_second_upload_is_409(owner):
     assert_glance_error(answer, 409, "Image status transition from active to saving is not allowed")
 
 
-def test_upload_of_non_qcow2_bytes_is_415_and_kills_image(owner):
-    """[glance33] bytes that don't match disk_format qcow2 are refused with 415, and the image is killed."""
+def test_upload_of_non_qcow2_bytes_is_415_and_spoils_the_image(owner):
+    """[glance33] bytes that don't match disk_format qcow2 are refused with 415; the image goes back to
+    queued showing the refused bytes' checksum, and a second upload fails with 500, as on Glance 33."""
     image = create_image(owner)
-    answer = upload(owner, image["id"], b"this is not a disk image, just some text\n" * 4)
-    assert_glance_error(answer, 415, "qcow2")
-    assert get_image(owner, image["id"])["status"] == "killed"
+    data = b"this is not a disk image, just some text\n" * 4
+    answer = upload(owner, image["id"], data)
+    body = assert_glance_error(answer, 415, "Image disk_format qcow2 does not match stream data raw")
+    assert body["message"] == (
+        "The request media type application/octet-stream is not supported by this server.\n<br /><br />\n"
+        "Image disk_format qcow2 does not match stream data raw"
+    )
+    after = get_image(owner, image["id"])
+    assert (after["status"], after["size"], after["checksum"]) == ("queued", None, md5(data))
+    assert after["os_hash_value"] == hashlib.sha512(data).hexdigest()
+    assert_glance_error(upload(owner, image["id"], qcow2_bytes()), 500, "erred")
 
 
 def test_upload_to_another_projects_image_is_refused(owner, partner):
@@ -784,3 +798,140 @@ def test_strict_mode_refuses_tags_on_a_protected_image(make_sim):
     """Strict protected_patch: a protected image "cannot be modified", tags included."""
     api = owner_api(make_sim(protected_patch="strict"))
     assert_glance_error(api.image("PUT", f"/v2/images/{PROTECTED_IMAGE}/tags/x"), 403, "cannot be modified")
+
+
+# -- Glance 33: deleted ids, PATCH ops, updated_at, consumer listings -----------------------------
+
+
+def test_a_deleted_images_id_is_409_on_create_and_404_on_read(owner, partner):
+    """[glance33] soft delete: the id of a deleted image is never usable again, by any project."""
+    image = create_image(owner, id="aaaaaaaa-0000-4000-8000-0000000000d1")
+    assert owner.image("DELETE", f"/v2/images/{image['id']}").status_code == 204
+    assert_glance_error(owner.image("GET", f"/v2/images/{image['id']}"), 404, f"No image found with ID {image['id']}")
+    for api in (owner, partner):
+        answer = api.image("POST", "/v2/images", json={"id": image["id"], "name": "again", "os_type": "linux"})
+        assert_glance_error(answer, 409, f"Image ID {image['id']} already exists!")
+    assert owner.image("DELETE", f"/v2/images/{image['id']}").status_code == 404
+
+
+def test_a_deleted_seeded_images_id_is_not_reusable_either(owner):
+    assert owner.image("DELETE", f"/v2/images/{DOWNLOADABLE_IMAGE}").status_code == 204
+    answer = owner.image("POST", "/v2/images", json={"id": DOWNLOADABLE_IMAGE, "name": "x", "os_type": "linux"})
+    assert_glance_error(answer, 409, "already exists!")
+
+
+@pytest.mark.parametrize(
+    ("op", "message"),
+    [
+        (
+            {"op": "test", "path": "/name", "value": "web-base"},
+            "Invalid operation: `test`. It must be one of the following: add, remove, replace.",
+        ),
+        (
+            {"op": "move", "from": "/a", "path": "/name"},
+            "Invalid operation: `move`. It must be one of the following: add, remove, replace.",
+        ),
+        (
+            {"path": "/name", "value": "x"},
+            "Unable to find `op` in JSON Schema change. It must be one of the following: add, remove, replace.",
+        ),
+        ({"op": "replace", "value": "x"}, "Unable to find 'path' in JSON Schema change"),
+    ],
+)
+def test_patch_ops_glance_does_not_know_are_400_and_change_nothing(owner, op, message):
+    """[glance33] no compare-and-swap: `test` is 400 like any unknown op, even after a valid op."""
+    before = get_image(owner, DOWNLOADABLE_IMAGE)
+    answer = owner.patch_image(DOWNLOADABLE_IMAGE, [{"op": "replace", "path": "/name", "value": "changed"}, op])
+    assert_glance_error(answer, 400, message)
+    assert get_image(owner, DOWNLOADABLE_IMAGE) == before
+
+
+def test_every_non_empty_patch_moves_updated_at(owner, sim):
+    """[glance33] the image is saved for every PATCH with ops, even one that changes no value; [] does not."""
+    before = get_image(owner, DOWNLOADABLE_IMAGE)
+    sim.advance_clock(5)
+    same = owner.patch_image(DOWNLOADABLE_IMAGE, [{"op": "replace", "path": "/name", "value": before["name"]}])
+    assert same.status_code == 200, same.text
+    assert same.json()["updated_at"] > before["updated_at"]
+    sim.advance_clock(5)
+    assert owner.patch_image(DOWNLOADABLE_IMAGE, []).json()["updated_at"] == same.json()["updated_at"]
+
+
+def test_tag_puts_move_updated_at_and_member_changes_do_not(owner, partner, sim):
+    """[glance33] a tag PUT saves the image, even for a tag it has; members are not the image's fields."""
+    before = get_image(owner, SHARED_IMAGE)
+    sim.advance_clock(5)
+    accept_share(partner)
+    assert owner.image("POST", members_path(), json={"member": OUTSIDER}).status_code == 200
+    assert get_image(owner, SHARED_IMAGE)["updated_at"] == before["updated_at"]
+    for _ in range(2):
+        previous = get_image(owner, SHARED_IMAGE)["updated_at"]
+        sim.advance_clock(5)
+        assert owner.image("PUT", f"/v2/images/{SHARED_IMAGE}/tags/web").status_code == 204
+        assert get_image(owner, SHARED_IMAGE)["updated_at"] > previous
+
+
+def test_a_member_status_update_moves_the_members_updated_at_only_when_it_changes(partner, sim):
+    first = partner.image("PUT", members_path(member=PARTNER), json={"status": "accepted"}).json()
+    sim.advance_clock(5)
+    again = partner.image("PUT", members_path(member=PARTNER), json={"status": "accepted"}).json()
+    assert again["updated_at"] == first["updated_at"]
+
+
+@pytest.mark.parametrize(
+    ("status", "listed_before", "listed_after_accepting"),
+    [("all", True, True), ("pending", True, False), ("accepted", False, True), ("rejected", False, False)],
+)
+def test_the_consumer_lists_shares_by_member_status(partner, status, listed_before, listed_after_accepting):
+    """[glance33] `visibility=shared&member_status=S` lists the shares whose member status (the caller's)
+    is S; the consumer's own images are listed whatever S is."""
+    own = create_image(partner, name="partner-own", visibility="shared")
+    query = f"?visibility=shared&member_status={status}"
+    assert (SHARED_IMAGE in list_ids(partner, query), own["id"] in list_ids(partner, query)) == (listed_before, True)
+    accept_share(partner)
+    assert (SHARED_IMAGE in list_ids(partner, query)) == listed_after_accepting
+
+
+@pytest.mark.parametrize("status", ["all", "pending", "accepted", "rejected"])
+def test_the_owner_lists_its_shared_images_whatever_member_status_says(owner, status):
+    """[glance33] member_status filters only other projects' images."""
+    assert set(list_ids(owner, f"?visibility=shared&member_status={status}")) == {SHARED_IMAGE}
+    assert SHARED_IMAGE in list_ids(owner, f"?member_status={status}")
+
+
+def test_an_unknown_member_status_or_visibility_is_400(partner):
+    assert_glance_error(partner.image("GET", "/v2/images?member_status=bogus"), 400, "Invalid status: bogus")
+    assert_glance_error(partner.image("GET", "/v2/images?visibility=bogus"), 400, "Invalid visibility value: bogus")
+
+
+def test_list_filters_take_glances_operators(owner):
+    """[glance33] `in:` and `eq:` on name, id, status and formats; an unknown operator is 400; range and
+    time filters on size and timestamps."""
+    assert set(list_ids(owner, "?name=in:web-base,legacy-base")) == {DOWNLOADABLE_IMAGE, PROTECTED_IMAGE}
+    assert list_ids(owner, "?name=eq:web-base") == [DOWNLOADABLE_IMAGE]
+    assert set(list_ids(owner, f"?id=in:{DOWNLOADABLE_IMAGE},{SHARED_IMAGE}")) == {DOWNLOADABLE_IMAGE, SHARED_IMAGE}
+    assert_glance_error(
+        owner.image("GET", "/v2/images?name=like:web"), 400, "Unable to filter by unknown operator 'like'."
+    )
+    size = get_image(owner, DOWNLOADABLE_IMAGE)["size"]
+    assert DOWNLOADABLE_IMAGE in list_ids(owner, f"?size_min={size}")
+    assert DOWNLOADABLE_IMAGE not in list_ids(owner, f"?size_max={size - 1}")
+    assert_glance_error(owner.image("GET", "/v2/images?size_min=big"), 400, "non-numeric")
+    assert list_ids(owner, "?created_at=lt:2000-01-01T00:00:00Z") == []
+    assert_glance_error(
+        owner.image("GET", "/v2/images?created_at=bogus:2000-01-01T00:00:00Z"),
+        400,
+        "Unable to filter on a unknown operator.",
+    )
+    assert_glance_error(
+        owner.image("GET", "/v2/images?name=web:base"), 400, "Unable to filter by unknown operator 'web'."
+    )
+    assert DOWNLOADABLE_IMAGE in list_ids(owner, "?created_at=gt:2000-01-01T00:00:00Z")
+    assert set(list_ids(owner, "?protected=true")) == {PUBLIC_IMAGE, PROTECTED_IMAGE}
+
+
+def test_a_client_chosen_id_may_be_upper_case(owner):
+    """[glance33] the id pattern takes either case; the id is kept as sent."""
+    image = create_image(owner, id="ABCDEF00-0000-4000-8000-000000000001")
+    assert image["id"] == "ABCDEF00-0000-4000-8000-000000000001"
+    assert owner.image("GET", "/v2/images/abcdef00-0000-4000-8000-000000000001").status_code == 404
