@@ -5,11 +5,13 @@ the backend says so; any other difference is a simulator bug."""
 from __future__ import annotations
 
 import hashlib
+import uuid
 
 import pytest
 
 from reconciler.cloud.errors import BadRequest, CloudApiError, Conflict, Forbidden, NotFound
 from reconciler.cloud.model import PatchOp, set_ops
+from reconciler.cloud.nhn import PATCH_CONTENT_TYPE
 from reconciler.simulator.qcow2 import Qcow2Image
 
 
@@ -19,6 +21,13 @@ def qcow2(content: str = "contract") -> bytes:
 
 def new_image(backend, **extra):
     return backend.owner.create_image(backend.region, backend.image_attributes(**extra))
+
+
+def listed_ids(client, region: str, **params: str) -> set[str]:
+    """Ids in one page of a raw image listing with these query parameters (the client's list_images takes
+    no such filters yet: a raw request through its transport)."""
+    answer = client._http.request("image", region, "GET", "/v2/images", params={"limit": 1000, **params})
+    return {image["id"] for image in answer.json()["images"]}
 
 
 # -- create, read, list ---------------------------------------------------------------------------
@@ -116,7 +125,38 @@ def test_another_project_cannot_update(backend):
         backend.member.update_image(backend.region, image.id, set_ops({"name": "hijacked"}))
 
 
+def test_a_patch_test_op_is_refused_and_changes_nothing(backend):
+    """No compare-and-swap: a JSON-patch `test` op is 400, and the other ops of that PATCH are not applied."""
+    image = new_image(backend)
+    ops = [{"op": "test", "path": "/name", "value": image.name}, {"op": "replace", "path": "/name", "value": "x"}]
+    with pytest.raises(BadRequest) as refused:
+        backend.owner._http.request(
+            "image", backend.region, "PATCH", f"/v2/images/{image.id}", json=ops,
+            headers={"Content-Type": PATCH_CONTENT_TYPE},
+        )  # fmt: skip
+    assert "Invalid operation: `test`. It must be one of the following: add, remove, replace." in (
+        refused.value.server_message
+    )
+    after = backend.owner.get_image(backend.region, image.id)
+    assert (after.name, after.updated_at) == (image.name, image.updated_at)
+
+
 # -- delete and protection ------------------------------------------------------------------------
+
+
+def test_a_deleted_images_id_is_never_used_again(backend):
+    """Glance soft-deletes: after a delete the id reads 404, yet a create with it is 409, from any project."""
+    image_id = str(uuid.uuid4())
+    new_image(backend, id=image_id)
+    assert backend.owner.delete_image(backend.region, image_id) is True
+    with pytest.raises(NotFound):
+        backend.owner.get_image(backend.region, image_id)
+    for client in (backend.owner, backend.member):
+        with pytest.raises(Conflict) as refused:
+            client.create_image(backend.region, backend.image_attributes(id=image_id))
+        assert f"Image ID {image_id} already exists!" in refused.value.server_message
+    assert backend.owner.find_image(backend.region, image_id) is None
+    assert image_id not in listed_ids(backend.owner, backend.region)
 
 
 def test_delete_is_idempotent(backend):
@@ -207,6 +247,35 @@ def test_share_accept_and_unshare(backend):
     assert owner.remove_member(region, image.id, member.project_id) is True
     assert owner.remove_member(region, image.id, member.project_id) is False
     assert owner.list_members(region, image.id) == []
+
+
+def test_the_consumer_lists_shares_by_its_member_status(backend):
+    """The consumer side: `visibility=shared&member_status=...` lists images shared with the caller by its
+    own status; its default list has only accepted ones; the owner sees its shared image whatever
+    member_status says."""
+    region, owner, member = backend.region, backend.owner, backend.member
+    image = new_image(backend, visibility="shared")
+    owner.add_member(region, image.id, member.project_id)
+
+    def seen_by(client) -> dict[str, bool]:
+        lists = {status: listed_ids(client, region, visibility="shared", member_status=status)
+                 for status in ("all", "pending", "accepted", "rejected")}  # fmt: skip
+        lists["default"] = listed_ids(client, region)
+        return {name: image.id in ids for name, ids in lists.items()}
+
+    everywhere = {"all": True, "pending": True, "accepted": True, "rejected": True, "default": True}
+    assert seen_by(member) == {"all": True, "pending": True, "accepted": False, "rejected": False, "default": False}
+    assert seen_by(owner) == everywhere
+
+    accepted = member.set_member_status(region, image.id, "accepted")
+    assert (accepted.member_id, accepted.status) == (member.project_id, "accepted")
+    assert seen_by(member) == {"all": True, "pending": False, "accepted": True, "rejected": False, "default": True}
+
+    member.set_member_status(region, image.id, "rejected")
+    assert seen_by(member) == {"all": True, "pending": False, "accepted": False, "rejected": True, "default": False}
+    assert seen_by(owner) == everywhere
+    # Rejecting hides the share from lists, not from reads by id.
+    assert member.get_image(region, image.id).id == image.id
 
 
 def test_only_the_member_project_sets_its_status(backend):
