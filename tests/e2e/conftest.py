@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from front import IdentityFront
-from glance_api import Glance
+from glance_api import LOCK_NAME_PREFIX, Glance
 
 REGIONS = ("KR1", "JP1")
 URL_VARIABLES = {"KR1": "RECONCILER_GLANCE_URL", "JP1": "RECONCILER_GLANCE_URL_2"}
@@ -54,11 +54,13 @@ class E2E:
     - `glance(region, project=None)`: a Glance client straight to the server (trusted headers), as the
       owner unless another project is named: set images up, change them behind the tool's back, check;
     - `run(*args)`: the installed `reconciler` with the owner's NHN_CLOUD_* environment; a
-      CompletedProcess (text). After each run, `assert_bystanders_untouched()`;
+      CompletedProcess (text). After each run, `assert_bystanders_untouched()`, and no lock claim is left;
     - `apply(*extra)`: `run("apply", root, "--auto-approve", *extra)`; `popen(*args)` starts one;
     - `reads_as(project, region, image_id)`: whether that project, through the front with its own token,
       can read the image;
-    - `managed(region)`: this set's images in the region (Glance's view), by `reconciler_key`.
+    - `managed(region)`: this set's images in the region (Glance's view), by `reconciler_key`;
+    - `claims()`: the apply lock's claims that exist now, as (region, image);
+    - `everything()`: every image of the owner in both regions, with its members (before/after checks).
     """
 
     def __init__(self, front: IdentityFront, urls: dict[str, str], tmp_path: Path) -> None:
@@ -100,6 +102,11 @@ class E2E:
             for image in self.glance(region).owned().values()
             if image.get("reconciler_set") == self.set_name
         }
+
+    def claims(self) -> list[tuple[str, dict[str, Any]]]:
+        """The apply lock's claims (images named reconciler-lock-<set>) that exist now, with their region."""
+        name = f"{LOCK_NAME_PREFIX}{self.set_name}"
+        return [(region, image) for region in REGIONS for image in self.glance(region).images(name=name)]
 
     def everything(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Every image the owner has in each region (without lock claims), and the members of each."""
@@ -162,7 +169,10 @@ class E2E:
                 f"\n$ reconciler {' '.join(map(str, args))}  # exit {done.returncode}, {time.monotonic() - started:.2f} s"
             )
             print(done.stdout + done.stderr)
-        self.assert_bystanders_untouched(f"after `reconciler {' '.join(map(str, args))}`")
+        when = f"after `reconciler {' '.join(map(str, args))}` (exit {done.returncode})"
+        self.assert_bystanders_untouched(when)
+        # A finished run never leaves a lock claim behind: it would block the set's next apply.
+        assert self.claims() == [], f"a lock claim is left {when}: {self.claims()}\n{done.stderr[-2000:]}"
         return done
 
     def apply(self, *extra: Any) -> subprocess.CompletedProcess[str]:

@@ -78,7 +78,7 @@ class IdentityFront:
     tokens: dict[str, Token] = field(default_factory=dict)
     delayed: list[Delayed] = field(default_factory=list)
     patches: list[Patched] = field(default_factory=list)
-    lock_claims: set[str] = field(default_factory=set)  # ids of images named reconciler-lock-*
+    lock_claims: dict[str, str] = field(default_factory=dict)  # id -> region of images named reconciler-lock-*
     _delay_s: float = 0.0
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -209,10 +209,10 @@ class IdentityFront:
         with self._guard:
             self.patches.append(Patched(region, image_id, project, status))
 
-    def _note_claim(self, doc: object) -> None:
+    def _note_claim(self, region: str, doc: object) -> None:
         if isinstance(doc, dict) and str(doc.get("name", "")).startswith(LOCK_NAME_PREFIX) and doc.get("id"):
             with self._guard:
-                self.lock_claims.add(str(doc["id"]))
+                self.lock_claims[str(doc["id"])] = region
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -286,7 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
             answer = upstream.getresponse()
             if patched is not None:
                 self.front._note_patch(region, patched, project, answer.status)
-            self._relay(answer)
+            self._relay(answer, region)
         except OSError as err:
             self.close_connection = True
             try:
@@ -296,7 +296,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             upstream.close()
 
-    def _relay(self, answer: http.client.HTTPResponse) -> None:
+    def _relay(self, answer: http.client.HTTPResponse, region: str) -> None:
         self.send_response_only(answer.status, answer.reason)
         length = answer.getheader("Content-Length")
         for key, value in answer.getheaders():
@@ -319,7 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
         if kept is not None:
             try:
-                self.front._note_claim(json.loads(kept))
+                self.front._note_claim(region, json.loads(kept))
             except ValueError:
                 pass
 

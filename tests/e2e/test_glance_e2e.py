@@ -135,9 +135,14 @@ def test_ten_applies_in_a_row_on_one_set(e2e):
     kr1 = e2e.glance("KR1")
     web = kr1.create("legacy-web", os_type="linux")
     for run in range(10):
+        claims = set(e2e.front.lock_claims)
         e2e.write({"web": adopt(web["id"], description=f"build {run}")})
         ok(e2e.apply())
         assert kr1.get(web["id"])["description"] == f"build {run}", f"apply {run + 1} of 10"
+        # Each apply claimed the lock in JP1 (the catalog's first image region, sorted) and released it.
+        made = {e2e.front.lock_claims[c] for c in set(e2e.front.lock_claims) - claims}
+        assert made == {"JP1"}, f"apply {run + 1}: claims made in {made}"
+        assert e2e.claims() == [], f"apply {run + 1} left a claim"
 
 
 def test_two_applies_at_once_exactly_one_proceeds(e2e):
@@ -162,4 +167,7 @@ def test_two_applies_at_once_exactly_one_proceeds(e2e):
         assert kr1.get(web["id"])["description"] == f"race {race}"
         changes = [p for p in e2e.front.patches[patches:] if p.image_id == web["id"]]
         assert len(changes) == 1 and changes[0].status == 200, changes
+        assert e2e.front.delayed[-1].image_id == web["id"]
+        # Neither apply left a claim behind: the next apply is not blocked.
+        assert e2e.claims() == [], f"race {race + 1}: {detail}"
         e2e.assert_bystanders_untouched(f"after race {race + 1}")
