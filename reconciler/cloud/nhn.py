@@ -132,6 +132,10 @@ class NhnCloudClient:
         name: str | None = None,
         filters: Mapping[str, str] | None = None,
     ) -> ImageListing:
+        # Glance reads `x:` at the start of a filter value as an operator (`in:`, `eq:`) and answers 400 to an
+        # unknown one, so a name with a colon is asked for as `eq:<name>`.
+        if name is not None and ":" in name:
+            name = f"eq:{name}"
         query = {**(filters or {}), **({"owner": owner} if owner else {}), **({"name": name} if name else {})}
         params: dict[str, Any] | None = {"limit": self._page_size, **query}
         path = "/v2/images"

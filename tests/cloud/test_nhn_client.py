@@ -154,6 +154,15 @@ def test_list_images_filters_by_name_on_the_server_and_dates_the_answer(sim, con
     assert listing.server_time is not None and abs(listing.server_time - time.time()) < 5
 
 
+def test_a_name_with_a_colon_is_asked_for_as_an_exact_match(sim, connect_to):
+    """Glance takes `web:base` as operator `web` (400); `eq:web:base` is the name itself."""
+    base, _ = connect_to(sim)
+    made = base.create_image(
+        REGION, {"name": "web:base", "disk_format": "raw", "container_format": "bare", "os_type": "linux"}
+    )
+    assert [i.id for i in base.list_images(REGION, owner=base.project_id, name="web:base")] == [made.id]
+
+
 @pytest.mark.parametrize(
     ("text", "epoch", "reason"),
     [

@@ -157,6 +157,15 @@ def test_the_name_filter_takes_glances_in_operator(backend):
     assert "Unable to filter by unknown operator 'like'." in refused.value.server_message
 
 
+def test_the_client_finds_a_name_with_a_colon_by_name(backend):
+    """A plain `name=web:base` is operator `web` (400): the client asks `eq:web:base`, on both backends."""
+    made = new_image(backend, name=f"web:{uuid.uuid4().hex[:8]}")
+    with pytest.raises(BadRequest):
+        listed_names(backend.owner, backend.region, name=made.name)
+    found = backend.owner.list_images(backend.region, owner=backend.owner.project_id, name=made.name)
+    assert [i.id for i in found] == [made.id]
+
+
 def test_custom_property_filters_filter_on_glance_and_are_ignored_as_assumed_of_nhn(backend):
     """Glance 33 filters `?reconciler_key=x` on the property; NHN is assumed not to (the simulator's
     `property_filters` knob, default false), so the reconciler filters markers itself."""
