@@ -220,6 +220,8 @@ def state_from_seed(seed: dict[str, Any]) -> dict[str, Any]:
                 "device": "/dev/vda",
                 "bootable": "true",
                 "created_at": now,
+                # A boot volume is made from the base image: Cinder shows it in volume_image_metadata.
+                "image_id": base_image_id,
             }
         state["servers"][server_id] = server
     return state

@@ -52,7 +52,39 @@ def _view(volume: dict[str, Any]) -> dict[str, Any]:
         "created_at": volume["created_at"],
         "volume_type": "General HDD",
         "metadata": {},
+        **({"volume_image_metadata": {"image_id": volume["image_id"]}} if volume.get("image_id") else {}),
     }
+
+
+def _list_volumes_detail(app: SimulatorApp, req: Request) -> Response:
+    """Cinder's paged detail list: newest first, `limit` / `marker`, a `volumes_links` next link when a page
+    is full."""
+    limit_raw = req.arg("limit")
+    try:
+        limit = int(limit_raw) if limit_raw is not None else None
+    except ValueError:
+        raise HttpError(400, f"Invalid input received: limit={limit_raw!r}") from None
+    with app.store.transaction() as txn:
+        region = check_scope(txn, req)
+        volumes = sorted(
+            (v for v in txn.doc["volumes"].values() if v["region"] == region and v["project"] == req.token.project),
+            key=lambda v: (v["created_at"], v["id"]),
+            reverse=True,
+        )
+        marker = req.arg("marker")
+        if marker is not None:
+            ids = [v["id"] for v in volumes]
+            if marker not in ids:
+                raise HttpError(404, f"Marker {marker} could not be found.")
+            volumes = volumes[ids.index(marker) + 1 :]
+        page = volumes[:limit] if limit is not None else volumes
+        body: dict[str, Any] = {"volumes": [_view(v) for v in page]}
+    if limit is not None and page and len(page) == limit:
+        base = app.volume_endpoint(region, req.token.project)
+        body["volumes_links"] = [
+            {"rel": "next", "href": f"{base}/volumes/detail?limit={limit}&marker={page[-1]['id']}"}
+        ]
+    return json_response(200, body)
 
 
 def _get_volume(app: SimulatorApp, req: Request) -> Response:
@@ -151,6 +183,7 @@ def routes() -> list[Route]:
         Route("GET", "/volume/{region}", "volume", _versions, auth=False),
         Route("GET", "/volume/{region}/v2", "volume", _version, auth=False),
         Route("GET", PREFIX, "volume", _version, auth=False),
+        Route("GET", PREFIX + "/volumes/detail", "volume", _list_volumes_detail),
         Route("GET", PREFIX + "/volumes/{volume_id}", "volume", _get_volume),
         Route("POST", PREFIX + "/volumes/{volume_id}/action", "volume", _action),
     ]

@@ -18,6 +18,9 @@ from support import (
     standard_seed,
 )
 
+from reconciler.cloud.auth import Credentials
+from reconciler.cloud.nhn import connect
+
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 MIB = 1024 * 1024
 UNKNOWN_ID = "99999999-0000-4000-8000-000000000099"
@@ -507,3 +510,21 @@ def test_negative_server_limit_is_400(owner):
     """Nova refuses a negative limit rather than returning a truncated list."""
     answer = owner.compute("GET", "/servers?limit=-1")
     assert nova_fault(answer, "badRequest", 400) == "limit param must be positive"
+
+
+def test_volumes_detail_pages_and_names_the_image_each_volume_was_made_from(make_sim):
+    """Cinder's paged detail list: a volume made from an image names it in volume_image_metadata, so
+    "who uses an image" covers volumes too (the client's list_volumes)."""
+    seed = standard_seed()
+    seed["servers"].append({**seed["servers"][0], "name": "second-volume-server", "id": None})
+    seed["servers"][-1].pop("id")
+    sim = make_sim(seed)
+    owner = Api(sim, *OWNER_USER, OWNER)
+    first = owner.volume("GET", "/volumes/detail", params={"limit": 1}).json()
+    assert len(first["volumes"]) == 1 and first["volumes_links"][0]["rel"] == "next"
+    client = connect(Credentials(*OWNER_USER, identity_url=sim.identity_url), OWNER)
+    client._page_size = 1
+    volumes = client.list_volumes("KR1")
+    assert len(volumes) == 2 and all(v.image_id for v in volumes)
+    booted = {s.image_id for s in client.list_servers("KR1")}
+    assert None in booted, "a server booted from a volume shows no image"
