@@ -288,3 +288,82 @@ def test_claims_errors_are_cloud_errors_not_tracebacks(make_sim):
     with pytest.raises(CloudError):
         with apply_lock(client_for(sim), SET):
             pass
+
+
+def _stop_create_start(tmp_path, *, overwrite_mark: str | None):
+    """Apply `running-u2-stop` (stop -> create -> start) holding a lock whose renewals stop succeeding right
+    after the stop: what starts next, and what the compensating restart does."""
+    import shutil
+    from pathlib import Path
+
+    from reconciler.apply import Applier
+    from reconciler.connect import open_cloud
+    from reconciler.planner import build_plan
+    from reconciler.snapshot import read_snapshot
+    from reconciler.validate import load_desired_state
+
+    root = tmp_path / "root"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "cases" / "running-u2-stop" / "root", root)
+    desired = load_desired_state(root)
+    now = [0.0]
+    with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
+        plan = build_plan(desired, read_snapshot(client, desired), target)
+        server_id = next(a.details["server"] for a in plan.actions if a.kind == "stop_instance")
+        with apply_lock(client, desired.root.set, lease_s=30, monotonic=lambda: now[0]) as session:
+
+            def progress(event, action, payload):
+                if event == "end" and action.kind == "stop_instance":
+                    if overwrite_mark is not None:
+                        client.set_server_metadata("KR1", server_id, {"reconciler_stopped_by": overwrite_mark})
+                    now[0] += 25  # no renewal within lease - 10 s: lost
+
+            report = Applier(LockGuardedClient(client, session), plan, lock=session, progress=progress).run()
+        server = client.get_server("KR1", server_id)
+        images = [
+            i for i in client.list_images("KR1", owner=client.project_id) if not i.name.startswith("reconciler-lock")
+        ]
+    return {r.action.kind: (r.status, r.message) for r in report.results}, server, images
+
+
+def test_after_losing_the_lock_nothing_new_starts_and_the_run_restarts_the_server_it_stopped(tmp_path):
+    results, server, images = _stop_create_start(tmp_path, overwrite_mark=None)
+    assert results["stop_instance"][0] == "done"
+    assert results["create"] == ("skipped", "the apply lock was lost")
+    assert results["start_instance"][0] == "done", results
+    assert server.status == "ACTIVE" and "reconciler_stopped_by" not in server.metadata
+    assert images == [], "nothing may be created after the lock is lost"
+
+
+def test_after_losing_the_lock_a_server_marked_by_another_run_is_left_alone(tmp_path):
+    """Another apply may hold the lock now and have stopped the server itself: its mark carries its own
+    token, so this run's restart must not touch it."""
+    results, server, _ = _stop_create_start(tmp_path, overwrite_mark="web-platform:othertoken")
+    assert results["start_instance"][0] == "stale" and "left for the next run" in results["start_instance"][1]
+    assert server.status == "SHUTOFF" and server.metadata["reconciler_stopped_by"] == "web-platform:othertoken"
+
+
+def test_a_stop_marks_the_server_with_the_runs_token(tmp_path, capsys):
+    """`reconciler_stopped_by: <set>:<run token>`; the next plan still reads it as this set's mark."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from reconciler.cli import main
+
+    root = tmp_path / "root"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "cases" / "running-u2-stop" / "root", root)
+    fault = {"route": "POST /compute/{region}/v2/{tenant_id}/servers/{server_id}/action", "on_call": 3, "status": 500}
+    import yaml
+
+    seed = yaml.safe_load((root / "seed.yaml").read_text())
+    seed.setdefault("behaviour", {})["faults"] = [fault]  # the restart fails: the mark stays
+    (root / "seed.yaml").write_text(yaml.safe_dump(seed))
+    assert main(["apply", str(root), "--auto-approve"]) == 1
+    capsys.readouterr()
+    state = json.loads((root / ".reconciler" / "sim-state.json").read_text())
+    (stopped,) = state["servers"].values()
+    set_name, _, token = stopped["metadata"]["reconciler_stopped_by"].partition(":")
+    assert set_name == "web-platform" and len(token) == 12
+    assert main(["plan", str(root), "--format", "json"]) == 0
+    kinds = [a["kind"] for a in json.loads(capsys.readouterr().out)["actions"]]
+    assert "start_instance" in kinds
