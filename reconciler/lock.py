@@ -320,7 +320,8 @@ def renew_once(client: CloudClient, session: LockSession, count: int) -> bool:
     is gone was deleted by another apply that found it expired: the lock is lost at once."""
     sent = session.monotonic()
     try:
-        client.update_image(session.region, session.claim_id, set_ops({RENEWAL: str(count)}))
+        # The state again too: a claim whose first mark as held failed becomes held with its renewal.
+        client.update_image(session.region, session.claim_id, set_ops({STATE: HELD, RENEWAL: str(count)}))
     except NotFound:
         session.mark_lost("its claim was deleted: its lease had run out and another apply took over")
         log.warning("the apply lock's claim is gone: lock lost")

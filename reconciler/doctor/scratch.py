@@ -16,9 +16,10 @@ from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudApiError, CloudError, CloudTransportError, Forbidden, Unauthorized
 from reconciler.cloud.model import Image, PatchOp, parse_server_time
 from reconciler.doctor.report import Cleanup, Kept, Undeletable
+from reconciler.lock_claims import DOCTOR
 
 NAME_PREFIX = "reconciler-doctor-"
-PROPERTY = "reconciler_doctor"
+PROPERTY = DOCTOR  # one name, shared with the planner, which counts scratch images apart
 MAX_ALIVE = 3  # per region, at any moment
 LEFTOVER_MAX_SIZE = 1024 * 1024
 LEFTOVER_MIN_AGE_S = 3600.0
