@@ -110,3 +110,43 @@ def test_lock_options_are_checked(tmp_path, capsys):
     for flags in (["--lock-lease", "29"], ["--lock-lease", "901"], ["--lock-timeout", "-1"]):
         assert main(["apply", str(root), "--auto-approve", *flags]) == 1
         assert "--lock-" in capsys.readouterr().err
+
+
+def test_apply_with_lock_timeout_waits_out_a_left_claim_and_the_winner_deletes_it(tmp_path, capsys):
+    """A loser whose delete failed left a probing claim: the next apply given --lock-timeout waits (a
+    killed apply's claim is the same case) until the claim expires by the server's clock, then holds and
+    deletes it. The simulator serving the same state file moves the clock instead of waiting 125 s."""
+    import threading
+
+    from reconciler.simulator.server import SimulatorServer
+    from reconciler.simulator.state import StateStore
+
+    root = tmp_path / "root"
+    shutil.copytree(ROOT, root)
+    assert main(["plan", str(root)]) == 0  # makes the state from the seed
+    capsys.readouterr()
+    sim = SimulatorServer(StateStore.open(root / ".reconciler" / "sim-state.json")).start()
+    try:
+        desired = load_desired_state(root)
+        with open_cloud(desired.root, desired.root.cloud, {}) as (client, _):
+            region = claims_region(client)
+            left = client.create_image(
+                region,
+                {"name": claim_name("platform"), "os_type": "linux", "disk_format": "raw", "container_format": "bare",
+                 "visibility": "private", CLAIM: "platform", HOLDER: "ci-runner:9:lost", STATE: "probing"},
+            )  # fmt: skip
+        codes: list[int] = []
+        waiting = threading.Thread(
+            target=lambda: codes.append(main(["apply", str(root), "--auto-approve", "--lock-timeout", "60"]))
+        )
+        waiting.start()
+        waiting.join(3)
+        assert waiting.is_alive() and not codes, "apply did not wait for the left claim"
+        sim.advance_clock(126)
+        waiting.join(60)
+        assert codes == [0], capsys.readouterr().err
+        with open_cloud(desired.root, desired.root.cloud, {}) as (client, _):
+            assert client.find_image(region, left.id) is None, "the winner kept the expired claim"
+            assert [i for i in client.list_images(region) if i.name == claim_name("platform")] == []
+    finally:
+        sim.stop()
