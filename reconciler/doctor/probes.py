@@ -59,11 +59,9 @@ UPLOAD_CHECKS = ("upload_keeps_bytes", "download_gating", "download_refused_stat
 
 def scratch_qcow2(label: str) -> bytes:
     """A small valid qcow2 (Glance refuses bytes that don't match disk_format), different per run."""
-    from reconciler.simulator.qcow2 import Qcow2Image, Qcow2Layout
+    from reconciler.simulator.qcow2 import Qcow2Image
 
-    image = Qcow2Image(1, label)
-    image.layout = Qcow2Layout.for_size(SCRATCH_VIRTUAL_SIZE)
-    return b"".join(image.iter_chunks())
+    return b"".join(Qcow2Image.of_virtual_size(SCRATCH_VIRTUAL_SIZE, label).iter_chunks())
 
 
 def _message(err: CloudError) -> str:

@@ -107,6 +107,15 @@ class Qcow2Image:
         self.content = content
         self.layout = Qcow2Layout.for_size(size_mb * MIB)
 
+    @classmethod
+    def of_virtual_size(cls, virtual_size: int, content: str) -> Qcow2Image:
+        """An image of any virtual size, below 1 MiB too (doctor's scratch images must stay under 1 MiB
+        of file to be recognisable as its own later). `size_mb` then says nothing of it."""
+        image = cls(1, content)
+        image.size_mb = 0
+        image.layout = Qcow2Layout.for_size(virtual_size)
+        return image
+
     @property
     def virtual_size(self) -> int:
         return self.layout.virtual_size

@@ -89,3 +89,13 @@ def test_qemu_img_accepts_the_image(tmp_path, size_mb):
     assert "No errors were found" in check.stdout
     info = subprocess.run(["qemu-img", "info", "--output=json", str(path)], capture_output=True, text=True, check=True)
     assert f'"virtual-size": {size_mb * MIB}' in info.stdout
+
+
+def test_an_image_of_any_virtual_size_stays_small():
+    """doctor's scratch images: a valid qcow2 header for 512 KiB of disk, in well under 1 MiB of file."""
+    from reconciler.simulator.qcow2 import Qcow2Image
+
+    image = Qcow2Image.of_virtual_size(512 * 1024, "doctor")
+    data = b"".join(image.iter_chunks())
+    assert data[:4] == b"QFI\xfb" and len(data) == image.file_size < 1024 * 1024
+    assert int.from_bytes(data[24:32], "big") == image.virtual_size == 512 * 1024
