@@ -70,6 +70,8 @@ class StepResult:
 @dataclass
 class ApplyReport:
     results: list[StepResult] = field(default_factory=list)
+    # applied | plan_mismatch | refused | lock_held | failed | interrupted; by default from the results.
+    outcome: str | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -81,6 +83,7 @@ class ApplyReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "format_version": "1",
+            "outcome": self.outcome or ("applied" if self.succeeded else "failed"),
             "results": [r.to_json() for r in self.results],
             "summary": {s: self.count(s) for s in (DONE, FAILED, STALE, SKIPPED)},
         }
@@ -105,8 +108,6 @@ class Applier:
         timeout: float = 3600.0,
         progress: Progress = _no_progress,
         clock: Callable[[], float] = time.monotonic,
-        already_made: Mapping[str, str] | None = None,
-        already_done: Iterable[str] = (),
         lock: LockSession | None = None,
     ) -> None:
         if not plan.applicable:
@@ -128,13 +129,8 @@ class Applier:
         self._lock = threading.Lock()
         # Images made by this run, by (key, region): later actions on them name no image id.
         self.made: dict[tuple[str, str], str] = {}
-        self.made_by_action: dict[str, str] = dict(already_made or {})
-        self.already_done = set(already_done)
+        self.made_by_action: dict[str, str] = {}
         self.notes: dict[str, str] = {}  # what a done action wants reported (e.g. refused properties)
-        # Images made by an earlier, partial apply of the same saved plan (--resume).
-        for action_id, image_id in self.made_by_action.items():
-            kind, key, region = action_id.split(":")[:3]
-            self.made[(key, region)] = image_id
 
     # -- scheduling -------------------------------------------------------------------------------
 
@@ -159,9 +155,7 @@ class Applier:
                     compensating = "compensates" in action.details
                     if compensating:
                         compensated = action.details["compensates"]
-                        was_done = compensated in self.already_done or (
-                            compensated in results and results[compensated].status == DONE
-                        )
+                        was_done = compensated in results and results[compensated].status == DONE
                         if not was_done:
                             results[action_id] = StepResult(action, SKIPPED, "what it compensates did not run")
                             self.progress("skip", action, results[action_id])

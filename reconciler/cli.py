@@ -379,14 +379,18 @@ def run_plan(args: argparse.Namespace) -> int:
     from reconciler.render.markdown import render_markdown
     from reconciler.snapshot import read_snapshot
 
+    if args.out is not None:
+        _refuse_partial_saved_plans(args, "plan --out")
     desired, cloud = start_command(args, "plan")
     with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
         snapshot = read_snapshot(client, desired)
     plan = build_plan(desired, snapshot, plan_target, **_plan_options(args, desired, snapshot))
     if args.out is not None:
-        saved_plan.save(args.out, plan, desired, cloud, snapshot)
+        saved_plan.save(args.out, plan, cloud)
         print(
-            f"Saved the plan to {args.out}; apply exactly it with: reconciler apply --plan {args.out}", file=sys.stderr
+            f"Saved the plan to {args.out}; apply it with: reconciler apply --plan {args.out} (it runs only if a "
+            "fresh plan still matches it)",
+            file=sys.stderr,
         )
     if args.format == "json":
         sys.stdout.write(render_json(plan.to_json()))
@@ -410,11 +414,43 @@ def _concurrency(args: argparse.Namespace, desired: Any) -> dict[str, int | None
     }
 
 
+def _refuse_partial_saved_plans(args: argparse.Namespace, command: str) -> None:
+    """Saved plans are whole: a narrowed one would have to be matched against a narrowed fresh plan, and a
+    large intended deletion belongs in the reviewed root (settings.max_deletions), not on a command line."""
+    given = [
+        flag
+        for flag, value in (
+            ("--target", args.target),
+            ("--exclude", args.exclude),
+            ("--max-deletions", args.max_deletions),
+        )
+        if value not in (None, [])
+    ]
+    if given:
+        raise UsageError(
+            f"{command} cannot be combined with {', '.join(given)}: saved plans cover the whole root",
+            hint="to allow more deletions, raise settings.max_deletions in the reviewed root",
+        )
+
+
 def run_apply(args: argparse.Namespace) -> int:
-    from reconciler.apply import Applier, ApplyReport
+    from reconciler.lock import LockedError
+    from reconciler.saved_plan import StalePlanError
+
+    try:
+        return _run_apply(args)
+    except LockedError:
+        _json_outcome(args, "lock_held")
+        raise
+    except StalePlanError as err:
+        _json_outcome(args, "plan_mismatch", message=err.message, details=err.details)
+        raise
+
+
+def _run_apply(args: argparse.Namespace) -> int:
+    from reconciler.apply import Applier
     from reconciler.connect import open_cloud
     from reconciler.planner import build_plan
-    from reconciler.render.json import render_json
     from reconciler.snapshot import read_snapshot
 
     for flag, value in (("--parallelism", args.parallelism), ("--region-parallelism", args.region_parallelism)):
@@ -430,6 +466,7 @@ def run_apply(args: argparse.Namespace) -> int:
     if args.lock_timeout < 0:
         raise UsageError("--lock-timeout must be 0 or more")
     if args.plan is not None:
+        _refuse_partial_saved_plans(args, "apply --plan")
         return _apply_saved(args)
     desired, cloud = start_command(args, "apply")
     human = sys.stderr if args.format == "json" else sys.stdout
@@ -442,10 +479,10 @@ def run_apply(args: argparse.Namespace) -> int:
         _show_plan(plan, args, human)
         if plan.refusals:
             print("Nothing was applied: the plan has refusals.", file=human)
+            _json_outcome(args, "refused")
             return EXIT_REFUSED
         if not plan.actions:
-            if args.format == "json":
-                sys.stdout.write(render_json(ApplyReport().to_json()))
+            _json_outcome(args, "applied")
             return EXIT_OK
         if not args.auto_approve and not _confirm(plan, human):
             return EXIT_ERROR
@@ -492,63 +529,62 @@ def _locked(args: argparse.Namespace, client: Any, plan_target: Any, desired: An
 
 
 def _apply_saved(args: argparse.Namespace) -> int:
-    """apply --plan FILE [--resume]: exactly the saved actions, or a refusal naming what changed."""
+    """apply --plan FILE [--resume]: compute a fresh plan and run it only if it matches the saved one
+    (docs/safety.md, "Saved plans"). Nothing read from the file is ever carried out."""
     from reconciler import saved_plan
     from reconciler.apply import Applier
     from reconciler.connect import open_cloud
+    from reconciler.plan_match import match
     from reconciler.planner import build_plan
     from reconciler.snapshot import read_snapshot
 
     desired, cloud = start_command(args, "apply")
     human = sys.stderr if args.format == "json" else sys.stdout
     document = saved_plan.load(args.plan)
-    saved_plan.check_root(document, desired)
+    saved_plan.check_tool(document, args.plan)
     journal = saved_plan.Journal.for_plan(args.plan)
     if journal.done and not args.resume:
         raise UsageError(
             f"{args.plan} was partly applied already ({len(journal.done)} actions done)",
             hint=f"finish it with: reconciler apply --plan {args.plan} --resume",
         )
-    plan = saved_plan.to_plan(document)
-    done = set(journal.done) if args.resume else set()
     with (
         open_cloud(desired.root, cloud, os.environ) as (client, plan_target),
         _locked(args, client, plan_target, desired) as (guarded, session),
     ):
         saved_plan.check_target(document, cloud, plan_target)
-        if plan.refusals:
-            _show_plan(plan, args, human)
+        if document.get("set") != desired.root.set:
+            raise saved_plan.StalePlanError(
+                f"{args.plan} was saved for set {document.get('set')!r}, this root is set {desired.root.set!r}: "
+                "nothing was applied"
+            )
+        snapshot = read_snapshot(client, desired)
+        fresh = build_plan(desired, snapshot, plan_target)
+        if fresh.refusals:
+            # Refusals come from the fresh plan alone: a saved file with its refusals removed changes nothing.
+            _show_plan(fresh, args, human)
             print("Nothing was applied: the plan has refusals.", file=human)
+            _json_outcome(args, "refused")
             return EXIT_REFUSED
-        touched: set[str] = set()
-        if done:
-            fresh = build_plan(desired, read_snapshot(client, desired), plan_target)
-            remaining = {a.id for a in plan.actions} - done
-            # A copy interrupted by the crash left its unfinished target; the copy, run again, removes it
-            # itself, so the fresh plan's replacement delete of it is covered.
-            covered = {
-                f"delete:{i.split(':')[1]}:{i.split(':')[2]}:replace" for i in remaining if i.startswith("copy:")
-            }
-            unexpected = sorted(a.id for a in fresh.actions if a.id not in remaining | covered)
-            if unexpected:
-                raise saved_plan.StalePlanError(
-                    "the cloud now needs actions the saved plan does not have: nothing was applied",
-                    hint="make and review a new plan",
-                    details=["not in the saved plan, or already done:", *[f"  {a}" for a in unexpected]],
-                )
-            for action in plan.actions:
-                if action.id in done:
-                    touched |= set(action.expects) | {
-                        f"{action.region}/{action.image_id}",
-                        f"{action.key}/{action.region}",
-                    }
-        saved_plan.check_cloud(document, client, skip=touched)
-        remaining_plan = _without(plan, done)
-        _show_plan(remaining_plan, args, human)
-        if not remaining_plan.actions:
+        result = match(document["actions"], fresh.actions, snapshot.all_images(), desired.root.set, resume=args.resume)
+        if not result.ok:
+            raise saved_plan.StalePlanError(
+                f"the plan made now differs from the saved plan {args.plan} in {len(result.differences)} "
+                "place(s): nothing was applied",
+                hint="the root or the cloud changed since the review: make and review a new plan",
+                details=["differences (saved vs now):", *[f"  {d.line()}" for d in result.differences]],
+            )
+        _show_plan(fresh, args, human)
+        for action_id in result.housekeeping:
+            print(f"  housekeeping: {action_id} (finishes what an interrupted run of this set left)", file=human)
+        for action_id in result.already_done:
+            print(f"  already done: {action_id}", file=human)
+        if not fresh.actions:
             print("Nothing to do: every action of the saved plan is done.", file=human)
+            journal.path.unlink(missing_ok=True)
+            _json_outcome(args, "applied")
             return EXIT_OK
-        if not args.auto_approve and not _confirm(remaining_plan, human):
+        if not args.auto_approve and not _confirm(fresh, human):
             return EXIT_ERROR
         printer = _progress_printer(human)
 
@@ -558,9 +594,8 @@ def _apply_saved(args: argparse.Namespace) -> int:
                 journal.record(action.id, payload.image_id, made=action.kind in ("create", "copy"))
 
         report = Applier(
-            guarded, remaining_plan, **_concurrency(args, desired), timeout=args.timeout, progress=progress,
-            already_made=journal.made, already_done=done, lock=session,
-        ).run()  # fmt: skip
+            guarded, fresh, **_concurrency(args, desired), timeout=args.timeout, progress=progress, lock=session
+        ).run()
     if report.succeeded:
         journal.path.unlink(missing_ok=True)
     elif any(r.status == "done" for r in report.results) or journal.done:
@@ -568,16 +603,16 @@ def _apply_saved(args: argparse.Namespace) -> int:
     return _report(args, report, session, human)
 
 
-def _without(plan: Any, done: set[str]) -> Any:
-    """The plan minus actions already done; dependencies on those count as met."""
-    import dataclasses
+def _json_outcome(args: argparse.Namespace, outcome: str, **extra: Any) -> None:
+    """With --format json, stdout holds the report even when nothing ran, so that a CI recipe can tell a
+    stale plan (plan again) from a failure by `outcome`."""
+    from reconciler.apply import ApplyReport
+    from reconciler.render.json import render_json
 
-    kept = tuple(
-        dataclasses.replace(a, depends_on=tuple(d for d in a.depends_on if d.id not in done))
-        for a in plan.actions
-        if a.id not in done
-    )
-    return dataclasses.replace(plan, actions=kept)
+    if args.format == "json":
+        document = ApplyReport(outcome=outcome).to_json()
+        document.update(extra)
+        sys.stdout.write(render_json(document))
 
 
 def _confirm(plan: Any, stream: Any) -> bool:

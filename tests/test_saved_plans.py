@@ -1,6 +1,6 @@
-"""Saved plans: plan --out, then apply --plan applies exactly that, or refuses (exit 1, naming each
-object and what changed) when the root, the target or an object the plan touches changed; --resume
-finishes a partial apply."""
+"""Saved plans: plan --out, then apply --plan runs a fresh plan only if it matches the saved one, and
+refuses (exit 1, naming each difference) otherwise; nothing written in the file is ever carried out.
+--resume finishes a partial apply."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 import yaml
 from support import cloud_unchanged_but_lock_traces, let_lock_leases_expire
 
+from reconciler import __version__
 from reconciler.cli import main
 from reconciler.cloud.model import set_ops
 from reconciler.connect import open_cloud
@@ -47,27 +48,38 @@ def through_the_api(root: Path, change) -> None:
         change(client)
 
 
-def test_a_saved_plan_is_applied_exactly(tmp_path, capsys):
+def test_a_saved_plan_is_applied_when_the_fresh_plan_matches_it(tmp_path, capsys):
     root, plan_file = saved("copies-two-regions", tmp_path, capsys)
     document = json.loads(plan_file.read_text())
-    assert set(document["saved"]) == {"files", "target", "fingerprints", "creates"}
-    assert document["saved"]["creates"] == ["web-base/JP1", "web-base/KR2"]
+    assert set(document["saved"]) == {"target", "tool"}
+    assert document["saved"]["tool"]["version"] == __version__
     assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve", "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
+    assert report["outcome"] == "applied"
     assert [r["id"] for r in report["results"]] == [a["id"] for a in document["actions"]]
     assert main(["plan", str(root), "--detailed-exitcode"]) == 0
 
 
-def test_a_change_to_a_touched_object_makes_the_plan_stale(tmp_path, capsys):
+def test_a_hand_change_to_what_the_plan_changes_refuses_it(tmp_path, capsys):
+    """rename-in-place renames one image; someone renames it by hand after the review: the fresh plan's
+    rename differs from the reviewed one, so nothing runs, and the report says what differs."""
     root, plan_file = saved("rename-in-place", tmp_path, capsys)
-    image_id = json.loads(plan_file.read_text())["actions"][0]["image_id"]
-    through_the_api(root, lambda c: c.update_image("KR1", image_id, set_ops({"login_username": "root"})))
+    (update,) = json.loads(plan_file.read_text())["actions"]
+    through_the_api(root, lambda c: c.update_image("KR1", update["image_id"], set_ops({"name": "by-hand"})))
     state_before = json.loads((root / ".reconciler" / "sim-state.json").read_bytes())
-    assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve"]) == 1
-    err = capsys.readouterr().err
-    assert f"KR1/{image_id}: properties.login_username added ('root')" in err
-    assert "nothing was applied" in err
+    assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve", "--format", "json"]) == 1
+    captured = capsys.readouterr()
+    assert "differs from the saved plan" in captured.err and "nothing was applied" in captured.err
+    assert f"{update['id']}: saved: changes" in captured.err and "by-hand" in captured.err
+    assert json.loads(captured.out)["outcome"] == "plan_mismatch"
     cloud_unchanged_but_lock_traces(state_before, json.loads((root / ".reconciler" / "sim-state.json").read_bytes()))
+
+
+def test_a_hand_change_that_alters_no_action_does_not(tmp_path, capsys):
+    root, plan_file = saved("rename-in-place", tmp_path, capsys)
+    (update,) = json.loads(plan_file.read_text())["actions"]
+    through_the_api(root, lambda c: c.update_image("KR1", update["image_id"], set_ops({"login_username": "root"})))
+    assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve"]) == 0
 
 
 def test_a_change_to_an_untouched_object_does_not(tmp_path, capsys):
@@ -85,13 +97,99 @@ def test_a_change_to_an_untouched_object_does_not(tmp_path, capsys):
     assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve"]) == 0
 
 
-def test_a_changed_root_makes_the_plan_stale(tmp_path, capsys):
+def test_a_root_change_that_changes_the_plan_refuses_it_and_a_comment_does_not(tmp_path, capsys):
     root, plan_file = saved("rename-in-place", tmp_path, capsys)
     manifest = root / "images" / "web.yaml"
-    manifest.write_text(manifest.read_text() + "\n# a reviewed change\n")
+    original = manifest.read_text()
+    manifest.write_text(original + "\n# a comment changes no action\n")
+    assert main(["plan", str(root), "--out", str(tmp_path / "unused.json")]) == 0  # the root is still valid
+    capsys.readouterr()
+    assert "name:" in original
+    manifest.write_text(original.replace("name: ", "name: changed-", 1))
+    assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve"]) == 1
+    assert "differs from the saved plan" in capsys.readouterr().err
+    manifest.write_text(original + "\n# a comment changes no action\n")
+    assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve"]) == 0
+
+
+def edited(plan_file: Path, edit) -> None:
+    document = json.loads(plan_file.read_text())
+    edit(document)
+    plan_file.write_text(json.dumps(document))
+
+
+def test_actions_added_to_a_saved_plan_are_never_carried_out(tmp_path, capsys):
+    """The reproduction of issue 15: a pull request edits the saved plan to delete an image the set never
+    made and to unprotect and delete a protected one. Apply computes its own plan: the additions do not
+    match it, nothing runs."""
+    root, plan_file = saved("rename-in-place", tmp_path, capsys)
+    made: list[str] = []
+
+    def handmade(client):
+        attributes = {"name": "legacy-base", "os_type": "linux", "disk_format": "qcow2", "container_format": "bare"}
+        made.append(client.create_image("KR1", attributes).id)
+        client.update_image("KR1", made[0], set_ops({"protected": True}))
+
+    through_the_api(root, handmade)
+    victim = made[0]
+
+    def add_deletes(document):
+        template = document["actions"][0]
+        for kind, phase in (("unprotect", ""), ("delete", "")):
+            document["actions"].append({
+                **template, "id": f"{kind}:{template['key']}:KR1{phase}", "kind": kind, "image_id": victim,
+                "changes": {}, "expects": {}, "depends_on": [],
+            })  # fmt: skip
+
+    edited(plan_file, add_deletes)
+    before = json.loads((root / ".reconciler" / "sim-state.json").read_text())
     assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve"]) == 1
     err = capsys.readouterr().err
-    assert "images/web.yaml: changed" in err and "the root changed since the plan was saved" in err
+    assert "saved: unprotect of" in err and "saved: delete of" in err and "now: not planned" in err
+    cloud_unchanged_but_lock_traces(before, json.loads((root / ".reconciler" / "sim-state.json").read_text()))
+
+
+def test_refusals_removed_from_a_saved_plan_still_refuse(tmp_path, capsys):
+    root, plan_file = saved("delete-protected-refused", tmp_path, capsys)
+    edited(plan_file, lambda d: d.update(refusals=[]))
+    assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve", "--format", "json"]) == 3
+    assert json.loads(capsys.readouterr().out)["outcome"] == "refused"
+
+
+def test_a_plan_saved_by_another_version_is_refused(tmp_path, capsys):
+    root, plan_file = saved("rename-in-place", tmp_path, capsys)
+    edited(plan_file, lambda d: d["saved"].update(tool={"version": "0.0.1", "commit": None}))
+    assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve"]) == 1
+    assert f"was saved by reconciler 0.0.1; this is reconciler {__version__}" in capsys.readouterr().err
+    edited(plan_file, lambda d: d["saved"].pop("tool"))
+    assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve"]) == 1
+    assert "did not record its version" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "[]",
+        '{"format_version": "1", "saved": {}}',
+        '{"format_version": "1", "set": "x", "actions": [{"id": 3}], "saved": {"target": {}}}',
+    ],
+)
+def test_a_saved_plan_that_is_not_one_is_a_clear_error(tmp_path, capsys, garbage):
+    root, plan_file = saved("rename-in-place", tmp_path, capsys)
+    plan_file.write_text(garbage)
+    assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve"]) == 1
+    err = capsys.readouterr().err
+    assert str(plan_file) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flags", [["--target", "web-base"], ["--exclude", "web-base"], ["--max-deletions", "5"]])
+def test_saved_plans_are_whole(tmp_path, capsys, flags):
+    root, plan_file = saved("rename-in-place", tmp_path, capsys)
+    assert main(["plan", str(root), "--out", str(tmp_path / "partial.json"), *flags]) == 1
+    assert "saved plans cover the whole root" in capsys.readouterr().err
+    assert not (tmp_path / "partial.json").exists()
+    assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve", *flags]) == 1
+    assert "saved plans cover the whole root" in capsys.readouterr().err
 
 
 def test_another_target_is_refused(tmp_path, capsys):

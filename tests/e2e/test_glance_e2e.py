@@ -114,21 +114,30 @@ def test_max_deletions(e2e):
 
 
 def test_a_saved_plan_made_stale_in_glance_is_refused(e2e):
+    """The plan renames an image; someone renames it by hand in Glance after the review: the fresh plan's
+    rename differs from the reviewed one, so nothing runs. A hand change that alters no action does not
+    refuse (the fresh plan is what runs)."""
     kr1 = e2e.glance("KR1")
     web = kr1.create("legacy-web", os_type="linux")
     e2e.write({"web": adopt(web["id"])})
     ok(e2e.apply())
 
-    e2e.write({"web": adopt(web["id"], description="from the pull request")})
+    e2e.write({"web": adopt(web["id"], name="web-base")})
     plan_file = e2e.root.parent / "plan.json"
     ok(e2e.run("plan", e2e.root, "--out", plan_file))
-    # Someone changes the image directly in Glance after the review.
-    kr1.patch(web["id"], [{"op": "add", "path": "/min_ram", "value": 512}])
+    kr1.patch(web["id"], [{"op": "replace", "path": "/name", "value": "renamed-by-hand"}])
     before = e2e.everything()
-    stale = e2e.run("apply", e2e.root, "--plan", plan_file, "--auto-approve")
+    stale = e2e.run("apply", e2e.root, "--plan", plan_file, "--auto-approve", "--format", "json")
     assert stale.returncode == 1, stale.stdout + stale.stderr
+    assert '"outcome": "plan_mismatch"' in stale.stdout
     assert e2e.everything() == before
-    assert kr1.get(web["id"]).get("description") is None
+    assert kr1.get(web["id"])["name"] == "renamed-by-hand"
+
+    # Back as reviewed, plus a change no action touches: the saved plan applies.
+    kr1.patch(web["id"], [{"op": "replace", "path": "/name", "value": "legacy-web"}])
+    kr1.patch(web["id"], [{"op": "add", "path": "/min_ram", "value": 512}])
+    ok(e2e.run("apply", e2e.root, "--plan", plan_file, "--auto-approve"))
+    assert kr1.get(web["id"])["name"] == "web-base"
 
 
 def test_ten_applies_in_a_row_on_one_set(e2e):

@@ -1,0 +1,214 @@
+"""Does the fresh plan F still say what the reviewed, saved plan S said? Pure: no I/O.
+
+`apply --plan FILE` never carries a saved plan out: a saved plan is a file a pull request can edit. It
+computes a fresh plan F from the root at hand and the live cloud, and runs F only if F matches S
+(docs/safety.md, "Saved plans"). Both are normalised first, then compared action by action:
+
+(a) where S creates or copies (key, region), a reference in F to the live image that an earlier, partial
+    run made for that (key, region) (this set's markers, or its temporary-name token) equals S's
+    placeholder for the image that action makes;
+(b) F's `adopt` of an interrupted create matches S's `create` of the same (key, region): only what the
+    two set (`changes.after`) is compared;
+(c) F's `protect` matches S's bracket-closing `protect` of the same (key, region) when S's opening
+    `unprotect` is no longer in F (it ran);
+(d) from `depends_on` and `compensates`, the ids of housekeeping actions and of S actions absent from F
+    are dropped.
+
+Compared: kind, key, region, the id's phase, the image reference, `changes`, `expects` (references
+normalised by (a)), `depends_on` as a set, `compensates`, and every other field except the display-only
+ones (DISPLAY_ONLY) and `reason` (words for humans). Housekeeping actions (HOUSEKEEPING: finishing what
+an interrupted run of this set left) may be in F without being in S. With `--plan`, every other F action
+must match an S action and every S action must be matched; with `--resume`, only the first condition
+applies, and S actions absent from F are reported as already done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler import markers
+from reconciler.cloud.model import Image
+from reconciler.plan import Action
+
+# Fields that describe an action for a reader and never change what it does.
+DISPLAY_ONLY = frozenset({"bytes", "server_name", "downtime", "flavor"})
+NOT_COMPARED = DISPLAY_ONLY | {"reason"}
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One way F and S disagree, in words: `saved` and `now` say what each plan has."""
+
+    action_id: str
+    saved: str
+    now: str
+
+    def line(self) -> str:
+        return f"{self.action_id}: saved: {self.saved}; now: {self.now}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.action_id, "saved": self.saved, "now": self.now}
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The outcome: `differences` empty means F may run. `housekeeping`: F's extra actions allowed
+    without S; `already_done`: S actions F no longer needs (only with resume)."""
+
+    differences: tuple[Difference, ...]
+    housekeeping: tuple[str, ...] = ()
+    already_done: tuple[str, ...] = ()
+    matched: Mapping[str, str] = field(default_factory=dict)  # F action id -> S action id
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+
+def is_housekeeping(action: Action, saved_keys_made: set[tuple[str, str]]) -> bool:
+    """The closed list of what F may add: the restart of an instance this set left stopped; the restore of
+    a download flag this set left enabled; replacing an incomplete copy that S copies (its delete)."""
+    code = action.reason.code
+    if action.kind == "start_instance" and code == "left_stopped":
+        return True
+    if action.kind == "update" and action.id.endswith(":download-restore"):
+        return True
+    if action.kind == "delete" and code == "incomplete_copy":
+        return (action.key, action.region) in saved_keys_made
+    return False
+
+
+def placeholders(saved: Sequence[Mapping[str, Any]], images: Iterable[Image], set_name: str) -> dict[str, str]:
+    """Rule (a): `region/<live id>` -> `region/<S action id>` for each live image that S's create or copy
+    of (key, region) would have made (this set's markers for that identity, or its temporary-name token)."""
+    made: dict[tuple[str, str, bool], str] = {}
+    for action in saved:
+        if action.get("kind") in ("create", "copy"):
+            made[(str(action.get("key")), str(action.get("region")), action.get("kind") == "copy")] = str(action["id"])
+    if not made:
+        return {}
+    tokens = {
+        markers.name_token(set_name, key, region): action_id
+        for (key, region, is_copy), action_id in made.items()
+        if not is_copy
+    }
+    mapping: dict[str, str] = {}
+    for image in images:
+        props = image.properties
+        action_id = None
+        if props.get(markers.SET) == set_name and isinstance(props.get(markers.KEY), str):
+            action_id = made.get((props[markers.KEY], image.region, markers.COPY_OF in props))
+        elif (token := markers.token_of(image.name)) in tokens:
+            action_id = tokens[token]
+        if action_id is not None:
+            mapping[f"{image.region}/{image.id}"] = f"{image.region}/<{action_id}>"
+    return mapping
+
+
+def _normal_ref(ref: str, refs: Mapping[str, str]) -> str:
+    return refs.get(ref, ref)
+
+
+def _fresh_view(action: Action, refs: Mapping[str, str]) -> dict[str, Any]:
+    """F's action as the comparable document S holds, references normalised by rule (a)."""
+    doc = action.to_json()
+    if action.image_id is not None:
+        ref = refs.get(f"{action.region}/{action.image_id}")
+        if ref is not None:
+            doc["image_id"] = None  # S names an image it makes by the action that makes it
+    doc["expects"] = {_normal_ref(k, refs): v for k, v in doc["expects"].items()}
+    return doc
+
+
+def _comparable(doc: Mapping[str, Any], dropped: set[str]) -> dict[str, Any]:
+    out = {k: v for k, v in doc.items() if k not in NOT_COMPARED}
+    out["depends_on"] = sorted({d.get("id") for d in doc.get("depends_on", []) if isinstance(d, Mapping)} - dropped)
+    if out.get("compensates") in dropped:
+        del out["compensates"]
+    return out
+
+
+def _describe(doc: Mapping[str, Any]) -> str:
+    what = f"{doc.get('kind')} of {doc.get('key')} in {doc.get('region')}"
+    image = doc.get("image_id")
+    return f"{what} ({str(image)[:8]}…)" if isinstance(image, str) and image else what
+
+
+def _field_differences(action_id: str, saved: Mapping[str, Any], fresh: Mapping[str, Any]) -> list[Difference]:
+    found = []
+    for name in sorted(set(saved) | set(fresh)):
+        if saved.get(name) != fresh.get(name):
+            found.append(Difference(action_id, f"{name} {saved.get(name)!r}", f"{name} {fresh.get(name)!r}"))
+    return found
+
+
+def match(
+    saved: Sequence[Mapping[str, Any]],
+    fresh: Sequence[Action],
+    images: Iterable[Image],
+    set_name: str,
+    *,
+    resume: bool,
+) -> Match:
+    """Match F (`fresh`) against S (`saved`, the saved document's actions as read). `images`: the live
+    images F was planned from (for rule (a))."""
+    by_id = {str(a.get("id")): a for a in saved if isinstance(a, Mapping)}
+    refs = placeholders(list(by_id.values()), images, set_name)
+    keys_made = {(str(a.get("key")), str(a.get("region"))) for a in by_id.values() if a.get("kind") == "copy"}
+    fresh_ids = {a.id for a in fresh}
+    housekeeping = [a for a in fresh if is_housekeeping(a, keys_made)]
+    housekeeping_ids = {a.id for a in housekeeping}
+
+    # Pair each F action with the S action it stands for.
+    pairs: dict[str, str] = {}
+    for action in fresh:
+        if action.id in by_id:
+            pairs[action.id] = action.id
+        elif action.kind == "adopt" and action.reason.code == "interrupted_create":
+            candidate = f"create:{action.key}:{action.region}"  # rule (b)
+            if by_id.get(candidate, {}).get("kind") == "create":
+                pairs[action.id] = candidate
+        elif action.kind == "protect":  # rule (c)
+            for s_id, s_action in by_id.items():
+                if (
+                    s_action.get("kind") == "protect"
+                    and (s_action.get("key"), s_action.get("region")) == (action.key, action.region)
+                    and s_action.get("compensates")
+                    and s_action.get("compensates") not in fresh_ids
+                    and s_id not in fresh_ids
+                ):
+                    pairs[action.id] = s_id
+                    break
+    matched_saved = set(pairs.values())
+    absent = {s_id for s_id in by_id if s_id not in matched_saved}
+    dropped = housekeeping_ids | absent
+
+    differences: list[Difference] = []
+    for action in fresh:
+        s_id = pairs.get(action.id)
+        if action.id in housekeeping_ids:
+            continue  # allowed without S; matched or not, it changes nothing S did not allow
+        if s_id is None:
+            differences.append(Difference(action.id, "not planned", _describe(action.to_json())))
+            continue
+        fresh_doc = _comparable(_fresh_view(action, refs), dropped)
+        saved_doc = _comparable(by_id[s_id], dropped)
+        if s_id != action.id:  # rules (b) and (c): what the two set, not how they are named
+            if action.kind == "adopt":
+                fresh_doc = {k: v.get("after") for k, v in fresh_doc.get("changes", {}).items()}
+                saved_doc = {k: v.get("after") for k, v in saved_doc.get("changes", {}).items()}
+            else:
+                fresh_doc = {"changes": fresh_doc.get("changes"), "image_id": fresh_doc.get("image_id")}
+                saved_doc = {"changes": saved_doc.get("changes"), "image_id": saved_doc.get("image_id")}
+        differences.extend(_field_differences(action.id, saved_doc, fresh_doc))
+    already_done: list[str] = []
+    for s_id in sorted(absent):
+        if s_id in housekeeping_ids:
+            continue
+        if resume:
+            already_done.append(s_id)
+        else:
+            differences.append(Difference(s_id, _describe(by_id[s_id]), "not planned"))
+    return Match(tuple(differences), tuple(sorted(housekeeping_ids)), tuple(already_done), pairs)

@@ -1,0 +1,198 @@
+"""Matching the fresh plan against a saved one, as pure data: each case edits a saved plan (or the cloud
+under the fresh one) in one way and says whether apply may run the fresh plan."""
+
+from __future__ import annotations
+
+import copy
+from types import MappingProxyType
+
+import pytest
+
+from reconciler.cloud.model import Image
+from reconciler.plan import Action, Change, Dependency, Reason
+from reconciler.plan_match import match
+
+SET = "web-platform"
+HOME = "00000000-0000-4000-8000-000000000011"
+MADE = "00000000-0000-4000-8000-0000000000aa"
+PARTNER = "8989447062e04a818baf9e073fd04fa7"
+
+
+def action(id_, *, image_id=HOME, reason="field_changed", changes=None, expects=None, depends=(), **details):
+    kind, key, region = id_.split(":")[:3]
+    return Action(
+        id=id_,
+        kind=kind,
+        key=key,
+        region=region,
+        reason=Reason(reason, "words for humans", "images/web.yaml:3"),
+        image_id=image_id,
+        changes=MappingProxyType({k: Change(*v) for k, v in (changes or {}).items()}),
+        expects=MappingProxyType(expects if expects is not None else ({f"{region}/{image_id}": {"status": "active"}} if image_id else {})),
+        depends_on=tuple(Dependency(d, "because") for d in depends),
+        details=MappingProxyType(details),
+    )  # fmt: skip
+
+
+RENAME = action("update:web:KR1", changes={"name": ("web", "web-base")})
+SHARE = action("share:web:KR1:" + PARTNER, member=PARTNER, changes={"visibility": ("private", "shared")})
+PROTECT = action("protect:web:KR1", changes={"protected": (False, True)}, depends=["update:web:KR1"])
+FRESH = (RENAME, SHARE, PROTECT)
+
+
+def saved_of(actions):
+    return [a.to_json() for a in actions]
+
+
+def image(id_, region="KR1", name="web-base", **props):
+    return Image(region, id_, name, "active", "private", False, "p", 0, 0, 1, 1, None, None, "qcow2", "bare", (),
+                 None, None, MappingProxyType(props))  # fmt: skip
+
+
+def edit(actions, index, **changes):
+    docs = saved_of(actions)
+    docs[index].update(copy.deepcopy(changes))
+    return docs
+
+
+CASES = [
+    ("the unedited plan matches", saved_of(FRESH), FRESH, False, []),
+    (
+        "an added delete is not planned now",
+        saved_of(FRESH) + [action("delete:web:KR1").to_json()],
+        FRESH,
+        False,
+        ["delete:web:KR1"],
+    ),
+    ("an action the file lost is planned now", saved_of(FRESH[:2]), FRESH, False, ["protect:web:KR1"]),
+    (
+        "another image id",
+        edit(FRESH, 0, image_id="00000000-0000-4000-8000-0000000000ff"),
+        FRESH,
+        False,
+        ["update:web:KR1"],
+    ),
+    (
+        "another member",
+        edit(FRESH, 1, member="0aa1bb22cc33dd44ee55ff6600112233"),
+        FRESH,
+        False,
+        ["share:web:KR1:" + PARTNER],
+    ),
+    ("emptied expects", edit(FRESH, 0, expects={}), FRESH, False, ["update:web:KR1"]),
+    (
+        "redirected expects",
+        edit(FRESH, 0, expects={"KR1/00000000-0000-4000-8000-0000000000ff": {"status": "active"}}),
+        FRESH,
+        False,
+        ["update:web:KR1"],
+    ),
+    (
+        "another change",
+        edit(FRESH, 0, changes={"name": {"before": "web", "after": "evil"}}),
+        FRESH,
+        False,
+        ["update:web:KR1"],
+    ),
+    (
+        "depends_on reordered or reworded is the same set",
+        edit(FRESH, 2, depends_on=[{"id": "update:web:KR1", "reason": "x"}]),
+        FRESH,
+        False,
+        [],
+    ),
+    ("a dependency removed", edit(FRESH, 2, depends_on=[]), FRESH, False, ["protect:web:KR1"]),
+    (
+        "display-only fields and reasons may differ",
+        edit(FRESH, 0, bytes=7, server_name="x", reason={"code": "c", "message": "m", "source": None}),
+        FRESH,
+        False,
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(("reason", "saved", "fresh", "resume", "differing"), CASES, ids=[c[0] for c in CASES])
+def test_match(reason, saved, fresh, resume, differing):
+    result = match(saved, fresh, [], SET, resume=resume)
+    got = sorted({d.action_id for d in result.differences})
+    assert got == sorted(differing), f"{reason}: want {differing}, got {got}: {[d.line() for d in result.differences]}"
+
+
+def test_a_removed_compensates_refuses():
+    stop = action("stop_instance:web:KR1", image_id=None, expects={"KR1/server/s1": {"status": "ACTIVE"}}, server="s1")
+    start = action("start_instance:web:KR1", image_id=None, expects={"KR1/server/s1": {"status": "SHUTOFF"}},
+                   depends=["stop_instance:web:KR1"], server="s1", compensates="stop_instance:web:KR1")  # fmt: skip
+    saved = saved_of([stop, start])
+    del saved[1]["compensates"]
+    assert [d.action_id for d in match(saved, [stop, start], [], SET, resume=False).differences] == [
+        "start_instance:web:KR1"
+    ]
+
+
+def test_with_resume_what_ran_is_already_done_but_nothing_new_may_appear():
+    result = match(saved_of(FRESH), FRESH[1:], [], SET, resume=True)
+    assert result.ok and result.already_done == ("update:web:KR1",)
+    extra = action("delete:web:KR1")
+    assert not match(saved_of(FRESH), (*FRESH[1:], extra), [], SET, resume=True).ok
+
+
+def test_an_image_an_earlier_run_made_stands_for_the_saved_placeholder():
+    """Rule (a): S creates web in KR1 and shares it; the create ran; F shares the live image."""
+    create = action("create:web:KR1", image_id=None, reason="image_missing", expects={},
+                    changes={"reconciler_set": (None, SET), "reconciler_key": (None, "web")})  # fmt: skip
+    share_made = action("share:web:KR1:" + PARTNER, image_id=None, member=PARTNER,
+                        expects={"KR1/<create:web:KR1>": {"status": "active"}}, depends=["create:web:KR1"])  # fmt: skip
+    share_live = action("share:web:KR1:" + PARTNER, image_id=MADE, member=PARTNER,
+                        expects={f"KR1/{MADE}": {"status": "active"}})  # fmt: skip
+    live = [image(MADE, reconciler_set=SET, reconciler_key="web")]
+    result = match(saved_of([create, share_made]), [share_live], live, SET, resume=True)
+    assert result.ok, [d.line() for d in result.differences]
+    assert result.already_done == ("create:web:KR1",)
+    # Another set's image, or an image of another key, stands for nothing.
+    for props in (
+        {"reconciler_set": "other", "reconciler_key": "web"},
+        {"reconciler_set": SET, "reconciler_key": "api"},
+    ):
+        assert not match(saved_of([create, share_made]), [share_live], [image(MADE, **props)], SET, resume=True).ok
+
+
+def test_an_interrupted_create_matches_the_saved_create_on_what_both_set():
+    """Rule (b)."""
+    changes = {"name": ("web~rc-a0648d40", "web"), "reconciler_set": (None, SET), "reconciler_key": (None, "web")}
+    create = action("create:web:KR1", image_id=None, reason="image_missing", expects={}, changes=changes)
+    adopt = action("adopt:web:KR1", image_id=MADE, reason="interrupted_create", changes=changes)
+    assert match(saved_of([create]), [adopt], [], SET, resume=True).ok
+    wrong = action("adopt:web:KR1", image_id=MADE, reason="interrupted_create",
+                   changes={**changes, "name": ("web~rc-a0648d40", "evil")})  # fmt: skip
+    assert not match(saved_of([create]), [wrong], [], SET, resume=True).ok
+    plain = action("adopt:web:KR1", image_id=MADE, reason="adopt", changes=changes)
+    assert not match(saved_of([create]), [plain], [], SET, resume=True).ok, "only an interrupted create"
+
+
+def test_a_strict_brackets_closing_protect_matches_once_its_unprotect_ran():
+    """Rule (c)."""
+    unprotect = action("unprotect:web:KR1:update", changes={"protected": (True, False)})
+    update = action("update:web:KR1", changes={"name": ("web", "web-base")}, depends=["unprotect:web:KR1:update"])
+    close = action("protect:web:KR1:update", changes={"protected": (False, True)}, depends=["update:web:KR1"],
+                   compensates="unprotect:web:KR1:update")  # fmt: skip
+    plain = action("protect:web:KR1", changes={"protected": (False, True)})
+    saved = saved_of([unprotect, update, close])
+    assert match(saved, [plain], [], SET, resume=True).ok
+    assert not match(saved, [unprotect, plain], [], SET, resume=True).ok, "the bracket has not opened yet"
+
+
+def test_housekeeping_may_be_added_and_nothing_else():
+    restart = action("start_instance:web:KR1", image_id=None, reason="left_stopped",
+                     expects={"KR1/server/s1": {"status": "SHUTOFF"}}, server="s1")  # fmt: skip
+    restore = action("update:web:KR1:download-restore", reason="download_left_enabled",
+                     changes={"nhncloud_allow_download": ("true", None)})  # fmt: skip
+    result = match(saved_of(FRESH), (*FRESH, restart, restore), [], SET, resume=False)
+    assert result.ok and set(result.housekeeping) == {restart.id, restore.id}
+    replace = action("delete:web:JP1:replace", reason="incomplete_copy")
+    assert not match(saved_of(FRESH), (*FRESH, replace), [], SET, resume=False).ok, "S copies nothing to JP1"
+    copy_ = action("copy:web:JP1", image_id=None, reason="copy_missing", source_region="KR1",
+                   expects={f"KR1/{HOME}": {"status": "active"}})  # fmt: skip
+    replacing = action("copy:web:JP1", image_id=None, reason="incomplete_copy", source_region="KR1",
+                       expects={f"KR1/{HOME}": {"status": "active"}}, depends=["delete:web:JP1:replace"])  # fmt: skip
+    assert match(saved_of([copy_]), (replace, replacing), [], SET, resume=False).ok
