@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reconciler import markers
+from reconciler.apply_guard import GuardContext, image_refusal, server_refusal
 from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudError, CloudTransportError
 from reconciler.cloud.model import IMAGE_BASE_ATTRIBUTES, Image, PatchOp
@@ -38,6 +39,7 @@ from reconciler.region_copy import copy_image
 log = logging.getLogger(__name__)
 
 DONE, FAILED, STALE, SKIPPED = "done", "failed", "stale", "skipped"
+SERVER_KINDS = frozenset({"create", "stop_instance", "start_instance"})
 # Image attributes an `expects` entry may name directly (everything else is a custom property).
 IMAGE_FIELDS = ("status", "protected", "name", "visibility", "min_disk", "min_ram", "owner", "checksum")
 
@@ -109,6 +111,7 @@ class Applier:
         progress: Progress = _no_progress,
         clock: Callable[[], float] = time.monotonic,
         lock: LockSession | None = None,
+        guard: GuardContext | None = None,
     ) -> None:
         if not plan.applicable:
             raise ReconcilerError("the plan has refusals: nothing can be applied until they are resolved")
@@ -126,6 +129,10 @@ class Applier:
         # checks it before each change); compensations run exempt. Its token marks what this run stops.
         self.apply_lock = lock
         self.run_token = lock.token if lock is not None else None
+        # What the root at hand lets each key touch: checked on the live object before every change
+        # (apply_guard.py), whatever the plan says.
+        self.guard = guard
+        self.unprotected: set[str] = set()  # images this run unprotected (a strict bracket's close may protect)
         self._lock = threading.Lock()
         # Images made by this run, by (key, region): later actions on them name no image id.
         self.made: dict[tuple[str, str], str] = {}
@@ -255,10 +262,38 @@ class Applier:
                     )
         return observed
 
+    def _check_guard(self, action: Action, observed: Mapping[tuple[str, str], Image]) -> None:
+        """Refuse (stale: nothing touched) an action whose live object is not one its key may touch."""
+        assert self.guard is not None
+        why: str | None = None
+        if action.kind in SERVER_KINDS:
+            server = self.client.get_server(action.region, action.details["server"])
+            why = server_refusal(self.guard, action.kind, action.key, action.region, server)
+        else:
+            if action.kind == "copy":
+                region = action.details["source_region"]
+                image_id = self._copy_source_id(action)
+            else:
+                region, image_id = action.region, self._image_id(action)
+            image = observed.get((region, image_id)) or self.client.find_image(region, image_id)
+            if image is None:
+                return  # gone: the action's own read reports it (a delete's goal is met)
+            with self._lock:
+                created = set(self.made.values())
+                unprotected = set(self.unprotected)
+            why = image_refusal(
+                self.guard, action.kind, action.key, region, image,
+                created_here=created, unprotected_here=unprotected,
+            )  # fmt: skip
+        if why is not None:
+            raise StaleError(why)
+
     # -- actions ----------------------------------------------------------------------------------
 
     def _execute(self, action: Action) -> str | None:
         observed = self._check_expects(action)
+        if self.guard is not None:
+            self._check_guard(action, observed)
         if action.kind in ("adopt", "update"):
             return self._patch(action, observed)
         handler = getattr(self, f"_do_{action.kind}")
@@ -335,6 +370,8 @@ class Applier:
     def _do_unprotect(self, action: Action) -> str:
         image_id = self._image_id(action)
         self.client.update_image(action.region, image_id, [PatchOp("replace", "protected", False)])
+        with self._lock:
+            self.unprotected.add(image_id)
         return image_id
 
     def _do_share(self, action: Action) -> str:
@@ -371,14 +408,19 @@ class Applier:
                 log.info("removing %s, an unfinished copy left by an interrupted run", image.id)
                 self.client.delete_image(action.region, image.id)
 
-    def _do_copy(self, action: Action) -> str:
-        """Streamed, verified copy (region_copy.py); a target that fails is deleted by the copy itself."""
+    def _copy_source_id(self, action: Action) -> str:
         source_region = action.details["source_region"]
         source_id = next(
             (self._resolve(ref)[1] for ref in action.expects if ref.startswith(f"{source_region}/")), None
         ) or self.made.get((action.key, source_region))
         if source_id is None:
             raise CloudError(f"{action.id}: no source image to copy")
+        return source_id
+
+    def _do_copy(self, action: Action) -> str:
+        """Streamed, verified copy (region_copy.py); a target that fails is deleted by the copy itself."""
+        source_region = action.details["source_region"]
+        source_id = self._copy_source_id(action)
         source = self.client.wait_for_image(source_region, source_id, status="active", timeout=self.timeout)
         marks = {k: str(c.after) for k, c in action.changes.items() if k in markers.ALL and c.after is not None}
         marks[markers.COPY_OF] = source.id

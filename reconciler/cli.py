@@ -449,6 +449,7 @@ def run_apply(args: argparse.Namespace) -> int:
 
 def _run_apply(args: argparse.Namespace) -> int:
     from reconciler.apply import Applier
+    from reconciler.apply_guard import GuardContext
     from reconciler.connect import open_cloud
     from reconciler.planner import build_plan
     from reconciler.snapshot import read_snapshot
@@ -488,7 +489,7 @@ def _run_apply(args: argparse.Namespace) -> int:
             return EXIT_ERROR
         applier = Applier(
             guarded, plan, **_concurrency(args, desired), timeout=args.timeout, progress=_progress_printer(human),
-            lock=session,
+            lock=session, guard=GuardContext.from_desired(desired),
         )  # fmt: skip
         report = applier.run()
     return _report(args, report, session, human)
@@ -533,6 +534,7 @@ def _apply_saved(args: argparse.Namespace) -> int:
     (docs/safety.md, "Saved plans"). Nothing read from the file is ever carried out."""
     from reconciler import saved_plan
     from reconciler.apply import Applier
+    from reconciler.apply_guard import GuardContext
     from reconciler.connect import open_cloud
     from reconciler.plan_match import match
     from reconciler.planner import build_plan
@@ -594,8 +596,9 @@ def _apply_saved(args: argparse.Namespace) -> int:
                 journal.record(action.id, payload.image_id, made=action.kind in ("create", "copy"))
 
         report = Applier(
-            guarded, fresh, **_concurrency(args, desired), timeout=args.timeout, progress=progress, lock=session
-        ).run()
+            guarded, fresh, **_concurrency(args, desired), timeout=args.timeout, progress=progress, lock=session,
+            guard=GuardContext.from_desired(desired),
+        ).run()  # fmt: skip
     if report.succeeded:
         journal.path.unlink(missing_ok=True)
     elif any(r.status == "done" for r in report.results) or journal.done:

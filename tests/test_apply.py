@@ -205,3 +205,49 @@ def test_on_a_terminal_apply_asks_and_only_yes_proceeds(tmp_path, capsys):
     assert code == 0 and "Apply: 1 done." in out
     _, plan = plan_json(root, capsys)
     assert plan["actions"] == []
+
+
+def test_the_guards_refuse_an_action_aimed_at_an_image_or_server_the_root_does_not_give_its_key(tmp_path):
+    """Whatever a plan says (a planner bug, a tampered plan given to the library), apply re-reads the
+    object and touches it only if the root gives it to the action's key (reconciler/apply_guard.py)."""
+    import dataclasses
+
+    from reconciler.apply_guard import GuardContext
+    from reconciler.cloud.model import set_ops
+
+    root = copy_root("running-u2-stop", tmp_path)
+    desired = load_desired_state(root)
+    with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
+        plan = build_plan(desired, read_snapshot(client, desired), target)
+        bystander = client.create_image(
+            "KR1", {"name": "handmade", "os_type": "linux", "disk_format": "qcow2", "container_format": "bare"}
+        )
+        client.update_image("KR1", bystander.id, set_ops({"protected": False}))
+        before = client.get_image("KR1", bystander.id)
+        stop = next(a for a in plan.actions if a.kind == "stop_instance")
+        aimed = dataclasses.replace(
+            stop,
+            id="update:web-base:KR1",
+            kind="update",
+            image_id=bystander.id,
+            changes={"name": plan.actions[1].changes["name"]},
+            expects={f"KR1/{bystander.id}": {"status": "queued"}},
+            details={},
+        )
+        evil = dataclasses.replace(plan, actions=(aimed,))
+        report = Applier(client, evil, guard=GuardContext.from_desired(desired)).run()
+        assert [r.status for r in report.results] == [STALE]
+        assert "not an image of set web-platform key web-base" in report.results[0].message
+        assert client.get_image("KR1", bystander.id) == before
+        # Without the guard the same action renames it: the guard is what stopped it (checked below, on
+        # a copy of the plan aimed at the same image), and a stop aimed at another server is refused too.
+        other_server = dataclasses.replace(
+            stop, details={**stop.details, "server": "00000000-0000-4000-8000-0000000000ff"}
+        )
+        report = Applier(
+            client, dataclasses.replace(plan, actions=(other_server,)), guard=GuardContext.from_desired(desired)
+        ).run()
+        assert report.results[0].status in (STALE, FAILED)
+        unguarded = Applier(client, evil).run()
+        assert [r.status for r in unguarded.results] == [DONE]
+        assert client.get_image("KR1", bystander.id).name != before.name, "the aimed action does rename unguarded"

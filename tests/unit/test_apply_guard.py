@@ -1,0 +1,108 @@
+"""The execution-time guards, as data: which live images and servers an action of one key may touch,
+judged from the root, whatever the plan says. Each case says why."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import pytest
+
+from reconciler.apply_guard import GuardContext, image_refusal, server_refusal
+from reconciler.cloud.model import Image, Server
+from reconciler.markers import temporary_name
+
+SET = "web-platform"
+CTX = GuardContext(
+    SET,
+    adopted={"web": frozenset({("KR1", "00000000-0000-4000-8000-0000000000ad")})},
+    moved_from={"web": "web-old"},
+    instances={"web": ("KR1", "web-golden-01")},
+)
+
+
+def image(props=None, *, id_="00000000-0000-4000-8000-000000000011", region="KR1", name="web-base"):
+    return Image(region, id_, name, "active", "private", False, "p", 0, 0, 1, 1, None, None, "qcow2", "bare", (),
+                 None, None, MappingProxyType(props or {}))  # fmt: skip
+
+
+MINE = {"reconciler_set": SET, "reconciler_key": "web"}
+CASES = [
+    ("this set's image of this key", "update", image(MINE), True),
+    (
+        "this set's copy of this key in its region",
+        "protect",
+        image({**MINE, "reconciler_copy_of": "x"}, region="JP1"),
+        True,
+    ),
+    ("an unmanaged image", "delete", image({}), False),
+    (
+        "another set's image of the same key",
+        "share",
+        image({"reconciler_set": "other", "reconciler_key": "web"}),
+        False,
+    ),
+    ("another key of this set", "unprotect", image({"reconciler_set": SET, "reconciler_key": "api"}), False),
+    ("the image the root adopts for this key", "adopt", image({}, id_="00000000-0000-4000-8000-0000000000AD"), True),
+    ("the key moved_from names", "adopt", image({"reconciler_set": SET, "reconciler_key": "web-old"}), True),
+    (
+        "the temporary-name token of this key and region",
+        "update",
+        image({}, name=temporary_name("web", SET, "web", "KR1")),
+        True,
+    ),
+    ("a token of another region", "update", image({}, name=temporary_name("web", SET, "web", "JP1")), False),
+    ("this key's image, but in another region than the action's", "delete", image(MINE, region="KR2"), False),
+]
+
+
+@pytest.mark.parametrize(("reason", "kind", "live", "allowed"), CASES, ids=[c[0] for c in CASES])
+def test_images(reason, kind, live, allowed):
+    region = "JP1" if "copy" in reason else "KR1"
+    why = image_refusal(CTX, kind, "web", region, live)
+    assert (why is None) is allowed, f"{reason}: {why}"
+    if not allowed:
+        assert "was not touched" in why and live.id in why
+
+
+def test_an_image_this_run_made_or_unprotected():
+    foreign = image({})
+    assert image_refusal(CTX, "update", "web", "KR1", foreign, created_here={foreign.id}) is None
+    assert image_refusal(CTX, "protect", "web", "KR1", foreign, unprotected_here={foreign.id}) is None
+    assert image_refusal(CTX, "delete", "web", "KR1", foreign, unprotected_here={foreign.id}) is not None, (
+        "only the bracket's closing protect, never a delete"
+    )
+
+
+def server(name="web-golden-01", id_="00000000-0000-4000-8000-000000000001", metadata=None):
+    return Server("KR1", id_, name, "ACTIVE", None, "f", None, None, None, MappingProxyType(metadata or {}))
+
+
+@pytest.mark.parametrize(
+    ("reason", "kind", "key", "live", "allowed"),
+    [
+        ("the declared instance, by name", "stop_instance", "web", server(), True),
+        ("an unrelated server", "stop_instance", "web", server(name="db-01"), False),
+        ("a key with no instance source", "start_instance", "api", server(), False),
+        (
+            "marked stopped by another set",
+            "stop_instance",
+            "web",
+            server(metadata={"reconciler_stopped_by": "other:t"}),
+            False,
+        ),
+        (
+            "marked by this set: a start still goes",
+            "start_instance",
+            "web",
+            server(metadata={"reconciler_stopped_by": f"{SET}:t"}),
+            True,
+        ),
+    ],
+)
+def test_servers(reason, kind, key, live, allowed):
+    assert (server_refusal(CTX, kind, key, "KR1", live) is None) is allowed, reason
+
+
+def test_the_declared_instance_by_id_matches_case_blind():
+    ctx = GuardContext(SET, instances={"web": ("KR1", "00000000-0000-4000-8000-00000000000A")})
+    assert server_refusal(ctx, "create", "web", "KR1", server(id_="00000000-0000-4000-8000-00000000000a")) is None
