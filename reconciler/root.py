@@ -3,12 +3,19 @@
 A command always sees a whole root, so it can never delete what another folder declares. Manifests are
 every other `*.yaml` / `*.yml` under the root, recursively, sorted by path, except dot-files, anything
 under a dot-folder, and the files `cloud:` names (seed, state).
+
+Nothing under the root that could hold manifests is skipped silently: a symbolic link that leaves the
+root (to a manifest or to a folder), a broken link or a link loop (whatever its name: it may have been a
+folder), and a folder that cannot be read are each refused by name, so that what they would have declared
+never turns into planned deletions. A folder link that stays inside the root is not followed: the folder
+it names is read where it is.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.errors import UsageError
@@ -37,19 +44,83 @@ def find_root(folder: Path) -> Path:
     raise NotARootError(f"{folder} is not a reconciler root (no {ROOT_FILE})", hint=hint)
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Something under the root that was not read, and why: always an error, never skipped."""
+
+    path: Path
+    message: str
+
+
+LINK_LOOP = "a symbolic link loop: not read"
+LINK_BROKEN = "a broken symbolic link (what it points to does not exist): not read"
+LINK_LEAVES = "a symbolic link that leaves the root: not read"
+FOLDER_LINK_LEAVES = "a symbolic link to a folder that leaves the root: not read"
+
+
 def manifest_files(root: Path, excluded: Iterable[Path] = ()) -> list[Path]:
     """Every manifest under `root`, sorted by its path relative to the root."""
+    return walk_root(root, excluded)[0]
+
+
+def walk_root(root: Path, excluded: Iterable[Path] = ()) -> tuple[list[Path], list[Refused]]:
+    """Every manifest under `root`, and everything that was refused instead of read, both sorted by path
+    relative to the root."""
     root = root.resolve()
     skip = {_resolved(p) for p in excluded} | {root / ROOT_FILE}
     found: list[Path] = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
-        for name in files:
-            path = Path(folder) / name
-            if name.startswith(".") or not name.endswith(MANIFEST_SUFFIXES) or _resolved(path) in skip:
+    refused: list[Refused] = []
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as err:
+            refused.append(Refused(folder, f"cannot read the folder: {err.strerror}"))
+            continue
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
                 continue
-            found.append(path)
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+            path = Path(entry.path)
+            manifest = name.endswith(MANIFEST_SUFFIXES)
+            try:
+                link = entry.is_symlink()
+                folder_here = not link and entry.is_dir(follow_symlinks=False)
+            except OSError as err:
+                refused.append(Refused(path, f"cannot read it: {err.strerror}"))
+                continue
+            if folder_here:
+                folders.append(path)
+                continue
+            if link:
+                if _resolved(path) in skip:
+                    continue
+                problem = _link_problem(root, path, manifest)
+                if problem is not None:
+                    refused.append(Refused(path, problem))
+                    continue
+                if os.path.isdir(path):
+                    continue  # stays inside the root: the folder is read where it is
+            if manifest and _resolved(path) not in skip:
+                found.append(path)
+    order = lambda p: p.relative_to(root).as_posix()  # noqa: E731
+    return sorted(found, key=order), sorted(refused, key=lambda r: order(r.path))
+
+
+def _link_problem(root: Path, link: Path, manifest: bool) -> str | None:
+    """Why the symbolic link `link` is not read, or None when it is followed (or, named as no manifest
+    is, ignored like any other such file)."""
+    if symlink_loop(link):
+        return LINK_LOOP
+    if not os.path.exists(link):
+        return LINK_BROKEN
+    if inside(root, link):
+        return None
+    if os.path.isdir(link):
+        return FOLDER_LINK_LEAVES
+    return LINK_LEAVES if manifest else None
 
 
 def _resolved(path: Path) -> Path:

@@ -31,7 +31,7 @@ from reconciler.model import (
     Settings,
     Source,
 )
-from reconciler.root import ROOT_FILE, find_root, inside, manifest_files, symlink_loop
+from reconciler.root import ROOT_FILE, find_root, inside, walk_root
 from reconciler.schemas import load_schema
 from reconciler.yaml_source import (
     DocPath,
@@ -95,22 +95,22 @@ def _load_desired_state(folder: Path) -> DesiredState:
     excluded = [p for p in (config.cloud.state, config.cloud.seed) if p is not None] if config else []
     manifests: list[_Manifest] = []
     files: list[str] = []
-    for path in manifest_files(root, excluded):
+    paths, refused = walk_root(root, excluded)
+    # Links that leave the root, broken links and unreadable folders: what they hold is not read, and
+    # never silently missing from the set either (a missing manifest would become planned deletions).
+    not_read = [(r.path.relative_to(root).as_posix(), r.message) for r in refused]
+    problems.extend(Problem(Location(display, 1, 1), message) for display, message in not_read)
+    for path in paths:
         display = path.relative_to(root).as_posix()
         files.append(display)
-        if symlink_loop(path):
-            problems.append(Problem(Location(display, 1, 1), "a symbolic link loop: not read"))
-            continue
-        if not inside(root, path):
-            problems.append(Problem(Location(display, 1, 1), "a symbolic link that leaves the root: not read"))
-            continue
         manifest = _check_manifest(load_located_file(path, display), config)
         problems.extend(manifest.problems)
         manifests.append(manifest)
 
     images = _cross_file(manifests, problems, config)
     if problems:
-        order = {name: i for i, name in enumerate([ROOT_FILE, *files])}
+        in_order = [ROOT_FILE, *sorted([*files, *(display for display, _ in not_read)])]
+        order = {name: i for i, name in enumerate(in_order)}
         problems.sort(key=lambda p: (order.get(p.location.file, len(order)), p.location.line, p.location.column))
         raise InvalidRootError(problems)
     assert config is not None

@@ -80,3 +80,53 @@ def test_ten_thousand_manifests(tmp_path):
             f"version: 1\nimages:\n  image-{i:05d}:\n    source: {{instance: web}}\n    colour: red\n"
         )
     assert_refused_cleanly(root, sandbox, max_seconds=90)
+
+
+# -- links a root cannot follow: the same located error for validate, plan and apply ---------------
+
+OWN_IMAGE = "00000000-0000-4000-8000-000000000011"
+SEED_WITH_IMAGE = SEED + (
+    f"images:\n  - {{id: {OWN_IMAGE}, project: 3f0c9d2e6b7a4f0e9a1b2c3d4e5f6a7b, region: KR1, name: web,\n"
+    "     properties: {os_type: linux, reconciler_set: hostile, reconciler_key: web,\n"
+    f"                  reconciler_source: 'image:{OWN_IMAGE}'}}}}\n"
+)
+LINKS = {
+    # where the link is: (what it points to, relative to the link's folder, the message)
+    "team": ("../outside/team", "a symbolic link to a folder that leaves the root: not read"),
+    "images/a/b/team": ("../../../../outside/team", "a symbolic link to a folder that leaves the root: not read"),
+    "images/team": ("../team-gone", "a broken symbolic link (what it points to does not exist): not read"),
+    "images/team.yaml": ("team-gone.yaml", "a broken symbolic link (what it points to does not exist): not read"),
+    "images/loop": ("loop", "a symbolic link loop: not read"),
+}
+
+
+def root_whose_manifest_moved_out(tmp_path: Path, link: str) -> tuple[Path, Path]:
+    """A root whose one manifest declares the set's one live image; planned once (the simulator state now
+    holds the image), then its folder is replaced by `link`."""
+    root, sandbox = make_root(tmp_path)
+    (root / "seed.yaml").write_text(SEED_WITH_IMAGE)
+    team = root / "team"
+    team.mkdir()
+    (team / "web.yaml").write_text(f"version: 1\nimages:\n  web:\n    source: {{image: {OWN_IMAGE}}}\n")
+    result, _ = run("plan", str(root), "--detailed-exitcode", cwd=sandbox)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (sandbox / "outside").mkdir()
+    shutil.move(team, sandbox / "outside" / "team")
+    where = root / link
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.symlink_to(LINKS[link][0])
+    return root, sandbox
+
+
+@pytest.mark.parametrize("command", ["validate", "plan", "apply"])
+@pytest.mark.parametrize("link", sorted(LINKS))
+def test_a_link_the_root_cannot_follow_is_a_located_error_not_a_deletion(tmp_path, link, command):
+    root, sandbox = root_whose_manifest_moved_out(tmp_path, link)
+    state = root / ".reconciler" / "sim-state.json"
+    before = state.read_bytes()
+    args = (command, str(root)) + (("--auto-approve",) if command == "apply" else ())
+    result, _ = run(*args, cwd=sandbox)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert f"{link}:1:1: {LINKS[link][1]}\n" in result.stderr
+    assert "Traceback" not in result.stderr and "delete" not in result.stdout
+    assert state.read_bytes() == before  # nothing read from or changed in the cloud

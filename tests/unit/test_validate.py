@@ -3,6 +3,7 @@ become the frozen model; arbitrary YAML never ends in a traceback."""
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -300,6 +301,52 @@ def test_a_symlink_leaving_the_root_is_not_read(tmp_path):
     with pytest.raises(InvalidRootError) as caught:
         load_desired_state(root)
     assert [str(p) for p in caught.value.problems] == ["link.yaml:1:1: a symbolic link that leaves the root: not read"]
+
+
+def test_every_link_that_cannot_be_followed_is_a_problem_at_any_depth_whatever_its_name(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "web.yaml").write_text("version: 1\nimages:\n  web:\n    source: {instance: x}\n")
+    root = tmp_path / "root"
+    root.mkdir()
+    make_root(root, {"images/a/b/real.yaml": "version: 1\nimages:\n  api:\n    source: {instance: y}\n"})
+    (root / "images/a/b/team").symlink_to("../../../../outside")  # a folder, leaving the root, at depth
+    (root / "top").symlink_to(outside)  # the same at the top, absolute
+    (root / "gone").symlink_to("nowhere")  # broken: no name says whether it was a folder
+    (root / "images/gone.yaml").symlink_to("nowhere.yaml")  # broken, named as a manifest
+    (root / "images/loop").symlink_to("loop")  # a loop
+    (root / "images/a/up").symlink_to("..")  # a folder inside the root: read where it is, not followed
+    (root / "notes.txt").symlink_to(outside / "web.yaml")  # named as no manifest is: ignored as ever
+    (root / ".cache").symlink_to(outside)  # dot-names are never read
+    with pytest.raises(InvalidRootError) as caught:
+        load_desired_state(root)
+    assert [str(p) for p in caught.value.problems] == [
+        "gone:1:1: a broken symbolic link (what it points to does not exist): not read",
+        "images/a/b/team:1:1: a symbolic link to a folder that leaves the root: not read",
+        "images/gone.yaml:1:1: a broken symbolic link (what it points to does not exist): not read",
+        "images/loop:1:1: a symbolic link loop: not read",
+        "top:1:1: a symbolic link to a folder that leaves the root: not read",
+    ]
+    assert [p.relative_to(root).as_posix() for p in manifest_files(root)] == ["images/a/b/real.yaml"]
+
+
+def test_a_folder_link_inside_the_root_is_not_followed_and_its_folder_is_read_once(tmp_path):
+    root = make_root(tmp_path, {"shared/web.yaml": "version: 1\nimages:\n  web:\n    source: {instance: x}\n"})
+    (root / "images").mkdir()
+    (root / "images" / "shared").symlink_to("../shared")
+    assert [spec.key for spec in load_desired_state(root).images] == ["web"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
+def test_a_folder_that_cannot_be_read_is_a_problem(tmp_path):
+    root = make_root(tmp_path, {"images/web.yaml": "version: 1\nimages:\n  web:\n    source: {instance: x}\n"})
+    (root / "images").chmod(0)
+    try:
+        with pytest.raises(InvalidRootError) as caught:
+            load_desired_state(root)
+    finally:
+        (root / "images").chmod(0o755)
+    assert [str(p) for p in caught.value.problems] == ["images:1:1: cannot read the folder: Permission denied"]
 
 
 # -- valid documents and the model ----------------------------------------------------------------
