@@ -47,6 +47,9 @@ class Settings:
     region_parallelism: int | None = None
     # Concurrent reads while refreshing (members, servers): separate from apply's parallelism.
     refresh_concurrency: int = DEFAULT_REFRESH_CONCURRENCY
+    # A root that declares nothing plans no deletion and refuses while its set has live images (a folder
+    # that went missing must not become deletes); true lifts both, to retire a whole set deliberately.
+    allow_empty_set: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -208,7 +208,8 @@ class _Planner:
                 "may leave the cloud different from the manifests",
                 None,
             )
-        self._plan_deletions()
+        if not self._empty_root_guard():
+            self._plan_deletions()
         self._deletes_last()
         deletes = [a for a in self.actions.values() if a.kind == "delete"]
         if len(deletes) > self.max_deletions:
@@ -310,6 +311,33 @@ class _Planner:
                 f"rename the set back to {other}, or adopt the images with source.image and takeover: true",
                 self.desired.root.set_source,
             )
+
+    def _empty_root_guard(self) -> bool:
+        """An empty root never deletes: True when it withholds deletions (refusing if the set has images).
+
+        A root that declares nothing is more likely a folder that went missing, a broken link or a wrong
+        `set:` than the end of a set; settings.allow_empty_set: true says it is the end, deliberately.
+        """
+        if self.desired.images or self.desired.root.settings.allow_empty_set:
+            return False
+        live = sorted(
+            [f"{key} {image.region}" for key, images in self.own.home.items() for image in images]
+            + [f"{key} {region} (copy)" for (key, region), images in self.own.copies.items() for _ in images]
+        )
+        if live:
+            listed = ", ".join(live[:5]) + (f" and {len(live) - 5} more" if len(live) > 5 else "")
+            count = f"{len(live)} live image{'s' if len(live) != 1 else ''}"
+            self.refuse(
+                "empty_root",
+                None,
+                None,
+                f"the root declares no image, but set {self.set} has {count} ({listed}): an empty root plans "
+                "no deletion",
+                "if a manifest or folder went missing (a move, a broken link, a wrong set:), restore it; to "
+                "retire every image of the set on purpose, set settings.allow_empty_set: true in reconciler.yaml",
+                self.desired.root.set_source,
+            )
+        return True
 
     # -- one declared image -----------------------------------------------------------------------
 

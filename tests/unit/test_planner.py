@@ -267,3 +267,71 @@ def test_an_active_instance_still_marked_by_a_crash_gets_its_mark_cleared(tmp_pa
     (action,) = build_plan(state, snap, TARGET).actions
     assert action.id == "start_instance:batch:KR1" and "left its reconciler_stopped_by mark" in action.reason.message
     assert action.expects == {"KR1/server/s1": {"status": "ACTIVE", "reconciler_stopped_by": "web"}}
+
+
+# -- an empty root never deletes ------------------------------------------------------------------
+
+
+def empty_root(tmp_path: Path, manifest: str | None, settings: str = ""):
+    (tmp_path / "reconciler.yaml").write_text(
+        f"version: 1\nset: web\ncloud:\n  kind: nhn\n  project: {PROJECT}\ndefaults:\n  region: KR1\n{settings}"
+    )
+    if manifest is not None:
+        (tmp_path / "images").mkdir()
+        (tmp_path / "images" / "m.yaml").write_text(manifest)
+    return load_desired_state(tmp_path)
+
+
+EMPTY_MANIFESTS = [None, "version: 1\nimages: {}\n"]
+LIVE = (
+    managed(HOME),
+    managed(COPY, region="JP1", props={"reconciler_copy_of": HOME}),
+    managed("00000000-0000-4000-8000-000000000009", key="old", protected=True),
+    image("0000000a-0000-4000-8000-000000000000", name="hand-made"),
+)
+
+
+@pytest.mark.parametrize("manifest", EMPTY_MANIFESTS, ids=["no-manifest", "images-empty"])
+def test_an_empty_root_with_live_images_plans_no_deletion_and_is_refused(tmp_path, manifest):
+    state = empty_root(tmp_path, manifest)
+    assert state.images == ()
+    # Not even an explicit --max-deletions lifts it: only the reviewed root can.
+    plan = build_plan(state, snapshot(*LIVE), TARGET, max_deletions=100)
+    assert plan.actions == ()
+    (refusal,) = plan.refusals
+    assert (refusal.code, refusal.key, refusal.region, refusal.source) == (
+        "empty_root",
+        None,
+        None,
+        "reconciler.yaml:2",
+    )
+    assert refusal.message == (
+        "the root declares no image, but set web has 3 live images (old KR1, web JP1 (copy), web KR1): "
+        "an empty root plans no deletion"
+    )
+    assert "settings.allow_empty_set: true" in refusal.hint
+
+
+@pytest.mark.parametrize("manifest", EMPTY_MANIFESTS, ids=["no-manifest", "images-empty"])
+def test_an_empty_root_whose_set_has_no_live_image_plans_nothing_and_is_not_refused(tmp_path, manifest):
+    other_set = image("0000000b-0000-4000-8000-000000000000", name="data", reconciler_set="data", reconciler_key="d")
+    plan = build_plan(empty_root(tmp_path, manifest), snapshot(LIVE[-1], other_set), TARGET)
+    assert (plan.actions, plan.refusals) == ((), ())
+
+
+def test_allow_empty_set_plans_the_deletions_as_usual(tmp_path):
+    state = empty_root(tmp_path, None, "settings:\n  allow_empty_set: true\n")
+    assert state.root.settings.allow_empty_set is True
+    plan = build_plan(state, snapshot(*LIVE), TARGET)
+    assert sorted(a.id for a in plan.actions) == ["delete:web:JP1", "delete:web:KR1"]
+    assert [r.code for r in plan.refusals] == ["protected_undeclared"]  # protection holds as usual
+    plan = build_plan(state, snapshot(*LIVE), TARGET, max_deletions=1)
+    assert sorted(r.code for r in plan.refusals) == ["max_deletions", "protected_undeclared"]
+
+
+def test_a_root_declaring_one_image_is_not_empty(tmp_path):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n")
+    plan = build_plan(
+        state, snapshot(managed(HOME), managed("00000000-0000-4000-8000-000000000009", key="old")), TARGET
+    )
+    assert [a.id for a in plan.actions] == ["delete:old:KR1"] and plan.refusals == ()

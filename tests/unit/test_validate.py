@@ -244,6 +244,13 @@ def test_problems_are_collected_across_files_in_file_order(tmp_path):
             f"version: 1\nset: web\ncloud: {{kind: nhn, project: {PROJECT}}}\nsettings: {{max_deletions: -1}}\n",
             ["reconciler.yaml:4:27: settings.max_deletions: -1 is less than the minimum of 0"],
         ),
+        (
+            f"version: 1\nset: web\ncloud: {{kind: nhn, project: {PROJECT}}}\nsettings: {{allow_empty_set: 'true'}}\n",
+            [
+                "reconciler.yaml:4:29: settings.allow_empty_set: expected true or false, got a string ('true'); "
+                "remove the quotes"
+            ],
+        ),
     ],
 )
 def test_root_config_rules(tmp_path, config, expected):
