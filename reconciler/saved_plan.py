@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Mapping
@@ -29,6 +30,8 @@ from reconciler import __version__
 from reconciler.errors import ReconcilerError
 from reconciler.model import CloudTarget
 from reconciler.plan import Plan, Target
+
+log = logging.getLogger(__name__)
 
 
 class StalePlanError(ReconcilerError):
@@ -91,8 +94,11 @@ def load(path: Path) -> dict[str, Any]:
     saved = document.get("saved")
     if not isinstance(saved, dict) or not isinstance(saved.get("target"), dict):
         problems.append(f"  {path}: saved/target: missing")
+    ids = [a.get("id") for a in document.get("actions", []) if isinstance(a, dict)]
+    for twice in sorted({i for i in ids if ids.count(i) > 1 and isinstance(i, str)}):
+        problems.append(f"  {path}: actions: the id {twice} appears more than once")
     if problems:
-        raise ReconcilerError(
+        raise StalePlanError(
             f"{path} is not a valid saved plan: nothing was applied",
             hint="make a new plan with `reconciler plan --out`",
             details=problems[:20],
@@ -153,11 +159,20 @@ class Journal:
 
     @classmethod
     def for_plan(cls, plan_path: Path) -> Journal:
+        """The journal beside `plan_path`; one that cannot be read as a journal is set aside with a
+        warning (it is untrusted, and decides nothing: it only tells a user to pass --resume)."""
         path = plan_path.with_name(plan_path.name + ".progress.json")
-        if path.exists():
+        if not path.exists():
+            return cls(path)
+        try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-            return cls(path, list(doc.get("done", [])), dict(doc.get("made", {})))
-        return cls(path)
+            done, made = doc["done"], doc.get("made", {})
+            if not (isinstance(done, list) and all(isinstance(d, str) for d in done) and isinstance(made, dict)):
+                raise TypeError("not a journal")
+            return cls(path, list(done), {str(k): str(v) for k, v in made.items()})
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            log.warning("%s is not a readable journal of this plan: ignored", path)
+            return cls(path)
 
     def record(self, action_id: str, image_id: str | None, made: bool) -> None:
         self.done.append(action_id)
