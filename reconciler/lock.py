@@ -281,12 +281,8 @@ class _Acquirer:
         session.renewed(sent)
 
     def _delete_own(self, claim_id: str) -> None:
-        try:
-            self.client.delete_image(self.region, claim_id)
-        except CloudError as err:
-            # Left behind, it blocks others (as a probing claim) until it expires; whoever holds next
-            # deletes it.
-            log.warning("could not delete this apply's losing claim %s: %s", claim_id, err)
+        # Left behind, it blocks others (as a probing claim) until it expires; whoever holds next deletes it.
+        _delete_claim(self.client, self.region, claim_id, self.sleep, "this apply's losing claim")
 
     def _delete_expired(self, expired: tuple[Claim, ...]) -> None:
         for claim in expired:
@@ -342,18 +338,22 @@ def _renew(client: CloudClient, session: LockSession, stop: threading.Event) -> 
         delay = session.lease_s / 4 if renew_once(client, session, count) else RENEW_RETRY_S
 
 
-def _release(client: CloudClient, session: LockSession, sleep: Callable[[float], None]) -> None:
-    """Delete our claim, trying again on failure: a claim left behind blocks the set until it expires.
+def _delete_claim(client: CloudClient, region: str, claim_id: str, sleep: Callable[[float], None], what: str) -> None:
+    """Delete a claim of ours, trying again on failure: a claim left behind blocks the set until it expires.
     Its id is ours alone (never reused), so repeating a delete whose answer was lost is harmless."""
     for attempt in range(RELEASE_ATTEMPTS):
         try:
-            client.delete_image(session.region, session.claim_id)
+            client.delete_image(region, claim_id)
             return
         except CloudError as err:
             if attempt + 1 == RELEASE_ATTEMPTS:
-                log.warning("could not release the apply lock (claim %s): %s", session.claim_id, err)
+                log.warning("could not delete %s (%s): %s", what, claim_id, err)
                 return
             sleep(0.5 * 2**attempt)
+
+
+def _release(client: CloudClient, session: LockSession, sleep: Callable[[float], None]) -> None:
+    _delete_claim(client, session.region, session.claim_id, sleep, "the apply lock's claim on release")
 
 
 @contextlib.contextmanager

@@ -224,12 +224,12 @@ def test_after_a_loss_only_compensations_and_cleanup_of_this_runs_images_go_thro
 
 
 def test_a_loser_whose_delete_fails_blocks_until_expiry_then_the_next_winner_deletes_its_claim(make_sim):
-    sim = make_sim(faults=[{"route": DELETE_IMAGE, "on_call": [1], "status": 500}])
+    sim = make_sim(faults=[{"route": DELETE_IMAGE, "on_call": [1, 2, 3], "status": 500}])
     holder, loser, waiter = client_for(sim), client_for(sim), client_for(sim)
     with apply_lock(holder, SET, sleep=no_sleep):
-        # The loser sees the held claim and deletes its own: that delete (the first) fails.
+        # The loser sees the held claim and deletes its own: that delete fails, and so do its two retries.
         with pytest.raises(LockedError):
-            with apply_lock(loser, SET):
+            with apply_lock(loser, SET, sleep=no_sleep):
                 pass
         assert len(claims(holder)) == 2, "the loser's claim should be left behind by the failed delete"
     left = claims(holder)
@@ -280,7 +280,7 @@ def test_release_is_retried_and_a_claim_it_cannot_delete_is_left_to_expire(make_
     with apply_lock(client, SET, sleep=no_sleep) as session:
         pass
     assert [c.id for c in claims(client)] == [session.claim_id]
-    assert "could not release the apply lock" in caplog.text
+    assert "could not delete the apply lock's claim on release" in caplog.text
 
 
 def test_claims_errors_are_cloud_errors_not_tracebacks(make_sim):
@@ -367,3 +367,14 @@ def test_a_stop_marks_the_server_with_the_runs_token(tmp_path, capsys):
     assert main(["plan", str(root), "--format", "json"]) == 0
     kinds = [a["kind"] for a in json.loads(capsys.readouterr().out)["actions"]]
     assert "start_instance" in kinds
+
+
+def test_a_losers_failed_delete_is_tried_again(make_sim):
+    """One failed delete must not leave a claim that blocks the set for a whole lease."""
+    sim = make_sim(faults=[{"route": DELETE_IMAGE, "on_call": [1], "status": 500}])
+    holder, loser = client_for(sim), client_for(sim)
+    with apply_lock(holder, SET, sleep=no_sleep) as session:
+        with pytest.raises(LockedError):
+            with apply_lock(loser, SET, sleep=no_sleep):
+                pass
+        assert [c.id for c in claims(holder)] == [session.claim_id]
