@@ -99,6 +99,8 @@ class Behaviour:
     latency_ms: int = 0
     image_ready_after_polls: int = 2
     server_ready_after_polls: int = 2
+    # A local-disk createImage: polls each of Nova's image_snapshot and image_pending_upload task states lasts.
+    image_task_polls: int = 2
     token_lifetime_s: int = 12 * 3600  # NHN's examples show tokens of about 12 h
     protected_patch: str = "permissive"
     # [inferred] NHN does not document these answers; design.md section 6 gives the defaults.

@@ -44,14 +44,23 @@ def _server(txn: Transaction, req: Request) -> dict[str, Any]:
     server = txn.doc["servers"].get(server_id)
     if server is None or server["region"] != region or server["project"] != req.token.project:
         raise HttpError(404, f"Instance {server_id} could not be found.")
+    image_records.settle_snapshot(txn, server)
     return server
 
 
 def _advance(txn: Transaction, app: SimulatorApp, server: dict[str, Any]) -> None:
     """Count one poll of a server in transition, after the poll was answered: with
-    `server_ready_after_polls: N` the first N polls see it in transition, poll N+1 at its target."""
+    `server_ready_after_polls: N` the first N polls see it in transition, poll N+1 at its target. A
+    snapshot task (createImage) moves with its image instead (image_records.advance_snapshot)."""
     task = server.get("task")
     if not task:
+        return
+    if task.get("image_id"):
+        record = txn.doc["images"].get(task["image_id"])
+        if record is None:
+            image_records.settle_snapshot(txn, server)
+        else:
+            image_records.advance_snapshot(txn, app, server, record)
         return
     task["polls_left"] -= 1
     if task["polls_left"] <= 0:
@@ -152,6 +161,8 @@ def _list(app: SimulatorApp, req: Request, detail: bool) -> Response:
                 raise HttpError(400, f"marker [{marker}] not found")
             servers = servers[ids.index(marker) + 1 :]
         page = servers[:limit] if limit is not None else servers
+        for server in page:
+            image_records.settle_snapshot(txn, server)
         views = [
             _view(app, s) if detail else {"id": s["id"], "name": s["name"], "links": _links(app, s, "servers", s["id"])}
             for s in page
@@ -274,14 +285,17 @@ def _delete_metadata_item(app: SimulatorApp, req: Request) -> Response:
 # -- actions --------------------------------------------------------------------------------------
 
 
-def _conflict(action: str, server: dict[str, Any]) -> HttpError:
+def _check_state(action: str, server: dict[str, Any], vm_states: tuple[str, ...]) -> None:
+    """Nova's check_instance_state (nova/compute/api.py): the vm_state first, then no task may be under
+    way; either refusal is a 409 worded by raise_http_conflict_for_instance_invalid_state."""
+    vm_state = VM_STATES.get(server["status"], server["status"].lower())
+    if vm_state not in vm_states:
+        raise HttpError(409, f"Cannot '{action}' instance {server['id']} while it is in vm_state {vm_state}")
     task = server.get("task")
     if task:
-        return HttpError(
+        raise HttpError(
             409, f"Cannot '{action}' instance {server['id']} while it is in task_state {task['task_state']}"
         )
-    state = VM_STATES.get(server["status"], server["status"].lower())
-    return HttpError(409, f"Cannot '{action}' instance {server['id']} while it is in vm_state {state}")
 
 
 def _action(app: SimulatorApp, req: Request) -> Response:
@@ -292,14 +306,13 @@ def _action(app: SimulatorApp, req: Request) -> Response:
     with app.store.transaction() as txn:
         server = _server(txn, req)
         if action == "os-stop":
-            if server["status"] not in ("ACTIVE", "ERROR") or server.get("task"):
-                raise _conflict("stop", server)
+            # A stopping server is still ACTIVE (task_state powering-off): its task refuses a second stop.
+            _check_state("stop", server, ("active", "error"))
             _start_transition(txn, app, server, "powering-off", "SHUTOFF")
             txn.changed()
             return empty_response(202)
         if action == "os-start":
-            if server["status"] != "SHUTOFF" or server.get("task"):
-                raise _conflict("start", server)
+            _check_state("start", server, ("stopped",))
             _start_transition(txn, app, server, "powering-on", "ACTIVE")
             txn.changed()
             return empty_response(202)
@@ -325,15 +338,23 @@ def _create_image(app: SimulatorApp, txn: Transaction, server: dict[str, Any], a
             f"Instance {server['id']} boots from a volume: create its image with the Block Storage API "
             "(os-volume_upload_image) instead.",
         )
-    if server["status"] != "SHUTOFF" or server.get("task"):
-        # NHN's console guide allows imaging a u2 only when stopped [doc]; the API's answer for a running
-        # one is undocumented ([inferred] 409, a knob).
-        error = _conflict("createImage", server)
-        raise HttpError(app.behaviour.create_image_running_status, error.message)
+    # Nova's own check (snapshot allows active, stopped, paused, suspended; no task under way: a second
+    # createImage meets the first one's image_* task_state) ...
+    _check_state("createImage", server, ("active", "stopped", "paused", "suspended"))
+    if server["status"] != "SHUTOFF":
+        # ... then NHN's: its console guide allows imaging a u2 only when stopped [doc]; the API's answer
+        # for a running one is undocumented ([inferred] 409, a knob).
+        vm_state = VM_STATES.get(server["status"], server["status"].lower())
+        raise HttpError(
+            app.behaviour.create_image_running_status,
+            f"Cannot 'createImage' instance {server['id']} while it is in vm_state {vm_state}",
+        )
     flavor = txn.doc["flavors"].get(server["flavor_id"], {})
     record = image_records.create_from_server(
         app, txn, server, name=args["name"], min_disk=flavor.get("disk", 0), properties=dict(metadata)
     )
+    image_records.start_snapshot(app, server, record)
+    server["updated"] = txn.utc_now()
     image_id = record["fields"]["id"]
     # Nova before microversion 2.45 answers with no body and the image's URL in Location.
     return empty_response(202, {"Location": f"{app.image_endpoint(server['region'])}/images/{image_id}"})

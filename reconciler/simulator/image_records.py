@@ -209,8 +209,17 @@ def advance(txn: Transaction, app: SimulatorApp, record: dict[str, Any]) -> None
     """Count one poll of an image being made, after the poll was answered.
 
     With `image_ready_after_polls: N` the first N polls see it unfinished (a new image from a server
-    `queued`, then `saving`) and poll N+1 sees it `active`.
+    `queued`, then `saving`) and poll N+1 sees it `active`. An image a server's createImage is still
+    making moves with that server's snapshot task instead (`advance_snapshot`).
     """
+    server = snapshotting_server(txn, record)
+    if server is not None:
+        advance_snapshot(txn, app, server, record)
+        return
+    _advance_image(txn, app, record)
+
+
+def _advance_image(txn: Transaction, app: SimulatorApp, record: dict[str, Any]) -> None:
     if record["fields"]["status"] not in IN_PROGRESS or record.get("polls_left", 0) <= 0:
         return
     record["polls_left"] -= 1
@@ -234,6 +243,72 @@ def advance(txn: Transaction, app: SimulatorApp, record: dict[str, Any]) -> None
     record.pop("ready_fields", None)
     record["fields"].update(ready, status="active", updated_at=txn.utc_now())
     note_change(txn, app, record, before)
+
+
+# -- Nova's snapshot task: the server's task_state while createImage makes its image ---------------
+
+# nova/compute: the API sets image_snapshot_pending, which the compute host replaces with image_snapshot
+# as soon as it takes the job (too briefly for a poll to see); the libvirt driver then moves to
+# image_pending_upload and image_uploading; the manager sets null once Glance has the image.
+SNAPSHOT_TASK_STATES = ("image_snapshot", "image_pending_upload", "image_uploading")
+
+
+def start_snapshot(app: SimulatorApp, server: dict[str, Any], record: dict[str, Any]) -> None:
+    """Give `server` the snapshot task that makes `record` (a createImage). An image already active
+    (`image_ready_after_polls: 0`) needs no task."""
+    if record["fields"]["status"] not in IN_PROGRESS:
+        return
+    polls = app.behaviour.image_task_polls
+    record["snapshot_of"] = server["id"]
+    server["task"] = {
+        "task_state": SNAPSHOT_TASK_STATES[0] if polls > 0 else SNAPSHOT_TASK_STATES[-1],
+        "image_id": record["fields"]["id"],
+        "polls_left": polls,
+    }
+
+
+def snapshotting_server(txn: Transaction, record: dict[str, Any]) -> dict[str, Any] | None:
+    """The server whose snapshot task is making this image, if any."""
+    server_id = record.get("snapshot_of")
+    server = txn.doc["servers"].get(server_id) if server_id else None
+    task = (server or {}).get("task") or {}
+    return server if task.get("image_id") == record["fields"]["id"] else None
+
+
+def advance_snapshot(txn: Transaction, app: SimulatorApp, server: dict[str, Any], record: dict[str, Any]) -> None:
+    """Count one poll of a snapshotting server or of its image (one process, either poll moves it).
+
+    `image_snapshot` and `image_pending_upload` each last `image_task_polls` polls, the image `queued`
+    meanwhile; then `image_uploading` while the image goes on as any new image does (`saving`, and
+    `active` after `image_ready_after_polls`); the task ends (null) as the image becomes active.
+    """
+    task = server["task"]
+    txn.changed()
+    if task["task_state"] != SNAPSHOT_TASK_STATES[-1]:
+        task["polls_left"] -= 1
+        if task["polls_left"] <= 0:
+            task["task_state"] = SNAPSHOT_TASK_STATES[SNAPSHOT_TASK_STATES.index(task["task_state"]) + 1]
+            task["polls_left"] = app.behaviour.image_task_polls
+        return
+    _advance_image(txn, app, record)
+    settle_snapshot(txn, server)
+
+
+def settle_snapshot(txn: Transaction, server: dict[str, Any]) -> None:
+    """End a server's snapshot task whose image is done: active, failed, or deleted (Nova resets the
+    task_state when Glance no longer has the image)."""
+    task = server.get("task") or {}
+    image_id = task.get("image_id")
+    if not image_id:
+        return
+    record = txn.doc["images"].get(image_id)
+    if record is not None and record["fields"]["status"] in IN_PROGRESS:
+        return
+    server["task"] = None
+    server["updated"] = txn.utc_now()
+    if record is not None:
+        record.pop("snapshot_of", None)
+    txn.changed()
 
 
 def start_processing(app: SimulatorApp, record: dict[str, Any], first_status: str) -> None:

@@ -260,6 +260,136 @@ def test_os_start_takes_polls_with_task_state(make_sim):
     ]
 
 
+# -- Nova's task states: a server busy with a task refuses other actions ----------------------------
+
+
+def task_states(api: Api, server_id: str, polls: int) -> list[tuple[str, str | None]]:
+    return [(s["status"], s["OS-EXT-STS:task_state"]) for s in (get_server(api, server_id) for _ in range(polls))]
+
+
+def test_create_image_task_states_over_server_polls(make_sim):
+    """A local-disk createImage is Nova's snapshot task: with image_task_polls=2 the stopped server shows
+    task_state image_snapshot for two polls, image_pending_upload for two, image_uploading while its
+    image uploads (image_ready_after_polls=2), then null once the image is active."""
+    api = Api(make_sim(image_ready_after_polls=2, image_task_polls=2), *OWNER_USER, OWNER)
+    image_id = image_id_from_location(create_image(api, LOCAL_STOPPED_SERVER))
+    assert task_states(api, LOCAL_STOPPED_SERVER, 7) == [
+        ("SHUTOFF", "image_snapshot"),
+        ("SHUTOFF", "image_snapshot"),
+        ("SHUTOFF", "image_pending_upload"),
+        ("SHUTOFF", "image_pending_upload"),
+        ("SHUTOFF", "image_uploading"),
+        ("SHUTOFF", "image_uploading"),
+        ("SHUTOFF", None),
+    ]
+    assert get_image(api, image_id)["status"] == "active"
+
+
+def test_create_image_task_moves_with_polls_of_the_server_or_the_image(make_sim):
+    """Polls of the image count as polls of the task: the task ends the moment the image is active."""
+    api = Api(make_sim(image_ready_after_polls=2, image_task_polls=1), *OWNER_USER, OWNER)
+    image_id = image_id_from_location(create_image(api, LOCAL_STOPPED_SERVER))
+    seen = []
+    for _ in range(2):
+        seen.append(get_server(api, LOCAL_STOPPED_SERVER)["OS-EXT-STS:task_state"])
+        seen.append(get_image(api, image_id)["status"])
+    seen.append(get_server(api, LOCAL_STOPPED_SERVER)["OS-EXT-STS:task_state"])
+    assert seen == ["image_snapshot", "queued", "image_uploading", "saving", None]
+    assert get_image(api, image_id)["status"] == "active"
+
+
+def test_actions_during_create_image_are_409_with_novas_message(make_sim):
+    """While the snapshot task runs, os-start and a second createImage are 409 conflictingRequest
+    "Cannot '<action>' instance <id> while it is in task_state <state>" (Nova's check_instance_state,
+    worded by raise_http_conflict_for_instance_invalid_state); os-stop of the stopped server meets
+    Nova's vm_state check first. Once the image is active, os-start is accepted."""
+    api = Api(make_sim(image_ready_after_polls=1, image_task_polls=1), *OWNER_USER, OWNER)
+    image_id = image_id_from_location(create_image(api, LOCAL_STOPPED_SERVER))
+    server = LOCAL_STOPPED_SERVER
+    start = nova_fault(action(api, server, {"os-start": None}), "conflictingRequest", 409)
+    assert start == f"Cannot 'start' instance {server} while it is in task_state image_snapshot"
+    again = nova_fault(create_image(api, server, "snap-2"), "conflictingRequest", 409)
+    assert again == f"Cannot 'createImage' instance {server} while it is in task_state image_snapshot"
+    stop = nova_fault(action(api, server, {"os-stop": None}), "conflictingRequest", 409)
+    assert stop == f"Cannot 'stop' instance {server} while it is in vm_state stopped"
+    get_server(api, server)  # image_snapshot -> image_pending_upload
+    late = nova_fault(action(api, server, {"os-start": None}), "conflictingRequest", 409)
+    assert late == f"Cannot 'start' instance {server} while it is in task_state image_pending_upload"
+    while get_image(api, image_id)["status"] != "active":
+        pass
+    assert get_server(api, server)["OS-EXT-STS:task_state"] is None
+    assert action(api, server, {"os-start": None}).status_code == 202
+    names = [i["name"] for i in api.image("GET", "/v2/images").json()["images"]]
+    assert "snap-2" not in names
+
+
+def test_create_image_conflict_ignores_the_running_status_knob(make_sim):
+    """A task under way is Nova's 409 whatever create_image_running_status says (that knob is NHN's
+    answer for a running server)."""
+    api = Api(make_sim(image_ready_after_polls=1, create_image_running_status=400), *OWNER_USER, OWNER)
+    create_image(api, LOCAL_STOPPED_SERVER)
+    nova_fault(create_image(api, LOCAL_STOPPED_SERVER, "snap-2"), "conflictingRequest", 409)
+
+
+def test_deleting_the_image_ends_the_snapshot_task(make_sim):
+    """Nova resets the task_state when Glance loses the image mid-snapshot: the server is free again."""
+    api = Api(make_sim(image_ready_after_polls=2, image_task_polls=5), *OWNER_USER, OWNER)
+    image_id = image_id_from_location(create_image(api, LOCAL_STOPPED_SERVER))
+    assert get_server(api, LOCAL_STOPPED_SERVER)["OS-EXT-STS:task_state"] == "image_snapshot"
+    assert api.image("DELETE", f"/v2/images/{image_id}").status_code == 204
+    assert get_server(api, LOCAL_STOPPED_SERVER)["OS-EXT-STS:task_state"] is None
+    assert action(api, LOCAL_STOPPED_SERVER, {"os-start": None}).status_code == 202
+
+
+def test_an_image_ready_at_once_needs_no_task(make_sim):
+    """image_ready_after_polls=0: the image is active at once and the server shows no task at all."""
+    api = Api(make_sim(image_ready_after_polls=0, image_task_polls=3), *OWNER_USER, OWNER)
+    image_id = image_id_from_location(create_image(api, LOCAL_STOPPED_SERVER))
+    assert get_server(api, LOCAL_STOPPED_SERVER)["OS-EXT-STS:task_state"] is None
+    assert get_image(api, image_id)["status"] == "active"
+
+
+def test_image_task_polls_zero_goes_straight_to_uploading(make_sim):
+    """image_task_polls=0 skips image_snapshot and image_pending_upload: the image behaves as before
+    the knob existed (queued, saving, active)."""
+    api = Api(make_sim(image_ready_after_polls=2, image_task_polls=0), *OWNER_USER, OWNER)
+    image_id = image_id_from_location(create_image(api, LOCAL_STOPPED_SERVER))
+    assert get_server(api, LOCAL_STOPPED_SERVER)["OS-EXT-STS:task_state"] == "image_uploading"
+    assert [get_image(api, image_id)["status"] for _ in range(2)] == ["saving", "active"]
+    assert get_server(api, LOCAL_STOPPED_SERVER)["OS-EXT-STS:task_state"] is None
+
+
+def test_a_stopping_server_refuses_stop_start_and_create_image(make_sim):
+    """While powering-off (status still ACTIVE): os-stop and createImage meet the task, 409 task_state
+    powering-off; os-start meets Nova's vm_state check first, 409 vm_state active."""
+    api = Api(make_sim(server_ready_after_polls=2), *OWNER_USER, OWNER)
+    server = LOCAL_RUNNING_SERVER
+    assert action(api, server, {"os-stop": None}).status_code == 202
+    stop = nova_fault(action(api, server, {"os-stop": None}), "conflictingRequest", 409)
+    assert stop == f"Cannot 'stop' instance {server} while it is in task_state powering-off"
+    start = nova_fault(action(api, server, {"os-start": None}), "conflictingRequest", 409)
+    assert start == f"Cannot 'start' instance {server} while it is in vm_state active"
+    image = nova_fault(create_image(api, server), "conflictingRequest", 409)
+    assert image == f"Cannot 'createImage' instance {server} while it is in task_state powering-off"
+    assert task_states(api, server, 3) == [("ACTIVE", "powering-off"), ("ACTIVE", "powering-off"), ("SHUTOFF", None)]
+    assert action(api, server, {"os-start": None}).status_code == 202
+
+
+def test_a_starting_server_refuses_start_stop_and_create_image(make_sim):
+    """While powering-on (status still SHUTOFF): os-start and createImage meet the task, 409 task_state
+    powering-on; os-stop meets the vm_state check first, 409 vm_state stopped."""
+    api = Api(make_sim(server_ready_after_polls=2), *OWNER_USER, OWNER)
+    server = LOCAL_STOPPED_SERVER
+    assert action(api, server, {"os-start": None}).status_code == 202
+    start = nova_fault(action(api, server, {"os-start": None}), "conflictingRequest", 409)
+    assert start == f"Cannot 'start' instance {server} while it is in task_state powering-on"
+    stop = nova_fault(action(api, server, {"os-stop": None}), "conflictingRequest", 409)
+    assert stop == f"Cannot 'stop' instance {server} while it is in vm_state stopped"
+    image = nova_fault(create_image(api, server), "conflictingRequest", 409)
+    assert image == f"Cannot 'createImage' instance {server} while it is in task_state powering-on"
+    assert task_states(api, server, 3) == [("SHUTOFF", "powering-on"), ("SHUTOFF", "powering-on"), ("ACTIVE", None)]
+
+
 # -- metadata -------------------------------------------------------------------------------------
 
 
@@ -308,15 +438,16 @@ def test_create_image_on_stopped_local_server_is_202_with_location(owner):
 
 
 def test_create_image_progresses_to_active(make_sim):
-    """With image_ready_after_polls=2, the new image is seen queued, then saving (no size or checksum
-    yet), then active with its checksums: queued -> saving -> active over polls."""
-    api = Api(make_sim(image_ready_after_polls=2), *OWNER_USER, OWNER)
+    """With image_ready_after_polls=2 (and image_task_polls=1), the new image is queued while Nova
+    snapshots (image_snapshot, image_pending_upload: one poll each), then queued, saving (no size or
+    checksum yet) as it uploads, then active with its checksums."""
+    api = Api(make_sim(image_ready_after_polls=2, image_task_polls=1), *OWNER_USER, OWNER)
     image_id = image_id_from_location(create_image(api, LOCAL_STOPPED_SERVER))
-    polls = [get_image(api, image_id) for _ in range(3)]
-    assert [p["status"] for p in polls] == ["queued", "saving", "active"]
-    assert all(p["checksum"] is None and p["size"] is None for p in polls[:2])
-    assert re.fullmatch(r"[0-9a-f]{32}", polls[2]["checksum"])
-    assert polls[2]["os_hash_algo"] == "sha512"
+    polls = [get_image(api, image_id) for _ in range(5)]
+    assert [p["status"] for p in polls] == ["queued", "queued", "queued", "saving", "active"]
+    assert all(p["checksum"] is None and p["size"] is None for p in polls[:4])
+    assert re.fullmatch(r"[0-9a-f]{32}", polls[4]["checksum"])
+    assert polls[4]["os_hash_algo"] == "sha512"
 
 
 def test_create_image_attributes(owner):
@@ -492,7 +623,7 @@ def test_imaging_a_large_disk_answers_at_once_and_hashes_in_the_background(make_
     monkeypatch.setattr(qcow2, "generated_digests", slow_digests)
     seed = standard_seed()
     seed["servers"][1]["disk_mb"] = 4096  # above the inline-hashing threshold
-    api = Api(make_sim(seed, image_ready_after_polls=1), *OWNER_USER, OWNER)
+    api = Api(make_sim(seed, image_ready_after_polls=1, image_task_polls=0), *OWNER_USER, OWNER)
     image_id = image_id_from_location(create_image(api, LOCAL_STOPPED_SERVER))  # returns: not hashed inline
     statuses = [get_image(api, image_id)["status"] for _ in range(3)]
     assert statuses == ["queued", "saving", "saving"]  # ready by polls, still hashing

@@ -293,3 +293,13 @@ def test_create_image_ids_are_deterministic(make_sim):
         assert answer.status_code == 202, answer.text
         ids.append(answer.headers["Location"].rstrip("/").rsplit("/", 1)[-1])
     assert ids[0] == ids[1]
+
+
+def test_image_task_polls_knob_is_validated():
+    """image_task_polls is a seed knob: default 2, a non-negative integer."""
+    from reconciler.simulator.behaviour import Behaviour
+
+    assert Behaviour().image_task_polls == 2
+    assert Behaviour.from_dict({"image_task_polls": 0}).image_task_polls == 0
+    with pytest.raises(ValueError, match="image_task_polls"):
+        Behaviour.from_dict({"image_task_polls": -1})
