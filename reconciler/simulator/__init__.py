@@ -5,6 +5,7 @@ in-process for the CLI's `--sim-state` flag and for tests.
 """
 
 from reconciler.simulator.embedded import running_simulator
+from reconciler.simulator.request_log import in_flight_at
 from reconciler.simulator.server import SimulatorServer
 
-__all__ = ["SimulatorServer", "running_simulator"]
+__all__ = ["SimulatorServer", "in_flight_at", "running_simulator"]

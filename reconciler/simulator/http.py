@@ -240,8 +240,9 @@ Handler = Callable[[Any, Request], Response]
 class Route:
     """`method` + path `template` (`{name}` matches one path segment) served by `handler`.
 
-    `service` picks the error body shape; `auth` says whether a valid token is required. The route's
-    name, `"METHOD template"`, is what the stats endpoint counts and what faults are keyed by.
+    `service` picks the error body shape; `auth` says whether a valid token is required; `stream` marks
+    image data transfers (the request log's `stream`). The route's name, `"METHOD template"`, is what the
+    stats endpoint counts and what faults are keyed by.
     """
 
     method: str
@@ -249,6 +250,7 @@ class Route:
     service: str
     handler: Handler
     auth: bool = True
+    stream: bool = False
 
     @property
     def name(self) -> str:

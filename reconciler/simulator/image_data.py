@@ -198,6 +198,6 @@ def _read_file(handle: BinaryIO) -> Iterator[bytes]:
 
 def routes() -> list[Route]:
     return [
-        Route("PUT", PREFIX + "/v2/images/{image_id}/file", "image", _upload),
-        Route("GET", PREFIX + "/v2/images/{image_id}/file", "image", _download),
+        Route("PUT", PREFIX + "/v2/images/{image_id}/file", "image", _upload, stream=True),
+        Route("GET", PREFIX + "/v2/images/{image_id}/file", "image", _download, stream=True),
     ]

@@ -9,6 +9,7 @@ URL layout (all under `http://127.0.0.1:PORT`):
     /volume/{region}/v2/{tenant_id}        Cinder
     /_simulator/stats                      request counts per route
     /_simulator/clock                      the simulator's clock: GET reads it, POST {"advance_s": N} moves it
+    /_simulator/requests                   the request log (request_log.py): GET [?since=EPOCH], DELETE clears
 
 Every answer carries a `Date` header from the simulator's clock (plus the `clock_skew_s` knob).
 """
@@ -26,7 +27,7 @@ from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from reconciler.simulator import compute, identity, images, volumes
 from reconciler.simulator.behaviour import HOLD_TIMEOUT_S, Behaviour, Fault
@@ -40,6 +41,7 @@ from reconciler.simulator.http import (
     error_response,
     json_response,
 )
+from reconciler.simulator.request_log import RequestLog
 from reconciler.simulator.state import StateStore, clock_now, utc_now
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,8 @@ def all_routes() -> list[Route]:
         Route("DELETE", "/_simulator/stats", "identity", SimulatorApp._reset_stats, auth=False),
         Route("GET", "/_simulator/clock", "identity", SimulatorApp._get_clock, auth=False),
         Route("POST", "/_simulator/clock", "identity", SimulatorApp._advance_clock, auth=False),
+        Route("GET", "/_simulator/requests", "identity", SimulatorApp._get_requests, auth=False),
+        Route("DELETE", "/_simulator/requests", "identity", SimulatorApp._clear_requests, auth=False),
     ]
 
 
@@ -133,6 +137,7 @@ class SimulatorApp:
         self._stats_lock = threading.Lock()
         self.router = Router(all_routes())
         self.holds = _Holds()
+        self.requests = RequestLog()
         check_fault_routes(behaviour)
         self._random = None
         if behaviour.random_faults:
@@ -177,6 +182,22 @@ class SimulatorApp:
     def _reset_stats(self, req: Request) -> Response:
         with self._stats_lock:
             self._stats.clear()
+        return empty_response(204)
+
+    def _get_requests(self, req: Request) -> Response:
+        raw = req.arg("since")
+        since = None
+        if raw is not None:
+            try:
+                since = float(raw)
+            except ValueError:
+                since = math.nan
+            if not math.isfinite(since):
+                raise HttpError(400, f"since must be epoch seconds, not {raw!r}")
+        return json_response(200, self.requests.entries(since))
+
+    def _clear_requests(self, req: Request) -> Response:
+        self.requests.clear()
         return empty_response(204)
 
     # -- the clock ---------------------------------------------------------------------------------
@@ -261,6 +282,7 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
     server_version = "reconciler-simulator"
     sys_version = ""
     server: _SimulatorHTTPServer
+    _answered: int | None = None  # the status of the answer sent to the current request, if one went out
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -281,6 +303,21 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
         app = self.server.app
         url = urlsplit(self.path)
         route, params, path_known = app.router.match(self.command, url.path)
+        self._answered = None
+        if url.path.startswith("/_simulator/"):
+            self._handle(app, url, route, params, path_known)
+            return
+        entry = app.requests.begin(
+            route.name if route else "(no route)", self.command, url.path, stream=bool(route and route.stream)
+        )
+        try:
+            self._handle(app, url, route, params, path_known)
+        finally:
+            app.requests.end(entry, self._answered)
+
+    def _handle(
+        self, app: SimulatorApp, url: SplitResult, route: Route | None, params: dict[str, str], path_known: bool
+    ) -> None:
         service = route.service if route else app.router.service_for(url.path)
         accept = self.headers.get("Accept", "")
         try:
@@ -378,6 +415,7 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
             # this connection cannot carry another request.
             self.close_connection = True
         self.send_response(response.status)
+        self._answered = response.status
         headers = dict(response.headers)
         if self.close_connection:
             headers["Connection"] = "close"
@@ -471,6 +509,12 @@ class SimulatorServer:
     def now(self) -> float:
         """The simulator's time, epoch seconds."""
         return self.app.now()
+
+    def request_log(self, since: float | None = None) -> list[dict[str, Any]]:
+        """The request log, oldest first (the same as `GET /_simulator/requests`): one entry per request
+        served, with real-time (`time.time()`) start and end; see reconciler.simulator.request_log.
+        With `since`, only the requests in flight at or after it."""
+        return self.app.requests.entries(since)
 
     def __enter__(self) -> SimulatorServer:
         return self.start()
