@@ -24,10 +24,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reconciler import markers
+from reconciler import cancel, markers
 from reconciler.apply_guard import GuardContext, image_refusal, server_refusal
+from reconciler.cancel import Cancellation
 from reconciler.cloud.client import CloudClient
-from reconciler.cloud.errors import CloudError, CloudTransportError
+from reconciler.cloud.errors import CloudCancelled, CloudError, CloudTimeout, CloudTransportError, Conflict
 from reconciler.cloud.model import IMAGE_BASE_ATTRIBUTES, Image, PatchOp
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Action, Change, Plan
@@ -39,6 +40,16 @@ from reconciler.region_copy import copy_image
 log = logging.getLogger(__name__)
 
 DONE, FAILED, STALE, SKIPPED = "done", "failed", "stale", "skipped"
+# Cancelled while in flight; a compensation that could not run yet (reported "left for the next run").
+INTERRUPTED, LEFT = "interrupted", "left"
+STATUSES = (DONE, FAILED, STALE, SKIPPED, INTERRUPTED, LEFT)
+# A compensation is owed once these started, even if they did not finish (see Applier._owed).
+OWED_ONCE_STARTED = frozenset({"stop_instance", "unprotect"})
+CANCEL_POLL_S = 0.05
+# After a cancellation a compensation waits at most this long for its object (then: left for the next run).
+COMPENSATION_WAIT_S = 3.0
+# A lost answer to an imaging call: the image is looked for by its temporary name this long, this often.
+LOST_ANSWER_SEARCH_S, LOST_ANSWER_POLL_S = 60.0, 5.0
 SERVER_KINDS = frozenset({"create", "stop_instance", "start_instance"})
 # Image attributes an `expects` entry may name directly (everything else is a custom property).
 IMAGE_FIELDS = ("status", "protected", "name", "visibility", "min_disk", "min_ram", "owner", "checksum")
@@ -46,6 +57,10 @@ IMAGE_FIELDS = ("status", "protected", "name", "visibility", "min_disk", "min_ra
 
 class StaleError(ReconcilerError):
     """The live object no longer matches what the plan expected: the action did not touch it."""
+
+
+class LeftForNextRun(ReconcilerError):
+    """A compensation that cannot run yet (the server is busy with a task): the next plan does it."""
 
 
 @dataclass
@@ -87,7 +102,7 @@ class ApplyReport:
             "format_version": "1",
             "outcome": self.outcome or ("applied" if self.succeeded else "failed"),
             "results": [r.to_json() for r in self.results],
-            "summary": {s: self.count(s) for s in (DONE, FAILED, STALE, SKIPPED)},
+            "summary": {s: self.count(s) for s in STATUSES},
         }
 
 
@@ -110,8 +125,10 @@ class Applier:
         timeout: float = 3600.0,
         progress: Progress = _no_progress,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
         lock: LockSession | None = None,
         guard: GuardContext | None = None,
+        cancellation: Cancellation | None = None,
     ) -> None:
         if not plan.applicable:
             raise ReconcilerError("the plan has refusals: nothing can be applied until they are resolved")
@@ -125,6 +142,7 @@ class Applier:
         self.timeout = timeout
         self.progress = progress
         self.clock = clock
+        self.sleep = sleep
         # The apply lock held for this run: consulted before each action starts (the client it gave us
         # checks it before each change); compensations run exempt. Its token marks what this run stops.
         self.apply_lock = lock
@@ -132,6 +150,7 @@ class Applier:
         # What the root at hand lets each key touch: checked on the live object before every change
         # (apply_guard.py), whatever the plan says.
         self.guard = guard
+        self.cancel = cancellation
         self.unprotected: set[str] = set()  # images this run unprotected (a strict bracket's close may protect)
         self._lock = threading.Lock()
         # Images made by this run, by (key, region): later actions on them name no image id.
@@ -149,8 +168,15 @@ class Applier:
         failed = False
         running: dict[Future[StepResult], str] = {}
         busy: Counter[str] = Counter()  # running actions per region
-        with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="apply") as pool:
+        cancelled = False
+        # Not a `with` block: a cancelled run must not wait for calls still in flight past the grace period.
+        pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="apply")
+        try:
             while len(results) < len(actions):
+                if self.cancel is not None and self.cancel.requested:
+                    cancelled = True
+                    self._wind_down(actions, order, results, running)
+                    break
                 for action_id in order:
                     if action_id in results or action_id in running.values():
                         continue
@@ -161,9 +187,7 @@ class Applier:
                         continue
                     compensating = "compensates" in action.details
                     if compensating:
-                        compensated = action.details["compensates"]
-                        was_done = compensated in results and results[compensated].status == DONE
-                        if not was_done:
+                        if not self._owed(action, actions, results):
                             results[action_id] = StepResult(action, SKIPPED, "what it compensates did not run")
                             self.progress("skip", action, results[action_id])
                             continue
@@ -191,25 +215,82 @@ class Applier:
                         for action_id in order:
                             results.setdefault(action_id, StepResult(actions[action_id], SKIPPED, "never became ready"))
                     break
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                # With a cancellation to notice, wake up now and then even when nothing finishes.
+                timeout = CANCEL_POLL_S if self.cancel is not None else None
+                finished, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
                 for future in finished:
                     action_id = running.pop(future)
                     busy.subtract(_regions_of(actions[action_id]))
                     result = future.result()
                     results[action_id] = result
                     self.progress("end", actions[action_id], result)
-                    if result.status in (FAILED, STALE):
+                    if result.status in (FAILED, STALE, LEFT):
                         failed = True
-        return ApplyReport([results[a] for a in order])
+        finally:
+            pool.shutdown(wait=not cancelled, cancel_futures=True)
+        return ApplyReport([results[a] for a in order], outcome="interrupted" if cancelled else None)
+
+    @staticmethod
+    def _owed(action: Action, actions: Mapping[str, Action], results: Mapping[str, StepResult]) -> bool:
+        """Whether a compensation is owed: what it compensates was done, or it was started and may have
+        taken effect (a stop that timed out while the server was powering off is still this run's stop;
+        an unprotect whose answer was lost may have unprotected)."""
+        compensated = action.details["compensates"]
+        result = results.get(compensated)
+        if result is None:
+            return False
+        if result.status == DONE:
+            return True
+        return result.status in (FAILED, INTERRUPTED) and actions[compensated].kind in OWED_ONCE_STARTED
+
+    def _wind_down(
+        self,
+        actions: Mapping[str, Action],
+        order: list[str],
+        results: dict[str, StepResult],
+        running: dict[Future[StepResult], str],
+    ) -> None:
+        """After a cancellation: calls in flight get what is left of the grace period (a second signal ends
+        it), then the compensations this run owes run here, one by one, and nothing else starts."""
+        assert self.cancel is not None
+        while running and (left := self.cancel.grace_left()) > 0:
+            finished, _ = wait(running, timeout=min(CANCEL_POLL_S, left), return_when=FIRST_COMPLETED)
+            for future in finished:
+                action_id = running.pop(future)
+                results[action_id] = future.result()
+                self.progress("end", actions[action_id], results[action_id])
+        for action_id in running.values():
+            results[action_id] = StepResult(actions[action_id], INTERRUPTED, "still in flight when cancelled")
+            self.progress("end", actions[action_id], results[action_id])
+        running.clear()
+        for action_id in order:
+            if action_id in results:
+                continue
+            action = actions[action_id]
+            if "compensates" in action.details and self._owed(action, actions, results):
+                self.progress("start", action, None)
+                results[action_id] = self._run_one(action)
+                self.progress("end", action, results[action_id])
+            else:
+                results[action_id] = StepResult(action, SKIPPED, "cancelled before it started")
+                self.progress("skip", action, results[action_id])
 
     def _run_one(self, action: Action) -> StepResult:
         started = self.clock()
-        exempt = self.apply_lock is not None and "compensates" in action.details
+        compensating = "compensates" in action.details
+        exempt = self.apply_lock is not None and compensating
         try:
-            with self.apply_lock.compensation() if exempt else contextlib.nullcontext():  # type: ignore[union-attr]
+            with (
+                self.apply_lock.compensation() if exempt else contextlib.nullcontext(),  # type: ignore[union-attr]
+                cancel.compensating() if compensating else contextlib.nullcontext(),
+            ):
                 image_id = self._execute(action)
+        except LeftForNextRun as err:
+            return StepResult(action, LEFT, err.message, self.clock() - started)
         except StaleError as err:
             return StepResult(action, STALE, err.message, self.clock() - started)
+        except CloudCancelled as err:
+            return StepResult(action, INTERRUPTED, err.message, self.clock() - started)
         except ReconcilerError as err:
             message = err.message + (f" (hint: {err.hint})" if err.hint else "")
             return StepResult(action, FAILED, message, self.clock() - started)
@@ -318,8 +399,27 @@ class Applier:
                     f"the lock was lost and server {server_id} no longer carries this run's mark ({mark!r}): "
                     "left for the next run"
                 )
-        self.client.start_server(action.region, server_id)
-        self.client.wait_for_server(action.region, server_id, status="ACTIVE", timeout=self.timeout)
+        try:
+            self.client.start_server(action.region, server_id)
+        except Conflict:
+            # Busy with a task (an image still being made from it, a stop still powering off): a
+            # compensation is not waited for. The server keeps its mark; the next plan restarts it.
+            server = self.client.get_server(action.region, server_id)
+            raise LeftForNextRun(
+                f"{server.name} is {server.status}"
+                + (f" in task {server.task_state}" if server.task_state else "")
+                + f"; it keeps {markers.STOPPED_BY} and the next plan starts it"
+            ) from None
+        cancelled = self.cancel is not None and self.cancel.requested
+        wait_s = min(self.timeout, COMPENSATION_WAIT_S) if cancelled else self.timeout
+        try:
+            self.client.wait_for_server(action.region, server_id, status="ACTIVE", timeout=wait_s)
+        except CloudTimeout:
+            if not cancelled:
+                raise
+            raise LeftForNextRun(
+                f"started, but not ACTIVE within {wait_s:g} s of the cancellation; the next plan clears its mark"
+            ) from None
         self.client.delete_server_metadata(action.region, server_id, markers.STOPPED_BY)
 
     def _do_create(self, action: Action) -> str:
@@ -330,15 +430,34 @@ class Applier:
         try:
             image_id = self.client.create_image_from_server(region, server, temporary, metadata=marks)
         except CloudTransportError:
-            # The answer was lost: the image may exist. Re-observe by the temporary name, never repeat blindly.
-            image_id = self._find_by_name(region, temporary)
+            # The answer was lost: the image may exist, or appear a little later. Re-observe by the temporary
+            # name for a while, never repeat blindly (a second image would be a duplicate).
+            image_id = self._search_by_name(region, temporary)
             if image_id is None:
                 raise
         self._remember(action, image_id)
-        self.client.wait_for_image(region, image_id, status="active", timeout=self.timeout)
+        try:
+            self.client.wait_for_image(region, image_id, status="active", timeout=self.timeout)
+        except CloudCancelled:
+            # Cancelled: delete the image being made, so the snapshot (and the server's task) ends sooner.
+            with contextlib.suppress(CloudError):
+                self.client.delete_image(region, image_id)
+            raise
         live = self.client.get_image(region, image_id)
         self.client.update_image(region, image_id, _ops(action.changes, live))
         return image_id
+
+    def _search_by_name(self, region: str, name: str) -> str | None:
+        """After a lost imaging answer: look for the temporary name every LOST_ANSWER_POLL_S, for at most
+        LOST_ANSWER_SEARCH_S (a cancellation ends the search)."""
+        deadline = self.clock() + LOST_ANSWER_SEARCH_S
+        while True:
+            found = self._find_by_name(region, name)
+            if found is not None or self.clock() >= deadline:
+                return found
+            if self.cancel is not None and self.cancel.requested:
+                return None
+            self.sleep(min(LOST_ANSWER_POLL_S, max(0.0, deadline - self.clock())))
 
     def _find_by_name(self, region: str, name: str) -> str | None:
         matches = [i for i in self.client.list_images(region, owner=self.client.project_id) if i.name == name]
@@ -494,9 +613,10 @@ def _ops(changes: Mapping[str, Any], live: Image) -> list[PatchOp]:
 
 
 def summarise(report: ApplyReport) -> str:
-    counts = ", ".join(f"{report.count(s)} {s}" for s in (DONE, FAILED, STALE, SKIPPED) if report.count(s))
+    words = {LEFT: "left for the next run"}
+    counts = ", ".join(f"{report.count(s)} {words.get(s, s)}" for s in STATUSES if report.count(s))
     return f"Apply: {counts or 'nothing to do'}."
 
 
 def failures(report: ApplyReport) -> Iterable[StepResult]:
-    return (r for r in report.results if r.status in (FAILED, STALE))
+    return (r for r in report.results if r.status in (FAILED, STALE, INTERRUPTED, LEFT))

@@ -433,21 +433,61 @@ def _refuse_partial_saved_plans(args: argparse.Namespace, command: str) -> None:
         )
 
 
+# Set when an apply was cancelled by a signal: `entry` then exits without waiting for worker threads whose
+# calls were still in flight (they were given their grace period already).
+_CANCELLED: list[int] = []
+
+
 def run_apply(args: argparse.Namespace) -> int:
+    from reconciler.cancel import Cancellation
     from reconciler.lock import LockedError
     from reconciler.saved_plan import StalePlanError
 
+    cancellation = Cancellation()
     try:
-        return _run_apply(args)
+        with cancellation.installed():
+            code = _run_apply(args, cancellation)
     except LockedError:
+        if cancellation.requested:
+            return _cancelled(args, cancellation, ran=False)
         _json_outcome(args, "lock_held")
         raise
     except StalePlanError as err:
         _json_outcome(args, "plan_mismatch", message=err.message, details=err.details)
         raise
+    except RunCancelled:
+        return _cancelled(args, cancellation, ran=False)
+    if cancellation.requested:
+        return _cancelled(args, cancellation, ran=True)
+    return code
 
 
-def _run_apply(args: argparse.Namespace) -> int:
+class RunCancelled(ReconcilerError):
+    """A signal came before any action started; the lock (if taken) was released on the way out."""
+
+
+def _stop_if_cancelled(cancellation: Any) -> None:
+    if cancellation.requested:
+        raise RunCancelled("cancelled")
+
+
+def _cancelled(args: argparse.Namespace, cancellation: Any, *, ran: bool) -> int:
+    """Exit 130 (SIGINT) or 143 (SIGTERM) after a cancellation, saying what it left."""
+    _CANCELLED.append(cancellation.exit_code)
+    human = sys.stderr
+    if not ran:
+        print(f"Cancelled by {cancellation.signal_name} before any change: nothing was changed.", file=human)
+        _json_outcome(args, "interrupted")
+    else:
+        print(
+            f"Cancelled by {cancellation.signal_name}: compensations ran; what is listed as left is finished by "
+            "the next apply.",
+            file=human,
+        )
+    return cancellation.exit_code
+
+
+def _run_apply(args: argparse.Namespace, cancellation: Any) -> int:
     from reconciler.apply import Applier
     from reconciler.apply_guard import GuardContext
     from reconciler.connect import open_cloud
@@ -468,15 +508,16 @@ def _run_apply(args: argparse.Namespace) -> int:
         raise UsageError("--lock-timeout must be 0 or more")
     if args.plan is not None:
         _refuse_partial_saved_plans(args, "apply --plan")
-        return _apply_saved(args)
+        return _apply_saved(args, cancellation)
     desired, cloud = start_command(args, "apply")
     human = sys.stderr if args.format == "json" else sys.stdout
     with (
         open_cloud(desired.root, cloud, os.environ) as (client, plan_target),
-        _locked(args, client, plan_target, desired) as (guarded, session),
+        _locked(args, client, plan_target, desired, cancellation) as (guarded, session),
     ):
         snapshot = read_snapshot(client, desired)
         plan = build_plan(desired, snapshot, plan_target, **_plan_options(args, desired, snapshot))
+        _stop_if_cancelled(cancellation)
         _show_plan(plan, args, human)
         if plan.refusals:
             print("Nothing was applied: the plan has refusals.", file=human)
@@ -485,11 +526,12 @@ def _run_apply(args: argparse.Namespace) -> int:
         if not plan.actions:
             _json_outcome(args, "applied")
             return EXIT_OK
-        if not args.auto_approve and not _confirm(plan, human):
+        if not args.auto_approve and not _confirm(plan, human, cancellation):
             return EXIT_ERROR
+        _stop_if_cancelled(cancellation)
         applier = Applier(
             guarded, plan, **_concurrency(args, desired), timeout=args.timeout, progress=_progress_printer(human),
-            lock=session, guard=GuardContext.from_desired(desired),
+            lock=session, guard=GuardContext.from_desired(desired), cancellation=cancellation,
         )  # fmt: skip
         report = applier.run()
     return _report(args, report, session, human)
@@ -497,27 +539,42 @@ def _run_apply(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace, report: Any, session: Any, human: Any) -> int:
     from reconciler.apply import failures, summarise
-    from reconciler.render.json import render_json
 
     for failure in failures(report):
         print(f"  {failure.status}: {failure.action.id}: {failure.message}", file=human)
     print(summarise(report), file=human)
+    if report.outcome == "interrupted":
+        _json_report(args, report)
+        return EXIT_ERROR  # run_apply turns it into 130 or 143
     if session.lost:
         print(
             f"error: lock lost: the apply lock of set {session.set_name} could not be renewed in time "
             f"({session.lost_reason}); the run stopped starting actions",
             file=sys.stderr,
         )
-    if args.format == "json":
-        sys.stdout.write(render_json(report.to_json()))
+    _json_report(args, report)
     return EXIT_OK if report.succeeded and not session.lost else EXIT_ERROR
 
 
+def _json_report(args: argparse.Namespace, report: Any) -> None:
+    from reconciler.render.json import render_json
+
+    if args.format == "json":
+        sys.stdout.write(render_json(report.to_json()))
+
+
 @contextlib.contextmanager
-def _locked(args: argparse.Namespace, client: Any, plan_target: Any, desired: Any) -> Iterator[tuple[Any, Any]]:
-    """Hold the set's apply lock (docs/safety.md) and give apply a client that checks it before each change."""
+def _locked(
+    args: argparse.Namespace, client: Any, plan_target: Any, desired: Any, cancellation: Any
+) -> Iterator[tuple[Any, Any]]:
+    """Hold the set's apply lock (docs/safety.md) and give apply a client that checks it, and the
+    cancellation, before each change. Waiting for the lock ends at once on a cancellation."""
     from reconciler.lock import apply_lock
     from reconciler.lock_guard import LockGuardedClient
+
+    def sleep(seconds: float) -> None:
+        cancellation.wait(seconds)
+        _stop_if_cancelled(cancellation)
 
     with apply_lock(
         client,
@@ -525,11 +582,13 @@ def _locked(args: argparse.Namespace, client: Any, plan_target: Any, desired: An
         lease_s=args.lock_lease,
         timeout_s=args.lock_timeout,
         legacy_region=plan_target.regions[0] if plan_target.regions else None,
+        sleep=sleep,
     ) as session:
-        yield LockGuardedClient(client, session), session
+        _stop_if_cancelled(cancellation)
+        yield LockGuardedClient(client, session, cancellation), session
 
 
-def _apply_saved(args: argparse.Namespace) -> int:
+def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
     """apply --plan FILE [--resume]: compute a fresh plan and run it only if it matches the saved one
     (docs/safety.md, "Saved plans"). Nothing read from the file is ever carried out."""
     from reconciler import saved_plan
@@ -552,7 +611,7 @@ def _apply_saved(args: argparse.Namespace) -> int:
         )
     with (
         open_cloud(desired.root, cloud, os.environ) as (client, plan_target),
-        _locked(args, client, plan_target, desired) as (guarded, session),
+        _locked(args, client, plan_target, desired, cancellation) as (guarded, session),
     ):
         saved_plan.check_target(document, cloud, plan_target)
         if document.get("set") != desired.root.set:
@@ -568,6 +627,7 @@ def _apply_saved(args: argparse.Namespace) -> int:
             print("Nothing was applied: the plan has refusals.", file=human)
             _json_outcome(args, "refused")
             return EXIT_REFUSED
+        _stop_if_cancelled(cancellation)
         result = match(document["actions"], fresh.actions, snapshot.all_images(), desired.root.set, resume=args.resume)
         if not result.ok:
             raise saved_plan.StalePlanError(
@@ -586,8 +646,9 @@ def _apply_saved(args: argparse.Namespace) -> int:
             journal.path.unlink(missing_ok=True)
             _json_outcome(args, "applied")
             return EXIT_OK
-        if not args.auto_approve and not _confirm(fresh, human):
+        if not args.auto_approve and not _confirm(fresh, human, cancellation):
             return EXIT_ERROR
+        _stop_if_cancelled(cancellation)
         printer = _progress_printer(human)
 
         def progress(event: str, action: Any, payload: Any) -> None:
@@ -597,7 +658,7 @@ def _apply_saved(args: argparse.Namespace) -> int:
 
         report = Applier(
             guarded, fresh, **_concurrency(args, desired), timeout=args.timeout, progress=progress, lock=session,
-            guard=GuardContext.from_desired(desired),
+            guard=GuardContext.from_desired(desired), cancellation=cancellation,
         ).run()  # fmt: skip
     if report.succeeded:
         journal.path.unlink(missing_ok=True)
@@ -618,14 +679,19 @@ def _json_outcome(args: argparse.Namespace, outcome: str, **extra: Any) -> None:
         sys.stdout.write(render_json(document))
 
 
-def _confirm(plan: Any, stream: Any) -> bool:
+def _confirm(plan: Any, stream: Any, cancellation: Any) -> bool:
     if not sys.stdin.isatty():
         raise UsageError(
             "no terminal to confirm the plan on", hint="review the plan, then run again with --auto-approve"
         )
     stream.write(f"\nApply these {len(plan.actions)} actions to the target named above? Only 'yes' is accepted: ")
     stream.flush()
-    if sys.stdin.readline().strip() != "yes":
+    cancellation.interrupt_prompt = True  # Ctrl-C at the prompt: nothing has started, stop at once
+    try:
+        answer = sys.stdin.readline()
+    finally:
+        cancellation.interrupt_prompt = False
+    if answer.strip() != "yes":
         print("Apply cancelled; nothing was changed.", file=stream)
         return False
     return True
@@ -703,6 +769,17 @@ def _configure_logging(verbosity: int) -> None:
 
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+
+def entry() -> None:
+    """The console script: `main`, then exit. After a cancelled apply, worker threads may still be inside
+    a call (they had their grace period): exit without waiting for them."""
+    code = main()
+    if _CANCELLED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

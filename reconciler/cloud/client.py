@@ -20,7 +20,7 @@ Contract, for every implementation:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -88,8 +88,17 @@ class CloudClient(Protocol):
     def download_image_data(self, region: str, image_id: str) -> AbstractContextManager[ImageDownload]:
         """Open a streamed download; the connection closes when the context ends."""
 
-    def wait_for_image(self, region: str, image_id: str, *, status: str = "active", timeout: float) -> Image:
-        """Poll until the image has `status`; CloudTimeout, or CloudError if it fails or disappears."""
+    def wait_for_image(
+        self,
+        region: str,
+        image_id: str,
+        *,
+        status: str = "active",
+        timeout: float,
+        stop: Callable[[], bool] | None = None,
+    ) -> Image:
+        """Poll until the image has `status`; CloudTimeout, or CloudError if it fails or disappears;
+        CloudCancelled as soon as `stop()` is true."""
 
     # -- members --------------------------------------------------------------------------------------
     def list_members(self, region: str, image_id: str) -> list[Member]:
@@ -135,8 +144,11 @@ class CloudClient(Protocol):
         Cinder os-volume_upload_image for a volume root, Nova createImage for a local disk. Not idempotent.
         """
 
-    def wait_for_server(self, region: str, server_id: str, *, status: str, timeout: float) -> Server:
-        """Poll until the server has `status` and no task; CloudTimeout or CloudError (ERROR) otherwise."""
+    def wait_for_server(
+        self, region: str, server_id: str, *, status: str, timeout: float, stop: Callable[[], bool] | None = None
+    ) -> Server:
+        """Poll until the server has `status` and no task; CloudTimeout or CloudError (ERROR) otherwise;
+        CloudCancelled as soon as `stop()` is true."""
 
     def close(self) -> None:
         """Release connections."""

@@ -26,6 +26,10 @@ class CloudTimeout(CloudError):
     """Waiting for an image or server status took longer than allowed."""
 
 
+class CloudCancelled(CloudError):
+    """The caller asked to stop (a cancelled apply): a wait or a stream ended early, on purpose."""
+
+
 class CloudResponseError(CloudError):
     """The server answered with something the client cannot use (not JSON, truncated, fields missing)."""
 

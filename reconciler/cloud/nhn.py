@@ -211,7 +211,15 @@ class NhnCloudClient:
         finally:
             answer.close()
 
-    def wait_for_image(self, region: str, image_id: str, *, status: str = "active", timeout: float) -> Image:
+    def wait_for_image(
+        self,
+        region: str,
+        image_id: str,
+        *,
+        status: str = "active",
+        timeout: float,
+        stop: Callable[[], bool] | None = None,
+    ) -> Image:
         def read() -> Image:
             try:
                 image = self.get_image(region, image_id)
@@ -225,6 +233,7 @@ class NhnCloudClient:
             read, lambda image: image.status == status, timeout=timeout,
             what=f"image {image_id} in {region} to be {status}", describe=lambda image: image.status,
             first_delay=self._poll_delays[0], max_delay=self._poll_delays[1], clock=self._clock, sleep=self._sleep,
+            stop=stop,
         )  # fmt: skip
 
     # -- members --------------------------------------------------------------------------------------
@@ -421,7 +430,9 @@ class NhnCloudClient:
                 return body["image_id"]
         raise CloudResponseError(f"imaging {server.name}: the answer names no image (no Location, no image_id)")
 
-    def wait_for_server(self, region: str, server_id: str, *, status: str, timeout: float) -> Server:
+    def wait_for_server(
+        self, region: str, server_id: str, *, status: str, timeout: float, stop: Callable[[], bool] | None = None
+    ) -> Server:
         def read() -> Server:
             server = self.get_server(region, server_id)
             if server.status == "ERROR" and status != "ERROR":
@@ -433,6 +444,7 @@ class NhnCloudClient:
             what=f"server {server_id} in {region} to be {status}",
             describe=lambda s: s.status + (f" ({s.task_state})" if s.task_state else ""),
             first_delay=self._poll_delays[0], max_delay=self._poll_delays[1], clock=self._clock, sleep=self._sleep,
+            stop=stop,
         )  # fmt: skip
 
 
