@@ -109,6 +109,7 @@ def copy_image(
         refused = _add_properties(client, target, properties)
         state = CopyProgress(total=source.size, clock=clock)
         hashing = _Hashing(state, progress)
+        client.prepare_transfer(source.size)
         with client.download_image_data(source.region, source.id) as download:
             client.upload_image_data(target_region, target.id, hashing.wrap(download.chunks()))
         md5, sha512 = hashing.md5.hexdigest(), hashing.sha512.hexdigest()

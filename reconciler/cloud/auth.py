@@ -117,6 +117,9 @@ class Authenticator(Protocol):
     def regions(self, service_type: str) -> tuple[str, ...]:
         """The regions that offer `service_type`, sorted."""
 
+    def ensure_valid_for(self, seconds: float) -> None:
+        """Before a long call (a transfer): re-authenticate now if the token would expire during it."""
+
 
 class KeystoneV2Auth:
     """Identity v2 tokens (NHN Cloud, the simulator): one token per project, re-issued on 401 and
@@ -159,6 +162,13 @@ class KeystoneV2Auth:
     def invalidate(self) -> None:
         with self._lock:
             self._token = None
+
+    def ensure_valid_for(self, seconds: float) -> None:
+        """A token can expire in the middle of a long transfer, which cannot be resumed: take a fresh one
+        first when the current one has less than `seconds` (plus the usual margin) to live."""
+        with self._lock:
+            if self._token is None or self._clock() + seconds >= self._expires_at - REFRESH_MARGIN_S:
+                self._authenticate()
 
     def endpoint(self, service_type: str, region: str) -> str:
         self.auth_headers()  # the catalog comes with the token
@@ -223,6 +233,9 @@ class TrustedHeaderAuth:
 
     def auth_headers(self) -> dict[str, str]:
         return {"X-Identity-Status": "Confirmed", "X-Project-Id": self.project_id, "X-Roles": "member,reader"}
+
+    def ensure_valid_for(self, seconds: float) -> None:
+        pass  # no token: nothing expires
 
     def invalidate(self) -> None:
         pass

@@ -85,6 +85,9 @@ class CloudClient(Protocol):
     def upload_image_data(self, region: str, image_id: str, chunks: Iterable[bytes]) -> None:
         """Stream bytes into a queued image. Never retried (the body cannot be replayed)."""
 
+    def prepare_transfer(self, size: int | None) -> None:
+        """Before streaming `size` bytes: re-authenticate now if the token could expire during the transfer."""
+
     def download_image_data(self, region: str, image_id: str) -> AbstractContextManager[ImageDownload]:
         """Open a streamed download; the connection closes when the context ends."""
 

@@ -30,6 +30,7 @@ PATCH_CONTENT_TYPE = "application/openstack-images-v2.1-json-patch"
 PAGE_SIZE = 1000  # NHN's maximum [doc]
 DOWNLOAD_CHUNK = 1024 * 1024
 UPLOAD_CHUNK = 64 * 1024
+TRANSFER_RATE = 5 * 1024 * 1024  # bytes/s assumed when judging whether a token outlives a transfer
 ROOT_DEVICES = ("/dev/vda", "/dev/sda", "/dev/xvda")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
@@ -106,6 +107,12 @@ class NhnCloudClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def prepare_transfer(self, size: int | None) -> None:
+        """Before streaming `size` bytes: make sure the token outlives the transfer, at a pessimistic
+        TRANSFER_RATE (design: re-authenticate before a long call, never in the middle of one)."""
+        if size:
+            self._http.auth.ensure_valid_for(size / TRANSFER_RATE)
 
     # -- catalog --------------------------------------------------------------------------------------
 

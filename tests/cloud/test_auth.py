@@ -351,6 +351,27 @@ def test_refreshes_the_token_shortly_before_expiry(make_sim):
         session.close()
 
 
+def test_a_long_transfer_gets_a_token_that_outlives_it(make_sim):
+    """Before a transfer that may take longer than the token has left, a fresh token is taken: a stream
+    cannot be resumed, so it must not start on a token about to expire."""
+    lifetime = 3600
+    sim = make_sim(token_lifetime_s=lifetime)
+    start = time.time()
+    now = [start]
+    session = make_session(0, lambda s: None)
+    auth = KeystoneV2Auth(Credentials(*OWNER_USER, identity_url=sim.identity_url), OWNER, session, clock=lambda: now[0])
+    try:
+        first = auth.auth_headers()["X-Auth-Token"]
+        auth.ensure_valid_for(60)  # a minute-long transfer with an hour left: the token stays
+        assert auth.auth_headers()["X-Auth-Token"] == first
+        now[0] = start + 1800
+        auth.ensure_valid_for(1700)  # 30 min left, a 28-minute transfer, 5 min margin: renew first
+        second = auth.auth_headers()["X-Auth-Token"]
+        assert second != first and stats(sim)[TOKENS_ROUTE] == 2
+    finally:
+        session.close()
+
+
 # -- endpoints ------------------------------------------------------------------------------------
 
 
