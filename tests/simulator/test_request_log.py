@@ -39,6 +39,17 @@ def entry(route: str, start: float, end: float | None, *, method: str = "GET", s
     }
 
 
+def settled(read):
+    """The log from `read()` once every entry has ended: an entry ends just after its answer left, so a
+    client may hold the answer a moment before the simulator notes the end."""
+    deadline = time.time() + 5
+    log = read()
+    while any(e["end"] is None for e in log) and time.time() < deadline:
+        time.sleep(0.01)
+        log = read()
+    return log
+
+
 # -- the pure helper --------------------------------------------------------------------------------
 
 
@@ -79,8 +90,8 @@ def test_each_request_is_logged_with_route_times_kind_and_status(make_sim):
     assert rename(api, "renamed").status_code == 200
     assert api.image("GET", f"/v2/images/{DOWNLOADABLE_IMAGE}/file").status_code == 200
     assert api.image("GET", "/v2/no-such-thing").status_code == 404
+    log = settled(sim.request_log)
     after = time.time()
-    log = sim.request_log()
     assert [(e["route"], e["method"], e["mutating"], e["stream"], e["status"]) for e in log] == [
         ("POST /v2.0/tokens", "POST", True, False, 200),
         ("GET " + IMAGE, "GET", False, False, 200),
@@ -98,7 +109,7 @@ def test_times_are_real_not_the_simulators_clock(make_sim):
     sim = make_sim()
     sim.advance_clock(86400)
     Api(sim, *OWNER_USER, OWNER)
-    (token,) = sim.request_log()
+    (token,) = settled(sim.request_log)
     assert abs(token["start"] - time.time()) < 60
 
 
@@ -111,7 +122,7 @@ def test_http_endpoint_serves_the_log_with_since_and_delete(make_sim):
     middle = time.time()
     rename(api, "two")
     url = f"{sim.base_url}/_simulator/requests"
-    everything = requests.get(url, timeout=10).json()
+    everything = settled(lambda: requests.get(url, timeout=10).json())
     assert everything == sim.request_log()
     assert [e["route"] for e in everything] == ["POST /v2.0/tokens", "PATCH " + IMAGE, "PATCH " + IMAGE]
     assert requests.get(url, params={"since": middle}, timeout=10).json() == everything[2:]
@@ -138,7 +149,7 @@ def test_a_request_in_flight_shows_without_end_or_status(make_sim):
     assert (patch["end"], patch["status"]) == (None, None)
     assert in_flight_at(sim.request_log(), moment) == [patch]
     worker.join(10)
-    (patch,) = [e for e in sim.request_log() if e["method"] == "PATCH"]
+    (patch,) = [e for e in settled(sim.request_log) if e["method"] == "PATCH"]
     assert patch["status"] == 200 and patch["end"] >= moment
     assert in_flight_at(sim.request_log(), moment) == [patch]
     assert in_flight_at(sim.request_log(), before) == []
@@ -150,7 +161,7 @@ def test_a_dropped_connection_is_logged_without_status(make_sim):
     api = Api(sim, *OWNER_USER, OWNER)
     with pytest.raises(requests.ConnectionError):
         rename(api, "dropped")
-    patch = sim.request_log()[-1]
+    patch = settled(sim.request_log)[-1]
     assert patch["route"] == "PATCH " + IMAGE
     assert patch["status"] is None and patch["end"] is not None
 
@@ -215,7 +226,7 @@ def test_served_process_answers_what_was_in_flight(tmp_path):
         time.sleep(0.25)  # past the 100 ms latency, inside the upload's pause
         moment = time.time()
         upload.join(10)
-        log = requests.get(f"{base}/_simulator/requests", timeout=10).json()
+        log = settled(lambda: requests.get(f"{base}/_simulator/requests", timeout=10).json())
         (busy,) = in_flight_at(log, moment)
         assert (busy["route"], busy["stream"], busy["mutating"], busy["status"]) == (
             "PUT " + IMAGE + "/file",
