@@ -342,7 +342,8 @@ def start_command(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
 
 
 def _plan_options(args: argparse.Namespace, desired: Any, snapshot: Any) -> dict[str, Any]:
-    """--max-deletions, --target and --exclude; a key that names nothing is an error, not a no-op."""
+    """--max-deletions, --target and --exclude; a key that names nothing is an error, not a no-op. apply's
+    --timeout too: a temporary-name image creating for longer is a leftover (plan: the planner's default)."""
     named = set(args.target) | set(args.exclude)
     if named:
         known = {spec.key for spec in desired.images} | {
@@ -360,6 +361,7 @@ def _plan_options(args: argparse.Namespace, desired: Any, snapshot: Any) -> dict
         "max_deletions": args.max_deletions,
         "targets": frozenset(args.target),
         "excludes": frozenset(args.exclude),
+        "timeout": getattr(args, "timeout", None),
     }
 
 

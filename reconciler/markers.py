@@ -1,10 +1,13 @@
 """Ownership markers: the string properties that tie a live image to a set and key (design.md section 2),
-and the temporary-name token of an image being created (section 3.3)."""
+and the temporary-name token of an image being created (section 3.3; its v2 form is in
+docs/plan-format.md, "Temporary names")."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 SET = "reconciler_set"
@@ -34,25 +37,78 @@ def stopped_by_set(value: object) -> str | None:
 
 
 TOKEN_SEPARATOR = "~rc-"
+# The tool's temporary names are `<name>~rc-<S><K>` (new) or `<name>~rc-<K>` (written before v2), each
+# part 8 lowercase hex; a token is only ever at the very end of a name.
+_TOKEN = re.compile(r"~rc-((?:[0-9a-f]{8})?)([0-9a-f]{8})\Z")
+_LEFTOVER_KEY = re.compile(r"~rc-([0-9a-f]{8})([0-9a-f]{8})")
+# A name the tool creates leaves room for the longest token (Glance names are at most 255 characters).
+CREATED_NAME_MAX = 255 - len(TOKEN_SEPARATOR) - 16
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """The temporary-name token at the end of an image's name. `set_token` (S) is None for the old form,
+    which names no set; `name_token` (K) identifies (set, key, region)."""
+
+    set_token: str | None
+    name_token: str
+
+
+def set_token(set_name: str) -> str:
+    """8 hex characters identifying a set (S): the first part of a temporary-name token."""
+    return hashlib.sha256(set_name.encode("utf-8")).hexdigest()[:8]
 
 
 def name_token(set_name: str, key: str, region: str) -> str:
-    """8 hex characters identifying (set, key, region): the suffix of a temporary name."""
+    """8 hex characters identifying (set, key, region) (K): the last part of a temporary-name token, and the
+    whole of a token written before v2.
+
+    A leftover's key `~rc-<S><K>` with this set's S (no declared key starts with `~`) stands for the images
+    under that token: its K. So comparing an image's `token_of` with the `name_token` of an action's key
+    (apply's execution-time guard, rule 2) lets a leftover's delete touch only an image of that token."""
+    leftover = _LEFTOVER_KEY.fullmatch(key)
+    if leftover is not None and leftover.group(1) == set_token(set_name):
+        return leftover.group(2)
     digest = hashlib.sha256("\0".join((set_name, key, region)).encode("utf-8")).hexdigest()
     return digest[:8]
 
 
 def temporary_name(name: str, set_name: str, key: str, region: str) -> str:
-    """`<name>~rc-<token>`: the name an image is created under, until its markers and final name are set."""
-    return f"{name}{TOKEN_SEPARATOR}{name_token(set_name, key, region)}"
+    """`<name>~rc-<S><K>`: the name an image is created under, until its markers and final name are set."""
+    return f"{name}{TOKEN_SEPARATOR}{set_token(set_name)}{name_token(set_name, key, region)}"
+
+
+def parse_token(image_name: str | None) -> Token | None:
+    """The token at the end of an image's name: `~rc-` and 16 hex (new form) or 8 hex (old form), lowercase
+    as the tool writes them; None for any other name."""
+    if not image_name:
+        return None
+    found = _TOKEN.search(image_name)
+    if found is None:
+        return None
+    return Token(found.group(1) or None, found.group(2))
 
 
 def token_of(image_name: str | None) -> str | None:
-    """The temporary-name token in an image's name, if it has one."""
-    if not image_name or TOKEN_SEPARATOR not in image_name:
-        return None
-    token = image_name.rsplit(TOKEN_SEPARATOR, 1)[1]
-    return token if len(token) == 8 and all(c in "0123456789abcdef" for c in token) else None
+    """K of the temporary-name token in an image's name (either form), if it has one: it equals
+    `name_token(set, key, region)` for the (set, key, region) the image is being created for."""
+    token = parse_token(image_name)
+    return token.name_token if token is not None else None
+
+
+def leftover_key(set_name: str, token: str) -> str:
+    """The key of the delete action of a leftover of this set with K `token`: `~rc-<S><K>`."""
+    return f"{TOKEN_SEPARATOR}{set_token(set_name)}{token}"
+
+
+def is_leftover_of(set_name: str, key: str, region: str, image_name: str | None, image_region: str) -> bool:
+    """May a leftover's delete of key `~rc-<S><K>` in `region` touch an image of this name? Only when the
+    name ends with this set's token of that K (or the old form of it) in the same region (for apply's
+    execution-time guard)."""
+    token = parse_token(image_name)
+    if token is None or image_region != region or token.set_token not in (None, set_token(set_name)):
+        return False
+    return key == leftover_key(set_name, token.name_token)
 
 
 def managed_props(properties: Mapping[str, Any]) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ images, unmanaged ones, and images under a temporary name. Pure: reads a Snapsho
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from reconciler import markers
@@ -23,32 +24,66 @@ class Ownership:
     other_sets: dict[str, dict[str, list[Image]]] = field(default_factory=dict)
     other_set_count: int = 0
     unmanaged: list[Image] = field(default_factory=list)
-    # Images named with a temporary-name token, by token (an interrupted create).
-    tokens: dict[str, list[Image]] = field(default_factory=dict)
+    # This set's temporary-name images (an interrupted or running create), by region, then oldest first:
+    # in none of the lists above, whatever markers they carry (docs/plan-format.md, "Temporary names").
+    temporary: list[Image] = field(default_factory=list)
+    # Old-form temporary-name images that name no set and match no declared (key, region): nobody's, as
+    # far as this set can tell (they are also counted as unmanaged).
+    unattributed: list[Image] = field(default_factory=list)
 
     def has_any_image(self) -> bool:
-        return bool(self.home or self.copies)
+        return bool(self.home or self.copies or self.temporary)
 
 
 def _age(image: Image) -> tuple[str, str]:
     return (image.created_at or "", image.id)
 
 
-def classify(snapshot: Snapshot, set_name: str) -> Ownership:
+def is_temporary_of(image: Image, set_name: str, declared_tokens: Collection[str]) -> bool | None:
+    """True: a temporary-name image of this set (its token's S is this set's, or, for the old form, its K
+    is a declared (key, region)'s or its own markers' key's, and it carries no other set's markers).
+    None: an old-form one that cannot be attributed. False: anything else."""
+    token = markers.parse_token(image.name)
+    if token is None:
+        return False
+    owner_set, owner_key = image.properties.get(markers.SET), image.properties.get(markers.KEY)
+    if owner_set is not None and owner_set != set_name:
+        return False
+    if token.set_token is not None:
+        return token.set_token == markers.set_token(set_name)
+    if token.name_token in declared_tokens:
+        return True
+    if owner_set == set_name and isinstance(owner_key, str):
+        return token.name_token == markers.name_token(set_name, owner_key, image.region)
+    return None if owner_set is None else False
+
+
+def classify(
+    snapshot: Snapshot,
+    set_name: str,
+    declared_tokens: Collection[str] = (),
+    referenced: Collection[str] = (),
+) -> Ownership:
+    """`declared_tokens`: K of every declared (key, region), which attribute old-form temporary names;
+    `referenced`: ids the manifests name (`source.image`, `copies[].image`), never temporary images."""
     home: dict[str, list[Image]] = defaultdict(list)
     copies: dict[tuple[str, str], list[Image]] = defaultdict(list)
     other: dict[str, dict[str, list[Image]]] = defaultdict(lambda: defaultdict(list))
     other_count = 0
     unmanaged: list[Image] = []
-    tokens: dict[str, list[Image]] = defaultdict(list)
+    temporary: list[Image] = []
+    unattributed: list[Image] = []
     for image in snapshot.all_images():
         if is_bookkeeping(image.properties):
             continue  # lock claims and doctor's scratch images are the tool's own, not images of anyone's
         owner_set = image.properties.get(markers.SET)
         key = image.properties.get(markers.KEY)
-        token = markers.token_of(image.name)
-        if token is not None:
-            tokens[token].append(image)
+        ours = is_temporary_of(image, set_name, declared_tokens) if image.id not in referenced else False
+        if ours:
+            temporary.append(image)
+            continue
+        if ours is None:
+            unattributed.append(image)
         if not isinstance(owner_set, str) or not isinstance(key, str):
             unmanaged.append(image)
         elif owner_set != set_name:
@@ -66,5 +101,6 @@ def classify(snapshot: Snapshot, set_name: str) -> Ownership:
         other_sets={s: {k: sorted(v, key=_age) for k, v in keys.items()} for s, keys in other.items()},
         other_set_count=other_count,
         unmanaged=unmanaged,
-        tokens={t: sorted(v, key=_age) for t, v in tokens.items()},
+        temporary=sorted(temporary, key=lambda i: (i.region, *_age(i))),
+        unattributed=sorted(unattributed, key=lambda i: (i.region, i.name or "", i.id)),
     )

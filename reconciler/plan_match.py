@@ -69,7 +69,9 @@ class Match:
 
 def is_housekeeping(action: Action, saved_keys_made: set[tuple[str, str]]) -> bool:
     """The closed list of what F may add: the restart of an instance this set left stopped; the restore of
-    a download flag this set left enabled; replacing an incomplete copy that S copies (its delete)."""
+    a download flag this set left enabled; replacing an incomplete copy that S copies (its delete); deleting
+    a leftover of this set's interrupted creates (reason `leftover`, key `~rc-<S><K>`) that is not `active`,
+    as its `expects` says (an active leftover holds data someone may want: S must list its delete)."""
     code = action.reason.code
     if action.kind == "start_instance" and code == "left_stopped":
         return True
@@ -77,6 +79,9 @@ def is_housekeeping(action: Action, saved_keys_made: set[tuple[str, str]]) -> bo
         return True
     if action.kind == "delete" and code == "incomplete_copy":
         return (action.key, action.region) in saved_keys_made
+    if action.kind == "delete" and code == "leftover" and action.key.startswith(markers.TOKEN_SEPARATOR):
+        expected = action.expects.get(f"{action.region}/{action.image_id}", {})
+        return "status" in expected and expected["status"] != "active"
     return False
 
 

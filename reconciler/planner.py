@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler import markers
-from reconciler.cloud.model import Image, Server
+from reconciler.cloud.model import Image, Server, parse_server_time
 from reconciler.gc_pause import gc_paused
 from reconciler.lock_claims import is_bookkeeping
 from reconciler.model import CopySpec, DesiredState, ImageSpec
@@ -40,6 +40,10 @@ RANK = {
     "delete": 9,
 }
 INCOMPLETE = frozenset({"queued", "saving", "uploading", "importing", "killed"})
+# A temporary-name image in one of these, younger than the timeout, is a create still running (design-v2 3).
+CREATING = frozenset({"queued", "saving"})
+# apply's --timeout default: a create running longer than this has failed (plan uses the default).
+DEFAULT_TIMEOUT_S = 3600.0
 BASE_IMAGE_DATE = re.compile(r"\((\d{4})\.(\d{2})\.(\d{2})\)")
 VERSION_LIKE = re.compile(r"\d")
 TRUE, FALSE = "true", "false"
@@ -53,10 +57,13 @@ def build_plan(
     max_deletions: int | None = None,
     targets: frozenset[str] = frozenset(),
     excludes: frozenset[str] = frozenset(),
+    timeout: float | None = None,
 ) -> Plan:
-    """`targets` / `excludes` narrow the plan to some keys (a partial plan, warned in every output)."""
+    """`targets` / `excludes` narrow the plan to some keys (a partial plan, warned in every output).
+    `timeout`: apply's --timeout in seconds (default 3600): a temporary-name image `queued` or `saving`
+    for longer than this, by the server's clock (`snapshot.server_time`), is a leftover, not a running create."""
     with gc_paused():  # everything the planner builds stays alive in the plan (reconciler/gc_pause.py)
-        planner = _Planner(desired, snapshot, target, max_deletions)
+        planner = _Planner(desired, snapshot, target, max_deletions, DEFAULT_TIMEOUT_S if timeout is None else timeout)
         planner.scope = _Scope(targets, excludes)
         return planner.run()
 
@@ -131,15 +138,24 @@ class _ImageState:
 
 
 class _Planner:
-    def __init__(self, desired: DesiredState, snapshot: Snapshot, target: Target, max_deletions: int | None) -> None:
+    def __init__(
+        self, desired: DesiredState, snapshot: Snapshot, target: Target, max_deletions: int | None, timeout: float
+    ) -> None:
         self.desired = desired
+        self.timeout = timeout
         self.snapshot = snapshot
         self.target = target
         self.scope = _Scope()
         self.set = desired.root.set
         self.strict = desired.root.cloud.protected_patch == "strict"
         self.max_deletions = desired.root.settings.max_deletions if max_deletions is None else max_deletions
-        self.own: Ownership = classify(snapshot, self.set)
+        # Each declared (key, region) by its temporary-name token K (the image is made in its home region).
+        self.by_token = {markers.name_token(self.set, spec.key, spec.region): spec for spec in desired.images}
+        # Images a manifest names by id are never deletion candidates, even when adopting them is refused.
+        self.referenced = {spec.source.image for spec in desired.images if spec.source.image} | {
+            copy.image for spec in desired.images for copy in spec.copies if copy.image
+        }
+        self.own: Ownership = classify(snapshot, self.set, self.by_token, self.referenced)
         # Regions holding copies, by key: looked up per image, never by scanning every copy (scale).
         self.copy_regions: dict[str, set[str]] = defaultdict(set)
         for key, region in self.own.copies:
@@ -150,12 +166,15 @@ class _Planner:
         self.pending: list[dict[str, str]] = []
         self.deletions: list[_Built] = []  # identity-left deletions, counted against max_deletions
         self.handled: set[str] = set()  # live image ids accounted for by a declared image
-        self.cleanups: list[_Built] = []  # deletes a create must wait for (a failed interrupted create)
+        # Leftover deletes a create must wait for, by (key, region): an image under the same temporary name.
+        self.cleanups: dict[tuple[str, str], list[_Built]] = defaultdict(list)
+        self.leftover_images: dict[str, Image] = {}  # leftover delete id -> the image it deletes
         self.declared = {spec.key for spec in desired.images}
-        # Images a manifest names by id are never deletion candidates, even when adopting them is refused.
-        self.referenced = {spec.source.image for spec in desired.images if spec.source.image} | {
-            copy.image for spec in desired.images for copy in spec.copies if copy.image
-        }
+        # This set's temporary-name images (design-v2 section 3), sorted by _sort_temporary: running creates
+        # and finishable ones by the declared key they are for; leftovers are planned deletes.
+        self.creating: dict[str, list[Image]] = defaultdict(list)
+        self.finishable: dict[str, list[Image]] = defaultdict(list)
+        self.leftovers: list[_Built] = []
         self.moved_from = {spec.moved_from for spec in desired.images if spec.moved_from}
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -195,6 +214,7 @@ class _Planner:
                 for (key, _region), copies in self.own.copies.items():
                     if key == spec.key:
                         self.handled.update(c.id for c in copies)
+        self._sort_temporary()
         for spec in in_scope:
             self._plan_image(spec)
         for spec in in_scope:
@@ -208,9 +228,11 @@ class _Planner:
                 "may leave the cloud different from the manifests",
                 None,
             )
-        if not self._empty_root_guard():
+        withheld = self._empty_root_guard()
+        if not withheld:
             self._plan_deletions()
         self._deletes_last()
+        self._keep_leftovers(withheld)
         deletes = [a for a in self.actions.values() if a.kind == "delete"]
         if len(deletes) > self.max_deletions:
             # Every delete counts, replacements and duplicates too: max_deletions 0 means none at all.
@@ -226,6 +248,7 @@ class _Planner:
             )
         this_set = sum(len(v) for v in self.own.home.values()) + sum(len(v) for v in self.own.copies.values())
         bookkeeping = sum(1 for i in self.snapshot.all_images() if is_bookkeeping(i.properties))
+        this_set += len(self.own.temporary)  # its interrupted or running creates are this set's too
         info = {
             "images": sum(1 for _ in self.snapshot.all_images()) - bookkeeping,
             "this_set": this_set,
@@ -233,6 +256,12 @@ class _Planner:
             "other_sets": self.own.other_set_count,
             "pending_members": sorted(self.pending, key=lambda p: (p["key"], p["region"], p["member"])),
         }
+        if self.own.unattributed:
+            # Old-form temporary names that name no set and no declared key: listed, never touched.
+            info["unattributed_temporary"] = [
+                {"region": i.region, "image_id": i.id, "name": i.name, "status": i.status}
+                for i in self.own.unattributed
+            ]
         if bookkeeping:
             # Lock claims and doctor's scratch images: counted apart, never unmanaged (docs/plan-format.md).
             info["bookkeeping"] = bookkeeping
@@ -391,10 +420,14 @@ class _Planner:
                     _src(spec, "region"),
                 )
             self._check_source_change(spec, keep)
+            for late in self.finishable.pop(spec.key, []):
+                self._delete_duplicate(spec, late, keep)
             return state
-        interrupted = self._interrupted_create(spec)
-        if interrupted is not None:
-            return interrupted
+        if self.creating.get(spec.key):
+            return None  # a create still running: planned again once it is done (warned by _sort_temporary)
+        finishable = self.finishable.pop(spec.key, [])
+        if finishable:
+            return self._finish_create(spec, finishable)
         if spec.moved_from and self.own.home.get(spec.moved_from):
             return self._rekey(spec, self.own.home[spec.moved_from][0], spec.moved_from)
         if spec.source.image is not None:
@@ -434,45 +467,12 @@ class _Planner:
             delete.expects[f"{duplicate.region}/{duplicate.id}"] = {"protected": False, markers.KEY: spec.key}
         return original
 
-    def _interrupted_create(self, spec: ImageSpec) -> _ImageState | None:
-        token = markers.name_token(self.set, spec.key, spec.region)
-        found = [i for i in self.own.tokens.get(token, []) if i.region == spec.region and i.id not in self.handled]
-        found = [i for i in found if i.properties.get(markers.SET) in (None, self.set)]
-        if not found:
-            return None
-        failed = [i for i in found if i.failed or i.status == "killed"]
-        for broken in failed:
-            # An interrupted create that failed cannot be finished: remove it, then create again.
-            self.handled.add(broken.id)
-            delete = self.add(
-                "delete",
-                spec.key,
-                broken.region,
-                Reason("interrupted_create", f"an interrupted create left {broken.name} {broken.status}", _src(spec)),
-                broken.id,
-                suffix=broken.id[:8],
-            )
-            delete.expects[f"{broken.region}/{broken.id}"] = {"protected": False, "status": broken.status}
-            self.cleanups.append(delete)
-        found = [i for i in found if i not in failed]
-        if not found:
-            return None
+    def _finish_create(self, spec: ImageSpec, found: list[Image]) -> _ImageState:
+        """Finish an interrupted create (v1 design 3.3): adopt the oldest finishable image (markers, final
+        name); a later one is a duplicate the tool made, deleted."""
         original, *extra = found
         for duplicate in extra:
-            self.handled.add(duplicate.id)
-            if duplicate.protected:
-                continue
-            delete = self.add(
-                "delete",
-                spec.key,
-                duplicate.region,
-                Reason(
-                    "duplicate", f"a second interrupted create of {spec.key} (temporary name {duplicate.name})", None
-                ),
-                duplicate.id,
-                suffix=duplicate.id[:8],
-            )
-            delete.expects[f"{duplicate.region}/{duplicate.id}"] = {"protected": False, "name": duplicate.name}
+            self._delete_duplicate(spec, duplicate, original)
         state = self._state_of(spec, original)
         adopt = self.add(
             "adopt",
@@ -494,6 +494,165 @@ class _Planner:
         adopt.expects[state.ref] = {"status": "active", "name": original.name}
         state.last = adopt
         return state
+
+    # -- temporary names (design-v2 section 3) ------------------------------------------------------
+
+    def _sort_temporary(self) -> None:
+        """Each temporary-name image of this set is a create still running (left alone), a finishable one
+        (adopted by _finish_create, or deleted as a duplicate when its key has an image already), or a
+        leftover (a planned delete of key `~rc-<S><K>`, within max_deletions: _keep_leftovers)."""
+        for image in self.own.temporary:
+            token = markers.parse_token(image.name)
+            assert token is not None
+            spec = self.by_token.get(token.name_token)
+            if spec is not None and spec.region != image.region:
+                spec = None  # its token is for another region: it matches no declared (key, region)
+            if spec is not None and spec.key not in self.scope:
+                continue  # out of scope: left alone, like the key's other images
+            if spec is None and self.scope.partial:
+                continue  # a partial plan considers only its keys
+            if image.status in CREATING:
+                age = self._age(image)
+                if age is None or age < self.timeout:
+                    self._still_creating(image, spec)
+                    continue
+                why = f"{image.status} for more than {_seconds(self.timeout)} (the timeout) by the server's clock"
+            elif image.status == "active" and spec is not None and spec.source.instance is not None:
+                server = self.snapshot.servers.get((spec.region, spec.source.instance))
+                if _made_from(image, server):
+                    self.finishable[spec.key].append(image)
+                    continue
+                made = image.properties.get("instance_uuid")
+                why = f"it was not made from {spec.source.instance} (instance_uuid {made})"
+            elif image.status != "active":
+                why = f"it is {image.status}"
+            elif spec is None:
+                why = "its token matches no declared key and region"
+            else:
+                why = f"{spec.key} is not made from an instance"
+            self._leftover(image, spec, why)
+
+    def _age(self, image: Image) -> float | None:
+        """Seconds since the image was created, by the server's clock; None when either time is unknown."""
+        now = self.snapshot.server_time.get(image.region)
+        created = parse_server_time(image.created_at)
+        return None if now is None or created is None else now - created
+
+    def _still_creating(self, image: Image, spec: ImageSpec | None) -> None:
+        token = markers.token_of(image.name) or ""
+        key = spec.key if spec is not None else markers.leftover_key(self.set, token)
+        if spec is not None:
+            self.creating[spec.key].append(image)
+        then = f", and {spec.key} is planned again once it is done" if spec is not None else ""
+        self.warn(
+            "create_in_progress",
+            key,
+            image.region,
+            f"{image.name} ({image.id}) is {image.status}, created less than {_seconds(self.timeout)} ago by the "
+            f"server's clock: a create still running, left alone{then}",
+            _src(spec) if spec is not None else None,
+        )
+
+    def _leftover(self, image: Image, spec: ImageSpec | None, why: str) -> None:
+        token = markers.token_of(image.name) or ""
+        key = markers.leftover_key(self.set, token)
+        if image.protected:
+            self.warn(
+                "leftover_kept",
+                key,
+                image.region,
+                f"{image.name} ({image.id}) is a leftover of an interrupted create ({why}), but it is protected: kept",
+                None,
+            )
+            return
+        delete = self.add(
+            "delete",
+            key,
+            image.region,
+            Reason("leftover", f"{image.name} is a leftover of an interrupted create ({why}); not protected", None),
+            image.id,
+            suffix=image.id[:8],
+            name=image.name,
+        )
+        delete.expects[f"{image.region}/{image.id}"] = {"protected": False, "status": image.status, "name": image.name}
+        self.leftovers.append(delete)
+        self.leftover_images[delete.id] = image
+        if spec is not None:
+            self.cleanups[(spec.key, spec.region)].append(delete)
+
+    def _delete_duplicate(self, spec: ImageSpec, duplicate: Image, original: Image) -> None:
+        """A finishable image of a key that has an image already: the tool made it twice (design.md 3.5)."""
+        if duplicate.protected:
+            self.warn(
+                "leftover_kept",
+                spec.key,
+                duplicate.region,
+                f"{duplicate.name} ({duplicate.id}) duplicates {original.id}, but it is protected: kept",
+                _src(spec),
+            )
+            return
+        delete = self.add(
+            "delete",
+            spec.key,
+            duplicate.region,
+            Reason(
+                "duplicate",
+                f"a duplicate of {original.id} made by an interrupted or concurrent run (temporary name "
+                f"{duplicate.name})",
+                None,
+            ),
+            duplicate.id,
+            suffix=duplicate.id[:8],
+        )
+        delete.expects[f"{duplicate.region}/{duplicate.id}"] = {
+            "protected": False,
+            "status": duplicate.status,
+            "name": duplicate.name,
+        }
+
+    def _leftover_in_use(self, image: Image) -> str | None:
+        """Why a leftover cannot be deleted because something uses it, or None. The in-use guard (servers
+        booted from an image, volumes made from it) is not built yet: when it is, a leftover it stops is
+        kept with a `leftover_kept` warning here, never refused."""
+        del image
+        return None
+
+    def _keep_leftovers(self, withheld: bool) -> None:
+        """Leftover deletes count against max_deletions and pass the in-use guard; where either (or an
+        empty root) would stop one, it is dropped from the plan with a `leftover_kept` warning, never a
+        refusal. Those a create waits for go first within the budget."""
+        if not self.leftovers:
+            return
+        regular = sum(1 for a in self.actions.values() if a.kind == "delete" and a.id not in self.leftover_images)
+        budget = self.max_deletions - regular
+        waited_for = {d.id for a in self.actions.values() if a.kind == "create" for d in a.depends_on}
+        kept: dict[str, str] = {}
+        for delete in sorted(self.leftovers, key=lambda a: (a.id not in waited_for, a.id)):
+            in_use = self._leftover_in_use(self.leftover_images[delete.id])
+            if withheld:
+                kept[delete.id] = "an empty root plans no deletion"
+            elif in_use is not None:
+                kept[delete.id] = in_use
+            elif budget <= 0:
+                kept[delete.id] = (
+                    f"deleting it would take the plan past max_deletions {self.max_deletions} (raise "
+                    "settings.max_deletions to let a plan delete it)"
+                )
+            else:
+                budget -= 1
+        for action_id, why in sorted(kept.items()):
+            delete = self.actions.pop(action_id)
+            image = self.leftover_images[action_id]
+            for other in self.actions.values():
+                other.depends_on = [d for d in other.depends_on if d.id != action_id]
+            self.warn(
+                "leftover_kept",
+                delete.key,
+                delete.region,
+                f"{image.name} ({image.id}) is a leftover of an interrupted create, kept: {why}",
+                None,
+            )
+        self.leftovers = [a for a in self.leftovers if a.id not in kept]
 
     def _rekey(self, spec: ImageSpec, live: Image, old_key: str) -> _ImageState:
         state = self._state_of(spec, live)
@@ -706,9 +865,8 @@ class _Planner:
             name=name,
         )
         create.after(stop, "the instance must be stopped first")
-        for cleanup in self.cleanups:
-            if cleanup.key == spec.key and cleanup.region == spec.region:
-                create.after(cleanup, "the failed image under the same temporary name goes first")
+        for cleanup in self.cleanups.get((spec.key, spec.region), []):
+            create.after(cleanup, "the leftover under the same temporary name goes first")
         create.expects[f"{spec.region}/server/{server.id}"] = {"status": "SHUTOFF" if stop or not running else "ACTIVE"}
         for marker, value in (
             (markers.SET, self.set),
@@ -1444,3 +1602,17 @@ def _describe_changes(changes: Mapping[str, Change]) -> str:
 
 def _quoted(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _made_from(image: Image, server: Server | None) -> bool:
+    """Was a finishable candidate made from the declared instance? On the local-disk path (Nova
+    createImage, which records `instance_uuid`) only if its instance_uuid is that server; an image that
+    records none came from the volume path, which is fine unless the server is known to be local-disk."""
+    uuid = image.properties.get("instance_uuid")
+    if server is not None and isinstance(uuid, str) and uuid.lower() == server.id.lower():
+        return True
+    return uuid is None and (server is None or server.root_device != "local")
+
+
+def _seconds(value: float) -> str:
+    return f"{int(value)} s" if float(value).is_integer() else f"{value} s"

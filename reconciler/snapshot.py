@@ -38,6 +38,10 @@ class Snapshot:
     servers: Mapping[tuple[str, str], Server | None] = field(default_factory=_frozen)
     # Images named by `source.image` that the project does not own, by id; None when not visible.
     foreign: Mapping[str, Image | None] = field(default_factory=_frozen)
+    # The server's clock when each region's images were listed (the answer's `Date`, seconds since the
+    # epoch; None or absent when unknown): how old a temporary-name image is, judged on the server's
+    # clock, never on this machine's (docs/plan-format.md, "Temporary names").
+    server_time: Mapping[str, float | None] = field(default_factory=_frozen)
 
     def all_images(self) -> list[Image]:
         return [image for region in self.regions for image in self.images.get(region, ())]
@@ -60,8 +64,11 @@ def read_snapshot(client: CloudClient, desired: DesiredState, *, concurrency: in
             )
     regions = tuple(declared) if declared else catalog
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(regions) or 1))) as pool:
-        listed = list(pool.map(lambda region: client.list_images(region, owner=client.project_id), regions))
-    images = {region: tuple(sorted(found, key=lambda i: i.id)) for region, found in zip(regions, listed, strict=True)}
+        listed = list(pool.map(lambda region: client.list_images_dated(region, owner=client.project_id), regions))
+    images = {
+        region: tuple(sorted(found.images, key=lambda i: i.id)) for region, found in zip(regions, listed, strict=True)
+    }
+    server_time = {region: found.server_time for region, found in zip(regions, listed, strict=True)}
 
     # Members of the shared images the plan may share or unshare: this set's, and those a manifest adopts
     # by id (Glance lists members of shared images only; a private image has none that count).
@@ -101,6 +108,7 @@ def read_snapshot(client: CloudClient, desired: DesiredState, *, concurrency: in
         members=_frozen(members),
         servers=_frozen(servers),
         foreign=_frozen(foreign),
+        server_time=_frozen(server_time),
     )
 
 
@@ -121,11 +129,15 @@ def _read_servers(
     named = [spec for spec in desired.images if spec.source.instance is not None and spec.region in regions]
     if not named:
         return {}
+    # An image still under a temporary name is an interrupted create, not a home: finishing it needs the
+    # server's root device (the local-disk path checks the image's instance_uuid).
     homes = {
         image.properties.get(markers.KEY)
         for region in regions
         for image in images[region]
-        if image.properties.get(markers.SET) == desired.root.set and markers.COPY_OF not in image.properties
+        if image.properties.get(markers.SET) == desired.root.set
+        and markers.COPY_OF not in image.properties
+        and markers.parse_token(image.name) is None
     }
     listed_regions = sorted({spec.region for spec in named})
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(listed_regions)))) as pool:

@@ -3,6 +3,8 @@ what the golden cases show less directly: determinism, the dependency graph, and
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import random
 import socket
@@ -12,7 +14,8 @@ from types import MappingProxyType
 
 import pytest
 
-from reconciler.cloud.model import Image, Member
+from reconciler import markers
+from reconciler.cloud.model import Image, Member, Server, parse_server_time
 from reconciler.plan import Target
 from reconciler.planner import build_plan
 from reconciler.snapshot import Snapshot
@@ -208,37 +211,14 @@ def test_a_copy_image_of_another_key_is_refused(tmp_path):
 
 
 def test_a_failed_interrupted_create_is_deleted_and_made_again(tmp_path):
-    from reconciler import markers
-
     state = desired(tmp_path, "web:\n  source: {instance: web-golden-01}\n")
-    broken = image("00000000-0000-4000-8000-000000000003", name=markers.temporary_name("web", "web", "web", "KR1"))
-    broken = Image(**{**{f: getattr(broken, f) for f in Image.__slots__}, "status": "killed"})
-    from reconciler.cloud.model import Server
-
-    server = Server(
-        "KR1",
-        "s1",
-        "web-golden-01",
-        "SHUTOFF",
-        None,
-        "f",
-        "m2.c4m8",
-        "volume",
-        "v1",
-        MappingProxyType({"os_type": "linux"}),
-    )
-    snap = snapshot(broken)
-    snap = Snapshot(
-        **{
-            **{f: getattr(snap, f) for f in Snapshot.__slots__},
-            "servers": MappingProxyType({("KR1", "web-golden-01"): server}),
-        }
-    )
-    plan = build_plan(state, snap, TARGET)
-    ids = [a.id for a in plan.actions]
-    assert ids == ["create:web:KR1", "delete:web:KR1:00000000"] or ids == ["delete:web:KR1:00000000", "create:web:KR1"]
+    broken = temporary("00000000-0000-4000-8000-000000000003", "killed")
+    plan = build_plan(state, with_servers(snapshot(broken), VOLUME_SERVER), TARGET)
+    leftover = f"delete:~rc-{S}{K}:KR1:00000000"
+    assert [a.id for a in plan.actions] == [leftover, "create:web:KR1"]
     create = next(a for a in plan.actions if a.kind == "create")
-    assert "delete:web:KR1:00000000" in {d.id for d in create.depends_on}
+    assert leftover in {d.id for d in create.depends_on}
+    assert create.details["temporary_name"] == f"web~rc-{S}{K}"
 
 
 def test_min_disk_below_the_virtual_size_is_warned(tmp_path):
@@ -335,3 +315,165 @@ def test_a_root_declaring_one_image_is_not_empty(tmp_path):
         state, snapshot(managed(HOME), managed("00000000-0000-4000-8000-000000000009", key="old")), TARGET
     )
     assert [a.id for a in plan.actions] == ["delete:old:KR1"] and plan.refusals == ()
+
+
+# -- temporary names (design-v2 section 3) --------------------------------------------------------
+
+S = markers.set_token("web")
+K = markers.name_token("web", "web", "KR1")
+NOW = "2026-11-26T02:00:00Z"  # the server's clock at the listing, in these tests
+VOLUME_SERVER = Server("KR1", "s1", "web-golden-01", "SHUTOFF", None, "f", "m2.c4m8", "volume", "v1",
+                       MappingProxyType({"os_type": "linux"}))  # fmt: skip
+LOCAL_SERVER = Server("KR1", "s1", "web-golden-01", "SHUTOFF", None, "f", "u2.c2m4", "local", None,
+                      MappingProxyType({"os_type": "linux"}))  # fmt: skip
+
+
+def temporary(
+    image_id: str, status: str = "active", *, name: str | None = None, created: str = "2026-11-26T01:59:00Z", **props
+) -> Image:
+    base = image(image_id, name=name or markers.temporary_name("web", "web", "web", "KR1"), **props)
+    return dataclasses.replace(base, status=status, created_at=created)
+
+
+def with_servers(snap: Snapshot, *servers: Server, now: str | None = NOW) -> Snapshot:
+    times = {"KR1": parse_server_time(now)} if now else {}
+    found = {(s.region, s.name): s for s in servers}
+    return dataclasses.replace(snap, servers=MappingProxyType(found), server_time=MappingProxyType(times))
+
+
+TOKENS = [
+    ("the new form: S then K", f"web~rc-{S}{K}", markers.Token(S, K)),
+    ("the old form, written before v2: K only", f"web~rc-{K}", markers.Token(None, K)),
+    ("no token at all", "web-base", None),
+    ("the separator alone", "web~rc-", None),
+    ("15 hex is neither form", "web~rc-" + "a" * 15, None),
+    ("17 hex is neither form", "web~rc-" + "a" * 17, None),
+    ("uppercase hex: the tool writes lowercase", f"web~rc-{K.upper()}", None),
+    ("a token that is not at the end", f"web~rc-{K}-copy", None),
+    ("only the last token counts", f"a~rc-{K}~rc-{S}{K}", markers.Token(S, K)),
+    ("a name that is only a token", f"~rc-{K}", markers.Token(None, K)),
+]
+
+
+@pytest.mark.parametrize(("reason", "name", "want"), TOKENS, ids=[t[0] for t in TOKENS])
+def test_a_token_is_rc_and_16_or_8_lowercase_hex_at_the_end_of_a_name(reason, name, want):
+    got = markers.parse_token(name)
+    assert got == want, f"{reason}: want {want}, got {got}"
+    assert markers.token_of(name) == (want.name_token if want else None)
+
+
+def test_temporary_names_carry_the_set_token_and_todays_name_token():
+    assert S == hashlib.sha256(b"web").hexdigest()[:8]
+    name = markers.temporary_name("web-base", "web", "web", "KR1")
+    assert name == f"web-base~rc-{S}{K}" and len(name) == len("web-base") + 20
+    assert markers.CREATED_NAME_MAX == 235
+    # A leftover's key stands for the images under its token, and only for this set's S (apply's guard).
+    assert markers.name_token("web", f"~rc-{S}{K}", "KR1") == K
+    assert markers.name_token("other", f"~rc-{S}{K}", "KR1") != K
+    assert markers.is_leftover_of("web", f"~rc-{S}{K}", "KR1", f"x~rc-{K}", "KR1")
+    assert not markers.is_leftover_of("web", f"~rc-{S}{K}", "JP1", f"x~rc-{K}", "KR1")
+    assert not markers.is_leftover_of("web", f"~rc-{S}{K}", "KR1", f"x~rc-{markers.set_token('x')}{K}", "KR1")
+
+
+def test_a_create_still_running_is_left_alone_and_never_made_twice(tmp_path):
+    state = desired(tmp_path, "web:\n  source: {instance: web-golden-01}\n")
+    saving = temporary("00000000-0000-4000-8000-000000000003", "saving")  # a minute old
+    plan = build_plan(state, with_servers(snapshot(saving), VOLUME_SERVER), TARGET)
+    assert plan.actions == () and plan.refusals == ()
+    assert [(w.code, w.key) for w in plan.warnings] == [("create_in_progress", "web")]
+    # Without the server's time its age is unknown: still left alone, never deleted.
+    plan = build_plan(state, with_servers(snapshot(saving), VOLUME_SERVER, now=None), TARGET)
+    assert plan.actions == ()
+
+
+def test_a_create_older_than_the_timeout_is_a_leftover(tmp_path):
+    state = desired(tmp_path, "web:\n  source: {instance: web-golden-01}\n")
+    saving = temporary("00000000-0000-4000-8000-000000000003", "saving", created="2026-11-26T01:30:00Z")
+    snap = with_servers(snapshot(saving), VOLUME_SERVER)
+    assert build_plan(state, snap, TARGET).actions == ()  # 30 min old: within the default 3600 s
+    plan = build_plan(state, snap, TARGET, timeout=600)  # apply --timeout 600
+    assert [a.id for a in plan.actions] == [f"delete:~rc-{S}{K}:KR1:00000000", "create:web:KR1"]
+    assert plan.actions[0].reason.code == "leftover" and "600 s" in plan.actions[0].reason.message
+
+
+def test_the_local_disk_path_finishes_only_an_image_of_the_declared_server(tmp_path):
+    state = desired(tmp_path, "web:\n  source: {instance: web-golden-01}\n")
+    ours = temporary("00000000-0000-4000-8000-000000000003", instance_uuid="s1")
+    (adopt,) = build_plan(state, with_servers(snapshot(ours), LOCAL_SERVER), TARGET).actions
+    assert (adopt.id, adopt.reason.code, adopt.changes["name"].after) == ("adopt:web:KR1", "interrupted_create", "web")
+    for stray in (temporary(ours.id, instance_uuid="another-server"), temporary(ours.id)):
+        plan = build_plan(state, with_servers(snapshot(stray), LOCAL_SERVER), TARGET)
+        assert [a.id for a in plan.actions] == [f"delete:~rc-{S}{K}:KR1:00000000", "create:web:KR1"]
+
+
+def test_a_finishable_image_of_a_key_that_has_its_image_is_a_duplicate(tmp_path):
+    state = desired(tmp_path, "web:\n  source: {instance: web-golden-01}\n")
+    home = managed(HOME, props={"reconciler_source": "instance:s1"})
+    late = temporary("00000000-0000-4000-8000-000000000003", reconciler_set="web", reconciler_key="web")
+    (delete,) = build_plan(state, with_servers(snapshot(home, late), VOLUME_SERVER), TARGET).actions
+    assert (delete.id, delete.reason.code) == ("delete:web:KR1:00000000", "duplicate")
+
+
+def test_temporary_names_of_other_sets_and_unattributable_ones_are_never_touched(tmp_path):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n")
+    others = (
+        temporary("00000000-0000-4000-8000-000000000003", "killed", name=f"x~rc-{markers.set_token('data')}{K}"),
+        temporary("00000000-0000-4000-8000-000000000004", "killed", reconciler_set="data", reconciler_key="x"),
+        temporary("00000000-0000-4000-8000-000000000005", "killed", name="legacy~rc-12345678"),
+    )
+    plan = build_plan(state, snapshot(managed(HOME), *others), TARGET)
+    assert plan.actions == () and plan.warnings == ()
+    info = plan.to_json()["info"]
+    assert info["unattributed_temporary"] == [
+        {"region": "KR1", "image_id": others[2].id, "name": "legacy~rc-12345678", "status": "killed"}
+    ]
+    assert (info["this_set"], info["other_sets"], info["unmanaged"]) == (1, 1, 2)
+
+
+def test_leftovers_fit_max_deletions_or_are_kept_with_a_warning_never_refused(tmp_path):
+    state = desired(tmp_path, "web:\n  source: {instance: web-golden-01}\n")
+    token_of = markers.name_token
+    killed = temporary("00000000-0000-4000-8000-000000000003", "killed")  # the create waits for its delete
+    gone = temporary(
+        "00000000-0000-4000-8000-000000000004", "killed", name=f"api~rc-{S}{token_of('web', 'api', 'KR1')}"
+    )
+    old = managed("00000000-0000-4000-8000-000000000009", key="old")  # an identity that left: a delete
+    snap = with_servers(snapshot(killed, gone, old), VOLUME_SERVER)
+    plan = build_plan(state, snap, TARGET, max_deletions=2)
+    assert {a.id for a in plan.actions if a.kind == "delete"} == {f"delete:~rc-{S}{K}:KR1:00000000", "delete:old:KR1"}
+    assert plan.refusals == ()
+    kept = [(w.code, w.key) for w in plan.warnings if w.code != "linux_machine_id"]
+    assert kept == [("leftover_kept", f"~rc-{S}{token_of('web', 'api', 'KR1')}")]
+    plan = build_plan(state, snap, TARGET, max_deletions=0)
+    assert [r.code for r in plan.refusals] == ["max_deletions"]  # for delete:old only
+    assert [w.code for w in plan.warnings if w.code != "linux_machine_id"] == ["leftover_kept", "leftover_kept"]
+    create = next(a for a in plan.actions if a.kind == "create")
+    assert create.depends_on == ()  # a kept leftover leaves no dangling dependency
+
+
+def test_a_protected_leftover_is_kept_with_a_warning(tmp_path):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n")
+    stuck = temporary("00000000-0000-4000-8000-000000000003", "killed", name=f"api~rc-{S}12345678", protected=True)
+    plan = build_plan(state, snapshot(managed(HOME), stuck), TARGET)
+    assert plan.actions == () and plan.refusals == ()
+    assert [w.code for w in plan.warnings] == ["leftover_kept"]
+
+
+def test_a_partial_plan_deletes_no_leftover_of_a_key_it_does_not_consider(tmp_path):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n")
+    stray = temporary("00000000-0000-4000-8000-000000000003", "killed", name=f"api~rc-{S}12345678")
+    assert [a.key for a in build_plan(state, snapshot(managed(HOME), stray), TARGET).actions] == [f"~rc-{S}12345678"]
+    plan = build_plan(state, snapshot(managed(HOME), stray), TARGET, targets=frozenset({"web"}))
+    assert plan.actions == ()
+
+
+@pytest.mark.parametrize(("status", "housekeeping"), [("killed", True), ("saving", True), ("active", False)])
+def test_deleting_a_leftover_is_housekeeping_unless_it_is_active(tmp_path, status, housekeeping):
+    from reconciler.plan_match import is_housekeeping
+
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n")
+    stray = temporary("00000000-0000-4000-8000-000000000003", status, name=f"api~rc-{S}12345678")
+    snap = with_servers(snapshot(managed(HOME), stray), now="2026-11-26T09:00:00Z")  # long past the timeout
+    (delete,) = build_plan(state, snap, TARGET).actions
+    assert (delete.reason.code, delete.expects[f"KR1/{stray.id}"]["status"]) == ("leftover", status)
+    assert is_housekeeping(delete, set()) is housekeeping
