@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from reconciler import schema_messages
+from reconciler import markers, schema_messages
 from reconciler.errors import UsageError
 from reconciler.gc_pause import gc_paused
 from reconciler.model import (
@@ -242,6 +242,8 @@ def _image_problems(doc: LocatedDocument, key: Any, image: dict[str, Any], confi
             if reason:
                 report(("properties", name), reason, at_key=True)
 
+    _name_problems(image, report)
+
     home = image.get("region", config.default_region if config else None)
     if config is not None and "region" not in image and config.default_region is None:
         report((), "no region: set region: here or defaults.region in reconciler.yaml", at_key=True)
@@ -265,6 +267,34 @@ def _image_problems(doc: LocatedDocument, key: Any, image: dict[str, Any], confi
             if project == config.cloud.project:
                 report(("share", i), "that is the set's own project; share with other projects")
     return found
+
+
+def _name_problems(image: dict[str, Any], report: Callable[[DocPath, str], None]) -> None:
+    """Declared names never carry `~rc-`, which marks the tool's temporary names; a name the tool creates an
+    image under (a create from an instance, a copy it makes) leaves room for the token: at most
+    markers.CREATED_NAME_MAX characters (an adopted image keeps up to 255)."""
+    source = image.get("source")
+    created = isinstance(source, dict) and "image" not in source
+    named: list[tuple[DocPath, Any, bool]] = [(("name",), image.get("name"), created)]
+    copies = image.get("copies")
+    if isinstance(copies, list):
+        for i, copy in enumerate(copies):
+            if isinstance(copy, dict):
+                named.append((("copies", i, "name"), copy.get("name"), "image" not in copy))
+    for path, name, made_here in named:
+        if not isinstance(name, str):
+            continue
+        if markers.TOKEN_SEPARATOR in name:
+            report(
+                path,
+                f"contains {markers.TOKEN_SEPARATOR}, which marks the tool's temporary names; choose another name",
+            )
+        elif made_here and len(name) > markers.CREATED_NAME_MAX:
+            report(
+                path,
+                f"{len(name)} characters; the name of an image the tool makes is at most {markers.CREATED_NAME_MAX} "
+                "(it is created under the name plus a 20-character temporary token)",
+            )
 
 
 def _reserved_property(name: str) -> str | None:

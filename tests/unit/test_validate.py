@@ -15,6 +15,7 @@ from reconciler.validate import InvalidRootError, load_desired_state
 
 PROJECT = "3f0c9d2e6b7a4f0e9a1b2c3d4e5f6a7b"
 PARTNER = "8989447062e04a818baf9e073fd04fa7"
+UUID = "00000000-0000-4000-8000-000000000011"
 ROOT_CONFIG = f"""\
 version: 1
 set: web-platform
@@ -160,6 +161,39 @@ RULES = [
         {"a.yaml": manifest("'web base':\n  source: {instance: x}\n")},
         [
             "a.yaml:3:3: images.web base: 'web base' is not a key: letters, digits, '.', '_' or '-', starting with a letter or digit"
+        ],
+    ),
+    (
+        "a declared name containing ~rc-, which marks the tool's temporary names",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n  name: web~rc-a0648d40\n")},
+        ["a.yaml:5:11: images.web.name: contains ~rc-, which marks the tool's temporary names; choose another name"],
+    ),
+    (
+        "a copy name containing ~rc-, even on an adopted copy",
+        {
+            "a.yaml": manifest(
+                f"web:\n  source: {{instance: x}}\n  copies: [{{region: JP1, image: {UUID}, name: a~rc-b}}]\n"
+            )
+        },
+        [
+            "a.yaml:5:79: images.web.copies[0].name: contains ~rc-, which marks the tool's temporary names; "
+            "choose another name"
+        ],
+    ),
+    (
+        "the name of an image the tool creates leaves room for its temporary token",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n  name: " + "n" * 236 + "\n")},
+        [
+            "a.yaml:5:11: images.web.name: 236 characters; the name of an image the tool makes is at most 235 "
+            "(it is created under the name plus a 20-character temporary token)"
+        ],
+    ),
+    (
+        "so does the name of a copy the tool makes",
+        {"a.yaml": manifest("web:\n  source: {instance: x}\n  copies: [{region: JP1, name: " + "n" * 236 + "}]\n")},
+        [
+            "a.yaml:5:34: images.web.copies[0].name: 236 characters; the name of an image the tool makes is at "
+            "most 235 (it is created under the name plus a 20-character temporary token)"
         ],
     ),
     ("empty file", {"a.yaml": "# nothing here\n"}, ["a.yaml:1:1: empty file: a manifest holds version: 1 and images:"]),
@@ -383,6 +417,12 @@ web-base-2026-11:
     ),
     ("an empty share list removes all members", "web:\n  source: {instance: x}\n  share: []\n"),
     ("an empty images mapping", None),
+    (
+        "an adopted image keeps a name of up to 255 characters, and so does a copy it adopts",
+        f"web:\n  source: {{image: {UUID}}}\n  name: {'n' * 255}\n"
+        f"  copies: [{{region: JP1, image: 9a2b0000-0000-4000-8000-000000000000, name: {'n' * 255}}}]\n",
+    ),
+    ("a created image's name of exactly 235 characters", f"web:\n  source: {{instance: x}}\n  name: {'n' * 235}\n"),
 ]
 
 
