@@ -4,7 +4,8 @@ an existing project is one command and the first plan after it only adopts.
 For each unmanaged image in the region (optionally only names starting with a prefix): a key derived
 from its name, `source.image` set to it, its current protected / min_disk / min_ram / description /
 download flag / share list and custom properties recorded as they are, and its copies recognised in the
-other regions (same name, same checksum, also unmanaged) as `copies: [{region, image}]`.
+other regions (same name, same checksum, also unmanaged) as `copies: [{region, image}]`. Images under a
+temporary name (`<name>~rc-<token>`: some set's create, interrupted or running) are never written.
 """
 
 from __future__ import annotations
@@ -96,13 +97,18 @@ def build_manifest(
     if region not in regions:
         raise UsageError(f"region {region} is not in the service catalog (it has: {', '.join(regions)})")
     project = client.project_id
-    by_region: dict[str, list[Image]] = {
-        r: [i for i in client.list_images(r, owner=project) if not _managed(i)] for r in regions
-    }
+    listed = {r: [i for i in client.list_images(r, owner=project) if not _managed(i)] for r in regions}
+    # An image under a temporary name is an interrupted or running create of some set: never declared,
+    # neither as an image nor as a copy (the plan of its set finishes or deletes it).
+    by_region = {r: [i for i in found if markers.parse_token(i.name) is None] for r, found in listed.items()}
     taken = {spec.key for spec in desired.images}
     referenced = {spec.source.image for spec in desired.images} | {c.image for s in desired.images for c in s.copies}
     images: dict[str, Any] = {}
-    notes: list[str] = []
+    notes: list[str] = [
+        f"left out {i.name} ({i.id}): a temporary name (an interrupted or running create)"
+        for i in sorted(listed[region], key=lambda i: (i.name or "", i.id))
+        if markers.parse_token(i.name) is not None and (not name_prefix or (i.name or "").startswith(name_prefix))
+    ]
     used_as_copy: set[str] = set()
     home_images = sorted(by_region[region], key=lambda i: (i.name or "", i.id))
     for image in home_images:

@@ -86,3 +86,22 @@ def test_import_never_overwrites_and_finds_nothing_left_after_adoption(root, cap
     capsys.readouterr()
     assert main(["import", str(root), "--region", "KR1", "--name-prefix", "api"]) == 0
     assert "No unmanaged image to import in KR1" in capsys.readouterr().out
+
+
+def test_import_never_writes_an_image_under_a_temporary_name(root, capsys):
+    """A temporary name (`~rc-` and 16 or 8 hex at the end) is some set's create, interrupted or running:
+    its plan finishes or deletes it, so import neither declares it nor takes it for a copy."""
+    temporary = f"""\
+  - {{id: 00000000-0000-4000-8000-000000000006, project: {OWNER}, region: KR1, name: "web~rc-0123456789abcdef",
+     properties: {{os_type: linux}}}}
+  - {{id: 00000000-0000-4000-8000-000000000007, project: {OWNER}, region: KR1, name: "old~rc-01234567",
+     properties: {{os_type: linux}}}}
+"""
+    (root / "seed.yaml").write_text(textwrap.dedent(SEED) + temporary)
+    assert main(["import", str(root), "--region", "KR1"]) == 0
+    captured = capsys.readouterr()
+    assert "Wrote imported-kr1.yaml: 2 images." in captured.out
+    for name, image_id in (("old~rc-01234567", "7"), ("web~rc-0123456789abcdef", "6")):
+        assert f"left out {name} (00000000-0000-4000-8000-00000000000{image_id}): a temporary name" in captured.err
+    manifest = yaml.safe_load((root / "imported-kr1.yaml").read_text())
+    assert set(manifest["images"]) == {"Web-Base-2025.10", "api-base"}
