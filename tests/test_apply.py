@@ -166,7 +166,11 @@ def test_a_create_whose_answer_was_lost_is_found_by_its_temporary_name(tmp_path,
     assert [i["fields"]["name"] for i in state["images"].values()] == ["web-base"]
 
 
-def test_a_create_that_was_never_carried_out_fails_and_the_next_plan_creates_again(tmp_path, capsys):
+def test_a_create_that_was_never_carried_out_fails_and_the_next_plan_creates_again(tmp_path, capsys, monkeypatch):
+    import reconciler.apply
+
+    monkeypatch.setattr(reconciler.apply, "LOST_ANSWER_SEARCH_S", 0.3)  # the search itself: the next test
+    monkeypatch.setattr(reconciler.apply, "LOST_ANSWER_POLL_S", 0.1)
     root = copy_root("stopped-u2", tmp_path)
     route = "POST /compute/{region}/v2/{tenant_id}/servers/{server_id}/action"
     add_fault(root, {"route": route, "on_call": 1, "drop": True})
@@ -174,6 +178,32 @@ def test_a_create_that_was_never_carried_out_fails_and_the_next_plan_creates_aga
     assert "failed: create:web-base:KR1" in capsys.readouterr().out
     _, plan = plan_json(root, capsys)
     assert [a["kind"] for a in plan["actions"]] == ["create"]
+
+
+def test_after_a_lost_imaging_answer_the_image_is_searched_for_60_s_every_5_s_and_never_made_twice(tmp_path):
+    """The answer to createImage is lost and the image does not show (yet): apply lists the region for the
+    temporary name every 5 s for 60 s (on its own clock, injected here), then fails the action; it never
+    repeats the call."""
+    root = copy_root("stopped-u2", tmp_path)
+    add_fault(
+        root, {"route": "POST /compute/{region}/v2/{tenant_id}/servers/{server_id}/action", "on_call": 1, "drop": True}
+    )
+    desired = load_desired_state(root)
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
+        plan = build_plan(desired, read_snapshot(client, desired), target)
+        report = Applier(client, plan, clock=lambda: now[0], sleep=sleep).run()
+        assert [r.status for r in report.results] == [FAILED]
+        assert slept == [5.0] * 12, slept
+        assert client.list_images("KR1", owner=client.project_id) == []
+    state = json.loads((root / ".reconciler" / "sim-state.json").read_text())
+    assert state["fault_hits"] == {"drop POST /compute/{region}/v2/{tenant_id}/servers/{server_id}/action": 1}
 
 
 def _apply_on_a_terminal(root: Path, answer: bytes) -> tuple[int, str]:

@@ -383,7 +383,9 @@ class NhnCloudClient:
         except Conflict:
             # Already there or on the way (an earlier call whose answer was lost): that is the goal.
             server = self.get_server(region, server_id)
-            if server.status == target or server.task_state == on_the_way:
+            # There already (and not about to leave: ACTIVE while powering off is on its way out), or on
+            # its way: that is the goal. Busy with another task: the conflict stands.
+            if (server.status == target and server.task_state is None) or server.task_state == on_the_way:
                 return
             raise
 
