@@ -332,14 +332,16 @@ class Applier:
             return region, made
         return region, target
 
-    def _check_expects(self, action: Action) -> dict[tuple[str, str], Image]:
-        """Check every `expects` entry on a fresh read; return the images read, by (region, id), so the
-        action builds its change from the same observation instead of reading again."""
-        observed: dict[tuple[str, str], Image] = {}
+    def _check_expects(self, action: Action) -> dict[tuple[str, str], Any]:
+        """Check every `expects` entry on a fresh read; return the objects read, images by (region, id) and
+        servers by (region, "server/<id>"), so the guard and the action work from the same observation
+        instead of reading again."""
+        observed: dict[tuple[str, str], Any] = {}
         for ref, fields in action.expects.items():
             if "/server/" in ref:
                 region, _, server_id = ref.partition("/server/")
                 server = self.client.get_server(region, server_id)
+                observed[(region, f"server/{server_id}")] = server
                 found = {"status": server.status, **dict(server.metadata)}
             else:
                 region, image_id = self._resolve(ref)
@@ -354,12 +356,15 @@ class Applier:
                     )
         return observed
 
-    def _check_guard(self, action: Action, observed: Mapping[tuple[str, str], Image]) -> None:
+    def _check_guard(self, action: Action, observed: Mapping[tuple[str, str], Any]) -> None:
         """Refuse (stale: nothing touched) an action whose live object is not one its key may touch."""
         assert self.guard is not None
         why: str | None = None
         if action.kind in SERVER_KINDS:
-            server = self.client.get_server(action.region, action.details["server"])
+            server_id = action.details["server"]
+            server = observed.get((action.region, f"server/{server_id}")) or self.client.get_server(
+                action.region, server_id
+            )
             why = server_refusal(self.guard, action.kind, action.key, action.region, server)
         else:
             if action.kind == "copy":
@@ -390,6 +395,8 @@ class Applier:
             self._check_guard(action, observed)
         if action.kind in ("adopt", "update"):
             return self._patch(action, observed)
+        if action.kind == "create":
+            return self._do_create(action, observed)
         handler = getattr(self, f"_do_{action.kind}")
         return handler(action)
 
@@ -435,9 +442,10 @@ class Applier:
             ) from None
         self.client.delete_server_metadata(action.region, server_id, markers.STOPPED_BY)
 
-    def _do_create(self, action: Action) -> str:
+    def _do_create(self, action: Action, observed: Mapping[tuple[str, str], Any]) -> str:
         region = action.region
-        server = self.client.get_server(region, action.details["server"])
+        server_id = action.details["server"]
+        server = observed.get((region, f"server/{server_id}")) or self.client.get_server(region, server_id)
         temporary = action.details["temporary_name"]
         marks = {name: change.after for name, change in action.changes.items() if name in markers.ALL}
         try:

@@ -23,6 +23,7 @@ run's token.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -32,9 +33,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from reconciler.cloud.client import CloudClient
-from reconciler.cloud.errors import BadRequest, CloudError, CloudTransportError, Forbidden, NotFound
+from reconciler.cloud.errors import (
+    BadRequest,
+    CloudApiError,
+    CloudError,
+    CloudTransportError,
+    Conflict,
+    Forbidden,
+    NotFound,
+)
 from reconciler.cloud.model import Image, set_ops
 from reconciler.errors import ReconcilerError
 from reconciler.lock_claims import (
@@ -55,6 +65,7 @@ from reconciler.lock_claims import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SAFETY_MARGIN_S = 10.0  # the lock is lost this long before the lease others see could end
 RENEW_RETRY_S = 2.0
@@ -62,6 +73,8 @@ WAIT_POLL_S = 2.0
 BACKOFF_S = (0.5, 3.0)
 PROBING_ROUNDS = 5  # with --lock-timeout 0: rounds lost to other probing claims before giving up
 CREATE_ATTEMPTS = 3
+READ_ATTEMPTS = 3
+RETRY_DELAY_S = 0.5
 RELEASE_ATTEMPTS = 3
 
 
@@ -236,13 +249,36 @@ class _Acquirer:
                     raise LockedError(f"could not create the apply lock's claim: {err.message}") from None
                 log.info("the server refuses client-chosen image ids (%s): claims get its ids", err.message)
                 self.client_ids, claim_id = False, None
-            except CloudTransportError:
-                found = self._find_own(claim_id)
+            except (CloudTransportError, Conflict) as err:
+                # No answer, or (after such a retry) "already exists": the create may have been carried out.
+                found = self._retrying(functools.partial(self._find_own, claim_id), "reading the lock's claim")
                 if found is not None:
                     return found
                 if attempt + 1 == CREATE_ATTEMPTS:
+                    raise LockedError(f"could not create the apply lock's claim in {self.region}: {err}") from None
+            except CloudApiError as err:
+                if err.status < 500 or attempt + 1 == CREATE_ATTEMPTS:
                     raise
+                # A server error may still have created it: look before trying again (same id: no duplicate).
+                found = self._retrying(functools.partial(self._find_own, claim_id), "reading the lock's claim")
+                if found is not None:
+                    return found
+                self.sleep(RETRY_DELAY_S * 2**attempt)
         raise LockedError(f"could not create the apply lock's claim in {self.region}")
+
+    def _retrying(self, read: Callable[[], T], what: str) -> T:
+        """A read of the lock's own bookkeeping, tried again on a server error or no answer: one transient
+        failure must not turn an apply away (reads are safe to repeat)."""
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                return read()
+            except (CloudTransportError, CloudApiError) as err:
+                transient = isinstance(err, CloudTransportError) or err.status >= 500
+                if not transient or attempt + 1 == READ_ATTEMPTS:
+                    raise
+                log.info("%s failed (%s): trying again", what, err)
+                self.sleep(RETRY_DELAY_S * 2**attempt)
+        raise AssertionError("unreachable")
 
     def _find_own(self, claim_id: str | None) -> Image | None:
         if claim_id is not None:
@@ -253,8 +289,11 @@ class _Acquirer:
         return None
 
     def _list(self) -> tuple[list[Claim], float | None]:
-        listing = self.client.list_images_dated(
-            self.region, owner=self.client.project_id, name=claim_name(self.set_name)
+        listing = self._retrying(
+            lambda: self.client.list_images_dated(
+                self.region, owner=self.client.project_id, name=claim_name(self.set_name)
+            ),
+            "listing the lock's claims",
         )
         claims = [c for c in (claim_of(i, self.set_name) for i in listing.images) if c is not None]
         legacy = self._legacy()
@@ -266,7 +305,8 @@ class _Acquirer:
         """v1's lock, at its fixed id in the root's first region: one read."""
         if self.legacy_region is None:
             return None
-        image = self.client.find_image(self.legacy_region, legacy_lock_id(self.client.project_id, self.set_name))
+        legacy_id = legacy_lock_id(self.client.project_id, self.set_name)
+        image = self._retrying(lambda: self.client.find_image(self.legacy_region, legacy_id), "reading v1's lock")
         return claim_of(image, self.set_name) if image is not None else None
 
     def _mark_held(self, session: LockSession) -> None:

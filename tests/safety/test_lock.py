@@ -378,3 +378,17 @@ def test_a_losers_failed_delete_is_tried_again(make_sim):
             with apply_lock(loser, SET, sleep=no_sleep):
                 pass
         assert [c.id for c in claims(holder)] == [session.claim_id]
+
+
+@pytest.mark.parametrize(
+    ("route", "status"),
+    [(POST_IMAGES, 500), (POST_IMAGES, 502), ("GET /image/{region}/v2/images", 500)],
+)
+def test_one_server_error_on_the_locks_own_calls_does_not_turn_the_apply_away(make_sim, route, status):
+    """A flaky cloud: the claim's create (same id: never a duplicate) and the claims' listing are tried
+    again after a server error."""
+    sim = make_sim(faults=[{"route": route, "on_call": 1, "status": status}])
+    client = client_for(sim)
+    with apply_lock(client, SET, sleep=no_sleep) as session:
+        assert [c.id for c in claims(client)] == [session.claim_id]
+    assert claims(client) == []
