@@ -69,6 +69,11 @@ def image_refusal(
     props = image.properties
     if image.id in created_here:
         return None
+    if key.startswith(markers.TOKEN_SEPARATOR):
+        # A leftover's delete (key `~rc-<S><K>`): only an image named with this set's token K in this region.
+        if kind == "delete" and markers.is_leftover_of(ctx.set_name, key, region, image.name, image.region):
+            return None
+        return f"image {image.id} in {image.region} is not a leftover of set {ctx.set_name} ({key}): it was not touched"
     owner_set, owner_key = props.get(markers.SET), props.get(markers.KEY)
     if owner_set == ctx.set_name and owner_key in (key, ctx.moved_from.get(key)) and image.region == region:
         return None

@@ -622,7 +622,7 @@ def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
                 "nothing was applied"
             )
         snapshot = read_snapshot(client, desired)
-        fresh = build_plan(desired, snapshot, plan_target)
+        fresh = build_plan(desired, snapshot, plan_target, timeout=args.timeout)
         if fresh.refusals:
             # Refusals come from the fresh plan alone: a saved file with its refusals removed changes nothing.
             _show_plan(fresh, args, human)

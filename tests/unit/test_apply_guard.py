@@ -106,3 +106,16 @@ def test_servers(reason, kind, key, live, allowed):
 def test_the_declared_instance_by_id_matches_case_blind():
     ctx = GuardContext(SET, instances={"web": ("KR1", "00000000-0000-4000-8000-00000000000A")})
     assert server_refusal(ctx, "create", "web", "KR1", server(id_="00000000-0000-4000-8000-00000000000a")) is None
+
+
+def test_a_leftover_delete_touches_only_an_image_with_this_sets_token():
+    from reconciler.markers import leftover_key, name_token, set_token
+
+    k = name_token(SET, "gone", "KR1")
+    key = leftover_key(SET, k)
+    mine = image({}, name=f"gone~rc-{set_token(SET)}{k}")
+    other_set = image({}, name=f"gone~rc-{set_token('other')}{k}")
+    assert image_refusal(CTX, "delete", key, "KR1", mine) is None
+    assert image_refusal(CTX, "delete", key, "KR1", other_set) is not None, "another set's leftover"
+    assert image_refusal(CTX, "update", key, "KR1", mine) is not None, "a leftover is only ever deleted"
+    assert image_refusal(CTX, "delete", key, "JP1", mine) is not None, "the image lies in another region"
