@@ -127,11 +127,36 @@ def _fresh_view(action: Action, refs: Mapping[str, str]) -> dict[str, Any]:
     return doc
 
 
-def _comparable(doc: Mapping[str, Any], dropped: set[str]) -> dict[str, Any]:
+# On an image that S makes and an interrupted run already made, S could only predict these values (the
+# download flag the new image got, the id of the home image a copy reads): their presence is compared,
+# not their values.
+PREDICTED = frozenset({markers.DOWNLOAD_FLAG, markers.DOWNLOAD_WAS, markers.COPY_OF})
+
+
+def _about_made(doc: Mapping[str, Any]) -> bool:
+    """Whether an action (normalised) acts on, or reads, an image the saved plan makes."""
+    return any("/<" in ref for ref in doc.get("expects", {})) or (
+        doc.get("image_id") is None and doc.get("kind") not in ("create", "copy", "stop_instance", "start_instance")
+    )
+
+
+def _comparable(doc: Mapping[str, Any], dropped: set[str], *, resume: bool, made: bool) -> dict[str, Any]:
     out = {k: v for k, v in doc.items() if k not in NOT_COMPARED}
     out["depends_on"] = sorted({d.get("id") for d in doc.get("depends_on", []) if isinstance(d, Mapping)} - dropped)
+    if resume:
+        # After an interruption the fresh graph orders what is left from what is now live (a closed
+        # bracket, a made image): the order may differ, what is done may not.
+        del out["depends_on"]
     if out.get("compensates") in dropped:
         del out["compensates"]
+    if made:
+        changes = doc.get("changes", {})
+        out["changes"] = {
+            k: (None if k in PREDICTED else v.get("after") if isinstance(v, Mapping) else v)
+            for k, v in changes.items()
+            if k != markers.COPY_OF
+        }
+        out["expects"] = sorted(doc.get("expects", {}))
     return out
 
 
@@ -197,8 +222,10 @@ def match(
             if s_id is not None:
                 # Allowed without S; but where S has it too, S must say the same of what it acts on. Its
                 # `expects` may differ: a run interrupted after S was made (a stop, say) marks the object.
-                fresh_doc = _comparable(_fresh_view(action, refs), dropped)
-                saved_doc = _comparable(by_id[s_id], dropped)
+                fresh_view = _fresh_view(action, refs)
+                made = resume and _about_made(fresh_view)
+                fresh_doc = _comparable(fresh_view, dropped, resume=resume, made=made)
+                saved_doc = _comparable(by_id[s_id], dropped, resume=resume, made=made)
                 fresh_doc.pop("expects", None)
                 saved_doc.pop("expects", None)
                 differences.extend(_field_differences(action.id, saved_doc, fresh_doc))
@@ -206,8 +233,10 @@ def match(
         if s_id is None:
             differences.append(Difference(action.id, "not planned", _describe(action.to_json())))
             continue
-        fresh_doc = _comparable(_fresh_view(action, refs), dropped)
-        saved_doc = _comparable(by_id[s_id], dropped)
+        fresh_view = _fresh_view(action, refs)
+        made = resume and _about_made(fresh_view) and _about_made(by_id[s_id])
+        fresh_doc = _comparable(fresh_view, dropped, resume=resume, made=made)
+        saved_doc = _comparable(by_id[s_id], dropped, resume=resume, made=made)
         if s_id != action.id:  # rules (b) and (c): what the two set, not how they are named
             if action.kind == "adopt":
                 fresh_doc = {k: v.get("after") for k, v in fresh_doc.get("changes", {}).items()}

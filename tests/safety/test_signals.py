@@ -513,7 +513,7 @@ class Killed:
     resume_s: float = 0.0
     resume_output: str = ""
     final_plan_code: int | None = None  # plan --detailed-exitcode after the resume
-    fallback_code: int | None = None  # a plain apply, when the resume did not exit 0
+    fallback_code: int | None = None  # the next plain apply, after the resume
     converged: list[str] = field(default_factory=list)  # converged_problems at the end
 
 
@@ -570,6 +570,8 @@ def killed_then_resumed(tmp_path_factory) -> dict[str, Killed]:
             k.resume_code, k.resume_s = k.resume.returncode, time.monotonic() - k.resume_started
             FAULT_FIGURES["runs"] += 2
             FAULT_FIGURES["hits"] += 1
+        # Then the next run, as a pipeline would make it: a create the killed run started and Nova was still
+        # finishing when the resume planned is left alone by the resume (in progress) and finished here.
         fallbacks = {
             point: subprocess.Popen(
                 cli("apply", k.root, "--auto-approve", "--lock-timeout", 40),
@@ -578,7 +580,6 @@ def killed_then_resumed(tmp_path_factory) -> dict[str, Killed]:
                 stderr=subprocess.DEVNULL,
             )  # fmt: skip
             for point, k in killed.items()
-            if k.resume_code != 0
         }
         for point, process in fallbacks.items():
             killed[point].fallback_code = process.wait(timeout=150)
@@ -596,25 +597,9 @@ def killed_then_resumed(tmp_path_factory) -> dict[str, Killed]:
 
 # The resume's fresh plan does not match the saved one after a kill (apply --plan FILE --resume exits 1,
 # outcome plan_mismatch, nothing applied); each message quotes the differences apply named.
-RESUME_REFUSED = {
-    "inside a strict bracket": (
-        "resume refused (plan_mismatch): share:legacy-gold:KR1:<member>: saved: depends_on "
-        "['protect:legacy-gold:KR1:update']; now: depends_on ['update:legacy-gold:KR1'] (the bracket's "
-        "closing protect is matched once its unprotect ran, but what depends on it is not)"
-    ),
-    "between a create and its copies": (
-        "resume refused (plan_mismatch, 7 differences): the image the killed run made stands for the saved "
-        "create's placeholder, but update:web-base:KR1:download-on/-off differ (saved: "
-        "nhncloud_allow_download None -> 'true', reconciler_download_was 'absent'; now: 'false' -> 'true', "
-        "'false'), copy:web-base:JP1/KR2 gain reconciler_copy_of in changes, and "
-        "share:web-base:KR1 gains depends_on update:web-base:KR1:download-off"
-    ),
-    "mid-copy": (
-        "resume refused (plan_mismatch, 4 differences): copy:web-base:JP1/KR2 changes gain reconciler_copy_of "
-        "(saved: none), update:web-base:KR1:download-off changes and expects differ (saved: "
-        "nhncloud_allow_download 'true' -> None, was 'absent'; now: 'true' -> 'false', was 'false')"
-    ),
-}
+# A kill point whose resume the product refuses names the misbehaviour here and becomes a strict xfail
+# until it is fixed (the three found by this test are fixed).
+RESUME_REFUSED: dict[str, str] = {}
 
 
 def resume_cases() -> list[Any]:
@@ -633,7 +618,8 @@ def test_sigkill_then_resume_waits_for_the_claim_exits_0_and_converges(killed_th
     assert k.resume_code == 0, where
     # The killed run's claim (lease 30 s) blocks it until 35 s after that run took the lock.
     assert k.resume_s >= 15, f"{point}: the resume took {k.resume_s:.1f} s: it cannot have waited for the claim"
-    assert k.final_plan_code == 0, f"{point}: the plan after the resume is not empty"
+    assert k.fallback_code == 0, f"{point}: the apply after the resume exited {k.fallback_code}"
+    assert k.final_plan_code == 0, f"{point}: the plan after the resume and the next apply is not empty"
     assert k.converged == [], where
 
 
@@ -646,7 +632,7 @@ def test_each_resume_waited_for_the_killed_runs_claim_then_took_the_lock(killed_
 
 
 def test_whatever_a_kill_left_converges(killed_then_resumed):
-    """The resume, or where it was refused a plain apply: exit 0, then an empty plan with no duplicate and
+    """The resume, then the next plain apply: exit 0, then an empty plan with no duplicate and
     no leftover (no temporary-name image, no lock claim), every instance ACTIVE and unmarked."""
     problems = []
     for point, k in killed_then_resumed.items():
