@@ -1459,7 +1459,17 @@ class _Planner:
                 )
         previous = state.last
         first_share = None
-        for member_id in sorted(wanted - set(live_members)):
+        adding = sorted(wanted - set(live_members))
+        if adding and state.visibility != "shared" and self.strict and state.protected:
+            # protected_patch: strict: the visibility PATCH of a protected image goes in a bracket of its own
+            # (members are not attributes: adding them needs none).
+            self._patch(
+                spec, state, "update", "visibility", {"visibility": Change(state.visibility, "shared")},
+                Reason("visibility", "the first share needs the image shared", source),
+            )  # fmt: skip
+            state.visibility = "shared"
+            previous = state.last
+        for member_id in adding:
             share_action = self.add(
                 "share",
                 spec.key,
@@ -1494,11 +1504,16 @@ class _Planner:
         if not wanted and state.visibility == "shared":
             # Members go first: Glance keeps member records, so a later re-share would re-grant them.
             last = unshares[-1] if unshares else None
-            if last is not None:
+            bracketed = self.strict and state.protected
+            if last is not None and not bracketed:
                 last.changes["visibility"] = Change("shared", "private")
                 for other in unshares[:-1]:
                     last.after(other, "every other member is removed first")
             else:
+                for unshare in unshares[:-1]:
+                    last.after(unshare, "every other member is removed first")  # type: ignore[union-attr]
+                if last is not None:
+                    state.last = last  # strict: the visibility bracket comes after every member is removed
                 update = self._patch(
                     spec,
                     state,

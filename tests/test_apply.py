@@ -281,3 +281,32 @@ def test_the_guards_refuse_an_action_aimed_at_an_image_or_server_the_root_does_n
         unguarded = Applier(client, evil).run()
         assert [r.status for r in unguarded.results] == [DONE]
         assert client.get_image("KR1", bystander.id).name != before.name, "the aimed action does rename unguarded"
+
+
+@pytest.mark.parametrize("case", ["unshare-last-member", "share"])
+def test_under_strict_protection_a_protected_images_visibility_changes_inside_a_bracket(tmp_path, capsys, case):
+    """protected_patch: strict refuses any PATCH of a protected image but one of `protected`: making it
+    shared (first share) or private again (last unshare) is bracketed unprotect -> PATCH -> protect."""
+    root = copy_root(case, tmp_path)
+    config = root / "reconciler.yaml"
+    config.write_text(
+        config.read_text().replace("cloud: {kind: simulator", "cloud: {kind: simulator, protected_patch: strict")
+    )
+    seed = yaml.safe_load((root / "seed.yaml").read_text())
+    seed.setdefault("behaviour", {})["protected_patch"] = "strict"
+    for image in seed["images"]:
+        image["protected"] = True
+    (root / "seed.yaml").write_text(yaml.safe_dump(seed))
+    manifest = next((root / "images").glob("*.yaml"))
+    manifest.write_text(manifest.read_text().replace("    source:", "    protected: true\n    source:", 1))
+    code, plan = plan_json(root, capsys)
+    assert code == 0, plan["refusals"]
+    ids = [a["id"] for a in plan["actions"]]
+    at = ids.index("update:web-base:KR1:visibility")
+    assert ids[at - 1 : at + 2] == [
+        "unprotect:web-base:KR1:visibility", "update:web-base:KR1:visibility", "protect:web-base:KR1:visibility"
+    ], ids  # fmt: skip
+    assert main(["apply", str(root), "--auto-approve"]) == 0, capsys.readouterr().out[-2000:]
+    capsys.readouterr()
+    code, again = plan_json(root, capsys)
+    assert (code, again["actions"]) == (0, [])
