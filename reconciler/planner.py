@@ -19,7 +19,7 @@ from typing import Any
 from reconciler import markers
 from reconciler.cloud.model import Image, Server, parse_server_time
 from reconciler.gc_pause import gc_paused
-from reconciler.lock_claims import is_bookkeeping
+from reconciler.lock_claims import claim_of, is_bookkeeping, iso
 from reconciler.model import CopySpec, DesiredState, ImageSpec
 from reconciler.ownership import Ownership, classify
 from reconciler.plan import Action, Change, Dependency, Finding, Plan, Reason, Target
@@ -265,6 +265,9 @@ class _Planner:
         if bookkeeping:
             # Lock claims and doctor's scratch images: counted apart, never unmanaged (docs/plan-format.md).
             info["bookkeeping"] = bookkeeping
+        claims = self._lock_claims()
+        if claims:
+            info["lock"] = claims
         if self.scope.partial:
             info["partial"] = {
                 "targets": sorted(self.scope.targets),
@@ -367,6 +370,27 @@ class _Planner:
                 self.desired.root.set_source,
             )
         return True
+
+    def _lock_claims(self) -> list[dict[str, Any]]:
+        """This set's apply-lock claims that the regions read happen to show (never an extra request): who
+        holds or probes the lock and until when, by the server's clock."""
+        found = []
+        for image in self.snapshot.all_images():
+            claim = claim_of(image, self.set)
+            if claim is None:
+                continue
+            end = claim.lease_end
+            found.append(
+                {
+                    "claim": claim.id,
+                    "region": claim.region,
+                    "holder": claim.holder,
+                    "state": claim.state,
+                    "live": claim.live(self.snapshot.server_time.get(claim.region)),
+                    "lease_end": iso(end) if end is not None and end != float("inf") else None,
+                }
+            )
+        return sorted(found, key=lambda c: (c["region"], c["claim"]))
 
     # -- one declared image -----------------------------------------------------------------------
 

@@ -89,6 +89,13 @@ def test_claims_are_bookkeeping_and_unlock_deletes_only_this_sets_claims(tmp_pat
     main(["plan", str(root), "--format", "json"])
     info = json.loads(capsys.readouterr().out)["info"]
     assert info["unmanaged"] == 2 and info["bookkeeping"] == 2
+    (shown,) = info["lock"]  # this set's claim only, never the other set's
+    assert (shown["claim"], shown["holder"], shown["state"], shown["live"]) == (
+        left.id,
+        "ci-runner:7:abc",
+        "held",
+        True,
+    )
     assert main(["apply", str(root), "--auto-approve"]) == 1
     assert f"claim {left.id} of holder ci-runner:7:abc" in capsys.readouterr().err
     for refused in (other_set.id, unmanaged.id, "00000000-0000-4000-8000-000000000000"):
