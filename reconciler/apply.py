@@ -453,7 +453,7 @@ class Applier:
         except CloudTransportError:
             # The answer was lost: the image may exist, or appear a little later. Re-observe by the temporary
             # name for a while, never repeat blindly (a second image would be a duplicate).
-            image_id = self._search_by_name(region, temporary)
+            image_id = self._search_by_name(region, temporary, server.root_volume_id)
             if image_id is None:
                 raise
         self._remember(action, image_id)
@@ -468,17 +468,29 @@ class Applier:
         self.client.update_image(region, image_id, _ops(action.changes, live))
         return image_id
 
-    def _search_by_name(self, region: str, name: str) -> str | None:
+    def _search_by_name(self, region: str, name: str, volume_id: str | None) -> str | None:
         """After a lost imaging answer: look for the temporary name every LOST_ANSWER_POLL_S, for at most
-        LOST_ANSWER_SEARCH_S (a cancellation ends the search)."""
-        deadline = self.clock() + LOST_ANSWER_SEARCH_S
+        LOST_ANSWER_SEARCH_S; on the volume path, for as long as the root volume is `uploading` (Cinder is
+        still making an image of it), up to --timeout. A cancellation ends the search."""
+        started = self.clock()
         while True:
             found = self._find_by_name(region, name)
-            if found is not None or self.clock() >= deadline:
+            if found is not None:
                 return found
+            now = self.clock()
+            if now - started >= LOST_ANSWER_SEARCH_S and not (
+                volume_id is not None and now - started < self.timeout and self._uploading(region, volume_id)
+            ):
+                return None
             if self.cancel is not None and self.cancel.requested:
                 return None
-            self.sleep(min(LOST_ANSWER_POLL_S, max(0.0, deadline - self.clock())))
+            self.sleep(LOST_ANSWER_POLL_S)
+
+    def _uploading(self, region: str, volume_id: str) -> bool:
+        try:
+            return self.client.get_volume(region, volume_id).status == "uploading"
+        except CloudError:
+            return False  # cannot tell: the search ends as it would without a volume
 
     def _find_by_name(self, region: str, name: str) -> str | None:
         matches = [i for i in self.client.list_images(region, owner=self.client.project_id) if i.name == name]

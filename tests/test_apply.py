@@ -310,3 +310,32 @@ def test_under_strict_protection_a_protected_images_visibility_changes_inside_a_
     capsys.readouterr()
     code, again = plan_json(root, capsys)
     assert (code, again["actions"]) == (0, [])
+
+
+@pytest.mark.parametrize(("ready_after_polls", "searches"), [(1000, 24), (0, 12)])
+def test_on_the_volume_path_the_search_goes_on_while_the_volume_is_uploading(tmp_path, ready_after_polls, searches):
+    """A lost answer to os-volume_upload_image, and a listing that does not show the new image yet: while
+    Cinder shows the root volume `uploading`, apply keeps looking past 60 s (up to --timeout, 120 s here);
+    once the volume is done, it stops at 60 s."""
+    root = copy_root("create-running-m2", tmp_path)
+    add_fault(
+        root,
+        {"route": "POST /volume/{region}/v2/{tenant_id}/volumes/{volume_id}/action", "on_call": 1, "lose_answer": True},
+    )
+    seed_path = root / "seed.yaml"
+    seed = yaml.safe_load(seed_path.read_text())
+    seed["behaviour"].update(listing_lag_s=100000, image_ready_after_polls=ready_after_polls)
+    seed_path.write_text(yaml.safe_dump(seed))
+    desired = load_desired_state(root)
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
+        plan = build_plan(desired, read_snapshot(client, desired), target)
+        report = Applier(client, plan, clock=lambda: now[0], sleep=sleep, timeout=120).run()
+        create = next(r for r in report.results if r.action.kind == "create")
+        assert create.status == FAILED and len(slept) == searches, (create.message, slept)

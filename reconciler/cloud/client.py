@@ -121,6 +121,9 @@ class CloudClient(Protocol):
         """Every server of the project in the region, from paged detail lists: status and metadata, but
         no root device or flavor name (those cost a read per server: get_server)."""
 
+    def get_volume(self, region: str, volume_id: str) -> Volume:
+        """One volume (its `status`: `uploading` while Cinder makes an image of it); NotFound if unknown."""
+
     def list_volumes(self, region: str) -> list[Volume]:
         """Every block-storage volume of the project in the region (paged), with the image each was made
         from: with `Server.image_id`, who uses an image."""

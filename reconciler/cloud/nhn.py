@@ -285,6 +285,11 @@ class NhnCloudClient:
         doing = f"listing servers in {region}"
         return [self._server(region, doc, doing) for doc in self._detail_pages("compute", region, "servers")]
 
+    def get_volume(self, region: str, volume_id: str) -> Volume:
+        answer = self._http.request("volumev2", region, "GET", f"/volumes/{_q(volume_id)}")
+        body = json_body(answer, f"reading volume {volume_id}")
+        return Volume.from_api(region, body.get("volume") if isinstance(body, dict) else None)
+
     def list_volumes(self, region: str) -> list[Volume]:
         return [Volume.from_api(region, doc) for doc in self._detail_pages("volumev2", region, "volumes")]
 

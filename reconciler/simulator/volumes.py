@@ -29,7 +29,16 @@ def _volume(txn: Transaction, req: Request) -> dict[str, Any]:
     return volume
 
 
-def _view(volume: dict[str, Any]) -> dict[str, Any]:
+def _status(txn: Transaction, volume: dict[str, Any]) -> str:
+    """Cinder shows a volume `uploading` while the image it is making (os-volume_upload_image) is not yet
+    active, then its status before the upload again."""
+    upload = txn.doc["images"].get(volume.get("upload_image_id") or "")
+    if upload is not None and upload["fields"]["status"] in ("queued", "saving"):
+        return "uploading"
+    return volume["status"]
+
+
+def _view(volume: dict[str, Any], txn: Transaction | None = None) -> dict[str, Any]:
     attachments = []
     if volume.get("attached_to"):
         attachments.append(
@@ -44,7 +53,7 @@ def _view(volume: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": volume["id"],
         "name": None,
-        "status": volume["status"],
+        "status": _status(txn, volume) if txn is not None else volume["status"],
         "size": volume["size"],
         "bootable": volume["bootable"],
         "attachments": attachments,
@@ -78,7 +87,7 @@ def _list_volumes_detail(app: SimulatorApp, req: Request) -> Response:
                 raise HttpError(404, f"Marker {marker} could not be found.")
             volumes = volumes[ids.index(marker) + 1 :]
         page = volumes[:limit] if limit is not None else volumes
-        body: dict[str, Any] = {"volumes": [_view(v) for v in page]}
+        body: dict[str, Any] = {"volumes": [_view(v, txn) for v in page]}
     if limit is not None and page and len(page) == limit:
         base = app.volume_endpoint(region, req.token.project)
         body["volumes_links"] = [
@@ -89,7 +98,7 @@ def _list_volumes_detail(app: SimulatorApp, req: Request) -> Response:
 
 def _get_volume(app: SimulatorApp, req: Request) -> Response:
     with app.store.transaction() as txn:
-        return json_response(200, {"volume": _view(_volume(txn, req))})
+        return json_response(200, {"volume": _view(_volume(txn, req), txn)})
 
 
 def _truthy(value: Any) -> bool | None:
@@ -124,7 +133,7 @@ def _action(app: SimulatorApp, req: Request) -> Response:
         volume = _volume(txn, req)
         if volume["status"] == "in-use" and not force:
             raise HttpError(400, f"Invalid volume: Volume {volume['id']} status must be available")
-        if volume["status"] not in ("available", "in-use"):
+        if _status(txn, volume) not in ("available", "in-use"):
             raise HttpError(400, f"Invalid volume: Volume {volume['id']} status must be available or in-use")
         server = txn.doc["servers"].get(volume.get("attached_to") or "")
         if server is None:
@@ -142,6 +151,8 @@ def _action(app: SimulatorApp, req: Request) -> Response:
             protected=protected,
         )
         fields = record["fields"]
+        volume["upload_image_id"] = fields["id"]
+        txn.changed()
         response = {
             "id": volume["id"],
             "updated_at": fields["created_at"],
