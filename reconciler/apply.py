@@ -1,4 +1,4 @@
-"""Apply: carry a plan out through the CloudClient, exactly as planned (design.md section 4).
+"""Apply: carry a plan out through the CloudClient, exactly as planned.
 
 - The plan's graph runs with bounded parallelism: an action starts once everything it depends on is done.
 - Before each mutating call, the action's `expects` are checked against a fresh read; a mismatch stops
@@ -547,7 +547,7 @@ class Applier:
         if live is None:
             return image_id  # already gone: the goal
         if live.protected:
-            # Never delete a protected image, whatever the plan says (design.md 4).
+            # Never delete a protected image, whatever the plan says.
             raise StaleError(f"image {image_id} is protected now: it was not deleted")
         self.client.delete_image(action.region, image_id)
         return image_id

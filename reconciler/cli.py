@@ -1,6 +1,6 @@
 """The command line: parses arguments, runs one command, and maps errors to exit codes in one place.
 
-Exit codes (design.md section 5): 0 success, 1 error, 2 changes present (plan --detailed-exitcode),
+Exit codes: 0 success, 1 error, 2 changes present (plan --detailed-exitcode),
 3 the plan has refusals. Data goes to stdout, diagnostics to stderr.
 """
 
@@ -326,7 +326,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def start_command(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
-    """Validate the root and print the target line first: a run never guesses its target (design.md 5)."""
+    """Validate the root and print the target line first: a run never guesses its target."""
     from reconciler import target
     from reconciler.validate import load_desired_state
 

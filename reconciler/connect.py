@@ -1,5 +1,5 @@
 """Open the client for a root's target: NHN Cloud with credentials from the environment, or the
-embedded simulator started in-process on loopback (design.md sections 5 and 6). Either way the same
+embedded simulator started in-process on loopback. Either way the same
 HTTP client is used."""
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _target(config: RootConfig, cloud: CloudTarget, client: NhnCloudClient, iden
 
 def _simulator_identity(state: Path, project: str | None, env: Mapping[str, str]) -> tuple[str, str, str]:
     """The project and the user a simulator target acts as: its project's first seeded user, unless the
-    environment names a user (design.md section 5)."""
+    environment names a user."""
     doc = json.loads(state.read_text(encoding="utf-8"))
     projects = doc["projects"]
     if project is None:

@@ -1,4 +1,4 @@
-"""Ownership markers: the string properties that tie a live image to a set and key (design.md section 2),
+"""Ownership markers: the string properties that tie a live image to a set and key,
 and the temporary-name token of an image being created (section 3.3; its v2 form is in
 docs/plan-format.md, "Temporary names")."""
 

@@ -1,6 +1,6 @@
 """The desired state after validation: frozen, typed, with the manifest location of every field.
 
-No raw dicts past the validator. Field semantics follow design.md section 1: a field that is absent on
+No raw dicts past the validator. Field semantics (docs/manifest.md): a field that is absent on
 an image is `None` here and means "left alone" (except `copies`, where absent means none, and `name`,
 whose create-time default is the key). `locations` maps a field path (`"name"`, `"source"`,
 `"copies.JP1"`, `"share"`, ...) to where it is written, for reasons and messages.

@@ -1,4 +1,4 @@
-"""Sorting live images by owner (design.md section 2): this set's home images and copies, other sets'
+"""Sorting live images by owner: this set's home images and copies, other sets'
 images, unmanaged ones, and images under a temporary name. Pure: reads a Snapshot, returns data."""
 
 from __future__ import annotations

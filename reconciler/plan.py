@@ -1,4 +1,4 @@
-"""The plan: plain, frozen data (design.md section 3). Renderers and apply read only this.
+"""The plan: plain, frozen data. Renderers and apply read only this.
 
 `Plan.to_json()` is the versioned contract (`format_version` "1"); the text and Markdown renderings are
 made from that same document, so they can never disagree with it.
@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 FORMAT_VERSION = "1"
-# Closed vocabulary of action kinds (design.md 3.1), in the order a summary lists them.
+# Closed vocabulary of action kinds, in the order a summary lists them.
 ACTION_KINDS = (
     "create",
     "adopt",

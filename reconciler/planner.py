@@ -4,7 +4,7 @@ randomness); identical inputs give byte-identical JSON.
 Per declared image: find its live home image (markers, a temporary-name token, `moved_from`, or
 `source.image`), else plan how to make it; compare the managed fields through one table of field
 semantics; then its copies, sharing and protection. Then deletions of what left the manifests, and the
-guards of design.md section 2. Order comes from explicit dependencies, ties broken deterministically.
+guards (docs/safety.md). Order comes from explicit dependencies, ties broken deterministically.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from reconciler.ownership import Ownership, classify
 from reconciler.plan import Action, Change, Dependency, Finding, Plan, Reason, Target
 from reconciler.snapshot import Snapshot
 
-# Where an action kind falls in "make before break" (design.md 3.5): lower runs first among ready ones.
+# Where an action kind falls in "make before break": lower runs first among ready ones.
 RANK = {
     "stop_instance": 0,
     "create": 1,
@@ -40,7 +40,7 @@ RANK = {
     "delete": 9,
 }
 INCOMPLETE = frozenset({"queued", "saving", "uploading", "importing", "killed"})
-# A temporary-name image in one of these, younger than the timeout, is a create still running (design-v2 3).
+# A temporary-name image in one of these, younger than the timeout, is a create still running.
 CREATING = frozenset({"queued", "saving"})
 # apply's --timeout default: a create running longer than this has failed (plan uses the default).
 DEFAULT_TIMEOUT_S = 3600.0
@@ -170,7 +170,7 @@ class _Planner:
         self.cleanups: dict[tuple[str, str], list[_Built]] = defaultdict(list)
         self.leftover_images: dict[str, Image] = {}  # leftover delete id -> the image it deletes
         self.declared = {spec.key for spec in desired.images}
-        # This set's temporary-name images (design-v2 section 3), sorted by _sort_temporary: running creates
+        # This set's temporary-name images, sorted by _sort_temporary: running creates
         # and finishable ones by the declared key they are for; leftovers are planned deletes.
         self.creating: dict[str, list[Image]] = defaultdict(list)
         self.finishable: dict[str, list[Image]] = defaultdict(list)
@@ -519,7 +519,7 @@ class _Planner:
         state.last = adopt
         return state
 
-    # -- temporary names (design-v2 section 3) ------------------------------------------------------
+    # -- temporary names ------------------------------------------------------
 
     def _sort_temporary(self) -> None:
         """Each temporary-name image of this set is a create still running (left alone), a finishable one
@@ -605,7 +605,7 @@ class _Planner:
             self.cleanups[(spec.key, spec.region)].append(delete)
 
     def _delete_duplicate(self, spec: ImageSpec, duplicate: Image, original: Image) -> None:
-        """A finishable image of a key that has an image already: the tool made it twice (design.md 3.5)."""
+        """A finishable image of a key that has an image already: the tool made it twice."""
         if duplicate.protected:
             self.warn(
                 "leftover_kept",
@@ -706,7 +706,7 @@ class _Planner:
     def _check_source_change(self, spec: ImageSpec, live: Image) -> None:
         recorded = live.properties.get(markers.SOURCE)
         if not isinstance(recorded, str):
-            return  # unknown, and not drift (design.md 2)
+            return  # unknown, and not drift
         declared = self._declared_source(spec)
         same_instance = (
             spec.source.instance is not None
@@ -1011,7 +1011,7 @@ class _Planner:
             start.after(create, "the instance is imaged while stopped")
 
     def _deletes_last(self) -> None:
-        """Make before break (design.md 3.5): what left the manifests goes only after everything is made."""
+        """Make before break: what left the manifests goes only after everything is made."""
         makers = [a for a in self.actions.values() if a.kind in ("create", "adopt", "copy", "unshare")]
         for delete in self.deletions:
             for maker in sorted(makers, key=lambda a: a.id):
@@ -1020,7 +1020,7 @@ class _Planner:
     # -- fields -----------------------------------------------------------------------------------
 
     def _wanted_changes(self, spec: ImageSpec, state: _ImageState, *, name: str | None) -> dict[str, Change]:
-        """The one table of field semantics (design.md 1): declared fields that differ; absent ones left alone."""
+        """The one table of field semantics: declared fields that differ; absent ones left alone."""
         live = state.live
         props: Mapping[str, Any] = live.properties if live is not None else {}
         changes: dict[str, Change] = {}
@@ -1402,7 +1402,7 @@ class _Planner:
 
     def _download_dance(self, spec: ImageSpec, home: _ImageState, copies: list[_Built]) -> None:
         """Copies read the home image's data, which NHN serves only with nhncloud_allow_download: enable
-        it before them and restore it after them, also after a failed copy (design.md 3.5)."""
+        it before them and restore it after them, also after a failed copy."""
         left_on = home.live.properties.get(markers.DOWNLOAD_WAS) if home.live else None
         if home.download == TRUE and left_on is None:
             for copy in copies:
@@ -1442,7 +1442,7 @@ class _Planner:
             first_of_off.after(copy, "after every copy")
 
     def _restore_left_enabled(self, spec: ImageSpec, home: _ImageState) -> None:
-        """A download flag a crash left enabled for copies (design.md 2): restore it, to the declared
+        """A download flag a crash left enabled for copies: restore it, to the declared
         value when there is one, else to the recorded one, in the same way as any other PATCH."""
         was = home.live.properties.get(markers.DOWNLOAD_WAS) if home.live is not None else None
         if not isinstance(was, str):
@@ -1467,7 +1467,7 @@ class _Planner:
 
     def _plan_sharing(self, spec: ImageSpec, state: _ImageState, share: tuple[str, ...] | None) -> None:
         if share is None:
-            return  # absent: members left alone (design.md 1)
+            return  # absent: members left alone
         live_members = {m.member_id: m for m in self.snapshot.members.get(state.image_id or "", ())}
         wanted = set(share)
         source = _src(spec, "share")

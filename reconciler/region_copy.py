@@ -1,4 +1,4 @@
-"""Copy an image to another region with documented calls only (nhn-cloud-api.md section 4): there is no
+"""Copy an image to another region with documented calls only: there is no
 copy API, so the data goes through this process, streamed, never held whole and never in a file.
 
 1. Create the target: private, unprotected, with the markers and the source's disk/container format and

@@ -1,4 +1,4 @@
-"""The one-line description of a run's target that every output starts with (design.md section 5):
+"""The one-line description of a run's target that every output starts with:
 kind, identity host, project, regions; `SIMULATOR` in capitals when it is one. A run never guesses it."""
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from reconciler.yaml_source import (
     load_located_file,
 )
 
-# Property names the manifest may not manage, and why (design.md section 1).
+# Property names the manifest may not manage, and why.
 RESERVED_PREFIXES = {
     "reconciler_": "the tool's own markers",
     "os_hash_": "set by the image service",
@@ -152,7 +152,7 @@ def _root_config(root: Path, doc: LocatedDocument) -> tuple[RootConfig | None, l
             )
             return None
         if Path(value).is_absolute() or not inside(root, path):
-            # A pull request must not be able to make the tool read or write elsewhere (design.md 1).
+            # A pull request must not be able to make the tool read or write elsewhere.
             problems.append(
                 Problem(
                     doc.location_of(("cloud", key)), f"cloud.{key}: {value!r} leaves the root; give a path inside it"
@@ -190,7 +190,7 @@ def _root_config(root: Path, doc: LocatedDocument) -> tuple[RootConfig | None, l
 
 
 def _first_simulated_project(state: Path | None, seed: Path | None) -> str | None:
-    """A simulator target's default project: the first of its state, else of its seed (design.md 1).
+    """A simulator target's default project: the first of its state, else of its seed.
     Unreadable files leave it unknown here; starting the simulator reports them."""
     try:
         if state is not None and state.is_file():

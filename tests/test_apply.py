@@ -82,6 +82,21 @@ def test_apply_without_a_terminal_needs_auto_approve(tmp_path, capsys, monkeypat
 # -- failures, compensation, staleness: the Applier on a plan made just before ---------------------
 
 
+class FakeClock:
+    """Apply's clock and sleep for tests of its waits: sleeping moves the clock, and is recorded."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        return self.time
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.time += seconds
+
+
 def add_fault(root: Path, fault: dict) -> None:
     """Inject a simulator fault through the case's seed (the state is made from it on first use)."""
     seed_path = root / "seed.yaml"
@@ -189,18 +204,12 @@ def test_after_a_lost_imaging_answer_the_image_is_searched_for_60_s_every_5_s_an
         root, {"route": "POST /compute/{region}/v2/{tenant_id}/servers/{server_id}/action", "on_call": 1, "drop": True}
     )
     desired = load_desired_state(root)
-    now = [0.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
+    clock = FakeClock()
     with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
         plan = build_plan(desired, read_snapshot(client, desired), target)
-        report = Applier(client, plan, clock=lambda: now[0], sleep=sleep).run()
+        report = Applier(client, plan, clock=clock.now, sleep=clock.sleep).run()
         assert [r.status for r in report.results] == [FAILED]
-        assert slept == [5.0] * 12, slept
+        assert clock.slept == [5.0] * 12, clock.slept
         assert client.list_images("KR1", owner=client.project_id) == []
     state = json.loads((root / ".reconciler" / "sim-state.json").read_text())
     assert state["fault_hits"] == {"drop POST /compute/{region}/v2/{tenant_id}/servers/{server_id}/action": 1}
@@ -327,15 +336,9 @@ def test_on_the_volume_path_the_search_goes_on_while_the_volume_is_uploading(tmp
     seed["behaviour"].update(listing_lag_s=100000, image_ready_after_polls=ready_after_polls)
     seed_path.write_text(yaml.safe_dump(seed))
     desired = load_desired_state(root)
-    now = [0.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
+    clock = FakeClock()
     with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
         plan = build_plan(desired, read_snapshot(client, desired), target)
-        report = Applier(client, plan, clock=lambda: now[0], sleep=sleep, timeout=120).run()
+        report = Applier(client, plan, clock=clock.now, sleep=clock.sleep, timeout=120).run()
         create = next(r for r in report.results if r.action.kind == "create")
-        assert create.status == FAILED and len(slept) == searches, (create.message, slept)
+        assert create.status == FAILED and len(clock.slept) == searches, (create.message, clock.slept)

@@ -1,4 +1,4 @@
-"""`reconciler doctor` against the simulator (design-v2 section 8): its defaults pass (exit 0), each knob
+"""`reconciler doctor` against the simulator: its defaults pass (exit 0), each knob
 flipped is reported with what was seen and what to set (exit 1 only for a fatal check), no scratch image
 outlives a run (also when a check fails midway), at most three exist at once, and a killed run's scratch
 images are deleted only when every rule allows it."""

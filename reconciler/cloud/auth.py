@@ -1,7 +1,7 @@
 """Credentials and authentication: identity v2 tokens for NHN Cloud (and the simulator), and a trusted-
 header mode for a real Glance run without Keystone (the contract tests' third tier).
 
-Credentials come only from the environment (design.md section 5): `NHN_CLOUD_USERNAME`,
+Credentials come only from the environment: `NHN_CLOUD_USERNAME`,
 `NHN_CLOUD_API_PASSWORD`, optional `NHN_CLOUD_TENANT_ID` and `NHN_CLOUD_IDENTITY_URL`, or the OpenStack
 `OS_*` names. The password and tokens never appear in a repr, a log line or an exception.
 """

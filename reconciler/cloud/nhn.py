@@ -1,6 +1,6 @@
 """`NhnCloudClient`: the CloudClient over HTTP, for NHN Cloud and, unchanged, for the simulator.
 
-API facts (nhn-cloud-api.md): Glance v2 paths have no tenant segment and page through `next`; Nova and
+API facts: Glance v2 paths have no tenant segment and page through `next`; Nova and
 Cinder URLs end in `/v2/{tenantId}` (the catalog's); a server shows its flavor only by id, mapped through
 `flavors/detail`; the root device decides the imaging call (section 3).
 """

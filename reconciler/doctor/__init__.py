@@ -1,6 +1,6 @@
 """`reconciler doctor [ROOT] [--region R]... [--format json]`: check, with short-lived scratch images, the
 behaviours of the target's image service that the tool relies on and that NHN's documents do not settle
-(design-v2 section 8; docs/doctor.md).
+(docs/doctor.md).
 
 Modules: probes.py (the checks against one region), scratch.py (scratch images: budget, cleanup, a killed
 run's leftovers), users.py (which images servers and volumes use), verdicts.py (each check's verdict,

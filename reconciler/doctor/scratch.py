@@ -1,6 +1,5 @@
 """Doctor's scratch images: made for one run, at most three alive per region, all deleted at the end
-(also after a failed check), and the rules for deleting those a killed run left behind (design-v2
-section 8).
+(also after a failed check), and the rules for deleting those a killed run left behind (docs/doctor.md).
 
 A scratch image is named `reconciler-doctor-<run id>` and carries `reconciler_doctor: <run id>`.
 """

@@ -84,7 +84,7 @@ CHECKS: dict[str, CheckInfo] = {
 }
 ORDER = tuple(CHECKS)
 
-# The phrase a difference from NHN's documents is listed with (design-v2 section 8).
+# The phrase a difference from NHN's documents is listed with.
 DIFFERENCES = {
     "download_gating": "no download gating",
     "os_type_required": "`os_type` not required",

@@ -1,4 +1,4 @@
-"""A local stand-in for NHN Cloud's identity, Image, Compute and Block Storage APIs (design.md section 6).
+"""A local stand-in for NHN Cloud's identity, Image, Compute and Block Storage APIs.
 
 `SimulatorServer` serves a `StateStore` over real HTTP on loopback; `running_simulator` starts one
 in-process for the CLI's `--sim-state` flag and for tests.

@@ -1,6 +1,6 @@
 """The simulator's knobs: timing, NHN behaviours the research could not confirm, and fault injection.
 
-Defaults follow design.md section 6. Every behaviour that nhn-cloud-api.md tags other than [doc] is a knob
+Defaults are what the docs (docs/simulator.md) say NHN does. Every behaviour that NHN does not document is a knob
 here, so a test can exercise the client against each possible answer of the real cloud.
 """
 
@@ -103,12 +103,12 @@ class Behaviour:
     image_task_polls: int = 2
     token_lifetime_s: int = 12 * 3600  # NHN's examples show tokens of about 12 h
     protected_patch: str = "permissive"
-    # [inferred] NHN does not document these answers; design.md section 6 gives the defaults.
+    # [inferred] NHN does not document these answers gives the defaults.
     create_image_running_status: int = 409
     create_image_volume_root_status: int = 400
     download_refused_status: int = 403
     upload_keeps_bytes: bool = True
-    # What a `doctor` run checks (design-v2 section 8). Defaults: what the reconciler assumes of NHN.
+    # What a `doctor` run checks. Defaults: what the reconciler assumes of NHN.
     deleted_ids_reusable: bool = False  # Glance 33: never (soft delete)
     clock_skew_s: float = 0  # the Date header minus the simulator's clock, which stamps created_at/updated_at
     listing_lag_s: float = 0  # 0: read-after-write listings

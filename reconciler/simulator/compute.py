@@ -1,9 +1,9 @@
 """Compute API v2 (Nova, as NHN Cloud serves it under `/v2/{tenantId}`): servers, flavors, volume
 attachments, server metadata, and the actions the reconciler uses: `os-stop`, `os-start`, `createImage`.
 
-NHN's rules (nhn-cloud-api.md section 3): `createImage` is only for local-disk instances (u2) and only
+NHN's rules: `createImage` is only for local-disk instances (u2) and only
 when stopped (`SHUTOFF`); a volume-rooted instance is imaged through Cinder. The answers NHN does not
-document (a running u2, a volume root) are knobs with design.md section 6's defaults.
+document (a running u2, a volume root) are knobs (docs/simulator.md).
 """
 
 from __future__ import annotations

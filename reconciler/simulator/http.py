@@ -1,7 +1,7 @@
 """HTTP plumbing for the simulator: requests, responses, routes, and each service's error body shape.
 
-The simulator's services each answer errors the way the real one does (nhn-cloud-api.md section 2,
-"Error bodies"), because the reconciler's client has to parse exactly those:
+The simulator's services each answer errors the way the real one does, because the reconciler's client
+has to parse exactly those:
 
 - Glance (image): `{"message": "...<br /><br />\\n\\n\\n", "code": "403 Forbidden", "title": "Forbidden"}`
 - Nova and Cinder (compute, volume): `{"conflictingRequest": {"message": "...", "code": 409}}`
@@ -106,8 +106,8 @@ def error_body(service: str, status: int, message: str, media_type: str | None =
 
 def error_response(service: str, err: HttpError, accept: str = JSON) -> Response:
     if service == "image" and "json" not in (accept or ""):
-        # Glance picks the error format from Accept: without JSON it sends webob's HTML page
-        # (nhn-cloud-api.md section 2), which a client must not try to parse as JSON.
+        # Glance picks the error format from Accept: without JSON it sends webob's HTML page,
+        # which a client must not try to parse as JSON.
         title = f"{err.status} {reason(err.status)}"
         html = (
             f"<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n"

@@ -1,6 +1,6 @@
 """Identity v2 (Keystone's v2.0 API, which NHN Cloud serves): tokens, service catalog, version documents.
 
-nhn-cloud-api.md section 1: `POST /v2.0/tokens` with `passwordCredentials` and a `tenantId` returns a
+`POST /v2.0/tokens` with `passwordCredentials` and a `tenantId` returns a
 project-scoped token with an expiry and a catalog whose `image` endpoints are bare hosts and whose
 `compute` / `volumev2` endpoints end in `/v2/{tenantId}`. Every other service checks `X-Auth-Token`.
 """

@@ -144,7 +144,7 @@ def _receive(req: Request, part, disk_format: str, keep_bytes: bool) -> tuple[in
             raise _Refused(error, md5.hexdigest(), sha512.hexdigest())
         if not keep_bytes:
             # Knob: NHN describes queued as "converting"; whether stored bytes equal the uploaded ones is
-            # unverified (nhn-cloud-api.md section 4). Trailing padding keeps the qcow2 valid but changes
+            # unverified. Trailing padding keeps the qcow2 valid but changes
             # its checksums, so a copy's verification has something to catch.
             padding = b"\0" * 512
             out.write(padding)

@@ -1,6 +1,6 @@
 """Image members (Glance v2 `/v2/images/{id}/members`): how an image is shared with other projects.
 
-NHN's rules (nhn-cloud-api.md section 2): members only on `shared` images, added and removed by the owner;
+NHN's rules: members only on `shared` images, added and removed by the owner;
 a duplicate is 409; only the member project's own token may accept or reject. Messages are upstream
 Glance's (glance/api/v2/image_members.py), which hides the inner reason of most refusals. Member changes
 leave the image's own `updated_at` alone (seen on Glance 33); a member's `updated_at` moves only when its

@@ -321,7 +321,7 @@ def start_processing(app: SimulatorApp, record: dict[str, Any], first_status: st
 # -- images made from servers (Nova createImage, Cinder os-volume_upload_image) ------------------
 
 # Properties NHN's own images carry and that images made from an instance inherit from its base image
-# (seen on a real NHN image: nhn-cloud-api research notes; NHN documents only some of them).
+# (seen on a real NHN image; NHN documents only some of them).
 SERVER_OWNED_DEFAULTS = {
     "hypervisor_type": "qemu",
     "os_architecture": "amd64",

@@ -1,7 +1,7 @@
 """Image API v2 (Glance, as NHN Cloud runs it), per region, with NHN's own rules.
 
 Messages and statuses follow upstream Glance (glance/api/v2/images.py) and were checked against a real
-Glance 33; NHN's additions (nhn-cloud-api.md section 2): `os_type` is required on create, `_`-prefixed
+Glance 33; NHN's additions: `os_type` is required on create, `_`-prefixed
 tags are refused. Members and data have modules of their own, as in Glance: image_members.py,
 image_data.py. Behaviours NHN does not document are knobs (behaviour.py). Handlers validate a request
 completely before they change the state.
@@ -553,7 +553,7 @@ def _delete_image(app: SimulatorApp, req: Request) -> Response:
 
 def _refuse_if_protected_in_strict_mode(app: SimulatorApp, record: dict[str, Any]) -> None:
     # NHN's docs say a protected image "cannot be modified" [doc]; the strict knob enforces that for
-    # every attribute, tags included (design.md section 3.4). Members are not image attributes.
+    # every attribute, tags included. Members are not image attributes.
     if app.behaviour.protected_patch == "strict" and record["fields"]["protected"]:
         raise HttpError(403, f"Image {record['fields']['id']} is protected and cannot be modified.")
 

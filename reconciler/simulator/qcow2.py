@@ -6,7 +6,7 @@ same bytes and the same checksums, which is what lets a seed declare a home imag
 regions that verify against each other.
 
 The file is a valid, fully allocated qcow2 version 3 image (the format NHN Cloud and Glance expect for
-`disk_format: qcow2`; Glance 33 refuses bytes that don't match the declared format, nhn-cloud-api.md
+`disk_format: qcow2`; Glance 33 refuses bytes that don't match the declared format
 section 2). Layout, in 64 KiB clusters:
 
     header | L1 table | refcount table | refcount blocks | L2 tables | data clusters

@@ -1,6 +1,6 @@
 """Seed files: validate them (with file:line:column) and turn them into a simulator state document.
 
-The format is design.md section 6, with its JSON Schema in `schemas/seed.schema.json`. The schema checks
+The format is in docs/simulator.md, with its JSON Schema in `schemas/seed.schema.json`. The schema checks
 shapes; this module adds the cross-references a schema can't (a server's project must be seeded, members
 only on shared images, unique ids and names) and fills the defaults.
 """
@@ -25,7 +25,7 @@ from reconciler.simulator.server import check_fault_routes
 from reconciler.simulator.state import StateStore, empty_state, locked, utc_now, write_state_file
 from reconciler.yaml_source import DocPath, LocatedDocument, Problem, format_path, load_located_file
 
-# NHN: u2 and GPU flavors have local disks (nhn-cloud-api.md section 3); every other type boots from a
+# NHN: u2 and GPU flavors have local disks; every other type boots from a
 # volume.
 LOCAL_DISK_FLAVOR = re.compile(r"^(u2|g\d*)\.")
 FLAVOR_SHAPE = re.compile(r"c(\d+)m(\d+)")

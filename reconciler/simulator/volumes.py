@@ -1,5 +1,5 @@
 """Block Storage API v2 (Cinder, as NHN Cloud serves it under `/v2/{tenantId}`): volumes and the
-`os-volume_upload_image` action that images a volume-rooted instance (nhn-cloud-api.md section 3).
+`os-volume_upload_image` action that images a volume-rooted instance.
 
 Imaging an attached (in-use) volume needs `force: true`; NHN allows it while the instance runs, with no
 guarantee of consistency [doc].

@@ -1,5 +1,5 @@
 """The cloud client's image and member operations behave the same against the simulator and a real
-Glance. Where NHN differs from Glance (nhn-cloud-api.md section 2: os_type required, downloads gated),
+Glance. Where NHN differs from Glance (os_type required, downloads gated),
 the backend says so; any other difference is a simulator bug."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`reconciler doctor` against two real Glance 33 servers behind the identity front (design-v2 section 8):
+"""`reconciler doctor` against two real Glance 33 servers behind the identity front:
 it exits 0, lists Glance's two known differences from NHN (no download gating, `os_type` not required)
 as differences, and leaves no scratch image behind, as Glance's own API shows."""
 

@@ -1,4 +1,4 @@
-"""Faults on every path (design.md 4, issue 9): each scenario applies a realistic root through injected
+"""Faults on every path: each scenario applies a realistic root through injected
 faults until it converges, re-running as a user would, then checks the promises: nothing protected
 deleted, nothing unmanaged or another set's touched, one image per identity, nothing declared lost,
 every instance the tool stopped started again, and an empty final plan. Each scenario asserts that its

@@ -1,4 +1,4 @@
-"""Signals (design-v2 section 3, issue 16): the real CLI, as a subprocess, applies a realistic root
+"""Signals: the real CLI, as a subprocess, applies a realistic root
 (tests/safety/signal_root/: a running local-disk instance with `running: stop`, a running volume-rooted
 one, copies to two regions, shares, two strict protect brackets) against a served simulator with 100 ms
 latency, reached as NHN Cloud is (NHN_CLOUD_IDENTITY_URL and the seeded owner's credentials), and is

@@ -1,5 +1,5 @@
 """The simulator's clock (Date headers, timestamps, `POST /_simulator/clock`), deleted-id tombstones in the
-state, the `hold` fault, and the knobs a `doctor` run checks (design-v2 section 8): each knob's default is
+state, the `hold` fault, and the knobs a `doctor` run checks: each knob's default is
 what the reconciler assumes of NHN, and flipping it changes what the API does."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Compute (Nova) and Block Storage (Cinder) over real HTTP: servers, flavors, attachments, stop/start,
-metadata, and the two ways of imaging an instance (nhn-cloud-api.md section 3; research notes)."""
+metadata, and the two ways of imaging an instance."""
 
 from __future__ import annotations
 

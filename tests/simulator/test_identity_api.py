@@ -1,5 +1,5 @@
-"""Identity v2 over real HTTP: tokens, the service catalog, refusals, expiry and version documents
-(nhn-cloud-api.md section 1; research notes Q9 for keystonemiddleware's 401)."""
+"""Identity v2 over real HTTP: tokens, the service catalog, refusals, expiry and version documents, and
+keystonemiddleware's 401."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The simulator's Image API (Glance v2 as NHN Cloud runs it), driven over real HTTP on loopback.
 
-Each test checks one rule from nhn-cloud-api.md section 2 (NHN's documented rules and the upstream Glance
+Each test checks one rule from (NHN's documented rules and the upstream Glance
 behaviour NHN runs) or from the upstream Glance research notes (exact messages). Tests assert the status
 and the part of the message or body a client depends on.
 """
@@ -107,7 +107,7 @@ def accept_share(partner: Api, image_id: str = SHARED_IMAGE) -> None:
 
 
 def test_error_body_is_glance_json_with_html_residue(owner):
-    """nhn-cloud-api.md 2 "Error bodies": with Accept: application/json, Glance answers
+    """Error bodies: with Accept: application/json, Glance answers
     {"message": "...<br /><br />\\n\\n\\n", "code": "403 Forbidden", "title": "Forbidden"}."""
     answer = owner.image("DELETE", f"/v2/images/{PROTECTED_IMAGE}")
     assert answer.status_code == 403
@@ -130,7 +130,7 @@ def test_not_found_error_body_has_string_code(owner):
 
 @pytest.mark.parametrize("accept", [None, "text/html"], ids=["no-accept", "accept-html"])
 def test_error_without_json_accept_is_html(owner, accept):
-    """nhn-cloud-api.md 2: without Accept: application/json Glance sends webob's HTML error page."""
+    """without Accept: application/json Glance sends webob's HTML error page."""
     answer = owner.image("DELETE", f"/v2/images/{PROTECTED_IMAGE}", headers={"Accept": accept})
     assert answer.status_code == 403
     assert answer.headers["Content-Type"].startswith("text/html")
@@ -155,13 +155,13 @@ def test_list_body_shape(owner):
     assert body["first"] == "/v2/images"
     assert "next" not in body  # 4 images, default limit 100
     image = next(i for i in body["images"] if i["id"] == DOWNLOADABLE_IMAGE)
-    # Custom properties are flattened to top-level keys (nhn-cloud-api.md 2, image fields).
+    # Custom properties are flattened to top-level keys.
     assert image["os_type"] == "linux" and image["nhncloud_allow_download"] == "true"
     assert image["self"] == f"/v2/images/{DOWNLOADABLE_IMAGE}"
 
 
 def test_partner_sees_pending_share_only_with_member_status_all(partner):
-    """nhn-cloud-api.md 2 Sharing: a shared image shows in the member's default list only once accepted,
+    """Sharing: a shared image shows in the member's default list only once accepted,
     or when listing with member_status=all."""
     assert SHARED_IMAGE not in list_ids(partner)
     assert PUBLIC_IMAGE in list_ids(partner)
@@ -169,7 +169,7 @@ def test_partner_sees_pending_share_only_with_member_status_all(partner):
 
 
 def test_partner_sees_share_after_accepting(partner):
-    """nhn-cloud-api.md 2 Sharing: after the member sets status accepted, the image is in its default list."""
+    """Sharing: after the member sets status accepted, the image is in its default list."""
     accept_share(partner)
     assert set(list_ids(partner)) == {PUBLIC_IMAGE, SHARED_IMAGE}
 
@@ -288,7 +288,7 @@ def test_sort_by_name(owner):
 
 
 def test_get_unknown_image_is_404(owner):
-    """nhn-cloud-api.md 2: GET of an unknown id is 404."""
+    """GET of an unknown id is 404."""
     assert_glance_error(owner.image("GET", f"/v2/images/{UNKNOWN_ID}"), 404, "No image found with ID")
 
 
@@ -299,13 +299,13 @@ def test_get_image_of_another_project_is_404(outsider):
 
 
 def test_get_returns_the_image_itself(owner):
-    """nhn-cloud-api.md 2: GET returns the image object with no wrapper."""
+    """GET returns the image object with no wrapper."""
     image = get_image(owner, DOWNLOADABLE_IMAGE)
     assert image["id"] == DOWNLOADABLE_IMAGE and image["name"] == "web-base" and image["owner"] == OWNER
 
 
 def test_member_can_get_shared_image(partner, outsider):
-    """nhn-cloud-api.md 2 Sharing: the image is usable by the member project at once (even pending)."""
+    """Sharing: the image is usable by the member project at once (even pending)."""
     assert get_image(partner, SHARED_IMAGE)["id"] == SHARED_IMAGE
     assert get_image(outsider, PUBLIC_IMAGE)["visibility"] == "public"
 
@@ -314,7 +314,7 @@ def test_member_can_get_shared_image(partner, outsider):
 
 
 def test_create_returns_201_queued_owned_by_caller(owner):
-    """nhn-cloud-api.md 2 create: 201, status queued, owner is the token's project, Location header."""
+    """create: 201, status queued, owner is the token's project, Location header."""
     answer = owner.image("POST", "/v2/images", json={"name": "new", "os_type": "linux", "visibility": "private"})
     assert answer.status_code == 201, answer.text
     image = answer.json()
@@ -352,7 +352,7 @@ def test_create_default_visibility_is_shared(owner):
 
 
 def test_create_private_visibility_is_respected(owner):
-    """nhn-cloud-api.md 2 create: visibility private/shared as sent."""
+    """create: visibility private/shared as sent."""
     image = create_image(owner, visibility="private")
     assert image["visibility"] == "private"
     assert get_image(owner, image["id"])["visibility"] == "private"
@@ -376,7 +376,7 @@ def test_create_with_duplicate_id_is_409(owner):
 
 
 def test_patch_with_wrong_content_type_is_415(owner):
-    """nhn-cloud-api.md 2 update: a JSON-patch content type is required; otherwise 415 + Accept-Patch, with
+    """update: a JSON-patch content type is required; otherwise 415 + Accept-Patch, with
     Glance 33's message (webob's explanation, then Glance's reason)."""
     answer = owner.image(
         "PATCH", f"/v2/images/{DOWNLOADABLE_IMAGE}", json=[{"op": "replace", "path": "/name", "value": "x"}]
@@ -389,7 +389,7 @@ def test_patch_with_wrong_content_type_is_415(owner):
 
 
 def test_patch_replace_name_returns_updated_image(owner):
-    """nhn-cloud-api.md 2 update: PATCH returns the updated image."""
+    """update: PATCH returns the updated image."""
     answer = owner.patch_image(DOWNLOADABLE_IMAGE, [{"op": "replace", "path": "/name", "value": "web-base-2"}])
     assert answer.status_code == 200, answer.text
     assert answer.json()["name"] == "web-base-2"
@@ -397,7 +397,7 @@ def test_patch_replace_name_returns_updated_image(owner):
 
 
 def test_patch_add_custom_property(owner):
-    """nhn-cloud-api.md 2 update: `add` sets a custom property (and overwrites an existing one)."""
+    """update: `add` sets a custom property (and overwrites an existing one)."""
     answer = owner.patch_image(DOWNLOADABLE_IMAGE, [{"op": "add", "path": "/reconciler_key", "value": "web"}])
     assert answer.status_code == 200, answer.text
     assert answer.json()["reconciler_key"] == "web"
@@ -481,7 +481,7 @@ def test_delete_protected_image_is_403(owner):
 
 
 def test_unprotect_then_delete(owner):
-    """nhn-cloud-api.md 2: after PATCH protected=false the image deletes (204) and is then 404."""
+    """after PATCH protected=false the image deletes (204) and is then 404."""
     answer = owner.patch_image(PROTECTED_IMAGE, [{"op": "replace", "path": "/protected", "value": False}])
     assert answer.status_code == 200, answer.text
     assert answer.json()["protected"] is False
@@ -526,7 +526,7 @@ def test_strict_mode_allows_unprotecting_then_rename(make_sim):
 
 
 def test_put_and_delete_tag(owner):
-    """nhn-cloud-api.md 2 tags: PUT adds a tag (204), DELETE removes it (204)."""
+    """tags: PUT adds a tag (204), DELETE removes it (204)."""
     path = f"/v2/images/{DOWNLOADABLE_IMAGE}/tags/golden"
     assert owner.image("PUT", path).status_code == 204
     assert get_image(owner, DOWNLOADABLE_IMAGE)["tags"] == ["golden"]
@@ -631,7 +631,7 @@ def test_outsider_cannot_see_members(outsider):
 
 @pytest.mark.parametrize("transfer", ["chunked", "content-length"])
 def test_upload_makes_image_active_with_hashes(owner, transfer):
-    """nhn-cloud-api.md 2 upload: 204; the image goes active with size, checksum (md5) and
+    """upload: 204; the image goes active with size, checksum (md5) and
     os_hash_value (sha512) of the uploaded bytes."""
     data = qcow2_bytes()
     image = create_image(owner)
@@ -649,7 +649,7 @@ def test_upload_makes_image_active_with_hashes(owner, transfer):
 
 
 def test_upload_with_wrong_content_type_is_415(owner):
-    """nhn-cloud-api.md 2 upload: Content-Type must be application/octet-stream; Glance 415 "Invalid content type"
+    """upload: Content-Type must be application/octet-stream; Glance 415 "Invalid content type"
     after webob's explanation."""
     image = create_image(owner)
     answer = upload(owner, image["id"], b"QFI\xfb" + b"\0" * 60, **{"Content-Type": "application/json"})
@@ -658,7 +658,7 @@ def test_upload_with_wrong_content_type_is_415(owner):
 
 
 def test_second_upload_is_409(owner):
-    """nhn-cloud-api.md 2 upload: a second upload to an active image is 409."""
+    """upload: a second upload to an active image is 409."""
     image = create_image(owner)
     assert upload(owner, image["id"], qcow2_bytes()).status_code == 204
     answer = upload(owner, image["id"], b"QFI\xfb" + b"\0" * 60)
@@ -726,7 +726,7 @@ def test_download_of_queued_image_is_204(owner):
 
 
 def test_uploaded_bytes_download_back_identical(owner):
-    """nhn-cloud-api.md 4: the copy path streams download -> upload; uploaded bytes read back unchanged."""
+    """the copy path streams download -> upload; uploaded bytes read back unchanged."""
     data = qcow2_bytes("round-trip")
     image = create_image(owner, nhncloud_allow_download="true")
     assert upload(owner, image["id"], as_stream(data)).status_code == 204
@@ -762,7 +762,7 @@ def test_upload_keeps_bytes_knob_off_changes_checksum(make_sim):
 
 
 def test_uploaded_image_is_saving_until_polled(make_sim):
-    """nhn-cloud-api.md 2 upload: queued -> saving -> active; with image_ready_after_polls=2 the image is
+    """upload: queued -> saving -> active; with image_ready_after_polls=2 the image is
     saving after the upload and active after GET polls."""
     api = owner_api(make_sim(image_ready_after_polls=2))
     image = create_image(api)

@@ -1,5 +1,5 @@
 """The simulator's own machinery over real HTTP: request stats, fault injection, latency with concurrent
-requests, persistence to a state file shared between processes, and deterministic ids (design.md section 6)."""
+requests, persistence to a state file shared between processes, and deterministic ids."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The rules for deleting a killed doctor run's scratch image (design-v2 section 8), one by one."""
+"""The rules for deleting a killed doctor run's scratch image, one by one."""
 
 from __future__ import annotations
 

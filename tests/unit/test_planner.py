@@ -317,7 +317,7 @@ def test_a_root_declaring_one_image_is_not_empty(tmp_path):
     assert [a.id for a in plan.actions] == ["delete:old:KR1"] and plan.refusals == ()
 
 
-# -- temporary names (design-v2 section 3) --------------------------------------------------------
+# -- temporary names --------------------------------------------------------
 
 S = markers.set_token("web")
 K = markers.name_token("web", "web", "KR1")
