@@ -365,10 +365,10 @@ def _plan_options(args: argparse.Namespace, desired: Any, snapshot: Any) -> dict
     }
 
 
-def _show_plan(plan: Any, args: argparse.Namespace, stream: Any) -> None:
+def _show_plan(plan: Any, args: argparse.Namespace, stream: Any, *, applying: bool = False) -> None:
     from reconciler.render.text import colorize, render_text
 
-    text = render_text(plan.to_json()).split("\n", 1)[1]  # the target line was printed already
+    text = render_text(plan.to_json(), applying=applying).split("\n", 1)[1]  # the target line was printed already
     stream.write(colorize(text) if _use_colour(args) and stream is sys.stdout else text)
     stream.flush()
 
@@ -520,7 +520,7 @@ def _run_apply(args: argparse.Namespace, cancellation: Any) -> int:
         snapshot = read_snapshot(client, desired)
         plan = build_plan(desired, snapshot, plan_target, **_plan_options(args, desired, snapshot))
         _stop_if_cancelled(cancellation)
-        _show_plan(plan, args, human)
+        _show_plan(plan, args, human, applying=True)
         if plan.refusals:
             print("Nothing was applied: the plan has refusals.", file=human)
             _json_outcome(args, "refused")
@@ -625,7 +625,7 @@ def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
         fresh = build_plan(desired, snapshot, plan_target, timeout=args.timeout)
         if fresh.refusals:
             # Refusals come from the fresh plan alone: a saved file with its refusals removed changes nothing.
-            _show_plan(fresh, args, human)
+            _show_plan(fresh, args, human, applying=True)
             print("Nothing was applied: the plan has refusals.", file=human)
             _json_outcome(args, "refused")
             return EXIT_REFUSED
@@ -638,7 +638,7 @@ def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
                 hint="the root or the cloud changed since the review: make and review a new plan",
                 details=["differences (saved vs now):", *[f"  {d.line()}" for d in result.differences]],
             )
-        _show_plan(fresh, args, human)
+        _show_plan(fresh, args, human, applying=True)
         for action_id in result.housekeeping:
             print(f"  housekeeping: {action_id} (finishes what an interrupted run of this set left)", file=human)
         for action_id in result.already_done:

@@ -58,6 +58,14 @@ def test_applicable_cases_converge(case, tmp_path, capsys):
     assert (code, again["actions"], again["refusals"]) == (0, [], [])
 
 
+def test_apply_never_says_nothing_was_changed_before_it_changes_things(tmp_path, capsys):
+    root = copy_root("protect-unprotect", tmp_path)
+    assert main(["apply", str(root), "--auto-approve", "--no-color"]) == 0
+    out = capsys.readouterr().out
+    assert "Nothing was changed." not in out and "Nothing was applied" not in out
+    assert "Plan: " in out and "Apply: " in out.split("Plan: ", 1)[1]
+
+
 @pytest.mark.parametrize("case", REFUSED)
 def test_refused_plans_change_nothing(case, tmp_path, capsys):
     root = copy_root(case, tmp_path)

@@ -114,7 +114,9 @@ def _waits(action: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> str:
     return "waits for: " + ", ".join(names) if names else ""
 
 
-def render_text(document: dict[str, Any]) -> str:
+def render_text(document: dict[str, Any], *, applying: bool = False) -> str:
+    """The plan for a terminal. `applying`: apply shows the plan it is about to carry out, so the closing
+    lines that say nothing was changed (true of `plan`) are left out; apply says what it did itself."""
     actions = document["actions"]
     by_id = {a["id"]: a for a in actions}
     info = document["info"]
@@ -154,6 +156,8 @@ def render_text(document: dict[str, Any]) -> str:
     if actions or document["refusals"] or document["warnings"]:
         lines.append("")
     lines.append(summary_line(document))
+    if applying:
+        return "\n".join(lines) + "\n"
     lines.append("Nothing was changed.")
     if document["refusals"]:
         lines.append("This plan cannot be applied until the refusals are resolved.")
