@@ -18,7 +18,7 @@ from typing import Any
 
 from reconciler import __version__
 from reconciler.errors import ReconcilerError, UsageError
-from reconciler.render import DEFAULT_MAX_CHARS
+from reconciler.render import DEFAULT_MAX_CHARS, escape
 
 # Start-up time (issue 10): `reconciler --help` and `reconciler COMMAND --help` build only the parser, so
 # this module imports nothing heavy at the top. Each command imports what it needs when it runs: the cloud
@@ -38,6 +38,17 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_REFUSED = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors that exit 1, like every other error: argparse's own 2 is also what
+    `plan --detailed-exitcode` means by "changes present", so a typo in CI would read as a plan with changes.
+    Subparsers are made of the same class (add_subparsers passes it on)."""
+
+    def error(self, message: str) -> Any:
+        self.print_usage(sys.stderr)
+        # The message quotes what was typed (an unknown option, a bad value): shown, never obeyed by the terminal.
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {escape.text(message)}\n")
 
 
 def _global_options(*, for_subcommand: bool) -> argparse.ArgumentParser:
@@ -82,7 +93,7 @@ def _add_scope(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="reconciler",
         description="Manage NHN Cloud Compute images from Git: plan, review, apply.",
         parents=[_global_options(for_subcommand=False)],
