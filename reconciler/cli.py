@@ -394,15 +394,17 @@ def run_plan(args: argparse.Namespace) -> int:
 
     if args.out is not None:
         _refuse_partial_saved_plans(args, "plan --out")
+        saved_plan.check_destination(args.out)  # before the cloud is read: a typo costs no round trips
     desired, cloud = start_command(args, "plan")
     with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
         snapshot = read_snapshot(client, desired)
     plan = build_plan(desired, snapshot, plan_target, **_plan_options(args, desired, snapshot))
     if args.out is not None:
         saved_plan.save(args.out, plan, cloud)
+        out = escape.text(str(args.out))
         print(
-            f"Saved the plan to {args.out}; apply it with: reconciler apply --plan {args.out} (it runs only if a "
-            "fresh plan still matches it)",
+            f"Saved the plan to {out}; apply it with: reconciler apply --plan {out} (it runs only if a fresh plan "
+            "still matches it)",
             file=sys.stderr,
         )
     if args.format == "json":

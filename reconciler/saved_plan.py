@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, UsageError
 from reconciler.model import CloudTarget
 from reconciler.plan import Plan, Target
+from reconciler.render import escape
 
 log = logging.getLogger(__name__)
 
@@ -67,43 +68,87 @@ def tool_identity() -> dict[str, str | None]:
     return {"version": __version__, "commit": commit}
 
 
+def check_destination(path: Path) -> None:
+    """Where `plan --out` is to write, checked before the cloud is read: an existing file is replaced, but
+    a folder, a path under a file, or a folder that does not exist is refused (a mistyped folder is not
+    created: the plan would be saved where nobody looks for it)."""
+    shown = _shown(path)
+    if path.is_dir():
+        raise UsageError(
+            f"plan --out {shown}: that is a folder", hint=f"name a file in it, e.g. {_shown(path / 'plan.json')}"
+        )
+    folder = path.parent
+    if not folder.is_dir():
+        blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if blocking is not None and not blocking.is_dir():
+            raise UsageError(f"plan --out {shown}: {_shown(blocking)} is a file, not a folder")
+        raise UsageError(
+            f"plan --out {shown}: the folder {_shown(folder)} does not exist", hint="create it first, or fix the path"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"plan --out {shown}: the folder {_shown(folder)} is not writable")
+
+
 def save(path: Path, plan: Plan, cloud: CloudTarget) -> None:
     document = plan.to_json()
     document["saved"] = {"target": saved_target(cloud, plan.target), "tool": tool_identity()}
     _write_json(path, document)
 
 
+def _shown(path: Path) -> str:
+    """A path as messages print it: it may hold any character, and it is not the tool's own text."""
+    return escape.text(str(path))
+
+
+def _read_text(path: Path) -> str:
+    """The saved plan's text, or an error that says in words why it cannot be read."""
+    shown = _shown(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise UsageError(f"apply --plan {shown}: that is a folder, not a saved plan") from None
+    except FileNotFoundError:
+        raise UsageError(f"apply --plan {shown}: no such file", hint="give the file `plan --out` wrote") from None
+    except OSError as err:
+        raise UsageError(f"apply --plan {shown}: cannot read it ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise UsageError(f"apply --plan {shown}: not a saved plan (not UTF-8 text at byte {err.start})") from None
+
+
 def load(path: Path) -> dict[str, Any]:
     """The saved plan, checked against the plan schema (it is a file anyone may have edited): a located
     error for anything else."""
+    text = _read_text(path)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ReconcilerError(f"cannot read the saved plan {path}: {err}") from None
+        document = json.loads(text)
+    except ValueError as err:
+        raise ReconcilerError(f"{_shown(path)} is not a saved plan: not JSON ({err})") from None
     if not isinstance(document, dict) or document.get("format_version") != "1" or "saved" not in document:
-        raise ReconcilerError(f"{path} is not a plan saved by `reconciler plan --out` (format_version 1)")
+        raise ReconcilerError(f"{_shown(path)} is not a plan saved by `reconciler plan --out` (format_version 1)")
     import jsonschema
 
     from reconciler.schemas import load_schema
 
     validator = jsonschema.Draft202012Validator(load_schema("plan"))
-    problems = sorted(
-        f"  {path}: {'/'.join(str(p) for p in error.absolute_path) or '(document)'}: {error.message[:200]}"
-        for error in validator.iter_errors(document)
-    )
+    problems = sorted(_schema_problem(path, error) for error in validator.iter_errors(document))
     saved = document.get("saved")
     if not isinstance(saved, dict) or not isinstance(saved.get("target"), dict):
-        problems.append(f"  {path}: saved/target: missing")
+        problems.append(f"  {_shown(path)}: saved/target: missing")
     ids = [a.get("id") for a in document.get("actions", []) if isinstance(a, dict)]
     for twice in sorted({i for i in ids if ids.count(i) > 1 and isinstance(i, str)}):
-        problems.append(f"  {path}: actions: the id {twice} appears more than once")
+        problems.append(f"  {_shown(path)}: actions: the id {escape.text(twice)} appears more than once")
     if problems:
         raise StalePlanError(
-            f"{path} is not a valid saved plan: nothing was applied",
+            f"{_shown(path)} is not a valid saved plan: nothing was applied",
             hint="make a new plan with `reconciler plan --out`",
             details=problems[:20],
         )
     return document
+
+
+def _schema_problem(path: Path, error: Any) -> str:
+    where = "/".join(escape.text(str(p)) for p in error.absolute_path) or "(document)"
+    return f"  {_shown(path)}: {where}: {escape.text(error.message[:200])}"
 
 
 def check_tool(document: Mapping[str, Any], path: Path) -> None:
@@ -112,21 +157,21 @@ def check_tool(document: Mapping[str, Any], path: Path) -> None:
     now = tool_identity()
     if not isinstance(saved, dict):
         raise StalePlanError(
-            f"{path} was saved by an older reconciler that did not record its version: nothing was applied",
+            f"{_shown(path)} was saved by an older reconciler that did not record its version: nothing was applied",
             hint=f"make a new plan with this reconciler ({_tool_text(now)})",
         )
     if saved.get("version") != now["version"] or saved.get("commit") != now["commit"]:
         raise StalePlanError(
-            f"{path} was saved by reconciler {_tool_text(saved)}; this is reconciler {_tool_text(now)}: nothing "
-            "was applied",
+            f"{_shown(path)} was saved by reconciler {_tool_text(saved)}; this is reconciler {_tool_text(now)}: "
+            "nothing was applied",
             hint="make the plan and apply it with the same reconciler (pin one version in CI)",
         )
 
 
 def _tool_text(tool: Mapping[str, Any]) -> str:
-    version = str(tool.get("version"))
+    version = escape.text(str(tool.get("version")))  # from the saved file: untrusted
     commit = tool.get("commit")
-    return f"{version} (commit {str(commit)[:12]})" if commit else version
+    return f"{version} (commit {escape.text(str(commit)[:12])})" if commit else version
 
 
 def check_target(document: Mapping[str, Any], cloud: CloudTarget, target: Target) -> None:
@@ -134,7 +179,7 @@ def check_target(document: Mapping[str, Any], cloud: CloudTarget, target: Target
     now = saved_target(cloud, target)
     if saved != now:
         differences = [
-            f"  {k}: saved {saved.get(k)!r}, now {now.get(k)!r}"
+            f"  {escape.text(str(k))}: saved {saved.get(k)!r}, now {now.get(k)!r}"
             for k in sorted(set(saved) | set(now))
             if saved.get(k) != now.get(k)
         ]
@@ -171,7 +216,7 @@ class Journal:
                 raise TypeError("not a journal")
             return cls(path, list(done), {str(k): str(v) for k, v in made.items()})
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            log.warning("%s is not a readable journal of this plan: ignored", path)
+            log.warning("%s is not a readable journal of this plan: ignored", _shown(path))
             return cls(path)
 
     def record(self, action_id: str, image_id: str | None, made: bool) -> None:
@@ -182,9 +227,16 @@ class Journal:
 
 
 def _write_json(path: Path, document: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2, ensure_ascii=False)
-        handle.write("\n")
-    os.replace(tmp, path)
+    """Write through a temporary file beside `path`, so a reader never sees half a document; on any failure
+    the temporary file goes too. No folder is created (check_destination refused a missing one)."""
+    tmp: str | None = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except OSError as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise ReconcilerError(f"cannot write {_shown(path)}: {err.strerror or err}") from None
