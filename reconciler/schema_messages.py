@@ -14,7 +14,12 @@ from typing import Any
 
 import jsonschema
 
+from reconciler.render import escape
 from reconciler.yaml_source import DocPath, LocatedDocument, Problem, format_path
+
+# How much of an over-long value a message shows: enough to find it, never the whole value (it may be
+# thousands of characters, and it is not the tool's text).
+SHOWN_PREFIX = 40
 
 # What a pattern stands for, by the $defs name the schemas give it.
 PATTERN_MEANINGS = {
@@ -96,8 +101,10 @@ def _describe(error: jsonschema.ValidationError, doc: LocatedDocument) -> Iterat
             return
     if list(error.absolute_schema_path)[-2:-1] == ["propertyNames"] or "propertyNames" in error.absolute_schema_path:
         key = error.instance
+        # The key is what is wrong here: the path names at most its start, the message says the rest.
+        shown = key[:SHOWN_PREFIX] + "..." if isinstance(key, str) and len(key) > SHOWN_PREFIX else key
         yield Problem(
-            doc.key_location_of(path + (key,)), f"{format_path(path + (key,))}: {_pattern_message(error, key)}"
+            doc.key_location_of(path + (key,)), f"{format_path(path + (shown,))}: {_pattern_message(error, key)}"
         )
         return
     yield Problem(doc.location_of(path), f"{where}: {_message(error, doc, path)}")
@@ -119,10 +126,35 @@ def _parses_as(text: str, expected: Any) -> bool:
 
 
 def _pattern_message(error: jsonschema.ValidationError, value: Any) -> str:
+    if error.validator in ("maxLength", "minLength"):  # of a key, under propertyNames
+        return _length_message(error)
     meaning = PATTERN_MEANINGS.get(str(error.validator_value)) if error.validator == "pattern" else None
     if meaning:
-        return f"{value!r} is not {meaning}"
+        return f"{_quoted(value)} is not {meaning}"
     return error.message
+
+
+def _quoted(value: Any) -> str:
+    """A value as a message quotes it: escaped, and cut to its first SHOWN_PREFIX characters."""
+    if not isinstance(value, str):
+        return repr(value)
+    if len(value) <= SHOWN_PREFIX:
+        return f"'{escape.text(value)}'"
+    return f"'{escape.text(value[:SHOWN_PREFIX])}...'"
+
+
+def _length_message(error: jsonschema.ValidationError) -> str:
+    """jsonschema says "'<the whole value>' is too long": say the limit and the length instead."""
+    limit, value = error.validator_value, error.instance
+    if error.validator == "maxLength":
+        return f"too long: {len(value)} characters, at most {limit} allowed (starts {_quoted(value)})"
+    if error.validator.startswith("min") and limit == 1:
+        return "must not be empty"
+    if error.validator == "minLength":
+        return f"too short: {len(value)} characters, at least {limit} needed"
+    noun = "items" if error.validator.endswith("Items") else "keys"
+    relation = "at most" if error.validator.startswith("max") else "at least"
+    return f"{len(value)} {noun}, {relation} {limit} allowed"
 
 
 def _message(error: jsonschema.ValidationError, doc: LocatedDocument, path: DocPath) -> str:
@@ -140,12 +172,14 @@ def _message(error: jsonschema.ValidationError, doc: LocatedDocument, path: DocP
     if validator == "pattern":
         return _pattern_message(error, value)
     if validator == "enum":
-        return f"{value!r} is not one of: {', '.join(str(v) for v in expected)}"
+        return f"{_quoted(value)} is not one of: {', '.join(str(v) for v in expected)}"
     if validator == "const":
         return f"must be {expected!r}, not {value!r}"
     if validator == "required":
         return error.message.replace("is a required property", "is required")
-    if validator in ("minimum", "maximum", "minLength", "maxLength", "minItems", "uniqueItems"):
+    if validator in ("maxLength", "minLength", "maxItems", "minItems", "maxProperties", "minProperties"):
+        return _length_message(error)
+    if validator in ("minimum", "maximum", "uniqueItems"):
         return error.message
     if validator == "oneOf":
         return _one_of_message(error)

@@ -57,3 +57,31 @@ def test_a_folder_without_reconciler_yaml_is_not_a_root(tmp_path):
 def test_sim_state_names_the_target_it_overrides(tmp_path):
     result = run("--sim-state", str(tmp_path / "other.json"), "validate", str(QUICKSTART))
     assert f"SIMULATOR state {tmp_path / 'other.json'}" in result.stdout.splitlines()[0]
+
+
+def test_too_long_values_give_the_limit_and_the_length_not_the_whole_value(tmp_path):
+    """Issue 17: jsonschema's "'<the whole value>' is too long" named neither the limit nor the length."""
+    root = tmp_path / "root"
+    shutil.copytree(QUICKSTART, root)
+    long_key = "k" * 300
+    (root / "images" / "web.yaml").write_text(
+        "version: 1\nimages:\n  web:\n    source: {instance: x}\n"
+        f"    description: {'d' * 290}TAIL\n"
+        f"    properties: {{{long_key}: v}}\n"
+    )
+    result = run("validate", str(root))
+    assert result.returncode == 1
+    assert "TAIL" not in result.stderr and long_key not in result.stderr, result.stderr
+    assert (
+        f"images.web.description: too long: 294 characters, at most 255 allowed (starts '{'d' * 40}...')"
+        in result.stderr
+    ), result.stderr
+    assert f"too long: 300 characters, at most 255 allowed (starts '{'k' * 40}...')" in result.stderr
+
+
+def test_a_quoted_value_is_escaped_and_cut():
+    from reconciler.schema_messages import _quoted
+
+    assert _quoted("web\x1b[2J\n- delete x") == "'web\\x1b[2J\\x0a- delete x'"
+    assert _quoted("\u202e" + "z" * 100) == "'\\u202e" + "z" * 39 + "...'"
+    assert _quoted(3) == "3"
