@@ -23,7 +23,7 @@ from reconciler.lock_claims import claim_of, is_bookkeeping, iso
 from reconciler.model import CopySpec, DesiredState, ImageSpec
 from reconciler.ownership import Ownership, classify
 from reconciler.plan import Action, Change, Dependency, Finding, Plan, Reason, Target
-from reconciler.snapshot import Snapshot
+from reconciler.snapshot import UUID, Snapshot
 
 # Where an action kind falls in "make before break": lower runs first among ready ones.
 RANK = {
@@ -45,7 +45,7 @@ CREATING = frozenset({"queued", "saving"})
 # apply's --timeout default: a create running longer than this has failed (plan uses the default).
 DEFAULT_TIMEOUT_S = 3600.0
 BASE_IMAGE_DATE = re.compile(r"\((\d{4})\.(\d{2})\.(\d{2})\)")
-VERSION_LIKE = re.compile(r"\d")
+VERSION_LIKE = re.compile(r"\d+")
 TRUE, FALSE = "true", "false"
 
 
@@ -131,6 +131,8 @@ class _ImageState:
     visibility: str
     download: str | None
     last: _Built | None = None  # the latest action that changes it: the next one waits for it
+    # The adopt that marks it, which also carries its declared fields (one PATCH); None when not adopted.
+    adopt: _Built | None = None
 
     @property
     def ref(self) -> str:
@@ -176,6 +178,8 @@ class _Planner:
         self.finishable: dict[str, list[Image]] = defaultdict(list)
         self.leftovers: list[_Built] = []
         self.moved_from = {spec.moved_from for spec in desired.images if spec.moved_from}
+        # The name each planned image will have, by (region, name): (key, whether it is a new name, where).
+        self.names: dict[tuple[str, str], list[tuple[str, bool, str | None]]] = defaultdict(list)
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -217,6 +221,7 @@ class _Planner:
         self._sort_temporary()
         for spec in in_scope:
             self._plan_image(spec)
+        self._name_warnings()
         for spec in in_scope:
             self._restart_left_stopped(spec)
         if self.scope.partial:
@@ -325,23 +330,48 @@ class _Planner:
     # -- guards -----------------------------------------------------------------------------------
 
     def _renamed_set_guard(self) -> None:
+        """A set with no live image whose declared keys exist under one other set was most likely renamed
+        (docs/safety.md): refused when at least two of its keys exist live and all of them under one other
+        set; a key that merely shares its name with another set's (sets are namespaces) is warned."""
         if self.own.has_any_image():
             return
-        # Keys adopted with takeover are claimed deliberately: they do not count.
-        keys_at_stake = {spec.key for spec in self.desired.images if not (spec.source.image and spec.source.takeover)}
-        holders = {s for s, keys in self.own.other_sets.items() if keys_at_stake & set(keys)}
-        if len(holders) == 1:
-            other = holders.pop()
-            keys = sorted(keys_at_stake & set(self.own.other_sets[other]))
-            verb = "exist" if len(keys) > 1 else "exists"
+        # Keys adopted with takeover are claimed deliberately, and keys outside the scope are not planned:
+        # neither counts.
+        at_stake = {
+            spec.key
+            for spec in self.desired.images
+            if spec.key in self.scope and not (spec.source.image and spec.source.takeover)
+        }
+        holders: dict[str, set[str]] = defaultdict(set)  # live declared key -> the other sets holding it
+        for other, keys in self.own.other_sets.items():
+            for key in at_stake & set(keys):
+                holders[key].add(other)
+        if not holders:
+            return
+        common = set.intersection(*holders.values())
+        if len(holders) >= 2 and common:
+            other = min(common)
+            keys = ", ".join(sorted(holders))
             self.refuse(
                 "renamed_set",
                 None,
                 None,
-                f"set {self.set} has no image yet, but {', '.join(keys)} {verb} under set {other}: "
-                f"these keys belong to set {other}",
+                f"set {self.set} has no image yet, but {keys} exist under set {other}: these keys belong to set "
+                f"{other}",
                 f"rename the set back to {other}, or adopt the images with source.image and takeover: true",
                 self.desired.root.set_source,
+            )
+            return
+        specs = {spec.key: spec for spec in self.desired.images}
+        for key, sets in sorted(holders.items()):
+            spec = specs.get(key)
+            self.warn(
+                "key_in_other_set",
+                key,
+                spec.region if spec is not None else None,
+                f"set {self.set} has no image yet, and {key} also exists under set {', '.join(sorted(sets))}: "
+                f"sets are namespaces, so this set makes its own {key} (if the set was renamed, rename it back)",
+                _src(spec) if spec is not None else None,
             )
 
     def _empty_root_guard(self) -> bool:
@@ -409,6 +439,7 @@ class _Planner:
         home = self._find_home(spec)
         if home is None:
             return  # refused, or nothing can be planned for it
+        self._name_of(spec, home, self._home_name(spec, home), "name")
         self._compare_fields(spec, home)
         self._plan_copies(spec, home)
         self._plan_sharing(spec, home, spec.share)
@@ -516,8 +547,48 @@ class _Planner:
                 adopt.changes[name] = Change(original.properties.get(name), value)
         adopt.changes["name"] = Change(original.name, spec.display_name)
         adopt.expects[state.ref] = {"status": "active", "name": original.name}
-        state.last = adopt
+        state.last = state.adopt = adopt
         return state
+
+    # -- names ----------------------------------------------------------------
+
+    def _name_of(self, spec: ImageSpec, state: _ImageState, name: str, field_path: str) -> None:
+        """Remember the name this key's image in `state.region` will have (new: made, or renamed, here)."""
+        new = state.live is None or state.live.name != name
+        where = _src(spec, field_path) if spec.location(field_path) else _src(spec, "name")
+        self.names[(state.region, name)].append((spec.key, new, where))
+
+    def _name_warnings(self) -> None:
+        """Names that do not tell images apart in the console or an image list: two keys of this set with one
+        name in one region, and an image that gets the name of an unmanaged one."""
+        unmanaged: dict[tuple[str, str], list[Image]] = defaultdict(list)
+        for image in self.own.unmanaged:
+            if image.name:
+                unmanaged[(image.region, image.name)].append(image)
+        for (region, name), holders in sorted(self.names.items()):
+            keys = sorted({key for key, _, _ in holders})
+            first, _, where = min(holders)
+            if len(keys) > 1:
+                self.warn(
+                    "duplicate_name",
+                    first,
+                    region,
+                    f"{_and(keys)} share the name {_quoted(name)} in {region}: the console and image lists cannot "
+                    "tell them apart (give each key its own name)",
+                    where,
+                )
+            for key, new, where in sorted(holders):
+                others = unmanaged.get((region, name), [])
+                if new and others:
+                    ids = ", ".join(sorted(i.id for i in others))
+                    self.warn(
+                        "unmanaged_same_name",
+                        key,
+                        region,
+                        f"{key} gets the name {_quoted(name)}, which an image this set does not manage already has "
+                        f"in {region} ({ids}): the two cannot be told apart by name (give {key} another name)",
+                        where,
+                    )
 
     # -- temporary names ------------------------------------------------------
 
@@ -707,6 +778,12 @@ class _Planner:
         recorded = live.properties.get(markers.SOURCE)
         if not isinstance(recorded, str):
             return  # unknown, and not drift
+        instance = spec.source.instance
+        gone = instance is not None and self.snapshot.servers.get((spec.region, instance)) is None
+        if gone and recorded.startswith("instance:") and not UUID.match(instance or ""):
+            # The instance named is gone (deleted after imaging, as often): its name can no longer be told
+            # from the id recorded, and a declaration nobody changed is no change.
+            return
         declared = self._declared_source(spec)
         same_instance = (
             spec.source.instance is not None
@@ -790,13 +867,21 @@ class _Planner:
             if isinstance(owner_set, str) and owner_set != self.set
             else f"adopts image {image_id} ({owned.name})"
         )
-        adopt = self.add("adopt", spec.key, spec.region, Reason("adopt", reason, source), owned.id)
-        for name, value in ((markers.SET, self.set), (markers.KEY, spec.key), (markers.SOURCE, f"image:{image_id}")):
-            if owned.properties.get(name) != value:
-                adopt.changes[name] = Change(owned.properties.get(name), value)
-        adopt.expects[state.ref] = {"status": owned.status, markers.SET: owner_set, markers.KEY: owner_key}
-        state.last = adopt
+        marks = {
+            name: Change(owned.properties.get(name), value)
+            for name, value in ((markers.SET, self.set), (markers.KEY, spec.key), (markers.SOURCE, f"image:{image_id}"))
+            if owned.properties.get(name) != value
+        }
+        # Bracketed like any PATCH under protected_patch: strict (a protected image refuses the marking).
+        adopt = self._patch(spec, state, "adopt", "", marks, Reason("adopt", reason, source), label="adopt")
+        self._adopt_expects(adopt, state, {"status": owned.status, markers.SET: owner_set, markers.KEY: owner_key})
+        state.adopt = adopt
         return state
+
+    def _adopt_expects(self, adopt: _Built, state: _ImageState, expects: dict[str, Any]) -> None:
+        """An adopt expects what it read of the image, and inside a strict bracket to find it unprotected."""
+        bracketed = self.strict and state.protected
+        adopt.expects[state.ref] = {**expects, "protected": False} if bracketed else dict(expects)
 
     # -- create from an instance ------------------------------------------------------------------
 
@@ -1039,14 +1124,16 @@ class _Planner:
             want("min_ram", live.min_ram if live else None, spec.min_ram)
         if spec.download is not None:
             want(markers.DOWNLOAD_FLAG, props.get(markers.DOWNLOAD_FLAG), _bool_text(spec.download))
-        if spec.properties is not None:
-            for prop, value in sorted(spec.properties.items()):
-                want(prop, props.get(prop), value)
-            for prop in markers.managed_props(props):
-                if prop not in spec.properties and prop in props:
-                    changes[prop] = Change(props[prop], None)
-            managed = ",".join(sorted(spec.properties)) or None
-            want(markers.PROPS, props.get(markers.PROPS), managed)
+        # Properties: the keys the tool set before (its reconciler_props marker) and now absent go, also
+        # when the whole block went; others are left alone.
+        declared = spec.properties or {}
+        for prop, value in sorted(declared.items()):
+            want(prop, props.get(prop), value)
+        for prop in markers.managed_props(props):
+            if prop not in declared and prop in props:
+                changes[prop] = Change(props[prop], None)
+        if spec.properties is not None or markers.PROPS in props:
+            want(markers.PROPS, props.get(markers.PROPS), ",".join(sorted(declared)) or None)
         return changes
 
     def _compare_fields(self, spec: ImageSpec, state: _ImageState) -> None:
@@ -1055,8 +1142,8 @@ class _Planner:
         if live is not None and markers.token_of(live.name) and name is None and state.last is None:
             name = spec.display_name  # finish a create that set its markers but not its final name
         changes = self._wanted_changes(spec, state, name=name)
-        if state.made_by is not None or (state.last is not None and state.last.kind == "adopt"):
-            target = state.made_by or state.last
+        if state.made_by is not None or state.adopt is not None:
+            target = state.made_by or state.adopt
             assert target is not None
             # A new or adopted image gets its managed fields in the same call that marks it.
             target.changes.update({k: v for k, v in changes.items() if k not in target.changes})
@@ -1064,11 +1151,7 @@ class _Planner:
             return
         if not changes:
             return
-        if (
-            "name" in changes
-            and VERSION_LIKE.search(str(changes["name"].before or ""))
-            and VERSION_LIKE.search(str(changes["name"].after))
-        ):
+        if "name" in changes and _looks_like_a_version_bump(changes["name"].before, changes["name"].after):
             self.warn(
                 "version_rename",
                 spec.key,
@@ -1113,20 +1196,23 @@ class _Planner:
         reason: Reason,
         *,
         compensates: str | None = None,
+        label: str | None = None,
     ) -> _Built:
-        """One PATCH group; in strict mode, bracketed unprotect -> PATCH -> protect on a protected image."""
+        """One PATCH group; in strict mode, bracketed unprotect -> PATCH -> protect on a protected image.
+        `label` names the bracket's actions (`unprotect:<key>:<region>:<label>`; default: the phase, else
+        "update")."""
         bracket = self.strict and state.protected
+        label = label or phase or "update"
+        what = "the update" if label == "update" else ("the adoption" if label == "adopt" else label)
         opening = None
         if bracket:
             opening = self.add(
                 "unprotect",
                 spec.key,
                 state.region,
-                Reason(
-                    "strict_bracket", f"protected_patch: strict: unprotect for {phase or 'the update'}", reason.source
-                ),
+                Reason("strict_bracket", f"protected_patch: strict: unprotect for {what}", reason.source),
                 state.image_id,
-                suffix=phase or "update",
+                suffix=label,
             )
             opening.changes["protected"] = Change(True, False)
             opening.after(state.last, "the image must exist and earlier changes be done")
@@ -1154,11 +1240,11 @@ class _Planner:
                 state.region,
                 Reason(
                     "strict_bracket",
-                    f"protected_patch: strict: protect again after {phase or 'the update'} (runs even if it failed)",
+                    f"protected_patch: strict: protect again after {what} (runs even if it failed)",
                     reason.source,
                 ),
                 state.image_id,
-                suffix=phase or "update",
+                suffix=label,
                 compensates=(opening.id if opening else None),
             )
             closing.changes["protected"] = Change(False, True)
@@ -1196,11 +1282,20 @@ class _Planner:
                 copy_actions.append(action)
             if state is not None:
                 copy_states[region] = state
+                self._name_of(spec, state, self._copy_name(spec, home, copy), f"copies.{region}")
         # Live copies of this key in regions no longer declared: deletion candidates.
         for region in sorted(self.copy_regions.get(spec.key, set()) - set(declared)):
             for live in self.own.copies[(spec.key, region)]:
                 if live.id not in self.handled:
-                    self._delete_left(spec.key, live, f"copy region {region} is no longer declared for {spec.key}")
+                    self._delete_left(
+                        spec.key,
+                        live,
+                        f"copy region {region} is no longer declared for {spec.key}",
+                        # The key's `protected` covers its home image too: only a per-copy override
+                        # unprotects this copy alone (and lets it go).
+                        unprotect_hint=f"declare the copy again as copies: [{{region: {region}, protected: false}}] "
+                        f"on {spec.key} (next to its other copies), apply; then remove it from copies and apply",
+                    )
         if copy_actions:
             self._download_dance(spec, home, copy_actions)
         else:
@@ -1213,16 +1308,24 @@ class _Planner:
                 spec, state, protected, field_path=f"copies.{region}" if copy.protected is not None else "protected"
             )
 
+    @staticmethod
+    def _home_name(spec: ImageSpec, home: _ImageState) -> str:
+        """The name the home image will have: the declared one, else its live name (left alone), else the key."""
+        live = home.live
+        if spec.name is None and live is not None and live.name and not markers.token_of(live.name):
+            return live.name
+        return spec.display_name
+
+    def _copy_name(self, spec: ImageSpec, home: _ImageState, copy: CopySpec) -> str:
+        """Default: the home image's name, as it is or will be."""
+        return copy.name or self._home_name(spec, home)
+
     def _plan_copy(
         self, spec: ImageSpec, home: _ImageState, copy: CopySpec
     ) -> tuple[_ImageState | None, _Built | None]:
         region = copy.region
         source = _src(spec, f"copies.{region}")
-        # Default: the home image's name, as it is or will be.
-        home_name = spec.name or (
-            home.live.name if home.live is not None and not markers.token_of(home.live.name) else None
-        )
-        name = copy.name or home_name or spec.display_name
+        name = self._copy_name(spec, home, copy)
         live_copies = [i for i in self.own.copies.get((spec.key, region), []) if i.id not in self.handled]
         replace_reason = None
         live = live_copies[0] if live_copies else None
@@ -1380,24 +1483,22 @@ class _Planner:
             )
             return None, None
         state = self._state_of(spec, owned)
-        adopt = self.add(
-            "adopt",
-            spec.key,
-            region,
-            Reason("adopt_copy", f"adopts {owned.id} as the copy in {region}", source),
-            owned.id,
-        )
-        for marker, value in ((markers.SET, self.set), (markers.KEY, spec.key), (markers.COPY_OF, home.image_id)):
-            if owned.properties.get(marker) != value:
-                adopt.changes[marker] = Change(owned.properties.get(marker), value)
-        adopt.after(home.made_by, "the home image must exist")
-        adopt.expects[state.ref] = {"status": owned.status}
+        marks = {
+            marker: Change(owned.properties.get(marker), value)
+            for marker, value in ((markers.SET, self.set), (markers.KEY, spec.key), (markers.COPY_OF, home.image_id))
+            if owned.properties.get(marker) != value
+        }
         # The adopted copy gets the declared fields in the same call that marks it, as a home image does.
         home_name = spec.name or (home.live.name if home.live is not None else None)
         changes = self._wanted_changes(spec, state, name=copy.name or home_name or spec.display_name)
         changes.pop(markers.DOWNLOAD_FLAG, None)
-        adopt.changes.update({k: v for k, v in changes.items() if k not in adopt.changes})
-        state.last = adopt
+        marks.update({k: v for k, v in changes.items() if k not in marks})
+        reason = Reason("adopt_copy", f"adopts {owned.id} as the copy in {region}", source)
+        # Bracketed like any PATCH under protected_patch: strict (a protected copy refuses the marking).
+        adopt = self._patch(spec, state, "adopt", "", marks, reason, label="adopt")
+        adopt.after(home.made_by, "the home image must exist")
+        self._adopt_expects(adopt, state, {"status": owned.status})
+        state.adopt = adopt
         return state, None
 
     def _download_dance(self, spec: ImageSpec, home: _ImageState, copies: list[_Built]) -> None:
@@ -1466,11 +1567,13 @@ class _Planner:
     # -- sharing ----------------------------------------------------------------------------------
 
     def _plan_sharing(self, spec: ImageSpec, state: _ImageState, share: tuple[str, ...] | None) -> None:
-        if share is None:
-            return  # absent: members left alone
         live_members = {m.member_id: m for m in self.snapshot.members.get(state.image_id or "", ())}
-        wanted = set(share)
         source = _src(spec, "share")
+        if share is None:
+            self._warn_rejected(spec, state, live_members, set(live_members), source)
+            return  # absent: members left alone
+        wanted = set(share)
+        self._warn_rejected(spec, state, live_members, wanted, source)
         for member_id in sorted(wanted & set(live_members)):
             if live_members[member_id].status == "pending":
                 self.pending.append({"key": spec.key, "region": state.region, "member": member_id})
@@ -1549,6 +1652,27 @@ class _Planner:
                 del update
             state.visibility = "private"
 
+    def _warn_rejected(
+        self,
+        spec: ImageSpec,
+        state: _ImageState,
+        live_members: Mapping[str, Any],
+        kept: set[str],
+        source: str | None,
+    ) -> None:
+        """A member that rejected the share (only it can change its status): the owner's plan says so,
+        for every member that stays."""
+        for member_id in sorted(kept & set(live_members)):
+            if live_members[member_id].status == "rejected":
+                self.warn(
+                    "share_rejected",
+                    spec.key,
+                    state.region,
+                    f"project {member_id} rejected the share: the image is not in its image list (only that "
+                    "project can accept it; remove it from share if it is no longer meant to use it)",
+                    source,
+                )
+
     # -- protection -------------------------------------------------------------------------------
 
     def _plan_protection(
@@ -1582,7 +1706,8 @@ class _Planner:
 
     # -- deletions and leftovers ------------------------------------------------------------------
 
-    def _delete_left(self, key: str, live: Image, why: str) -> None:
+    def _delete_left(self, key: str, live: Image, why: str, *, unprotect_hint: str | None = None) -> None:
+        """`unprotect_hint`: how to unprotect it when it is protected (default: the key's `protected`)."""
         self.handled.add(live.id)
         if live.id in self.referenced:
             return
@@ -1592,7 +1717,7 @@ class _Planner:
                 key,
                 live.region,
                 f"{live.name} ({live.id}) is protected and no longer declared: it will not be deleted",
-                f"set protected: false on {key}, apply; then remove it and apply",
+                unprotect_hint or f"set protected: false on {key}, apply; then remove it and apply",
                 None,
             )
             return
@@ -1639,8 +1764,20 @@ def _describe_changes(changes: Mapping[str, Change]) -> str:
     return "; ".join(parts) or "markers"
 
 
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _quoted(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _looks_like_a_version_bump(before: Any, after: Any) -> bool:
+    """A rename whose version numbers changed (web-base-v1 -> web-base-v2, web-2026-11 -> web-2026-12): a new
+    build under the same key, which a rename would misrepresent. A rename that keeps every number and
+    changes only words (web-2026-12 -> web-base-2026-12) is only a rename."""
+    old, new = VERSION_LIKE.findall(str(before or "")), VERSION_LIKE.findall(str(after or ""))
+    return bool(old) and bool(new) and [n.lstrip("0") for n in old] != [n.lstrip("0") for n in new]
 
 
 def _made_from(image: Image, server: Server | None) -> bool:

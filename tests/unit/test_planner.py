@@ -16,7 +16,7 @@ import pytest
 
 from reconciler import markers
 from reconciler.cloud.model import Image, Member, Server, parse_server_time
-from reconciler.plan import Target
+from reconciler.plan import Change, Target
 from reconciler.planner import build_plan
 from reconciler.snapshot import Snapshot
 from reconciler.validate import load_desired_state
@@ -477,3 +477,175 @@ def test_deleting_a_leftover_is_housekeeping_unless_it_is_active(tmp_path, statu
     (delete,) = build_plan(state, snap, TARGET).actions
     assert (delete.reason.code, delete.expects[f"KR1/{stray.id}"]["status"]) == ("leftover", status)
     assert is_housekeeping(delete, set()) is housekeeping
+
+
+# -- issue 17: what a hostile review found ---------------------------------------------------------
+
+
+def other_set(image_id: str, key: str, set_name: str = "web-old") -> Image:
+    return image(image_id, name=key, reconciler_set=set_name, reconciler_key=key, reconciler_source="instance:s1")
+
+
+def codes(findings) -> list[str]:
+    return [f.code for f in findings if f.code != "linux_machine_id"]
+
+
+def test_a_protected_copy_left_out_of_copies_is_refused_with_the_per_copy_override_as_the_hint(tmp_path):
+    home = managed(HOME, name="web-2026-12", protected=True)
+    copy = managed(COPY, region="JP1", name="web-2026-12", protected=True, props={"reconciler_copy_of": HOME})
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  protected: true\n")
+    (refusal,) = build_plan(state, snapshot(home, copy), TARGET).refusals
+    assert (refusal.code, refusal.region) == ("protected_undeclared", "JP1")
+    assert "copies: [{region: JP1, protected: false}] on web" in refusal.hint
+    assert "set protected: false on web" not in refusal.hint  # that unprotects the home image, not the copy
+    # Following the hint unprotects the copy alone; then leaving it out deletes it.
+    state = desired(
+        tmp_path,
+        f"web:\n  source: {{image: {HOME}}}\n  protected: true\n  copies: [{{region: JP1, protected: false}}]\n",
+    )
+    plan = build_plan(state, snapshot(home, copy), TARGET)
+    assert ([a.id for a in plan.actions], plan.refusals) == (["unprotect:web:JP1"], ())
+
+
+@pytest.mark.parametrize("copy_too", [False, True])
+def test_under_strict_protection_adopting_a_protected_image_is_bracketed(tmp_path, copy_too):
+    copies = f"  copies: [{{region: JP1, image: {COPY}}}]\n" if copy_too else ""
+    state = desired(
+        tmp_path, f"web:\n  source: {{image: {HOME}}}\n  name: web-lts\n  protected: true\n{copies}", strict=True
+    )
+    live = [image(HOME, protected=True)] + ([image(COPY, "JP1", protected=True)] if copy_too else [])
+    plan = build_plan(state, snapshot(*live), TARGET)
+    by_id = {a.id: a for a in plan.actions}
+    regions = ("KR1", "JP1") if copy_too else ("KR1",)
+    assert set(by_id) == {f"{kind}:web:{r}{suffix}" for r in regions for kind, suffix in
+                          (("unprotect", ":adopt"), ("adopt", ""), ("protect", ":adopt"))}  # fmt: skip
+    for region, ref in zip(regions, (f"KR1/{HOME}", f"JP1/{COPY}"), strict=False):
+        adopt = by_id[f"adopt:web:{region}"]
+        assert [d.id for d in adopt.depends_on] == [f"unprotect:web:{region}:adopt"]
+        assert adopt.expects[ref]["protected"] is False
+        assert adopt.changes["name"].after == "web-lts"  # the declared fields still go in the adopt's one PATCH
+        closing = by_id[f"protect:web:{region}:adopt"]
+        assert closing.details["compensates"] == f"unprotect:web:{region}:adopt"
+        assert [d.id for d in closing.depends_on] == [f"adopt:web:{region}"]
+    assert plan.refusals == ()
+
+
+def test_permissive_adoption_of_a_protected_image_is_one_adopt_as_before(tmp_path):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  protected: true\n")
+    (adopt,) = build_plan(state, snapshot(image(HOME, protected=True)), TARGET).actions
+    assert adopt.id == "adopt:web:KR1" and "protected" not in adopt.expects[f"KR1/{HOME}"]
+
+
+@pytest.mark.parametrize("block", ["", "  properties: {}\n"])
+def test_removing_the_properties_block_removes_the_keys_the_tool_set(tmp_path, block):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n{block}")
+    live = managed(HOME, props={"login_username": "ubuntu", "team": "web", "reconciler_props": "login_username"})
+    (update,) = build_plan(state, snapshot(live), TARGET).actions
+    assert update.changes == {
+        "login_username": Change("ubuntu", None),
+        "reconciler_props": Change("login_username", None),
+    }  # fmt: skip
+    # team, which the tool never set, is left alone.
+
+
+def test_without_a_properties_block_or_a_marker_properties_are_left_alone(tmp_path):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n")
+    assert build_plan(state, snapshot(managed(HOME, props={"login_username": "ubuntu"})), TARGET).actions == ()
+
+
+TWO_KEYS = "web:\n  source: {instance: web-golden-01}\napi:\n  source: {instance: web-golden-01}\n"
+
+
+@pytest.mark.parametrize(
+    ("live", "excludes", "refused", "warned"),
+    [
+        pytest.param([("web", "web-old")], (), False, ["web"], id="one shared key: a warning"),
+        pytest.param([("web", "web-old"), ("api", "web-old")], (), True, [], id="exactly two keys of one set"),
+        pytest.param([("web", "web-old"), ("api", "data")], (), False, ["api", "web"], id="keys of two sets"),
+        pytest.param([("web", "web-old"), ("api", "web-old")], ("api",), False, ["web"], id="one of two excluded"),
+        pytest.param([("web", "web-old"), ("web", "data"), ("api", "data")], (), True, [], id="all under data"),
+    ],
+)
+def test_renamed_set_needs_two_live_keys_all_of_one_other_set(tmp_path, live, excludes, refused, warned):
+    state = desired(tmp_path, TWO_KEYS)
+    images = [other_set(f"00000000-0000-4000-8000-00000000001{i}", k, s) for i, (k, s) in enumerate(live)]
+    plan = build_plan(state, with_servers(snapshot(*images), VOLUME_SERVER), TARGET, excludes=frozenset(excludes))
+    assert ("renamed_set" in codes(plan.refusals)) is refused
+    assert sorted(w.key for w in plan.warnings if w.code == "key_in_other_set") == warned
+
+
+def test_a_set_with_a_live_image_is_no_renamed_set_and_warns_nothing(tmp_path):
+    state = desired(tmp_path, TWO_KEYS)
+    images = [
+        managed(HOME, key="web", props={"reconciler_source": "instance:s1"}),
+        other_set(COPY, "web"),
+        other_set("00000000-0000-4000-8000-000000000003", "api"),
+    ]
+    plan = build_plan(state, with_servers(snapshot(*images), VOLUME_SERVER), TARGET)
+    assert codes(plan.refusals) == [] and codes(plan.warnings) == []
+
+
+@pytest.mark.parametrize(
+    ("declared", "servers", "warned"),
+    [
+        pytest.param("web-golden-01", (), False, id="the named instance was deleted after imaging"),
+        pytest.param("web-golden-01", (VOLUME_SERVER,), False, id="the named instance is the one imaged"),
+        pytest.param("00000000-0000-4000-8000-0000000000aa", (), True, id="another instance, by id"),
+    ],
+)
+def test_a_deleted_source_instance_is_no_create_time_change(tmp_path, declared, servers, warned):
+    state = desired(tmp_path, f"web:\n  source: {{instance: {declared}}}\n")
+    live = managed(HOME, props={"reconciler_source": "instance:s1"})
+    plan = build_plan(state, with_servers(snapshot(live), *servers), TARGET)
+    assert plan.actions == ()
+    assert ("create_time_field" in codes(plan.warnings)) is warned
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "warned"),
+    [
+        ("web-2026-12", "web-base-2026-12", False),
+        ("web-2026-11", "web-2026-12", True),
+        ("ubuntu-22.04", "ubuntu-lts-22.04", False),
+        ("web-v1", "web-v01", False),
+        ("web-v1", "web-v1-v2", True),
+    ],
+)
+def test_version_rename_fires_only_when_a_version_number_changes(tmp_path, before, after, warned):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  name: {after}\n")
+    plan = build_plan(state, snapshot(managed(HOME, name=before)), TARGET)
+    assert ("version_rename" in codes(plan.warnings)) is warned
+
+
+def test_two_keys_named_alike_in_one_region_are_warned(tmp_path):
+    other = "00000000-0000-4000-8000-000000000003"
+    manifest = f"web:\n  source: {{image: {HOME}}}\n  name: base\napi:\n  source: {{image: {other}}}\n  name: base\n"
+    plan = build_plan(desired(tmp_path, manifest), snapshot(managed(HOME), managed(other, key="api")), TARGET)
+    (warning,) = [w for w in plan.warnings if w.code == "duplicate_name"]
+    assert (warning.key, warning.region) == ("api", "KR1") and "api and web" in warning.message
+    # A copy in JP1 under the same name is another region: no warning there.
+    manifest = f"web:\n  source: {{image: {HOME}}}\n  name: base\n  copies: [{{region: JP1, name: other}}]\n"
+    manifest += f"api:\n  source: {{image: {other}}}\n  name: other\n"
+    plan = build_plan(desired(tmp_path, manifest), snapshot(managed(HOME), managed(other, key="api")), TARGET)
+    assert "duplicate_name" not in codes(plan.warnings)
+
+
+def test_a_new_image_named_like_an_unmanaged_one_is_warned_once(tmp_path):
+    bystander = image(COPY, name="web")
+    state = desired(tmp_path, "web:\n  source: {instance: web-golden-01}\n")
+    plan = build_plan(state, with_servers(snapshot(bystander), VOLUME_SERVER), TARGET)
+    (warning,) = [w for w in plan.warnings if w.code == "unmanaged_same_name"]
+    assert warning.key == "web" and COPY in warning.message
+    # Once made, the name is no longer new: no warning on every later plan.
+    made = managed(HOME, name="web", props={"reconciler_source": "instance:s1"})
+    plan = build_plan(state, with_servers(snapshot(bystander, made), VOLUME_SERVER), TARGET)
+    assert codes(plan.warnings) == []
+
+
+@pytest.mark.parametrize(("share", "warned"), [(f"  share: [{PARTNER}]\n", True), ("", True), ("  share: []\n", False)])
+def test_a_partner_that_rejected_the_share_is_warned_unless_it_is_being_removed(tmp_path, share, warned):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n{share}")
+    live = managed(HOME, visibility="shared")
+    plan = build_plan(state, snapshot(live, members={HOME: (Member(HOME, PARTNER, "rejected"),)}), TARGET)
+    assert ("share_rejected" in codes(plan.warnings)) is warned
+    assert plan.to_json()["info"]["pending_members"] == []
