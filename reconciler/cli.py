@@ -784,6 +784,10 @@ def _configure_logging(verbosity: int) -> None:
 
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    # urllib3 warns on each retry of a dropped connection ("Retrying (Retry(total=...)) after connection
+    # broken by ..."): the transport retries by design, and what still fails after the retries the tool
+    # reports itself. Those lines are for -v; without it they read like a failure of a run that succeeded.
+    logging.getLogger("urllib3").setLevel(logging.NOTSET if verbosity > 0 else logging.ERROR)
 
 
 def entry() -> None:
