@@ -350,3 +350,54 @@ def test_on_the_volume_path_the_search_goes_on_while_the_volume_is_uploading(tmp
         report = Applier(client, plan, clock=clock.now, sleep=clock.sleep, timeout=120).run()
         create = next(r for r in report.results if r.action.kind == "create")
         assert create.status == FAILED and len(clock.slept) == searches, (create.message, clock.slept)
+
+
+# -- issue 17: what a hostile review found ---------------------------------------------------------
+
+
+def test_following_the_protected_copy_hint_lifts_the_refusal(tmp_path, capsys):
+    """A protected copy left out of copies: is refused; the hint's per-copy override, applied, unprotects
+    that copy alone, and then leaving it out deletes it (the key's protected: false did neither)."""
+    root = copy_root("protected-copy-removed", tmp_path)
+    code, plan = plan_json(root, capsys)
+    (refusal,) = plan["refusals"]
+    assert code == 3 and "copies: [{region: JP1, protected: false}]" in refusal["hint"]
+    manifest = root / "images" / "web.yaml"
+    declared = manifest.read_text()
+    manifest.write_text(declared + "    copies: [{region: JP1, protected: false}]\n")
+    assert main(["apply", str(root), "--auto-approve", "--format", "json"]) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)["results"]] == ["unprotect:web-2026-12:JP1"]
+    manifest.write_text(declared)
+    code, plan = plan_json(root, capsys)
+    assert (code, [a["id"] for a in plan["actions"]], plan["refusals"]) == (0, ["delete:web-2026-12:JP1"], [])
+    assert main(["apply", str(root), "--auto-approve"]) == 0
+    capsys.readouterr()
+    code, again = plan_json(root, capsys)
+    assert (code, again["actions"], again["refusals"]) == (0, [], [])
+    state = json.loads((root / ".reconciler" / "sim-state.json").read_text())
+    (home,) = state["images"].values()
+    assert home["fields"]["protected"] is True  # the home image was never unprotected
+
+
+def test_a_strict_adopt_bracket_reprotects_even_when_the_adopt_fails(tmp_path, capsys):
+    root = copy_root("adopt-protected-strict", tmp_path)
+    # One at a time, in plan order: the lock marks its claim held (PATCH 1), unprotect the JP1 copy (2),
+    # then the adopt of the copy is the third PATCH, and fails.
+    add_fault(root, {"route": "PATCH /image/{region}/v2/images/{image_id}", "on_call": [3], "status": 500})
+    assert main(["apply", str(root), "--auto-approve", "--format", "json", "--parallelism", "1"]) == 1
+    by_id = {r["id"]: r["status"] for r in json.loads(capsys.readouterr().out)["results"]}
+    assert by_id["unprotect:web-base:JP1:adopt"] == DONE
+    assert by_id["adopt:web-base:JP1"] == FAILED
+    assert by_id["protect:web-base:JP1:adopt"] == DONE  # the bracket closed despite the failure
+    state = json.loads((root / ".reconciler" / "sim-state.json").read_text())
+    assert all(i["fields"]["protected"] for i in state["images"].values() if i["fields"].get("name") == "web-base")
+
+
+def test_removing_the_properties_block_removes_the_managed_keys_live(tmp_path, capsys):
+    root = copy_root("properties-block-removed", tmp_path)
+    assert main(["apply", str(root), "--auto-approve"]) == 0
+    capsys.readouterr()
+    state = json.loads((root / ".reconciler" / "sim-state.json").read_text())
+    (image,) = state["images"].values()
+    assert "login_username" not in image["fields"] and "app_tier" not in image["fields"]
+    assert "reconciler_props" not in image["fields"] and image["fields"]["team"] == "web"
