@@ -751,21 +751,12 @@ class _Planner:
 
     def _rekey(self, spec: ImageSpec, live: Image, old_key: str) -> _ImageState:
         state = self._state_of(spec, live)
-        update = self.add(
-            "update",
-            spec.key,
-            live.region,
-            Reason(
-                "moved_from",
-                f"re-keyed from {old_key}: the same image, no delete and no create",
-                _src(spec, "moved_from"),
-            ),
-            live.id,
-            suffix="rekey",
+        reason = Reason(
+            "moved_from", f"re-keyed from {old_key}: the same image, no delete and no create", _src(spec, "moved_from")
         )
-        update.changes[markers.KEY] = Change(old_key, spec.key)
-        update.expects[state.ref] = {markers.SET: self.set, markers.KEY: old_key}
-        state.last = update
+        # Bracketed like any PATCH under protected_patch: strict (a protected image refuses the new key).
+        update = self._patch(spec, state, "update", "rekey", {markers.KEY: Change(old_key, spec.key)}, reason)
+        self._expects_read(update, state, {markers.SET: self.set, markers.KEY: old_key})
         return state
 
     def _declared_source(self, spec: ImageSpec) -> str:
@@ -874,14 +865,15 @@ class _Planner:
         }
         # Bracketed like any PATCH under protected_patch: strict (a protected image refuses the marking).
         adopt = self._patch(spec, state, "adopt", "", marks, Reason("adopt", reason, source), label="adopt")
-        self._adopt_expects(adopt, state, {"status": owned.status, markers.SET: owner_set, markers.KEY: owner_key})
+        self._expects_read(adopt, state, {"status": owned.status, markers.SET: owner_set, markers.KEY: owner_key})
         state.adopt = adopt
         return state
 
-    def _adopt_expects(self, adopt: _Built, state: _ImageState, expects: dict[str, Any]) -> None:
-        """An adopt expects what it read of the image, and inside a strict bracket to find it unprotected."""
+    def _expects_read(self, action: _Built, state: _ImageState, expects: dict[str, Any]) -> None:
+        """An adopt or a re-key expects what it read of the image, and inside a strict bracket to find it
+        unprotected."""
         bracketed = self.strict and state.protected
-        adopt.expects[state.ref] = {**expects, "protected": False} if bracketed else dict(expects)
+        action.expects[state.ref] = {**expects, "protected": False} if bracketed else dict(expects)
 
     # -- create from an instance ------------------------------------------------------------------
 
@@ -1203,7 +1195,7 @@ class _Planner:
         "update")."""
         bracket = self.strict and state.protected
         label = label or phase or "update"
-        what = "the update" if label == "update" else ("the adoption" if label == "adopt" else label)
+        what = {"update": "the update", "adopt": "the adoption", "rekey": "the re-key"}.get(label, label)
         opening = None
         if bracket:
             opening = self.add(
@@ -1497,7 +1489,7 @@ class _Planner:
         # Bracketed like any PATCH under protected_patch: strict (a protected copy refuses the marking).
         adopt = self._patch(spec, state, "adopt", "", marks, reason, label="adopt")
         adopt.after(home.made_by, "the home image must exist")
-        self._adopt_expects(adopt, state, {"status": owned.status})
+        self._expects_read(adopt, state, {"status": owned.status})
         state.adopt = adopt
         return state, None
 

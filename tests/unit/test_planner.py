@@ -649,3 +649,12 @@ def test_a_partner_that_rejected_the_share_is_warned_unless_it_is_being_removed(
     plan = build_plan(state, snapshot(live, members={HOME: (Member(HOME, PARTNER, "rejected"),)}), TARGET)
     assert ("share_rejected" in codes(plan.warnings)) is warned
     assert plan.to_json()["info"]["pending_members"] == []
+
+
+def test_under_strict_protection_re_keying_a_protected_image_is_bracketed(tmp_path):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  moved_from: web-nov\n", strict=True)
+    plan = build_plan(state, snapshot(managed(HOME, key="web-nov", protected=True)), TARGET)
+    ids = [a.id for a in plan.actions]
+    assert ids == ["unprotect:web:KR1:rekey", "update:web:KR1:rekey", "protect:web:KR1:rekey"]
+    rekey = plan.actions[1]
+    assert rekey.expects[f"KR1/{HOME}"] == {"reconciler_set": "web", "reconciler_key": "web-nov", "protected": False}
