@@ -563,7 +563,7 @@ class _Planner:
         name in one region, and an image that gets the name of an unmanaged one."""
         unmanaged: dict[tuple[str, str], list[Image]] = defaultdict(list)
         for image in self.own.unmanaged:
-            if image.name:
+            if image.name and image.id not in self.handled:  # one this plan adopts is this set's by then
                 unmanaged[(image.region, image.name)].append(image)
         for (region, name), holders in sorted(self.names.items()):
             keys = sorted({key for key, _, _ in holders})

@@ -658,3 +658,10 @@ def test_under_strict_protection_re_keying_a_protected_image_is_bracketed(tmp_pa
     assert ids == ["unprotect:web:KR1:rekey", "update:web:KR1:rekey", "protect:web:KR1:rekey"]
     rekey = plan.actions[1]
     assert rekey.expects[f"KR1/{HOME}"] == {"reconciler_set": "web", "reconciler_key": "web-nov", "protected": False}
+
+
+def test_an_unmanaged_image_this_plan_adopts_and_renames_leaves_its_old_name_free(tmp_path):
+    other = "00000000-0000-4000-8000-000000000003"
+    manifest = f"web:\n  source: {{image: {HOME}}}\n  name: web-lts\napi:\n  source: {{image: {other}}}\n  name: web\n"
+    plan = build_plan(desired(tmp_path, manifest), snapshot(image(HOME, name="web"), managed(other, key="api")), TARGET)
+    assert codes(plan.warnings) == []
