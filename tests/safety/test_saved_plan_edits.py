@@ -351,7 +351,7 @@ ROWS: list[Row] = [
         "max-deletions", REFUSED_3, lambda d: d.update(refusals=[])),
     Row("refusals come from the fresh plan: removing running_local_disk does not image a running u2",
         "running-u2-allow", REFUSED_3, lambda d: d.update(refusals=[])),
-    Row("refusals come from the fresh plan: removing renamed_set does not let the create run", "renamed-set",
+    Row("refusals come from the fresh plan: removing renamed_set does not let the create run", "renamed-set-two-keys",
         REFUSED_3, lambda d: d.update(refusals=[])),
     # -- what is for reading only ----------------------------------------------------------------------
     Row("info describes the cloud for readers: it is not compared", "copies-two-regions", IGNORED,
