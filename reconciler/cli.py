@@ -240,7 +240,8 @@ def run_unlock(args: argparse.Namespace) -> int:
             )
         now = server_now(client, claim.region, set_name)
         state = "live" if claim.live(now) else "expired"
-        print(f"{claim.describe()}: {state} by the server's clock, in {claim.region}")
+        # The holder is whatever the claim's properties say: anyone in the project can write them.
+        print(f"{escape.text(claim.describe())}: {state} by the server's clock, in {escape.text(claim.region)}")
         if not args.auto_approve:
             if not sys.stdin.isatty():
                 raise UsageError("no terminal to confirm on", hint="run again with --auto-approve")
@@ -253,7 +254,8 @@ def run_unlock(args: argparse.Namespace) -> int:
                 return EXIT_ERROR
         gone = client.delete_image(claim.region, claim.id)
     kind = "legacy lock" if claim.id == legacy_lock_id(client.project_id, set_name) else "claim"
-    print(f"Deleted the {kind} {claim.id}." if gone else f"The {kind} {claim.id} was already gone.")
+    claim_id = escape.text(claim.id)
+    print(f"Deleted the {kind} {claim_id}." if gone else f"The {kind} {claim_id} was already gone.")
     return EXIT_OK
 
 
@@ -324,14 +326,15 @@ def run_import(args: argparse.Namespace) -> int:
     with open_cloud(desired.root, cloud, os.environ) as (client, _):
         document, notes = importer.build_manifest(client, desired, args.region, args.name_prefix)
     path = desired.root.path / f"imported-{args.region.lower()}.yaml"
+    region = escape.text(args.region)
     for note in notes:
-        print(f"  {note}", file=sys.stderr)
+        print(f"  {escape.text(note)}", file=sys.stderr)  # notes quote the cloud's image names
     if not document["images"]:
-        print(f"No unmanaged image to import in {args.region}; nothing was written.")
+        print(f"No unmanaged image to import in {region}; nothing was written.")
         return EXIT_OK
     importer.write_manifest(path, document, args.region)
     count = len(document["images"])
-    print(f"Wrote {path.relative_to(desired.root.path)}: {count} image{'s' if count != 1 else ''}.")
+    print(f"Wrote {escape.text(str(path.relative_to(desired.root.path)))}: {count} image{'s' if count != 1 else ''}.")
     print("Review it, then: reconciler plan (it should only adopt).")
     return EXIT_OK
 
@@ -346,7 +349,7 @@ def start_command(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
     desired = load_desired_state(args.root)
     sim_state = Path(args.sim_state) if args.sim_state else None
     cloud = target.effective_cloud(desired.root, sim_state)
-    heading = f"reconciler {command} · {target.describe(desired.root, cloud, os.environ)}"
+    heading = f"reconciler {command} · {escape.text(target.describe(desired.root, cloud, os.environ))}"
     # JSON and Markdown carry the target inside the document: the heading goes to stderr.
     print(heading, file=sys.stdout if args.format == "text" else sys.stderr, flush=True)
     return desired, cloud
@@ -556,7 +559,7 @@ def _report(args: argparse.Namespace, report: Any, session: Any, human: Any) -> 
     from reconciler.apply import failures, summarise
 
     for failure in failures(report):
-        print(f"  {failure.status}: {failure.action.id}: {failure.message}", file=human)
+        print(f"  {failure.status}: {escape.text(failure.action.id)}: {escape.text(failure.message)}", file=human)
     print(summarise(report), file=human)
     if report.outcome == "interrupted":
         _json_report(args, report)
@@ -564,7 +567,7 @@ def _report(args: argparse.Namespace, report: Any, session: Any, human: Any) -> 
     if session.lost:
         print(
             f"error: lock lost: the apply lock of set {session.set_name} could not be renewed in time "
-            f"({session.lost_reason}); the run stopped starting actions",
+            f"({escape.text(str(session.lost_reason))}); the run stopped starting actions",
             file=sys.stderr,
         )
     _json_report(args, report)
@@ -619,10 +622,11 @@ def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
     document = saved_plan.load(args.plan)
     saved_plan.check_tool(document, args.plan)
     journal = saved_plan.Journal.for_plan(args.plan)
+    plan_path = escape.text(str(args.plan))
     if journal.done and not args.resume:
         raise UsageError(
-            f"{args.plan} was partly applied already ({len(journal.done)} actions done)",
-            hint=f"finish it with: reconciler apply --plan {args.plan} --resume",
+            f"{plan_path} was partly applied already ({len(journal.done)} actions done)",
+            hint=f"finish it with: reconciler apply --plan {plan_path} --resume",
         )
     with (
         open_cloud(desired.root, cloud, os.environ) as (client, plan_target),
@@ -631,7 +635,7 @@ def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
         saved_plan.check_target(document, cloud, plan_target)
         if document.get("set") != desired.root.set:
             raise saved_plan.StalePlanError(
-                f"{args.plan} was saved for set {document.get('set')!r}, this root is set {desired.root.set!r}: "
+                f"{plan_path} was saved for set {document.get('set')!r}, this root is set {desired.root.set!r}: "
                 "nothing was applied"
             )
         snapshot = read_snapshot(client, desired)
@@ -646,16 +650,17 @@ def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
         result = match(document["actions"], fresh.actions, snapshot.all_images(), desired.root.set, resume=args.resume)
         if not result.ok:
             raise saved_plan.StalePlanError(
-                f"the plan made now differs from the saved plan {args.plan} in {len(result.differences)} "
+                f"the plan made now differs from the saved plan {plan_path} in {len(result.differences)} "
                 "place(s): nothing was applied",
                 hint="the root or the cloud changed since the review: make and review a new plan",
-                details=["differences (saved vs now):", *[f"  {d.line()}" for d in result.differences]],
+                details=["differences (saved vs now):", *[f"  {escape.text(d.line())}" for d in result.differences]],
             )
         _show_plan(fresh, args, human, applying=True)
         for action_id in result.housekeeping:
-            print(f"  housekeeping: {action_id} (finishes what an interrupted run of this set left)", file=human)
+            shown = escape.text(action_id)
+            print(f"  housekeeping: {shown} (finishes what an interrupted run of this set left)", file=human)
         for action_id in result.already_done:
-            print(f"  already done: {action_id}", file=human)
+            print(f"  already done: {escape.text(action_id)}", file=human)
         if not fresh.actions:
             print("Nothing to do: every action of the saved plan is done.", file=human)
             journal.path.unlink(missing_ok=True)
@@ -678,7 +683,7 @@ def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
     if report.succeeded:
         journal.path.unlink(missing_ok=True)
     elif any(r.status == "done" for r in report.results) or journal.done:
-        print(f"Finish it after fixing the cause with: reconciler apply --plan {args.plan} --resume", file=human)
+        print(f"Finish it after fixing the cause with: reconciler apply --plan {plan_path} --resume", file=human)
     return _report(args, report, session, human)
 
 
@@ -720,13 +725,14 @@ def _progress_printer(stream: Any, *, interval: float = 5.0) -> Any:
     last_line: dict[str, float] = {}
 
     def show(event: str, action: Any, payload: Any) -> None:
+        # Keys, regions and messages are not the tool's text (a message may quote a server or a name).
         phase = action.id.split(":", 3)[3] if action.id.count(":") >= 3 else ""
-        what = f"{action.kind} {action.key} {action.region}" + (f" ({phase})" if phase else "")
+        what = escape.text(f"{action.kind} {action.key} {action.region}" + (f" ({phase})" if phase else ""))
         with lock:
             if event == "progress":
                 now = time.monotonic()
                 finished = payload.total is not None and payload.copied >= payload.total
-                route = f"{action.key} {action.details.get('source_region')} -> {action.region}"
+                route = escape.text(f"{action.key} {action.details.get('source_region')} -> {action.region}")
                 if live:
                     stream.write(f"\r  copying {route}: {copy_progress_text(payload)}\033[K")
                     stream.flush()
@@ -739,12 +745,13 @@ def _progress_printer(stream: Any, *, interval: float = 5.0) -> Any:
             if event == "start":
                 print(f"  start   {what}", file=stream, flush=True)
             elif event == "end":
-                detail = f" ({payload.seconds:.1f} s)" if payload.status == "done" else f": {payload.message}"
-                if payload.status == "done" and payload.message:
-                    detail += f"; {payload.message}"
+                message = escape.text(payload.message or "")
+                detail = f" ({payload.seconds:.1f} s)" if payload.status == "done" else f": {message}"
+                if payload.status == "done" and message:
+                    detail += f"; {message}"
                 print(f"  {payload.status:<7} {what}{detail}", file=stream, flush=True)
             else:
-                print(f"  skipped {what}: {payload.message}", file=stream, flush=True)
+                print(f"  skipped {what}: {escape.text(payload.message or '')}", file=stream, flush=True)
 
     return show
 
@@ -770,7 +777,7 @@ def run_validate(args: argparse.Namespace) -> int:
     state = load_desired_state(args.root)
     sim_state = Path(args.sim_state) if args.sim_state else None
     cloud = target.effective_cloud(state.root, sim_state)
-    print(f"reconciler validate · {target.describe(state.root, cloud, os.environ)}")
+    print(f"reconciler validate · {escape.text(target.describe(state.root, cloud, os.environ))}")
     print(f"OK: {_count(len(state.images), 'image')} in {_count(len(state.files), 'file')}")
     return EXIT_OK
 
@@ -788,6 +795,16 @@ def _configure_logging(verbosity: int) -> None:
     # broken by ..."): the transport retries by design, and what still fails after the retries the tool
     # reports itself. Those lines are for -v; without it they read like a failure of a run that succeeded.
     logging.getLogger("urllib3").setLevel(logging.NOTSET if verbosity > 0 else logging.ERROR)
+
+
+def _print_error(err: ReconcilerError) -> None:
+    """An error's details, message and hint, each line escaped: they quote names, paths and servers' text,
+    any of which may hold an ESC sequence or a line break that would rewrite the terminal or fake a line."""
+    for line in err.details:
+        print(escape.text(line), file=sys.stderr)
+    print(f"error: {escape.text(err.message)}", file=sys.stderr)
+    if err.hint:
+        print(f"hint: {escape.text(err.hint)}", file=sys.stderr)
 
 
 def entry() -> None:
@@ -811,11 +828,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except ReconcilerError as err:
-        for line in err.details:
-            print(line, file=sys.stderr)
-        print(f"error: {err.message}", file=sys.stderr)
-        if err.hint:
-            print(f"hint: {err.hint}", file=sys.stderr)
+        _print_error(err)
         return err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,6 +1,7 @@
 """One root class for every error the tool reports; only `cli.main` turns them into exit codes.
 
-Exceptions carry structured fields (what, where, a hint) so the edge can print them consistently.
+Exceptions carry structured fields (what, where, a hint) so the edge can print them consistently, each
+line escaped (a message may quote a name or a server's text: reconciler.render.escape).
 They must never carry a secret: messages are built from names, ids and paths, never from credentials.
 """
 
@@ -31,8 +32,16 @@ class SeedError(UsageError):
     """A simulator seed file is invalid. `location` is `file:line:column` where known."""
 
     def __init__(self, message: str, *, location: str | None = None) -> None:
-        super().__init__(f"{location}: {message}" if location else message)
+        # A message of several lines (a heading, then one problem a line) is split: the edge escapes every
+        # line it prints, so a line break inside a message would show as \x0a rather than start a line.
+        first, *problems = (f"{location}: {message}" if location else message).split("\n")
+        if problems:  # the edge prints details first, as for an invalid root
+            first = f"{first.rstrip(':')}: {len(problems)} problem{'s' if len(problems) > 1 else ''}, listed above"
+        super().__init__(first, details=problems)
         self.location = location
+
+    def __str__(self) -> str:
+        return "\n".join([self.message, *self.details])
 
 
 class SimulatorStateError(ReconcilerError):
