@@ -1,7 +1,9 @@
 """The command line: parses arguments, runs one command, and maps errors to exit codes in one place.
 
-Exit codes: 0 success, 1 error, 2 changes present (plan --detailed-exitcode),
-3 the plan has refusals. Data goes to stdout, diagnostics to stderr.
+Exit codes: 0 success, 1 error (a usage error too: argparse's own 2 is turned into 1), 2 changes present
+(plan --detailed-exitcode), 3 the plan has refusals. Data goes to stdout, diagnostics to stderr; every
+string in them that the tool did not write itself (a name, a path, a server's message) is escaped first
+(reconciler.render.escape).
 """
 
 from __future__ import annotations
