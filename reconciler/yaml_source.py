@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from reconciler.gc_pause import gc_paused
+from reconciler.render import escape
 
 MAX_DEPTH = 64  # no manifest needs more; PyYAML itself recurses per level
 MAX_NODES = 200_000  # bounds alias expansion ("billion laughs"): a 1 MiB file cannot build more
@@ -45,7 +46,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.message}"
+        # Messages quote what the file says (keys, values, file names): shown, never obeyed by a terminal.
+        return escape.text(f"{self.location}: {self.message}")
 
 
 @dataclass(slots=True)
@@ -150,6 +152,7 @@ def load_located_file(
     return load_located(text, name, max_values=max_values)
 
 
+MERGE_TAG = "tag:yaml.org,2002:merge"
 PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 PLAIN_SCALAR_TAGS = tuple(f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null"))
 
@@ -170,6 +173,7 @@ class _Builder:
     built: dict[int, Any] = field(default_factory=dict)
     sizes: dict[int, int] = field(default_factory=dict)  # values under each built node, aliases expanded
     building: set[int] = field(default_factory=set)
+    merged: dict[int, list[tuple[yaml.Node, yaml.Node]]] = field(default_factory=dict)  # by mapping node
     nodes: int = 0
     max_nodes: int = MAX_NODES
     # The loader's constructors of plain scalars, called directly: what `construct_object` would call,
@@ -235,33 +239,78 @@ class _Builder:
         return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
 
     def _mapping(self, node: yaml.MappingNode, path: DocPath) -> dict[Any, Any]:
+        """The mapping's own keys in file order (a key written twice is a problem at its second
+        occurrence), then what `<<` merges in for keys it does not write itself: merge keys resolved as the
+        safe loader would, except that a key overriding a merged one is never taken for a duplicate."""
         doc = self.doc
-        self.loader.flatten_mapping(node)  # resolves `<<` merge keys as the safe loader would
         result: dict[Any, Any] = {}
+        first: dict[Any, Location] = {}  # where each of the mapping's own keys is written
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                doc.problems.append(
-                    Problem(_location(doc.file, key_node.start_mark), "mapping keys must be plain scalars")
-                )
+            if key_node.tag == MERGE_TAG:
                 continue
-            key = self._scalar(key_node)
-            if not isinstance(key, (str, int, float, bool)) and key is not None:
-                doc.problems.append(
-                    Problem(_location(doc.file, key_node.start_mark), "mapping keys must be plain scalars")
-                )
+            key, where = self._key(key_node)
+            if where is None:
                 continue
-            if key in result:
-                first = doc.locations.get(path + (key,))
-                doc.problems.append(
-                    Problem(
-                        _location(doc.file, key_node.start_mark),
-                        f"duplicate key {key!r} (first defined at line {first.line if first else '?'})",
-                    )
-                )
+            if key in first:
+                message = f"duplicate key {key!r} (first defined at line {first[key].line})"
+                doc.problems.append(Problem(where, message))
                 continue
-            doc.key_locations[path + (key,)] = _location(doc.file, key_node.start_mark)
+            first[key] = where
+            doc.key_locations[path + (key,)] = where
+            result[key] = self.build(value_node, path + (key,))
+        for key_node, value_node in self._merged_pairs(node, frozenset({id(node)})):
+            key, where = self._key(key_node)
+            if where is None or key in result:
+                continue  # the mapping's own value, or an earlier merge's, wins
+            doc.key_locations[path + (key,)] = where
             result[key] = self.build(value_node, path + (key,))
         return result
+
+    def _key(self, key_node: yaml.Node) -> tuple[Any, Location | None]:
+        """A mapping key's value and where it is written; no location (and a problem) when it is not a
+        plain scalar."""
+        where = _location(self.doc.file, key_node.start_mark)
+        key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+        if not isinstance(key_node, yaml.ScalarNode) or (
+            not isinstance(key, (str, int, float, bool)) and key is not None
+        ):
+            self.doc.problems.append(Problem(where, "mapping keys must be plain scalars"))
+            return None, None
+        return key, where
+
+    def _merged_pairs(self, node: yaml.MappingNode, visiting: frozenset[int]) -> list[tuple[yaml.Node, yaml.Node]]:
+        """The (key, value) pairs `node` merges in with `<<`, the one that wins first: the sources in the
+        order written, each source's own pairs before what it merges in itself. Computed once per node, so
+        merges of merges cannot expand exponentially."""
+        if id(node) in self.merged:
+            return self.merged[id(node)]
+        pairs: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != MERGE_TAG:
+                continue
+            for source in _merge_sources(node, value_node):
+                if id(source) in visiting:
+                    raise _TooComplex("a merge (<<) includes the mapping that contains it", source.start_mark)
+                pairs += [(k, v) for k, v in source.value if k.tag != MERGE_TAG]
+                pairs += self._merged_pairs(source, visiting | {id(source)})
+        if len(pairs) > self.max_nodes:
+            raise _TooComplex(f"more than {self.max_nodes:,} values once merges are expanded", node.start_mark)
+        self.merged[id(node)] = pairs
+        return pairs
+
+
+def _merge_sources(node: yaml.MappingNode, value_node: yaml.Node) -> list[yaml.MappingNode]:
+    """What one `<<` merges: a mapping, or a sequence of mappings."""
+    sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+    for source in sources:
+        if not isinstance(source, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"expected a mapping or a list of mappings for merging, but found {source.id}",
+                source.start_mark,
+            )
+    return sources
 
 
 def format_path(path: DocPath) -> str:

@@ -1,6 +1,6 @@
 """Located YAML loading: values keep their file:line:column, duplicates and syntax errors are problems."""
 
-from reconciler.yaml_source import format_path, load_located
+from reconciler.yaml_source import Location, Problem, format_path, load_located
 
 
 def test_locations_of_nested_values():
@@ -87,3 +87,48 @@ def test_an_explicit_tag_on_unreadable_text_is_a_located_problem():
     for text, want in cases.items():
         doc = load_located(text, "f.yaml")
         assert doc.data is None and [str(p) for p in doc.problems] == [want], text
+
+
+# -- duplicate keys and merges (issue 17) -----------------------------------------------------------
+
+
+def test_a_duplicate_key_cites_its_second_occurrence_and_the_line_of_the_first_key():
+    """The first occurrence is where its key is written, not where its value starts."""
+    doc = load_located("images:\n  a:\n    name: x\nimages:\n  b: {}\n", "f.yaml")
+    assert [str(p) for p in doc.problems] == ["f.yaml:4:1: duplicate key 'images' (first defined at line 1)"]
+
+
+def test_a_duplicate_written_after_a_merge_cites_the_later_key():
+    """A merge puts its keys in front (PyYAML): the key written first in the file is not the duplicate."""
+    doc = load_located("a:\n  name: x\n  <<: {other: 1}\n  name: y\n", "f.yaml")
+    assert [str(p) for p in doc.problems] == ["f.yaml:4:3: duplicate key 'name' (first defined at line 2)"]
+
+
+def test_a_key_overriding_a_merged_one_is_no_duplicate():
+    doc = load_located("base: &b {name: x, y: 1}\nthing:\n  <<: *b\n  name: z\n", "f.yaml")
+    assert doc.problems == []
+    assert doc.data["thing"] == {"name": "z", "y": 1}
+    doc = load_located("thing:\n  name: z\n  <<: {name: x}\n", "f.yaml")
+    assert doc.problems == [] and doc.data["thing"] == {"name": "z"}
+
+
+def test_the_first_of_several_merged_mappings_wins():
+    doc = load_located("a: &a {k: 1}\nb: &b {k: 2, j: 3}\nc:\n  <<: [*a, *b]\n", "f.yaml")
+    assert doc.problems == [] and doc.data["c"] == {"k": 1, "j": 3}
+
+
+def test_merges_of_merges_stay_bounded():
+    lines = ["l0: &l0 {k0: 1}"] + [f"l{i}: &l{i} {{<<: [*l{i - 1}, *l{i - 1}], k{i}: 1}}" for i in range(1, 40)]
+    doc = load_located("\n".join(lines) + "\n", "f.yaml")
+    assert doc.data is None and "too complex" in doc.problems[0].message
+
+
+def test_a_merge_of_a_scalar_is_a_problem():
+    doc = load_located("a:\n  <<: 1\n", "f.yaml")
+    assert doc.data is None and "merging" in doc.problems[0].message
+
+
+def test_problems_show_hidden_characters_as_escapes():
+    """A message quotes the file (a key, a value, the file's own name): a terminal shows it, never obeys it."""
+    problem = Problem(Location("team\n- delete.yaml", 2, 1), "images.web\x1b[2J: unknown key \u202e")
+    assert str(problem) == "team\\x0a- delete.yaml:2:1: images.web\\x1b[2J: unknown key \\u202e"
