@@ -8,7 +8,8 @@ Nothing under the root that could hold manifests is skipped silently: a symbolic
 root (to a manifest or to a folder), a broken link or a link loop (whatever its name: it may have been a
 folder), and a folder that cannot be read are each refused by name, so that what they would have declared
 never turns into planned deletions. A folder link that stays inside the root is not followed: the folder
-it names is read where it is.
+it names is read where it is. A folder under the root holding its own `reconciler.yaml` is a nested root:
+refused too, since its files cannot be this root's manifests and another root's at once.
 """
 
 from __future__ import annotations
@@ -58,6 +59,17 @@ LINK_LEAVES = "a symbolic link that leaves the root: not read"
 FOLDER_LINK_LEAVES = "a symbolic link to a folder that leaves the root: not read"
 
 
+def nested_root_message(folder: str) -> str:
+    """Why a folder under the root that holds its own reconciler.yaml is refused: its manifests would be
+    read as this root's (another set's images taken for this set's) or, skipped, its images would vanish
+    from no one's view. One root per folder tree; roots sit side by side."""
+    return (
+        f"a nested root: the folder {folder}/ has its own {ROOT_FILE}, and a root's manifests are every YAML file "
+        f"under it; nothing in {folder}/ was read. Hint: move {folder}/ out of this root (roots sit side by side, "
+        f"each run on its own), or delete {folder}/{ROOT_FILE} to make its manifests part of this root"
+    )
+
+
 def manifest_files(root: Path, excluded: Iterable[Path] = ()) -> list[Path]:
     """Every manifest under `root`, sorted by its path relative to the root."""
     return walk_root(root, excluded)[0]
@@ -78,6 +90,9 @@ def walk_root(root: Path, excluded: Iterable[Path] = ()) -> tuple[list[Path], li
                 entries = list(listing)
         except OSError as err:
             refused.append(Refused(folder, f"cannot read the folder: {err.strerror}"))
+            continue
+        if folder != root and any(entry.name == ROOT_FILE for entry in entries):
+            refused.append(Refused(folder / ROOT_FILE, nested_root_message(folder.relative_to(root).as_posix())))
             continue
         for entry in entries:
             name = entry.name

@@ -92,7 +92,12 @@ def _load_desired_state(folder: Path) -> DesiredState:
         config, config_problems = _root_config(root, config_doc)
         problems.extend(config_problems)
 
-    excluded = [p for p in (config.cloud.state, config.cloud.seed) if p is not None] if config else []
+    excluded = _named_files(root, config_doc, config)
+    if excluded is None:
+        # Unknown which files cloud: names: a seed would be taken for a broken manifest (bogus problems
+        # that hide the real one). The manifests are checked once reconciler.yaml reads.
+        problems.sort(key=lambda p: (p.location.line, p.location.column))
+        raise InvalidRootError(problems)
     manifests: list[_Manifest] = []
     files: list[str] = []
     paths, refused = walk_root(root, excluded)
@@ -115,6 +120,27 @@ def _load_desired_state(folder: Path) -> DesiredState:
         raise InvalidRootError(problems)
     assert config is not None
     return DesiredState(root=config, images=tuple(sorted(images, key=lambda s: s.key)), files=tuple(files))
+
+
+def _named_files(root: Path, doc: LocatedDocument, config: RootConfig | None) -> list[Path] | None:
+    """The files `cloud:` names (state, seed), which are not manifests. From the raw document when the
+    config has problems, so that they do not cascade into the seed being read as a manifest; None when
+    `cloud:` cannot be read at all."""
+    if config is not None:
+        return [p for p in (config.cloud.state, config.cloud.seed) if p is not None]
+    cloud = doc.data.get("cloud") if isinstance(doc.data, dict) else None
+    if not isinstance(cloud, dict):
+        return None
+    named = [cloud.get("state", DEFAULT_STATE), cloud.get("seed")]
+    found = []
+    for value in named:
+        if not isinstance(value, str):
+            continue
+        try:
+            found.append((root / value).resolve())
+        except (ValueError, OSError, RuntimeError):
+            continue
+    return found
 
 
 def _empty_problem(doc: LocatedDocument, expected: str) -> list[Problem]:
