@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from reconciler.model import (
     Settings,
     Source,
 )
+from reconciler.render import escape
 from reconciler.root import ROOT_FILE, find_root, inside, walk_root
 from reconciler.schemas import load_schema
 from reconciler.yaml_source import (
@@ -88,6 +90,7 @@ def _load_desired_state(folder: Path) -> DesiredState:
         problems.extend(_empty_problem(config_doc, "a root config holds version: 1, set: and cloud:"))
     if not problems:
         problems.extend(schema_messages.problems(_validator("root"), config_doc))
+    problems.extend(_text_problems(config_doc))
     if not problems:
         config, config_problems = _root_config(root, config_doc)
         problems.extend(config_problems)
@@ -149,6 +152,76 @@ def _empty_problem(doc: LocatedDocument, expected: str) -> list[Problem]:
     if not isinstance(doc.data, dict):
         return [Problem(doc.location_of(()), f"expected a mapping at the top: {expected}")]
     return []
+
+
+# -- hidden characters ----------------------------------------------------------------------------
+
+# What a reviewer reads must be what the cloud gets: a character that does not show (a control character,
+# an ESC sequence, a bidi override, a zero-width space) is refused in every string, key or value.
+HIDDEN_KINDS = {
+    "Cc": "control",
+    "Cf": "invisible format",
+    "Zl": "line separator",
+    "Zp": "paragraph separator",
+    "Cs": "lone surrogate",
+}
+LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+HIDDEN_SHOWN = 3  # hidden characters named in one message
+
+
+def _text_problems(doc: LocatedDocument) -> list[Problem]:
+    """A problem for every string (mapping key or value, at any depth) holding a hidden character."""
+    found: list[Problem] = []
+    seen: set[int] = set()  # an alias is one object: checked once, reported where it is written
+
+    def check(text: str, path: DocPath, *, is_key: bool = False) -> None:
+        message = _hidden_message(text, path, is_key=is_key)
+        if message:
+            location = doc.key_location_of(path) if is_key else doc.location_of(path)
+            found.append(Problem(location, f"{format_path(path) or 'document'}: {message}"))
+
+    def walk(value: Any, path: DocPath) -> None:
+        if isinstance(value, str):
+            check(value, path)
+        if not isinstance(value, (dict, list)) or id(value) in seen:
+            return
+        seen.add(id(value))
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str):
+                check(key, path + (key,), is_key=True)
+            walk(item, path + (key,))
+
+    if doc.data is not None:
+        walk(doc.data, ())
+    return found
+
+
+def _hidden_message(value: str, path: DocPath, *, is_key: bool = False) -> str | None:
+    """Why `value` is refused, or None when every character shows."""
+    if value.isprintable():
+        return None
+    hidden = list(dict.fromkeys(c for c in value if escape.hidden(c)))  # in order of appearance
+    if not hidden:
+        return None
+    what = "the key" if is_key else "the value"
+    if not is_key and len(path) == 3 and path[0] == "images" and path[2] == "description":
+        if LINE_BREAKS.intersection(hidden):
+            return (
+                "a description is one line, and this one has a line break (a `|` or `>` block scalar keeps them): "
+                "write it on one line, as a plain scalar or a folded `>-` scalar without blank lines"
+            )
+    if hidden == ["\t"]:
+        return (
+            f"{what} contains a tab (\\x09): tabs are refused like every control character, since a tab shows as "
+            "a different width wherever it is read; use spaces"
+        )
+    named = ", ".join(f"{escape.text(c)} ({HIDDEN_KINDS[unicodedata.category(c)]})" for c in hidden[:HIDDEN_SHOWN])
+    more = f" and {len(hidden) - HIDDEN_SHOWN} more" if len(hidden) > HIDDEN_SHOWN else ""
+    return (
+        f"{what} contains {named}{more}: control and format characters (Unicode Cc and Cf, tab and line breaks "
+        "included) are refused in every string, since they can hide or rewrite what a reviewer reads"
+    )
 
 
 # -- reconciler.yaml ------------------------------------------------------------------------------
@@ -245,6 +318,7 @@ def _check_manifest(doc: LocatedDocument, config: RootConfig | None) -> _Manifes
         problems.extend(_empty_problem(doc, "a manifest holds version: 1 and images:"))
     if not problems:
         problems.extend(schema_messages.problems(_validator("manifest"), doc))
+    problems.extend(_text_problems(doc))
     images = doc.data.get("images") if isinstance(doc.data, dict) else None
     images = images if isinstance(images, dict) else {}
     for key, image in images.items():
