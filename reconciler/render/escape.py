@@ -8,6 +8,7 @@ plan line, a right-to-left override that reorders what follows it. Shown, each b
 from __future__ import annotations
 
 import unicodedata
+from html import escape as _html_escape
 
 # Control (Cc), format (Cf: bidi overrides, zero-width characters), line and paragraph separators (Zl, Zp),
 # and lone surrogates (Cs, which only a broken decoder produces).
@@ -30,3 +31,57 @@ def text(value: str) -> str:
     if value.isprintable():
         return value
     return "".join(_visible(c) if hidden(c) else c for c in value)
+
+
+# -- Markdown (a pull-request comment) --------------------------------------------------------------
+
+# Characters that Markdown, GitHub or raw HTML give a meaning in running text: emphasis, code, links and
+# images, raw HTML (`<!--` hides everything after it), table cells, mentions (`@`), references (`#12`),
+# strikethrough, entities and maths. Line-start syntax (`-`, `+`, `1.`) needs nothing: `text` has already
+# turned every line break into an escape, so a value never starts a line.
+MARKDOWN_SPECIAL = frozenset("\\`*_[]<>|@#~&!$")
+
+
+def markdown(value: str) -> str:
+    """`value` as literal text in running Markdown: hidden characters shown, special characters escaped."""
+    return "".join(f"\\{c}" if c in MARKDOWN_SPECIAL else c for c in text(value))
+
+
+def code(value: str, *, in_table: bool = False) -> str:
+    """`value` in a code span (no mention, reference or HTML is recognised inside one). The fence is one
+    backtick longer than the longest run in the value, so a backtick cannot close it early. In a table
+    cell a `|` would end the cell even inside a code span, so there it is escaped (GitHub shows `|`)."""
+    shown = text(value)
+    if in_table:
+        shown = shown.replace("|", "\\|")
+    if not shown:
+        return '`""`'
+    fence = "`" * (_longest_backtick_run(shown) + 1)
+    # A space on each side when the value starts or ends with a backtick (it would join the fence) or with
+    # a space (CommonMark strips one space from each side of a span that has both).
+    pad = " " if shown[0] in "` " or shown[-1] in "` " else ""
+    return f"{fence}{pad}{shown}{pad}{fence}"
+
+
+def _longest_backtick_run(value: str) -> int:
+    longest = current = 0
+    for char in value:
+        current = current + 1 if char == "`" else 0
+        longest = max(longest, current)
+    return longest
+
+
+def html(value: str) -> str:
+    """`value` inside raw HTML (`<summary>`): hidden characters shown, then HTML-escaped, in `<code>` (where
+    GitHub recognises no mention or reference)."""
+    return f"<code>{_html_escape(text(value), quote=True)}</code>"
+
+
+# A Mermaid label is written `["..."]`; Mermaid reads `#NN;` as a character code. Everything but letters,
+# digits and a few harmless marks becomes one, so a label can neither end the node nor hold markup.
+MERMAID_PLAIN = frozenset(" -_.:/,+=")
+
+
+def mermaid(value: str) -> str:
+    """`value` as the text of a Mermaid node label."""
+    return "".join(c if c.isalnum() or c in MERMAID_PLAIN or ord(c) > 0x7F else f"#{ord(c)};" for c in text(value))

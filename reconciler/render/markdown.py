@@ -5,6 +5,11 @@ table of regions by action kind, a banner naming every image deleted or unshared
 hints, then one collapsed block per image and, when small, a Mermaid graph of the steps. A size budget
 (GitHub refuses comments over 65,536 characters) always keeps the verdict, the table, the banner, the
 refusals and the warnings, never cuts inside a block, and says what it left out.
+
+What the tool did not write itself (from the manifests or from the cloud) never becomes Markdown:
+names, keys, ids, regions and values go in code spans, messages are escaped (`escape.markdown`), strings
+inside HTML are HTML-escaped, Mermaid labels use character codes. So `<!--` in a description cannot hide
+the rest of the comment, `@someone` in a name cannot ping, and `|` cannot split a table row.
 """
 
 from __future__ import annotations
@@ -13,28 +18,48 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from reconciler.plan import ACTION_KINDS
-from reconciler.render import DEFAULT_MAX_CHARS
-from reconciler.render.text import SYMBOLS, describe_action, summary_line, target_line
+from reconciler.render import DEFAULT_MAX_CHARS, escape
+from reconciler.render.text import SYMBOLS, Style, describe_action, summary_line, target_line
 
 MERMAID_MAX_ACTIONS = 30
+
+
+def _md_value(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    return escape.code(value if isinstance(value, str) else str(value).lower())
+
+
+MARKDOWN = Style(name=escape.code, value=_md_value)
+prose = escape.markdown  # running text that is not the tool's own: messages, hints
+# What a reviewer must weigh before applying: each takes something away (an image, a partner's access, the
+# protection that keeps an image from being deleted). A strict bracket's unprotect counts too: the image
+# is unprotected while it runs.
+RISKY_KINDS = ("delete", "unshare", "unprotect")
+RISKY_WORDS = {
+    "delete": ("deletion", "deletes"),
+    "unshare": ("unshare", "unshares"),
+    "unprotect": ("unprotect", "unprotects"),
+}
 
 
 def _verdict(document: dict[str, Any]) -> str:
     summary = document["summary"]
     total = sum(summary["actions"].values())
-    deletions = summary["actions"].get("delete", 0)
     refusals = summary["refusals"]
     parts = [f"{total} action{'s' if total != 1 else ''}"]
-    if deletions:
-        parts.append(f"{deletions} deletion{'s' if deletions != 1 else ''}")
+    risky = {kind: summary["actions"].get(kind, 0) for kind in RISKY_KINDS}
+    for kind, count in risky.items():
+        if count:
+            parts.append(f"{count} {RISKY_WORDS[kind][0]}{'s' if count != 1 else ''}")
     if refusals:
         parts.append(f"{refusals} refused")
     if refusals:
         head = "**Cannot be applied**"
     elif not total:
         head = "**No changes**"
-    elif deletions or summary["actions"].get("unshare"):
-        head = "**Review the removals**"
+    elif any(risky.values()):
+        head = "**Review the risky changes**"
     else:
         head = "**Safe to apply**"
     return f"{head}: {', '.join(parts)}"
@@ -49,25 +74,50 @@ def _table(document: dict[str, Any]) -> str:
     kinds = [k for k in ACTION_KINDS if any(c[k] for c in counts.values())]
     lines = ["| region | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
     for region in sorted(counts):
-        lines.append(f"| {region} | " + " | ".join(str(counts[region][k] or "") for k in kinds) + " |")
+        cells = " | ".join(str(counts[region][k] or "") for k in kinds)
+        lines.append(f"| {prose(region)} | {cells} |")
     return "\n".join(lines)
+
+
+def _image(action: dict[str, Any]) -> str:
+    return escape.code(action.get("name") or action.get("image_id") or "(new)")
 
 
 def _banner(document: dict[str, Any]) -> str:
-    removals = [a for a in document["actions"] if a["kind"] in ("delete", "unshare")]
-    if not removals:
+    risky = [a for a in document["actions"] if a["kind"] in RISKY_KINDS]
+    if not risky:
         return ""
-    lines = ["> [!WARNING]", "> This plan removes:"]
-    for action in removals:
+    present = [RISKY_WORDS[kind][1] for kind in RISKY_KINDS if any(a["kind"] == kind for a in risky)]
+    verbs = ", ".join(present[:-1]) + (" and " if len(present) > 1 else "") + present[-1]
+    lines = ["> [!WARNING]", f"> This plan {verbs}:"]
+    for action in risky:
         what = (
-            f"image `{action.get('name') or action['image_id']}`"
-            if action["kind"] == "delete"
-            else f"the share with `{action['member']}`"
+            f"the share with {escape.code(action['member'])} of image {_image(action)}"
+            if action["kind"] == "unshare"
+            else f"image {_image(action)}"
         )
-        lines.append(
-            f"> - {action['kind']} {what} of **{action['key']}** in {action['region']}: {action['reason']['message']}"
-        )
+        where = f"of {escape.code(action['key'])} in {prose(action['region'])}"
+        lines.append(f"> - {action['kind']} {what} {where}: {prose(action['reason']['message'])}")
     return "\n".join(lines)
+
+
+def _where(item: dict[str, Any]) -> str:
+    key = escape.code(item["key"]) if item["key"] else ""
+    return " ".join(p for p in (key, prose(item["region"] or "")) if p)
+
+
+def _said(item: dict[str, Any]) -> str:
+    """A refusal or warning: where, what, and the manifest line it comes from."""
+    return f"{_where(item)}: {prose(item['message'])}{_source(item['source'])}"
+
+
+def _code_word(code: str) -> str:
+    """A refusal or warning code: the tool's own word, shown as it is (hidden characters aside)."""
+    return escape.text(code)
+
+
+def _source(source: str | None) -> str:
+    return f" ({escape.code(source)})" if source else ""
 
 
 def _refusals(document: dict[str, Any]) -> str:
@@ -75,11 +125,9 @@ def _refusals(document: dict[str, Any]) -> str:
         return ""
     lines = ["### Refused", ""]
     for refusal in document["refusals"]:
-        where = " ".join(p for p in (refusal["key"], refusal["region"]) if p)
-        source = f" (`{refusal['source']}`)" if refusal["source"] else ""
-        lines.append(f"- **{refusal['code']}** {where}: {refusal['message']}{source}")
+        lines.append(f"- **{_code_word(refusal['code'])}** {_said(refusal)}")
         if refusal["hint"]:
-            lines.append(f"  - hint: {refusal['hint']}")
+            lines.append(f"  - hint: {prose(refusal['hint'])}")
     return "\n".join(lines)
 
 
@@ -88,9 +136,7 @@ def _warnings(document: dict[str, Any]) -> str:
         return ""
     lines = ["### Warnings", ""]
     for warning in document["warnings"]:
-        where = " ".join(p for p in (warning["key"], warning["region"]) if p)
-        source = f" (`{warning['source']}`)" if warning["source"] else ""
-        lines.append(f"- {warning['code']} {where}: {warning['message']}{source}")
+        lines.append(f"- {_code_word(warning['code'])} {_said(warning)}")
     return "\n".join(lines)
 
 
@@ -106,16 +152,19 @@ def _image_blocks(document: dict[str, Any]) -> list[str]:
         summary = ", ".join(
             f"{n} {k}" if n > 1 else k for k, n in sorted(kinds.items(), key=lambda i: ACTION_KINDS.index(i[0]))
         )
-        lines = [f"<details><summary><b>{key}</b>: {summary}</summary>", ""]
+        lines = [f"<details><summary><b>{escape.html(key)}</b>: {summary}</summary>", ""]
         for action in actions:
-            detail = describe_action(action)
+            detail = describe_action(action, MARKDOWN)
             lines.append(
-                f"- `{SYMBOLS[action['kind']]} {action['kind']}` {action['region']}" + (f": {detail}" if detail else "")
+                f"- `{SYMBOLS[action['kind']]} {action['kind']}` {prose(action['region'])}"
+                + (f": {detail}" if detail else "")
             )
             reason = action["reason"]
-            lines.append(f"  - {reason['message']}" + (f" (`{reason['source']}`)" if reason["source"] else ""))
+            lines.append(f"  - {prose(reason['message'])}{_source(reason['source'])}")
             waits = [
-                f"{by_id[d['id']]['kind']} {by_id[d['id']]['region']}" for d in action["depends_on"] if d["id"] in by_id
+                f"{by_id[d['id']]['kind']} {prose(by_id[d['id']]['region'])}"
+                for d in action["depends_on"]
+                if d["id"] in by_id
             ]
             if waits:
                 lines.append(f"  - waits for: {', '.join(waits)}")
@@ -131,7 +180,7 @@ def _mermaid(document: dict[str, Any]) -> str:
     names = {a["id"]: f"a{i}" for i, a in enumerate(actions)}
     lines = ["```mermaid", "graph LR"]
     for action in actions:
-        label = f"{action['kind']} {action['key']} {action['region']}".replace('"', "'")
+        label = escape.mermaid(f"{action['kind']} {action['key']} {action['region']}")
         lines.append(f'  {names[action["id"]]}["{label}"]')
     for action in actions:
         for dependency in action["depends_on"]:
@@ -143,9 +192,10 @@ def _mermaid(document: dict[str, Any]) -> str:
 
 def render_markdown(document: dict[str, Any], *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     partial = document["info"].get("partial")
-    head = [f"#### {target_line(document)}", "", _verdict(document)]
+    head = [f"#### {target_line(document, show=prose)}", "", _verdict(document)]
     if partial:
-        head += ["", f"> [!NOTE]\n> Partial plan ({partial['description']}): other images were not considered."]
+        what = prose(partial["description"])
+        head += ["", f"> [!NOTE]\n> Partial plan ({what}): other images were not considered."]
     required = [
         "\n".join(head),
         _table(document),

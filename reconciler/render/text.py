@@ -1,11 +1,22 @@
 """The text rendering for a terminal, made from the plan's JSON document (so it can never disagree with
 it). Plain text; colour is added at the terminal edge by `colorize`, only on a TTY and never with
-NO_COLOR, so golden files stay plain."""
+NO_COLOR, so golden files stay plain.
+
+Every string that is not the tool's own literal (a key, name, region, id, value, message, hint, source:
+from the manifests or from the cloud, where anyone in the project can rename an image) goes through
+`escape.text`, so an ESC sequence or a newline shows as an escape and never prints a line of its own.
+Messages are escaped whole: the planner builds them with cloud values inside, and its own words hold no
+hidden character.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from reconciler.render import escape
 
 SYMBOLS = {
     "create": "+",
@@ -36,6 +47,26 @@ SUMMARY_WORDS = {
 INDENT = " " * 14
 
 
+def _value(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return f'"{escape.text(value)}"'
+    return escape.text(str(value).lower())
+
+
+@dataclass(frozen=True, slots=True)
+class Style:
+    """How a rendering shows what is not its own literal: `name` for a key, name, id, region or member,
+    `value` for a before or after value."""
+
+    name: Callable[[str], str]
+    value: Callable[[Any], str]
+
+
+TEXT = Style(name=escape.text, value=_value)
+
+
 def short_id(value: str | None) -> str:
     if not value:
         return "(new)"
@@ -53,53 +84,50 @@ def human_bytes(size: int | None) -> str:
     return f"{size} B"
 
 
-def target_line(document: dict[str, Any], command: str = "plan") -> str:
+def target_line(document: dict[str, Any], command: str = "plan", show: Callable[[str], str] = escape.text) -> str:
     target = document["target"]
     if target["kind"] == "simulator":
-        where = f"SIMULATOR state {target.get('state')}"
+        where = f"SIMULATOR state {show(str(target.get('state')))}"
     else:
-        where = f"nhn {urlsplit(target['identity']).hostname}"
-    regions = " ".join(target["regions"])
-    return f"reconciler {command} · set {document['set']} · {where} · project {short_id(target['project'])} · {regions}"
+        where = f"nhn {show(str(urlsplit(target['identity']).hostname))}"
+    regions = " ".join(show(r) for r in target["regions"])
+    project = show(short_id(target["project"]))
+    return f"reconciler {command} · set {show(document['set'])} · {where} · project {project} · {regions}"
 
 
-def _value(value: Any) -> str:
-    return "(none)" if value is None else f'"{value}"' if isinstance(value, str) else str(value).lower()
-
-
-def _changes(changes: dict[str, Any]) -> str:
+def _changes(changes: dict[str, Any], style: Style) -> str:
     shown = [
-        f"{name} {_value(change['before'])} -> {_value(change['after'])}"
+        f"{style.name(name)} {style.value(change['before'])} -> {style.value(change['after'])}"
         for name, change in changes.items()
         if not name.startswith("reconciler_")
     ]
-    return "; ".join(shown) if shown else "markers " + ", ".join(sorted(changes))
+    return "; ".join(shown) if shown else "markers " + ", ".join(style.name(n) for n in sorted(changes))
 
 
-def describe_action(action: dict[str, Any]) -> str:
+def describe_action(action: dict[str, Any], style: Style = TEXT) -> str:
     kind = action["kind"]
+    name = style.name
     if kind == "create":
         root = "volume root" if action.get("root_device") == "volume" else "local disk"
         state = "running" if action.get("running") else "stopped"
-        server = f"{action['server_name']} ({action.get('flavor')}, {root}, {state})"
-        return f"from instance {server} as {_value(action['name'])}"
+        flavor = name(str(action.get("flavor")))
+        return (
+            f"from instance {name(action['server_name'])} ({flavor}, {root}, {state}) as {style.value(action['name'])}"
+        )
     if kind == "copy":
-        return f"{action['source_region']} -> {action['region']}  {human_bytes(action.get('bytes'))}"
+        return f"{name(action['source_region'])} -> {name(action['region'])}  {human_bytes(action.get('bytes'))}"
     if kind in ("share", "unshare"):
         sign = "+" if kind == "share" else "-"
         visibility = action["changes"].get("visibility")
-        extra = f" (visibility {visibility['before']} -> {visibility['after']})" if visibility else ""
-        return f"{sign} {short_id(action['member'])}{extra}"
+        extra = f" (visibility {name(visibility['before'])} -> {name(visibility['after'])})" if visibility else ""
+        return f"{sign} {name(short_id(action['member']))}{extra}"
     if kind in ("stop_instance", "start_instance"):
-        return f"instance {action['server_name']}"
+        return f"instance {name(action['server_name'])}"
     if kind == "delete":
-        return (
-            f"{_value(action.get('name'))} {short_id(action['image_id'])}"
-            if action.get("name")
-            else short_id(action["image_id"])
-        )
+        image = name(short_id(action["image_id"]))
+        return f"{style.value(action['name'])} {image}" if action.get("name") else image
     if kind in ("update", "adopt"):
-        return _changes(action["changes"])
+        return _changes(action["changes"], style)
     return ""
 
 
@@ -107,11 +135,13 @@ def _waits(action: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> str:
     names = []
     for dependency in action["depends_on"]:
         other = by_id[dependency["id"]]
-        names.append(
-            f"{other['kind']} {other['key']} {other['region']}"
-            + (f" ({dependency['id'].split(':', 3)[3]})" if dependency["id"].count(":") >= 3 else "")
-        )
+        label = f" ({dependency['id'].split(':', 3)[3]})" if dependency["id"].count(":") >= 3 else ""
+        names.append(escape.text(f"{other['kind']} {other['key']} {other['region']}{label}"))
     return "waits for: " + ", ".join(names) if names else ""
+
+
+def _source(source: str | None, form: str = " ({})") -> str:
+    return form.format(escape.text(source)) if source else ""
 
 
 def render_text(document: dict[str, Any], *, applying: bool = False) -> str:
@@ -121,7 +151,7 @@ def render_text(document: dict[str, Any], *, applying: bool = False) -> str:
     by_id = {a["id"]: a for a in actions}
     info = document["info"]
     lines = [target_line(document)]
-    regions = document["target"]["regions"]
+    regions = [escape.text(r) for r in document["target"]["regions"]]
     count = info["images"]
     lines.append(
         f"Read {len(regions)} region{'s' if len(regions) != 1 else ''} ({' '.join(regions)}): "
@@ -129,30 +159,33 @@ def render_text(document: dict[str, Any], *, applying: bool = False) -> str:
         f"sets, {info['unmanaged']} unmanaged)"
     )
     lines.append("")
-    key_width = max([len(a["key"]) for a in actions] + [len(r["key"] or "") for r in document["refusals"]] + [8])
+    show = escape.text
+    keys = [show(a["key"]) for a in actions] + [show(r["key"] or "") for r in document["refusals"]]
+    key_width = max([len(k) for k in keys] + [8])
     for action in actions:
         symbol = SYMBOLS[action["kind"]]
-        head = f"  {symbol} {action['kind']:<14} {action['key']:<{key_width}}  {action['region']:<4}"
+        head = f"  {symbol} {action['kind']:<14} {show(action['key']):<{key_width}}  {show(action['region']):<4}"
         lines.append(f"{head}  {describe_action(action)}".rstrip())
         reason = action["reason"]
-        lines.append(f"{INDENT}{reason['message']}" + (f" ({reason['source']})" if reason["source"] else ""))
+        lines.append(f"{INDENT}{show(reason['message'])}{_source(reason['source'])}")
         waits = _waits(action, by_id)
         if waits:
             lines.append(f"{INDENT}{waits}")
     for refusal in document["refusals"]:
-        head = f"  ! {'refused':<14} {refusal['key'] or '-':<{key_width}}  {refusal['region'] or '-':<4}"
-        lines.append(f"{head}  [{refusal['code']}] {refusal['message']}")
+        key, region = show(refusal["key"] or "-"), show(refusal["region"] or "-")
+        head = f"  ! {'refused':<14} {key:<{key_width}}  {region:<4}"
+        lines.append(f"{head}  [{show(refusal['code'])}] {show(refusal['message'])}")
         if refusal["source"]:
-            lines.append(f"{INDENT}at {refusal['source']}")
+            lines.append(f"{INDENT}at {show(refusal['source'])}")
         if refusal["hint"]:
-            lines.append(f"{INDENT}hint: {refusal['hint']}")
+            lines.append(f"{INDENT}hint: {show(refusal['hint'])}")
     if document["warnings"]:
         if actions or document["refusals"]:
             lines.append("")
         for warning in document["warnings"]:
-            where = " ".join(part for part in (warning["key"], warning["region"]) if part)
-            source = f" ({warning['source']})" if warning["source"] else ""
-            lines.append(f"  warning [{warning['code']}] {where + ': ' if where else ''}{warning['message']}{source}")
+            where = show(" ".join(part for part in (warning["key"], warning["region"]) if part))
+            message = f"{where + ': ' if where else ''}{show(warning['message'])}{_source(warning['source'])}"
+            lines.append(f"  warning [{show(warning['code'])}] {message}")
     if actions or document["refusals"] or document["warnings"]:
         lines.append("")
     lines.append(summary_line(document))
