@@ -4,12 +4,16 @@ reconciler.yaml, as a located problem naming the field; descriptions are one lin
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from reconciler.render.markdown import render_markdown
+from reconciler.render.text import render_text
 from reconciler.validate import InvalidRootError, load_desired_state
 
 CONFIG = (
@@ -128,3 +132,121 @@ def test_validate_exits_1_and_prints_no_raw_control_character(tmp_path):
     assert result.returncode == 1
     assert "web.yaml:5:11: images.web.name: the value contains \\x1b (control), \\x0d (control)" in result.stderr
     assert all(ch == "\n" or ch.isprintable() for ch in result.stderr + result.stdout)
+
+
+# -- what the renderers show (issue 17) --------------------------------------------------------------
+
+CASES = Path(__file__).resolve().parent / "cases"
+
+
+def hostile_plan(case: str = "hostile-cloud-text") -> dict:
+    return json.loads((CASES / case / "plan.json").read_text(encoding="utf-8"))
+
+
+def test_the_hostile_plan_text_holds_no_control_byte_and_one_line_per_plan_line():
+    document = hostile_plan()
+    text = render_text(document)
+    assert not [b for b in text.encode() if b < 0x20 and b != 0x0A]
+    assert "\x1b" not in text and "\u202e" not in text
+    # target, regions read, blank; two lines per action (no waits); blank; summary; "Nothing was changed."
+    assert len(document["actions"]) == 3 and not any(a["depends_on"] for a in document["actions"])
+    assert len(text.splitlines()) == 3 + 2 * 3 + 3
+
+
+def test_a_newline_in_a_name_never_prints_a_line_of_its_own():
+    document = hostile_plan()
+    lines = render_text(document).splitlines()
+    deletes = [line for line in lines if line.lstrip().startswith("- delete")]
+    assert len(deletes) == 2  # the real ones: the fake "- delete prod-db" stays inside its quotes
+    assert not any(line.lstrip().startswith("~ update         web-base  KR1   nothing") for line in lines)
+
+
+def test_warnings_refusals_and_hints_are_escaped_in_text():
+    text = render_text(hostile_plan("hostile-cloud-text-warning"))
+    assert not [b for b in text.encode() if b < 0x20 and b != 0x0A]
+    assert "instance:web\\x1b[31m\\x0a  - delete" in text
+    assert "hint: set protected: false on db-base\\x0a  hint:" in text
+
+
+def outside_code(markdown: str) -> str:
+    """The Markdown with code spans, fenced blocks and the renderer's own HTML tags taken out."""
+    kept = []
+    fenced = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced:
+            continue
+        line = re.sub(r"<code>.*?</code>", "", line)
+        line = re.sub(r"</?(details|summary|b)>", "", line)
+        line = re.sub(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", "", line)
+        kept.append(line)
+    return "\n".join(kept)
+
+
+@pytest.mark.parametrize("case", ["hostile-cloud-text", "hostile-cloud-text-warning"])
+def test_the_hostile_plan_markdown_holds_no_live_markup(case):
+    markdown = render_markdown(hostile_plan(case))
+    assert not [b for b in markdown.encode() if b < 0x20 and b != 0x0A]
+    # The renderer's own headings, quote markers and arrows aside, every special character left is escaped.
+    rest = re.sub(r"^(#+ |> )", "", outside_code(markdown), flags=re.MULTILINE).replace(" -> ", " ")
+    for special in "<>@`#":
+        unescaped = re.findall(rf"(?<!\\){re.escape(special)}", rest)
+        assert not unescaped, (special, rest)
+    table_rows = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert all(line.count("|") - line.count("\\|") == table_rows[0].count("|") for line in table_rows)
+
+
+def test_markdown_summary_html_is_escaped():
+    markdown = render_markdown(hostile_plan())
+    assert "<summary><b><code>old-base`` | @everyone &lt;!-- </code></b>: delete</summary>" in markdown
+    assert "<!--" not in outside_code(markdown)
+
+
+def test_mermaid_labels_hold_no_markup():
+    markdown = render_markdown(hostile_plan())
+    graph = markdown.split("```mermaid\n", 1)[1].split("\n```", 1)[0]
+    assert graph.count("```") == 0 and all(line.count('"') in (0, 2) for line in graph.splitlines())
+
+
+# -- verdicts: an unprotect is a risky change ---------------------------------------------------------
+
+
+def with_actions(*kinds: str) -> dict:
+    document = hostile_plan("protect-unprotect")
+    template = document["actions"][0]
+    document["actions"] = [
+        {
+            **template,
+            "id": f"{kind}:k{i}:KR1",
+            "kind": kind,
+            "key": f"k{i}",
+            "member": "8989447062e04a818baf9e073fd04fa7",
+        }
+        for i, kind in enumerate(kinds)
+    ]
+    document["summary"]["actions"] = {kind: kinds.count(kind) for kind in dict.fromkeys(kinds)}
+    return document
+
+
+@pytest.mark.parametrize("kinds", [("unprotect",), ("protect", "unprotect", "unprotect"), ("delete",), ("unshare",)])
+def test_safe_to_apply_never_covers_an_unprotect_a_delete_or_an_unshare(kinds):
+    markdown = render_markdown(with_actions(*kinds))
+    assert "Safe to apply" not in markdown
+    assert "**Review the risky changes**" in markdown
+
+
+def test_the_verdict_counts_and_the_banner_names_each_unprotect():
+    markdown = render_markdown(with_actions("protect", "unprotect", "unprotect", "delete"))
+    assert "**Review the risky changes**: 4 actions, 1 deletion, 2 unprotects" in markdown
+    assert "> This plan deletes and unprotects:" in markdown
+    assert (
+        "> - unprotect image `00000000-0000-4000-8000-000000000012` of `k1` in KR1: protected: false is declared"
+        in (markdown)
+    )
+    assert markdown.count("> - unprotect image") == 2
+
+
+def test_a_plan_without_risky_changes_is_safe_to_apply():
+    assert "**Safe to apply**: 1 action" in render_markdown(with_actions("protect"))

@@ -1,0 +1,68 @@
+"""The escaping functions every renderer uses for what the tool did not write itself (issue 17)."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.render import escape
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("web-base", "web-base"),
+        ("웹 이미지 🚀", "웹 이미지 🚀"),
+        ("a\x1b[2Jb", "a\\x1b[2Jb"),
+        ("a\n  - delete x", "a\\x0a  - delete x"),
+        ("a\tb\r", "a\\x09b\\x0d"),
+        ("\u202eevil", "\\u202eevil"),
+        ("zero\u200bwidth", "zero\\u200bwidth"),
+        ("line\u2028sep", "line\\u2028sep"),
+        ("\x85", "\\x85"),
+    ],
+)
+def test_text_shows_hidden_characters_as_escapes(value, shown):
+    assert escape.text(value) == shown
+
+
+def test_markdown_escapes_what_would_become_markup():
+    assert escape.markdown("<!-- @everyone #1 *x* _y_ [l](u) a|b `c` ~s~ &amp; $x$ !") == (
+        "\\<\\!-- \\@everyone \\#1 \\*x\\* \\_y\\_ \\[l\\](u) a\\|b \\`c\\` \\~s\\~ \\&amp; \\$x\\$ \\!"
+    )
+
+
+def test_markdown_shows_hidden_characters_first_so_no_line_break_reaches_markdown():
+    assert escape.markdown("a\n<!--") == "a\\\\x0a\\<\\!--"
+    assert "\n" not in escape.markdown("x\n\n- delete y\r\n")
+
+
+@pytest.mark.parametrize(
+    ("value", "span"),
+    [
+        ("web-base", "`web-base`"),
+        ("a`b", "``a`b``"),
+        ("a``b`", "``` a``b` ```"),
+        ("`x", "`` `x ``"),
+        (" padded ", "`  padded  `"),
+        ("<!-- @everyone", "`<!-- @everyone`"),
+        ("a\nb", "`a\\x0ab`"),
+        ("", '`""`'),
+    ],
+)
+def test_code_span_fence_outlasts_every_backtick_run(value, span):
+    assert escape.code(value) == span
+
+
+def test_code_span_in_a_table_escapes_the_pipe():
+    assert escape.code("a|b") == "`a|b`"
+    assert escape.code("a|b", in_table=True) == "`a\\|b`"
+
+
+def test_html_escapes_and_wraps_in_code():
+    assert escape.html('<b>x</b> & "@y"\n') == "<code>&lt;b&gt;x&lt;/b&gt; &amp; &quot;@y&quot;\\x0a</code>"
+
+
+def test_mermaid_labels_cannot_close_the_node_or_the_fence():
+    label = escape.mermaid('x"] --> y["z\n```\n<b>#1</b>')
+    assert label == "x#34;#93; --#62; y#91;#34;z#92;x0a#96;#96;#96;#92;x0a#60;b#62;#35;1#60;/b#62;"
+    assert not set(label) & set('"[]`<>\n')
