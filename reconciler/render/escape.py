@@ -7,6 +7,7 @@ plan line, a right-to-left override that reorders what follows it. Shown, each b
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from html import escape as _html_escape
 
@@ -35,16 +36,20 @@ def text(value: str) -> str:
 
 # -- Markdown (a pull-request comment) --------------------------------------------------------------
 
-# Characters that Markdown, GitHub or raw HTML give a meaning in running text: emphasis, code, links and
-# images, raw HTML (`<!--` hides everything after it), table cells, mentions (`@`), references (`#12`),
-# strikethrough, entities and maths. Line-start syntax (`-`, `+`, `1.`) needs nothing: `text` has already
-# turned every line break into an escape, so a value never starts a line.
-MARKDOWN_SPECIAL = frozenset("\\`*_[]<>|@#~&!$")
+# Characters that Markdown or raw HTML give a meaning in running text: emphasis, code, links and images,
+# raw HTML (`<!--` hides everything after it), table cells, strikethrough, entities and maths. Line-start
+# syntax (`-`, `+`, `1.`) needs nothing: `text` has already turned every line break into an escape, so a
+# value never starts a line.
+MARKDOWN_SPECIAL = frozenset("\\`*_[]<>|~&!$")
+# GitHub finds mentions (`@name`) and issue references (`#12`) in the text of the rendered page, after
+# Markdown's escapes are gone, but never inside code: a run of `@` and `#` goes in a code span of its own.
+MENTION_MARKS = re.compile(r"[@#]+")
 
 
 def markdown(value: str) -> str:
     """`value` as literal text in running Markdown: hidden characters shown, special characters escaped."""
-    return "".join(f"\\{c}" if c in MARKDOWN_SPECIAL else c for c in text(value))
+    escaped = "".join(f"\\{c}" if c in MARKDOWN_SPECIAL else c for c in text(value))
+    return MENTION_MARKS.sub(lambda marks: f"`{marks.group()}`", escaped)
 
 
 def code(value: str, *, in_table: bool = False) -> str:

@@ -27,8 +27,15 @@ def test_text_shows_hidden_characters_as_escapes(value, shown):
 
 def test_markdown_escapes_what_would_become_markup():
     assert escape.markdown("<!-- @everyone #1 *x* _y_ [l](u) a|b `c` ~s~ &amp; $x$ !") == (
-        "\\<\\!-- \\@everyone \\#1 \\*x\\* \\_y\\_ \\[l\\](u) a\\|b \\`c\\` \\~s\\~ \\&amp; \\$x\\$ \\!"
+        "\\<\\!-- `@`everyone `#`1 \\*x\\* \\_y\\_ \\[l\\](u) a\\|b \\`c\\` \\~s\\~ \\&amp; \\$x\\$ \\!"
     )
+
+
+def test_markdown_puts_mention_and_reference_marks_in_code_where_github_never_links_them():
+    # GitHub links mentions and references after Markdown's own escapes are gone: only code stops it.
+    assert escape.markdown("ops@example.com #12") == "ops`@`example.com `#`12"
+    assert escape.markdown("@#@x") == "`@#@`x"  # one span: adjacent spans would fuse their fences
+    assert escape.markdown("`@") == "\\``@`"  # an escaped backtick does not join the span's fence
 
 
 def test_markdown_shows_hidden_characters_first_so_no_line_break_reaches_markdown():
