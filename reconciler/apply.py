@@ -419,6 +419,8 @@ class Applier:
                     f"the lock was lost and server {server_id} no longer carries this run's mark ({mark!r}): "
                     "left for the next run"
                 )
+        if action.id in self.expects_waived:
+            self._stop_may_still_land(action, server_id)
         try:
             self.client.start_server(action.region, server_id)
         except Conflict:
@@ -441,6 +443,18 @@ class Applier:
                 f"started, but not ACTIVE within {wait_s:g} s of the cancellation; the next plan clears its mark"
             ) from None
         self.client.delete_server_metadata(action.region, server_id, markers.STOPPED_BY)
+
+    def _stop_may_still_land(self, action: Action, server_id: str) -> None:
+        """The restart owed for a stop that did not finish (its answer lost, or a timeout). A server still
+        ACTIVE with no task has not seen the stop yet, and the request may still be carried out after this
+        run ends: "already running" is no proof, and clearing the mark now would leave a late stop's SHUTOFF
+        unexplained. The mark stays; the next plan starts the server, or just clears the mark."""
+        server = self.client.get_server(action.region, server_id)
+        if server.status == "ACTIVE" and server.task_state is None:
+            raise LeftForNextRun(
+                f"{server.name} is still ACTIVE, but the stop whose answer was lost may yet be carried out; it "
+                f"keeps {markers.STOPPED_BY} and the next plan starts it or clears the mark"
+            )
 
     def _do_create(self, action: Action, observed: Mapping[tuple[str, str], Any]) -> str:
         region = action.region

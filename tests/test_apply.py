@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,39 @@ def test_the_start_after_a_stop_runs_even_when_the_create_fails(tmp_path, capsys
     assert report == {"stop_instance": DONE, "create": FAILED, "start_instance": DONE}
     state = json.loads((root / ".reconciler" / "sim-state.json").read_text())
     (server,) = state["servers"].values()
+    assert server["status"] == "ACTIVE" and "reconciler_stopped_by" not in server["metadata"]
+
+
+def test_a_stop_that_lands_after_its_answer_was_lost_leaves_the_instance_to_the_next_plan(
+    tmp_path, capsys, monkeypatch
+):
+    """The stop is held in front of the server past the client's read timeout, then carried out. The
+    restart owed for it runs while the server is still ACTIVE: it must not take "already running" as done
+    and clear the mark, or the late stop leaves the instance SHUTOFF with nothing to say why."""
+    monkeypatch.setenv("RECONCILER_HTTP_TIMEOUT", "1")
+    root = copy_root("running-u2-stop", tmp_path)
+    add_fault(root, {"route": "POST /compute/{region}/v2/{tenant_id}/servers/{server_id}/action", "on_call": 1,
+                     "stall_s": 1.5})  # fmt: skip
+    assert main(["apply", str(root), "--auto-approve", "--format", "json"]) == 1
+    report = {r["id"].split(":")[0]: r["status"] for r in json.loads(capsys.readouterr().out)["results"]}
+    assert report["stop_instance"] == FAILED and report["start_instance"] == "left"
+    time.sleep(1.0)  # the held stop has landed by now
+    state = json.loads((root / ".reconciler" / "sim-state.json").read_text())
+    (server,) = state["servers"].values()
+    assert server["metadata"].get("reconciler_stopped_by", "").startswith("web-platform:")
+    # The faults pass; re-run as a user would (a run may find the stop still under way, and stop as stale):
+    # the image is made and the instance started again.
+    seed = root / ".reconciler" / "sim-state.json"
+    state["behaviour"]["faults"] = []
+    seed.write_text(json.dumps(state))
+    codes = []
+    while len(codes) < 3 and 0 not in codes:
+        codes.append(main(["apply", str(root), "--auto-approve"]))
+    capsys.readouterr()
+    assert codes[-1] == 0, codes
+    code, again = plan_json(root, capsys)
+    assert (code, again["actions"]) == (0, [])
+    (server,) = json.loads(seed.read_text())["servers"].values()
     assert server["status"] == "ACTIVE" and "reconciler_stopped_by" not in server["metadata"]
 
 
