@@ -14,6 +14,10 @@ from html import escape as _html_escape
 # Control (Cc), format (Cf: bidi overrides, zero-width characters), line and paragraph separators (Zl, Zp),
 # and lone surrogates (Cs, which only a broken decoder produces).
 HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+# Letters and symbols that print as nothing: the Hangul fillers (a name made of them looks empty, or looks
+# like another name with them inserted) and the blank Braille pattern. Python calls them printable, so
+# they are named one by one.
+INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 def _visible(char: str) -> str:
@@ -24,12 +28,12 @@ def _visible(char: str) -> str:
 
 
 def hidden(char: str) -> bool:
-    return unicodedata.category(char) in HIDDEN_CATEGORIES
+    return char in INVISIBLE_LETTERS or unicodedata.category(char) in HIDDEN_CATEGORIES
 
 
 def text(value: str) -> str:
     """The value with every hidden character shown as an escape; printable text is left as it is."""
-    if value.isprintable():
+    if value.isprintable() and INVISIBLE_LETTERS.isdisjoint(value):
         return value
     return "".join(_visible(c) if hidden(c) else c for c in value)
 

@@ -25,6 +25,18 @@ def test_text_shows_hidden_characters_as_escapes(value, shown):
     assert escape.text(value) == shown
 
 
+@pytest.mark.parametrize("char", ["\u115f", "\u1160", "\u3164", "\uffa0", "\u2800"])
+def test_invisible_letters_are_hidden_and_shown_as_escapes(char):
+    # Letters (Lo) and a symbol (So) that print as nothing: a name made of them looks empty.
+    assert char in escape.INVISIBLE_LETTERS
+    assert escape.hidden(char)
+    assert escape.text(f"web{char}base") == f"web\\u{ord(char):04x}base"
+
+
+def test_hangul_text_stays_readable():
+    assert not any(escape.hidden(c) for c in "한글 이미지 ㅎ")
+
+
 def test_markdown_escapes_what_would_become_markup():
     assert escape.markdown("<!-- @everyone #1 *x* _y_ [l](u) a|b `c` ~s~ &amp; $x$ !") == (
         "\\<\\!-- `@`everyone `#`1 \\*x\\* \\_y\\_ \\[l\\](u) a\\|b \\`c\\` \\~s\\~ \\&amp; \\$x\\$ \\!"
