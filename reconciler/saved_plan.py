@@ -20,6 +20,7 @@ import functools
 import json
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -69,11 +70,12 @@ def tool_identity() -> dict[str, str | None]:
 
 
 def check_destination(path: Path) -> None:
-    """Where `plan --out` is to write, checked before the cloud is read: an existing file is replaced, but
-    a folder, a path under a file, or a folder that does not exist is refused (a mistyped folder is not
-    created: the plan would be saved where nobody looks for it)."""
+    """Where `plan --out` is to write, checked before the cloud is read: an existing regular file is
+    replaced, but a folder, a path under a file, or a folder that does not exist is refused (a mistyped
+    folder is not created: the plan would be saved where nobody looks for it), and so is anything else that
+    exists and is not a regular file (see `_refuse_unreplaceable`)."""
     shown = _shown(path)
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         raise UsageError(
             f"plan --out {shown}: that is a folder", hint=f"name a file in it, e.g. {_shown(path / 'plan.json')}"
         )
@@ -87,9 +89,47 @@ def check_destination(path: Path) -> None:
         )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"plan --out {shown}: the folder {_shown(folder)} is not writable")
+    _refuse_unreplaceable(path)
+
+
+def _refuse_unreplaceable(path: Path) -> None:
+    """A saved plan replaces the file it names by renaming a new file over it. Over a symbolic link that
+    replaces the link, not what it points to (a plan "saved" through a link is not where the link leads);
+    over a device, a pipe or a socket it replaces that node (as root, /dev/null itself). Both are refused."""
+    shown = _shown(path)
+    try:
+        mode = path.lstat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as err:
+        raise UsageError(f"plan --out {shown}: cannot check it ({err.strerror or err})") from None
+    if stat.S_ISLNK(mode):
+        raise UsageError(
+            f"plan --out {shown}: that is a symbolic link; a saved plan replaces the file it names, so it would "
+            "replace the link, not write where it points",
+            hint="name the file itself",
+        )
+    if not stat.S_ISREG(mode):
+        raise UsageError(
+            f"plan --out {shown}: that is {_kind(mode)}, not a regular file; a saved plan replaces the file it names",
+            hint="name a regular file (a new one, or a plan saved before)",
+        )
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((words for test, words in kinds if test(mode)), "not a regular file")
 
 
 def save(path: Path, plan: Plan, cloud: CloudTarget) -> None:
+    _refuse_unreplaceable(path)  # again: reading the cloud took a while, and the path may have changed meanwhile
     document = plan.to_json()
     document["saved"] = {"target": saved_target(cloud, plan.target), "tool": tool_identity()}
     _write_json(path, document)
@@ -232,6 +272,7 @@ def _write_json(path: Path, document: Mapping[str, Any]) -> None:
     tmp: str | None = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(document, handle, indent=2, ensure_ascii=False)
             handle.write("\n")
@@ -240,3 +281,27 @@ def _write_json(path: Path, document: Mapping[str, Any]) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise ReconcilerError(f"cannot write {_shown(path)}: {err.strerror or err}") from None
+
+
+def _mode_for(path: Path) -> int:
+    """The mode the written file gets: the replaced file's, else what a new file gets from open() (0666 less
+    the umask). mkstemp's 0600 would hide a plan from a CI step that runs as another user."""
+    try:
+        existing = path.stat()
+    except OSError:
+        return 0o666 & ~_umask()
+    return stat.S_IMODE(existing.st_mode)
+
+
+def _umask() -> int:
+    """The process's umask. Linux shows it in /proc/self/status; elsewhere, reading it means setting it, which
+    is done briefly."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current

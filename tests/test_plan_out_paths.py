@@ -5,7 +5,9 @@ file, no folder created for a mistyped path."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,101 @@ def test_apply_plan_without_read_permission(root, tmp_path, capsys, monkeypatch)
     assert main(["apply", str(root), "--plan", str(locked), "--auto-approve"]) == 1
     err = capsys.readouterr().err
     assert f"error: apply --plan {locked}: cannot read it (Permission denied)" in err, err
+
+
+# What `plan --out` replaces must be a regular file (issue 17, hostile review): the save renames a new file
+# over the path, which over a device or a pipe replaces the node itself (as root, /dev/null) and over a
+# symbolic link replaces the link. Never tried against real devices: a FIFO and links under tmp_path.
+
+
+def unreplaceable(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Paths `plan --out` must refuse, made under tmp_path, with the words the error uses."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    target = tmp_path / "target.json"
+    target.write_text("kept\n")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to(tmp_path / "nowhere.json")
+    to_fifo = tmp_path / "to-pipe"
+    to_fifo.symlink_to(fifo)
+    to_folder = tmp_path / "to-folder"
+    (tmp_path / "folder").mkdir()
+    to_folder.symlink_to(tmp_path / "folder")
+    return {
+        "fifo": (fifo, "that is a named pipe, not a regular file"),
+        "link to a file": (link, "that is a symbolic link"),
+        "dangling link": (dangling, "that is a symbolic link"),
+        "link to a fifo": (to_fifo, "that is a symbolic link"),
+        "link to a folder": (to_folder, "that is a symbolic link"),
+    }
+
+
+@pytest.mark.parametrize("name", ["fifo", "link to a file", "dangling link", "link to a fifo", "link to a folder"])
+def test_plan_out_refuses_what_is_not_a_regular_file(name, root, tmp_path, capsys):
+    out, words = unreplaceable(tmp_path)[name]
+    before = out.lstat()
+    assert main(["plan", str(root), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: plan --out {out}: {words}" in err and "Traceback" not in err, err
+    assert "a saved plan replaces the file it names" in err
+    after = out.lstat()
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode), "the path was replaced"
+    assert not cloud_was_read(root)
+    assert (tmp_path / "target.json").read_text() == "kept\n"
+    assert not (tmp_path / "nowhere.json").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary file was left"
+
+
+def test_a_device_is_refused_by_kind(root, tmp_path, monkeypatch, capsys):
+    # A character device, told by its mode only: the path is a regular file whose lstat says "device".
+    out = tmp_path / "fake-device"
+    out.write_text("")
+    real_lstat = Path.lstat
+
+    def device_lstat(self):
+        result = real_lstat(self)
+        if self == out:
+            return os.stat_result((stat.S_IFCHR | 0o666, *tuple(result)[1:]))
+        return result
+
+    monkeypatch.setattr(Path, "lstat", device_lstat)
+    assert main(["plan", str(root), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: plan --out {out}: that is a character device, not a regular file" in err, err
+    assert not cloud_was_read(root)
+
+
+def test_a_path_that_becomes_a_link_while_the_cloud_is_read_is_refused(tmp_path, monkeypatch):
+    # check_destination ran before the cloud was read; save checks again right before the rename.
+    out = tmp_path / "plan.json"
+    out.symlink_to(tmp_path / "elsewhere.json")
+    monkeypatch.setattr(saved_plan, "_write_json", lambda *a: pytest.fail("written through a link"))
+    with pytest.raises(ReconcilerError, match="symbolic link"):
+        saved_plan.save(out, _FakePlan(), None)
+
+
+class _FakePlan:
+    target = None
+
+    def to_json(self):
+        return {}
+
+
+def test_a_new_plan_file_gets_the_mode_a_new_file_gets(root, tmp_path):
+    old = os.umask(0o027)
+    try:
+        out = tmp_path / "plan.json"
+        assert main(["plan", str(root), "--out", str(out)]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640  # 0666 less the umask, not mkstemp's 0600
+
+
+def test_a_replaced_plan_file_keeps_its_mode(root, tmp_path):
+    out = tmp_path / "plan.json"
+    out.write_text("old\n")
+    out.chmod(0o644)
+    assert main(["plan", str(root), "--out", str(out)]) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644 and json.loads(out.read_text())["saved"]
