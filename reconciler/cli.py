@@ -360,12 +360,15 @@ def start_command(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
 def _plan_options(args: argparse.Namespace, desired: Any, snapshot: Any) -> dict[str, Any]:
     """--max-deletions, --target and --exclude; a key that names nothing is an error, not a no-op. apply's
     --timeout too: a temporary-name image creating for longer is a leftover (plan: the planner's default)."""
+    from reconciler import markers
+
     named = set(args.target) | set(args.exclude)
     if named:
+        # Live keys only as the tool writes them: an image with a key it never writes is nobody's (ownership).
         known = {spec.key for spec in desired.images} | {
-            str(image.properties.get("reconciler_key"))
+            str(image.properties.get(markers.KEY))
             for image in snapshot.all_images()
-            if image.properties.get("reconciler_set") == desired.root.set
+            if image.properties.get(markers.SET) == desired.root.set and not markers.invalid_markers(image.properties)
         }
         unknown = sorted(named - known)
         if unknown:

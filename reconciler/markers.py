@@ -18,6 +18,24 @@ COPY_OF = "reconciler_copy_of"  # on copies: the home image's id
 DOWNLOAD_WAS = "reconciler_download_was"  # while the download flag is enabled for copies: the value to restore
 ALL = (SET, KEY, SOURCE, PROPS, COPY_OF, DOWNLOAD_WAS)
 
+# What a set name and a key may be (schemas/root.schema.json and manifest.schema.json): the tool writes no
+# other marker value. A `reconciler_set` or `reconciler_key` outside them was set by hand (anyone in the
+# project may set properties), and a key such as `a:b` would make action ids (`kind:key:region`) ambiguous.
+SET_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def invalid_markers(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """The set and key markers on an image that no run of the tool could have written (a value outside the
+    set-name or key pattern, or not a string), by property name; empty when each is absent or valid."""
+    found = {}
+    for name, pattern in ((SET, SET_PATTERN), (KEY, KEY_PATTERN)):
+        value = properties.get(name)
+        if value is not None and not (isinstance(value, str) and pattern.fullmatch(value)):
+            found[name] = value
+    return found
+
+
 # Server metadata naming the set that stopped an instance, so a later plan restarts one a crash left stopped.
 STOPPED_BY = "reconciler_stopped_by"
 DOWNLOAD_FLAG = "nhncloud_allow_download"

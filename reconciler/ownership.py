@@ -30,6 +30,9 @@ class Ownership:
     # Old-form temporary-name images that name no set and match no declared (key, region): nobody's, as
     # far as this set can tell (they are also counted as unmanaged).
     unattributed: list[Image] = field(default_factory=list)
+    # Images whose set or key marker no run of the tool could have written (markers.invalid_markers): nobody's,
+    # so never planned against (also counted as unmanaged; the planner warns about each, invalid_markers).
+    invalid: list[Image] = field(default_factory=list)
 
     def has_any_image(self) -> bool:
         return bool(self.home or self.copies or self.temporary)
@@ -73,9 +76,15 @@ def classify(
     unmanaged: list[Image] = []
     temporary: list[Image] = []
     unattributed: list[Image] = []
+    invalid: list[Image] = []
     for image in snapshot.all_images():
         if is_bookkeeping(image.properties):
             continue  # lock claims and doctor's scratch images are the tool's own, not images of anyone's
+        if markers.invalid_markers(image.properties):
+            # Checked before the temporary name, too: markers the tool never writes make no image the tool's.
+            invalid.append(image)
+            unmanaged.append(image)
+            continue
         owner_set = image.properties.get(markers.SET)
         key = image.properties.get(markers.KEY)
         ours = is_temporary_of(image, set_name, declared_tokens) if image.id not in referenced else False
@@ -103,4 +112,5 @@ def classify(
         unmanaged=unmanaged,
         temporary=sorted(temporary, key=lambda i: (i.region, *_age(i))),
         unattributed=sorted(unattributed, key=lambda i: (i.region, i.name or "", i.id)),
+        invalid=sorted(invalid, key=lambda i: (i.region, i.id)),
     )

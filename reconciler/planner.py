@@ -23,6 +23,7 @@ from reconciler.lock_claims import claim_of, is_bookkeeping, iso
 from reconciler.model import CopySpec, DesiredState, ImageSpec
 from reconciler.ownership import Ownership, classify
 from reconciler.plan import Action, Change, Dependency, Finding, Plan, Reason, Target
+from reconciler.render import escape
 from reconciler.snapshot import UUID, Snapshot
 
 # Where an action kind falls in "make before break": lower runs first among ready ones.
@@ -222,6 +223,7 @@ class _Planner:
         for spec in in_scope:
             self._plan_image(spec)
         self._name_warnings()
+        self._invalid_marker_warnings()
         for spec in in_scope:
             self._restart_left_stopped(spec)
         if self.scope.partial:
@@ -590,6 +592,43 @@ class _Planner:
                         where,
                     )
 
+    def _invalid_marker_warnings(self) -> None:
+        """One warning per image whose set or key marker the tool never writes: ownership left it out of
+        every set, so nothing is planned for it, and the project is told so that someone clears it."""
+        for image in self.own.invalid:
+            # Escaped here already: the JSON document carries them too, and they hold whatever someone typed.
+            carries = ", ".join(
+                f"{name} {_quoted(escape.text(value) if isinstance(value, str) else value)}"
+                for name, value in markers.invalid_markers(image.properties).items()
+            )
+            self.warn(
+                "invalid_markers",
+                None,
+                image.region,
+                f"image {image.id} ({_quoted(escape.text(image.name or ''))}) carries {carries}, which the tool "
+                "never writes (a set name or key is letters, digits, '.', '_' or '-'): it is nobody's, and nothing "
+                "is planned for it; clear or fix the property by hand",
+                None,
+            )
+
+    def _refuse_invalid_markers(
+        self, spec: ImageSpec, region: str, image: Image, what: str, source: str | None
+    ) -> bool:
+        """True (and a refusal) when an image the manifest names by id carries markers the tool never writes:
+        adopting it would take over an image whose owner nobody can tell."""
+        if not markers.invalid_markers(image.properties):
+            return False
+        self.refuse(
+            "foreign_markers",
+            spec.key,
+            region,
+            f"{what} {image.id} carries markers the tool never writes (see the invalid_markers warning): "
+            "whose it is cannot be told",
+            "clear its reconciler_set and reconciler_key properties by hand, then plan again",
+            source,
+        )
+        return True
+
     # -- temporary names ------------------------------------------------------
 
     def _sort_temporary(self) -> None:
@@ -828,6 +867,8 @@ class _Planner:
                 f"set region: {owned.region} on {spec.key}",
                 source,
             )
+            return None
+        if self._refuse_invalid_markers(spec, spec.region, owned, "image", source):
             return None
         owner_set, owner_key = owned.properties.get(markers.SET), owned.properties.get(markers.KEY)
         if owner_set == self.set and owner_key is not None and owner_key != spec.key:
@@ -1434,6 +1475,8 @@ class _Planner:
                 "check copies[].image",
                 source,
             )
+            return None, None
+        if self._refuse_invalid_markers(spec, region, owned, "copy image", source):
             return None, None
         owner_set, owner_key = owned.properties.get(markers.SET), owned.properties.get(markers.KEY)
         if isinstance(owner_set, str) and owner_set != self.set:

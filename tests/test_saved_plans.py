@@ -251,3 +251,29 @@ def test_resume_finishes_a_killed_apply(tmp_path, capsys):
     capsys.readouterr()
     assert not journal.exists()
     assert main(["plan", str(root), "--detailed-exitcode"]) == 0
+
+
+def test_images_with_markers_the_tool_never_writes_do_not_break_a_saved_plan(tmp_path, capsys):
+    # Issue 17, hostile review: `reconciler_key: "a:b"` on an image of this set made the plan hold the action
+    # id `delete:a:b:KR1`; plan --out saved it, and apply --plan then refused the file as not a valid saved
+    # plan, on every run. Such an image is nobody's: the plan warns and plans nothing for it.
+    root = tmp_path / "root"
+    shutil.copytree(CASES / "invalid-markers" / "root", root)
+    manifest = root / "images" / "web.yaml"
+    manifest.write_text(manifest.read_text() + "    description: Golden\n")  # one action to apply
+    plan_file = tmp_path / "plan.json"
+    assert main(["plan", str(root), "--out", str(plan_file)]) == 0
+    capsys.readouterr()
+    document = json.loads(plan_file.read_text())
+    assert [a["id"] for a in document["actions"]] == ["update:web-base:KR1"]
+    assert [w["code"] for w in document["warnings"]] == ["invalid_markers"] * 4
+    assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+
+    def still_there(client):
+        keys = {i.id: i.properties.get("reconciler_key") for i in client.list_images("KR1")}
+        assert keys["00000000-0000-4000-8000-000000000021"] == "a:b"
+        assert keys["00000000-0000-4000-8000-000000000022"].startswith("old\x1b[2J\n")
+
+    through_the_api(root, still_there)
+    assert main(["plan", str(root), "--detailed-exitcode"]) == 0

@@ -665,3 +665,59 @@ def test_an_unmanaged_image_this_plan_adopts_and_renames_leaves_its_old_name_fre
     manifest = f"web:\n  source: {{image: {HOME}}}\n  name: web-lts\napi:\n  source: {{image: {other}}}\n  name: web\n"
     plan = build_plan(desired(tmp_path, manifest), snapshot(image(HOME, name="web"), managed(other, key="api")), TARGET)
     assert codes(plan.warnings) == []
+
+
+# Markers the tool never writes (issue 17, hostile review): anyone in the project can set properties, and an
+# image with `reconciler_set: web` and `reconciler_key: "a:b"` made the plan hold `delete:a:b:KR1`, an id
+# no saved plan can hold (apply --plan then refused every saved plan). Such an image is nobody's.
+THIRD = "00000000-0000-4000-8000-000000000003"
+INVALID_KEYS = ["a:b", "old\x1b[2J\n  - delete prod KR1", "", " web", "k" * 129, "-web", "web\u202e"]
+
+
+@pytest.mark.parametrize("key", INVALID_KEYS)
+def test_an_image_with_a_key_the_tool_never_writes_is_nobodys_and_warned(tmp_path, key):
+    state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n")
+    odd = managed(COPY, key=key, name="odd")
+    odd_copy = managed(THIRD, key=key, region="JP1", name="odd", props={"reconciler_copy_of": COPY})
+    temp = temporary("0000000e-0000-4000-8000-000000000000", "killed", reconciler_set="web", reconciler_key=key)
+    plan = build_plan(state, snapshot(managed(HOME), odd, odd_copy, temp), TARGET)
+    assert [a.id for a in plan.actions] == [] and plan.refusals == ()
+    warned = [w for w in plan.warnings if w.code == "invalid_markers"]
+    assert sorted((w.region, w.message.split()[1]) for w in warned) == sorted(
+        [("KR1", COPY), ("JP1", THIRD), ("KR1", "0000000e-0000-4000-8000-000000000000")]
+    )
+    assert all(w.key is None and "\x1b" not in w.message and "\n" not in w.message for w in warned)
+    assert plan.info["this_set"] == 1 and plan.info["unmanaged"] == 3
+
+
+def test_a_set_marker_the_tool_never_writes_is_no_other_set(tmp_path):
+    state = desired(tmp_path, "web:\n  source: {instance: s1}\napi:\n  source: {instance: s1}\n")
+    # Two declared keys live under one "set": that would be renamed_set, were "old set" a set at all.
+    live = [other_set(HOME, "web", "old set"), other_set(COPY, "api", "old set")]
+    plan = build_plan(state, with_servers(snapshot(*live), VOLUME_SERVER), TARGET)
+    assert "renamed_set" not in codes(plan.refusals) and "key_in_other_set" not in codes(plan.warnings)
+    assert codes(plan.warnings).count("invalid_markers") == 2 and plan.info["other_sets"] == 0
+    assert all('reconciler_set "old set"' in w.message for w in plan.warnings if w.code == "invalid_markers")
+
+
+@pytest.mark.parametrize("field", ["source", "copy"])
+def test_an_image_named_by_id_with_invalid_markers_is_never_adopted(tmp_path, field):
+    if field == "source":
+        state = desired(tmp_path, f"web:\n  source: {{image: {HOME}, takeover: true}}\n")
+        live = [image(HOME, reconciler_set="web", reconciler_key="a:b")]
+    else:
+        state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\n  copies: [{{region: JP1, image: {COPY}}}]\n")
+        live = [managed(HOME), image(COPY, "JP1", reconciler_set="x:y", reconciler_key="web")]
+    plan = build_plan(state, snapshot(*live), TARGET)
+    assert not [a for a in plan.actions if a.kind == "adopt"]
+    (refusal,) = plan.refusals
+    assert refusal.code == "foreign_markers" and "markers the tool never writes" in refusal.message
+    assert "invalid_markers" in codes(plan.warnings)
+
+
+def test_marker_patterns_are_the_schemas_set_name_and_key_patterns():
+    schemas = Path(__file__).resolve().parents[2] / "schemas"
+    manifest = json.loads((schemas / "manifest.schema.json").read_text())
+    root = json.loads((schemas / "root.schema.json").read_text())
+    assert f"^{markers.KEY_PATTERN.pattern}$" == manifest["$defs"]["key"]["pattern"]
+    assert f"^{markers.SET_PATTERN.pattern}$" == root["properties"]["set"]["pattern"]
