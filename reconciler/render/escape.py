@@ -45,15 +45,19 @@ def text(value: str) -> str:
 # syntax (`-`, `+`, `1.`) needs nothing: `text` has already turned every line break into an escape, so a
 # value never starts a line.
 MARKDOWN_SPECIAL = frozenset("\\`*_[]<>|~&!$")
-# GitHub finds mentions (`@name`) and issue references (`#12`) in the text of the rendered page, after
-# Markdown's escapes are gone, but never inside code: a run of `@` and `#` goes in a code span of its own.
-MENTION_MARKS = re.compile(r"[@#]+")
+# GitHub finds some things in the text of the rendered page, after Markdown's escapes are gone, but never
+# inside code: mentions (`@name`), issue references (`#12`), email autolinks (`a@b.c`, `mailto:a@b.c`,
+# `xmpp:a@b.c`: all need an `@`), URL autolinks (`http://`, `https://`, `ftp://`: all need `://`) and
+# `www.` autolinks. So each of these marks goes in a code span, and a run of them in one span (adjacent
+# spans would fuse their fences). Case does not matter: `WWW.` and `HTTP://` are links too.
+AUTOLINK_MARKS = re.compile(r"(?:[@#]|://|www\.)+", re.IGNORECASE)
 
 
 def markdown(value: str) -> str:
-    """`value` as literal text in running Markdown: hidden characters shown, special characters escaped."""
+    """`value` as literal text in running Markdown: hidden characters shown, special characters escaped,
+    the marks GitHub would turn into a link or a mention in code spans."""
     escaped = "".join(f"\\{c}" if c in MARKDOWN_SPECIAL else c for c in text(value))
-    return MENTION_MARKS.sub(lambda marks: f"`{marks.group()}`", escaped)
+    return AUTOLINK_MARKS.sub(lambda marks: f"`{marks.group()}`", escaped)
 
 
 def code(value: str, *, in_table: bool = False) -> str:

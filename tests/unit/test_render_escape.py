@@ -50,6 +50,27 @@ def test_markdown_puts_mention_and_reference_marks_in_code_where_github_never_li
     assert escape.markdown("`@") == "\\``@`"  # an escaped backtick does not join the span's fence
 
 
+@pytest.mark.parametrize(
+    ("value", "escaped"),
+    [
+        ("![img](http://evil.example/p.png)", "\\!\\[img\\](http`://`evil.example/p.png)"),
+        ("HTTPS://evil.example", "HTTPS`://`evil.example"),
+        ("ftp://x.y", "ftp`://`x.y"),
+        ("see www.evil.example", "see `www.`evil.example"),
+        ("WwW.evil.example", "`WwW.`evil.example"),
+        ("www.www.x", "`www.www.`x"),
+        ("mailto:ops@example.com", "mailto:ops`@`example.com"),
+        ("xmpp:ops@example.com", "xmpp:ops`@`example.com"),
+        ("@://www.x", "`@://www.`x"),  # one span: adjacent spans would fuse their fences
+        ("a://", "a`://`"),
+        ("wwwx.y http:/x", "wwwx.y http:/x"),  # no link without `://` or `www.`
+    ],
+)
+def test_markdown_puts_autolink_marks_in_code_where_github_never_links_them(value, escaped):
+    # GitHub's autolink extension runs after Markdown's backslash escapes are gone: only code stops it.
+    assert escape.markdown(value) == escaped
+
+
 def test_markdown_shows_hidden_characters_first_so_no_line_break_reaches_markdown():
     assert escape.markdown("a\n<!--") == "a\\\\x0a\\<\\!--"
     assert "\n" not in escape.markdown("x\n\n- delete y\r\n")
