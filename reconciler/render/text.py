@@ -51,8 +51,15 @@ def _value(value: Any) -> str:
     if value is None:
         return "(none)"
     if isinstance(value, str):
-        return f'"{escape.text(value)}"'
+        return quoted(value)
     return escape.text(str(value).lower())
+
+
+def quoted(value: str) -> str:
+    """`value` in double quotes that only the tool writes: a `"` inside becomes `\\"` (else a value could
+    close its quotes and read as more changes on the line) and a `\\` becomes `\\\\`, so every backslash
+    shown starts an escape (`\\"`, `\\\\`, or a hidden character's `\\xNN`)."""
+    return '"' + escape.text(value.replace("\\", "\\\\").replace('"', '\\"')) + '"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,12 +204,12 @@ def render_text(document: dict[str, Any], *, applying: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_line(document: dict[str, Any]) -> str:
+def summary_line(document: dict[str, Any], show: Callable[[str], str] = escape.text) -> str:
     counts = document["summary"]["actions"]
     total = sum(counts.values())
     refusals, warnings = document["summary"]["refusals"], document["summary"]["warnings"]
     if not total and not refusals:
-        head = "No changes: the cloud matches the manifests."
+        head = no_changes_line(document, show)
     else:
         parts = ", ".join(f"{count} {SUMMARY_WORDS[kind]}" for kind, count in counts.items())
         head = f"Plan: {parts} ({total} action{'s' if total != 1 else ''})" if total else "Plan: no actions"
@@ -219,6 +226,15 @@ def summary_line(document: dict[str, Any]) -> str:
         else:
             head += f" Copies move {human_bytes(moved)}."
     return head
+
+
+def no_changes_line(document: dict[str, Any], show: Callable[[str], str] = escape.text) -> str:
+    """A plan without actions or refusals. A partial plan saw only some images: the images it left out may
+    still differ from the cloud, so it never says the cloud matches the manifests."""
+    partial = document["info"].get("partial")
+    if partial:
+        return f"No changes among the images in scope ({show(partial['description'])})."
+    return "No changes: the cloud matches the manifests."
 
 
 COLOURS = {"+": "32", "~": "33", "-": "31", "!": "1;31"}
