@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import main
-from reconciler.render import escape
+from reconciler.render import MIN_MAX_CHARS, escape
 
 CASES = Path(__file__).resolve().parent / "cases"
 UPDATE = os.environ.get("RECONCILER_UPDATE_GOLDEN") == "1"
@@ -73,13 +73,16 @@ def test_golden_plan(case, tmp_path, capsys):
 
 def test_markdown_over_its_budget_keeps_the_essentials_and_says_what_it_left_out(tmp_path, capsys):
     root = tmp_path / "root"
-    shutil.copytree(CASES / "copies-two-regions" / "root", root)
-    assert main(["plan", str(root), "--format", "markdown", "--max-chars", "1000"]) == 0
+    shutil.copytree(CASES / "unshare-many-members" / "root", root)
+    assert main(["plan", str(root), "--format", "markdown", "--max-chars", str(MIN_MAX_CHARS)]) == 0
     markdown = capsys.readouterr().out
-    compare(CASES / "copies-two-regions" / "plan.budget.md", markdown)
-    assert len(markdown) <= 1000
-    assert "**Safe to apply**" in markdown and "| region |" in markdown
-    assert "detail blocks were left out to stay under 1,000 characters" in markdown
+    compare(CASES / "unshare-many-members" / "plan.budget.md", markdown)
+    assert len(markdown) <= MIN_MAX_CHARS
+    assert "**Review the risky changes**: 40 actions, 40 unshares" in markdown and "| region |" in markdown
+    # The banner keeps its first lines and counts the rest; the detail block is left out whole.
+    kept = markdown.count("> - unshare the share with")
+    assert kept >= 1 and f"> - … and {40 - kept} more unshares: " in markdown
+    assert "detail blocks were left out to stay under 2,000 characters" in markdown
     assert markdown.count("<details>") == markdown.count("</details>")  # never cut inside a block
 
 
