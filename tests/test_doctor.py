@@ -371,3 +371,80 @@ def test_uploaded_scratch_bytes_stay_under_the_leftover_size_limit():
     payload = scratch_qcow2("reconciler-doctor x")
     assert len(payload) <= LEFTOVER_MAX_SIZE < Qcow2Image(1, "x").file_size
     assert payload[:4] == b"QFI\xfb"
+
+
+# -- text from the cloud is shown escaped (issue 17) ---------------------------------------------------
+
+HOSTILE_NAME = "evil\x1b[2J\x1b[H\n  all checks ok\u202e"
+
+
+def test_a_hostile_scratch_image_name_is_shown_escaped(target, capsys):
+    # Anyone in the project can name an image and set reconciler_doctor on it: a killed run's scratch image,
+    # kept (its name is not doctor's), printed by name. Raw, it cleared the screen and printed a fake line.
+    images = [{"id": "00000000-0000-4000-8000-00000000d001", **leftover("x", name=HOSTILE_NAME)}]
+    t = target(seed(images=images))
+    code, text, err = t.doctor(capsys, fmt="text")
+    assert code == 0, text
+    printed = text + err
+    assert "\x1b" not in printed and "\u202e" not in printed, printed
+    assert "\n  all checks ok" not in printed
+    assert "(evil\\x1b[2J\\x1b[H\\x0a  all checks ok\\u202e), left by an earlier run" in text, text
+
+
+def test_every_value_of_the_doctor_report_is_escaped_in_text():
+    from reconciler.doctor.render import render_text
+
+    bad = "v\x1b[31m\nFAKE\u202e"
+    check = {"class": "fatal", "status": "failed", "behaviour": bad, "check": bad, "assumed": bad, "seen": bad,
+             "set": bad, "note": bad}  # fmt: skip
+    image = {"id": bad, "name": bad, "error": bad, "region": bad, "reason": bad}
+    document = {
+        "regions": [
+            {
+                "region": bad,
+                "checks": [check],
+                "scratch_images": {
+                    "created": 1,
+                    "deleted": [],
+                    "undeletable": [image],
+                    "earlier_runs": {"deleted": [bad], "kept": [image]},
+                    "notes": [bad],
+                },
+            }
+        ],
+        "settings": [{"set": bad, "file": bad, "region": bad}],
+        "differences_from_nhn": [{"region": bad, "difference": bad}],
+        "failed": [{"region": bad, "check": bad}],
+        "undeletable": [image],
+    }
+    text = render_text(document)
+    assert "\x1b" not in text and "\u202e" not in text and "\nFAKE" not in text, text
+    assert text.count("v\\x1b[31m\\x0aFAKE\\u202e") >= 20
+
+
+def test_a_scratch_image_left_by_a_stopped_run_is_warned_escaped(monkeypatch, capsys):
+    from reconciler.doctor import probes
+
+    class Left:
+        id, name, error = "00000000-0000-4000-8000-00000000d009", HOSTILE_NAME, "500: " + HOSTILE_NAME
+
+    class Scratch:
+        undeletable = [Left()]
+
+        def finish(self):
+            pass
+
+    class Probe:
+        def __init__(self, *args, **kwargs):
+            self.scratch = Scratch()
+
+        def run(self):
+            raise RuntimeError("stopped")
+
+    monkeypatch.setattr(probes, "RegionProbe", Probe)
+    monkeypatch.setattr(probes, "_clean_earlier", lambda *a: probes.Cleanup())
+    lines: list[str] = []
+    with pytest.raises(RuntimeError):
+        probes.check_region(None, "KR1", "run", protected_patch="permissive", warn=lines.append)
+    (line,) = lines
+    assert "\x1b" not in line and "\n" not in line and "\u202e" not in line, line

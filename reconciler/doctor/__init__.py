@@ -18,6 +18,7 @@ import secrets
 import sys
 
 from reconciler.errors import UsageError
+from reconciler.render import escape
 
 
 def new_run_id() -> str:
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         regions = _regions(args.region, target.regions, client.image_regions())
         reports = []
         for region in regions:
-            warn(f"checking {region} with scratch images named reconciler-doctor-{run_id}")
+            warn(f"checking {escape.text(region)} with scratch images named reconciler-doctor-{run_id}")
             reports.append(
                 check_region(client, region, run_id, protected_patch=desired.root.cloud.protected_patch, warn=warn)
             )
@@ -50,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     document = report.to_json()
     if args.format == "json":
         for item in document["undeletable"]:
-            warn(f"could not delete scratch image {item['id']} ({item['name']}) in {item['region']}: {item['error']}")
+            # Names, ids and errors come from the cloud: shown escaped, like the text report (render.py).
+            image_id, name, where, error = (escape.text(str(item[k])) for k in ("id", "name", "region", "error"))
+            warn(f"could not delete scratch image {image_id} ({name}) in {where}: {error}")
         sys.stdout.write(render_json(document))
     else:
         text = render_text(document)

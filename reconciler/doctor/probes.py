@@ -35,6 +35,7 @@ from reconciler.doctor.report import Cleanup, Observation, RegionReport
 from reconciler.doctor.scratch import PROPERTY, ScratchImages, clean_earlier_runs
 from reconciler.doctor.users import images_in_use
 from reconciler.doctor.verdicts import PROBES, region_report
+from reconciler.render import escape
 
 PROBE_PROPERTY = "doctor_probe"  # not reconciler_*: a killed run's image stays eligible for cleanup
 SCRATCH_VIRTUAL_SIZE = 256 * 1024  # a 576 KiB qcow2 file: under the 1 MiB of the leftover rule
@@ -351,7 +352,9 @@ def check_region(
         if not finished:
             # The run stops with an error: say what it leaves behind, as the report will not be printed.
             for image in probe.scratch.undeletable:
-                warn(f"could not delete scratch image {image.id} ({image.name}) in {region}: {image.error}")
+                # The name and the error are the cloud's text: shown escaped, like the report (render.py).
+                name, error = escape.text(str(image.name)), escape.text(str(image.error))
+                warn(f"could not delete scratch image {escape.text(image.id)} ({name}) in {region}: {error}")
     return region_report(
         region, list(probe.observations.values()), probe.scratch.cleanup(earlier), protected_patch=protected_patch
     )

@@ -1,42 +1,54 @@
 """The doctor report as text, made from its JSON document (so the two never disagree). Pure; colour is
-added by `colorize`, only on a terminal."""
+added by `colorize`, only on a terminal.
+
+Every value from the document is shown through `_t` (reconciler.render.escape.text): image names, ids,
+servers' error messages and what a check saw are not the tool's text, and anyone in the project can name
+an image `"x\x1b[2J\n  all checks ok"`. The tool's own strings pass through it unchanged.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from reconciler.render import escape
 
 LABELS = {"ok": "ok", "failed": "FAILED", "error": "ERROR", "set": "SET", "noted": "noted", "skipped": "skipped"}
 COLOURS = {"ok": "32", "FAILED": "31", "ERROR": "31", "SET": "33", "noted": "36", "skipped": "2"}
 INDENT = " " * 19
 
 
+def _t(value: Any) -> str:
+    """A value of the document as printed: hidden characters shown as escapes."""
+    return escape.text(str(value))
+
+
 def render_text(document: dict[str, Any]) -> str:
     """Everything after the target line (printed first by the command)."""
     lines: list[str] = []
     for region in document["regions"]:
-        lines += ["", region["region"]]
+        lines += ["", _t(region["region"])]
         for check in region["checks"]:
             lines += _check_lines(check)
         lines += _scratch_lines(region["scratch_images"])
     if document["settings"]:
         lines += ["", "Set in the root:"]
-        lines += [f"  {s['set']}  ({s['file']}; seen in {s['region']})" for s in document["settings"]]
+        lines += [f"  {_t(s['set'])}  ({_t(s['file'])}; seen in {_t(s['region'])})" for s in document["settings"]]
     if document["differences_from_nhn"]:
         lines += ["", "Differences from NHN's documented behaviour (nothing to change):"]
-        lines += [f"  {d['region']}  {d['difference']}" for d in document["differences_from_nhn"]]
+        lines += [f"  {_t(d['region'])}  {_t(d['difference'])}" for d in document["differences_from_nhn"]]
     lines += ["", *_verdict(document)]
     return "\n".join(lines) + "\n"
 
 
 def _check_lines(check: dict[str, Any]) -> list[str]:
-    label = LABELS.get(check["status"], check["status"])
-    lines = [f"  {check['class']:<8} {label:<8} {check['behaviour']} [{check['check']}]"]
-    lines.append(f"{INDENT}assumed  {check['assumed']}")
-    lines.append(f"{INDENT}seen     {check['seen']}")
+    label = _t(LABELS.get(check["status"], check["status"]))
+    lines = [f"  {_t(check['class']):<8} {label:<8} {_t(check['behaviour'])} [{_t(check['check'])}]"]
+    lines.append(f"{INDENT}assumed  {_t(check['assumed'])}")
+    lines.append(f"{INDENT}seen     {_t(check['seen'])}")
     if check["set"]:
-        lines.append(f"{INDENT}set      {check['set']}")
+        lines.append(f"{INDENT}set      {_t(check['set'])}")
     if check["note"]:
-        lines.append(f"{INDENT}note     {check['note']}")
+        lines.append(f"{INDENT}note     {_t(check['note'])}")
     return lines
 
 
@@ -44,13 +56,13 @@ def _scratch_lines(scratch: dict[str, Any]) -> list[str]:
     deleted = len(scratch["deleted"])
     lines = [f"  scratch images: {scratch['created']} created, {deleted} deleted"]
     for image in scratch["undeletable"]:
-        lines.append(f"    COULD NOT DELETE {image['id']} ({image['name']}): {image['error']}")
+        lines.append(f"    COULD NOT DELETE {_t(image['id'])} ({_t(image['name'])}): {_t(image['error'])}")
     earlier = scratch["earlier_runs"]
     for image_id in earlier["deleted"]:
-        lines.append(f"    deleted {image_id}, left by an earlier run")
+        lines.append(f"    deleted {_t(image_id)}, left by an earlier run")
     for kept in earlier["kept"]:
-        lines.append(f"    kept {kept['id']} ({kept['name']}), left by an earlier run: {kept['reason']}")
-    lines += [f"    {note}" for note in scratch["notes"]]
+        lines.append(f"    kept {_t(kept['id'])} ({_t(kept['name'])}), left by an earlier run: {_t(kept['reason'])}")
+    lines += [f"    {_t(note)}" for note in scratch["notes"]]
     return lines
 
 
@@ -58,7 +70,7 @@ def _verdict(document: dict[str, Any]) -> list[str]:
     lines = []
     failed = document["failed"]
     if failed:
-        names = ", ".join(f"{f['region']} {f['check']}" for f in failed)
+        names = ", ".join(f"{_t(f['region'])} {_t(f['check'])}" for f in failed)
         lines.append(
             f"FAILED: {len(failed)} fatal check{'s' if len(failed) != 1 else ''} failed ({names}): "
             "the tool cannot work safely on this target."
@@ -66,7 +78,7 @@ def _verdict(document: dict[str, Any]) -> list[str]:
     undeletable = document["undeletable"]
     if undeletable:
         lines.append(f"Could not delete {len(undeletable)} scratch image(s); delete them by hand:")
-        lines += [f"  {u['region']} {u['id']} ({u['name']}): {u['error']}" for u in undeletable]
+        lines += [f"  {_t(u['region'])} {_t(u['id'])} ({_t(u['name'])}): {_t(u['error'])}" for u in undeletable]
     if not lines:
         lines.append("OK: no fatal check failed.")
     return lines
