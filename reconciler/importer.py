@@ -6,6 +6,11 @@ from its name, `source.image` set to it, its current protected / min_disk / min_
 download flag / share list and custom properties recorded as they are, and its copies recognised in the
 other regions (same name, same checksum, also unmanaged) as `copies: [{region, image}]`. Images under a
 temporary name (`<name>~rc-<token>`: some set's create, interrupted or running) are never written.
+
+Import never writes what validation refuses: an image whose name holds a character that does not show
+(escape.hidden: control and format characters, line breaks, the Hangul fillers...), contains `~rc-` or
+is too long is left out with a note; a description or a custom property that cannot be declared is left
+out of the image's declaration (absent, it is left alone) with a note.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ from reconciler.cloud.model import Image
 from reconciler.errors import UsageError
 from reconciler.lock_claims import is_bookkeeping
 from reconciler.model import DesiredState
+from reconciler.render import escape
 from reconciler.validate import FIELD_FOR_PROPERTY, _reserved_property
 
 KEY_SANITISER = re.compile(r"[^A-Za-z0-9._-]+")
+# The manifest schema's longest name, description, property name and value.
+MAX_TEXT = 255
 
 
 def key_for(name: str | None, image_id: str, taken: set[str]) -> str:
@@ -62,18 +70,55 @@ def _same_declared_fields(copy: Image, home: Image) -> bool:
     )
 
 
+def _hidden_in(value: str) -> str | None:
+    """The characters of `value` that do not show, escaped (the first three), or None when every one shows."""
+    hidden = list(dict.fromkeys(c for c in value if escape.hidden(c)))
+    if not hidden:
+        return None
+    more = f" and {len(hidden) - 3} more" if len(hidden) > 3 else ""
+    return ", ".join(escape.text(c) for c in hidden[:3]) + more
+
+
+def _undeclarable(value: str) -> str | None:
+    """Why a manifest cannot hold `value` as a name, a description or a property (validation refuses it), or
+    None when it can."""
+    hidden = _hidden_in(value)
+    if hidden is not None:
+        return f"holds characters that do not show ({hidden}), which a manifest may not hold"
+    if len(value) > MAX_TEXT:
+        return f"is {len(value)} characters long, more than a manifest allows ({MAX_TEXT})"
+    return None
+
+
+def _unwritable_name(name: str | None) -> str | None:
+    """Why import cannot declare an image under this name, or None when it can. (No name at all is fine:
+    the declaration then has none.)"""
+    if not name:
+        return None
+    why = _undeclarable(name)
+    if why is None and markers.TOKEN_SEPARATOR in name:
+        why = f"contains {markers.TOKEN_SEPARATOR}, which marks the tool's temporary names"
+    return f"its name {why}; rename the image, then import again" if why else None
+
+
 def _members(client: CloudClient, image: Image) -> list[str]:
     if image.visibility != "shared":
         return []
     return sorted(m.member_id for m in client.list_members(image.region, image.id))
 
 
-def _declaration(image: Image, members: list[str]) -> dict[str, Any]:
+def _declaration(image: Image, members: list[str], key: str, notes: list[str]) -> dict[str, Any]:
+    """The image as a manifest declares it; what cannot be declared is left out, with a note."""
     spec: dict[str, Any] = {}
     if image.name:
         spec["name"] = image.name
-    if isinstance(image.properties.get("description"), str):
-        spec["description"] = image.properties["description"]
+    description = image.properties.get("description")
+    if isinstance(description, str):
+        why = _undeclarable(description)
+        if why is None:
+            spec["description"] = description
+        else:
+            notes.append(f"{key}: description left out (it is left alone): it {why}")
     spec["source"] = {"image": image.id}
     spec["protected"] = image.protected
     spec["min_disk"] = image.min_disk
@@ -81,12 +126,26 @@ def _declaration(image: Image, members: list[str]) -> dict[str, Any]:
     download = image.properties.get(markers.DOWNLOAD_FLAG)
     if isinstance(download, str) and download.lower() in ("true", "false"):
         spec["download"] = download.lower() == "true"
-    properties = _properties(image)
+    properties = _declarable_properties(_properties(image), key, notes)
     if properties:
         spec["properties"] = properties
     if image.visibility == "shared":
         spec["share"] = sorted(members)
     return spec
+
+
+def _declarable_properties(properties: dict[str, str], key: str, notes: list[str]) -> dict[str, str]:
+    """The custom properties a manifest can hold; each other one is left out (left alone), with a note."""
+    kept = {}
+    for name, value in properties.items():
+        name_why, value_why = _undeclarable(name), _undeclarable(value)
+        if name_why is None and value_why is None:
+            kept[name] = value
+        elif name_why is not None:
+            notes.append(f"{key}: a property left out (it is left alone): its name {name_why}")
+        else:
+            notes.append(f"{key}: the property {name} left out (it is left alone): its value {value_why}")
+    return kept
 
 
 def build_manifest(
@@ -116,6 +175,10 @@ def build_manifest(
             continue
         if name_prefix and not (image.name or "").startswith(name_prefix):
             continue
+        unwritable = _unwritable_name(image.name)
+        if unwritable is not None:
+            notes.append(f"left out {image.name} ({image.id}): {unwritable}")
+            continue
         if image.status != "active" or image.visibility == "public" or not image.properties.get("os_type"):
             why = (
                 image.status if image.status != "active" else "public" if image.visibility == "public" else "no os_type"
@@ -124,7 +187,7 @@ def build_manifest(
             continue
         members = _members(client, image)
         key = key_for(image.name, image.id, taken)
-        spec = _declaration(image, members)
+        spec = _declaration(image, members, key, notes)
         if region != desired.root.default_region:
             spec = {"region": region, **spec}
         copies = []

@@ -105,3 +105,54 @@ def test_import_never_writes_an_image_under_a_temporary_name(root, capsys):
         assert f"left out {name} (00000000-0000-4000-8000-00000000000{image_id}): a temporary name" in captured.err
     manifest = yaml.safe_load((root / "imported-kr1.yaml").read_text())
     assert set(manifest["images"]) == {"Web-Base-2025.10", "api-base"}
+
+
+# Names, descriptions and properties a manifest may not hold (issue 17, hostile review): import wrote them,
+# said "Review it, then: reconciler plan", and the next validate failed on the file import had just written.
+HIDDEN_NAMES = {
+    "a1": "\u200b",  # a zero-width space: looks empty
+    "a2": "\u202e\u202e",  # right-to-left overrides
+    "a3": "web\x1b[2J\n  - delete prod KR1",  # an ESC sequence and a fake plan line
+    "a4": "\u3164",  # a Hangul filler: a letter that shows as nothing
+    "a5": "web\u2800base",  # the blank Braille pattern
+    "a6": "half~rc-way",  # ~rc- marks the tool's temporary names
+}
+
+
+def test_import_leaves_out_what_a_manifest_may_not_hold_and_its_file_validates(root, capsys):
+    odd = "".join(
+        f"  - {{id: 00000000-0000-4000-8000-0000000000{suffix}, project: {OWNER}, region: KR1, "
+        f"name: {json.dumps(name)}, properties: {{os_type: linux}}}}\n"
+        for suffix, name in HIDDEN_NAMES.items()
+    )
+    description, note, key = (json.dumps(s) for s in ("line one\nline two", "x\x1b[31m", "k\u200b"))
+    odd += (
+        f"  - {{id: 00000000-0000-4000-8000-0000000000b1, project: {OWNER}, region: KR1, name: db-base,\n"
+        f"     properties: {{os_type: linux, description: {description}, team: data,\n"
+        f"     owner_note: {note}, {key}: v}}}}\n"
+    )
+    (root / "seed.yaml").write_text(textwrap.dedent(SEED) + odd)
+    assert main(["import", str(root), "--region", "KR1"]) == 0
+    captured = capsys.readouterr()
+    assert "Wrote imported-kr1.yaml: 3 images." in captured.out
+    assert "\x1b" not in captured.err and "\u202e" not in captured.err and "\n  - delete" not in captured.err
+    for suffix in HIDDEN_NAMES:
+        image_id = f"00000000-0000-4000-8000-0000000000{suffix}"
+        (note,) = [line for line in captured.err.splitlines() if image_id in line]
+        assert note.startswith("  left out ") and "rename the image, then import again" in note, note
+    assert "(00000000-0000-4000-8000-0000000000a3): its name holds characters that do not show (\\x1b, \\x0a)" in (
+        captured.err
+    )
+    assert "db-base: description left out (it is left alone)" in captured.err
+    assert "db-base: the property owner_note left out (it is left alone): its value holds" in captured.err
+    assert "db-base: a property left out (it is left alone): its name holds characters that do not show (\\u200b)" in (
+        captured.err
+    )
+    text = (root / "imported-kr1.yaml").read_text()
+    manifest = yaml.safe_load(text)
+    assert set(manifest["images"]) == {"Web-Base-2025.10", "api-base", "db-base"}
+    db = manifest["images"]["db-base"]
+    assert "description" not in db and db["properties"] == {"os_type": "linux", "team": "data"}
+    assert all(c.isprintable() or c == "\n" for c in text)
+    load_desired_state(root)  # what import writes validates
+    assert main(["validate", str(root)]) == 0
