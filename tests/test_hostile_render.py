@@ -10,7 +10,9 @@ import re
 import shutil
 from pathlib import Path
 
+import cmarkgfm
 import pytest
+from cmarkgfm.cmark import Options
 
 from reconciler.cli import main
 from reconciler.render.json import render_json
@@ -62,9 +64,6 @@ def test_no_autolink_mark_is_left_outside_code(case):
 
 @pytest.mark.parametrize("case", HOSTILE_CASES)
 def test_github_renders_no_link_image_or_comment_from_cloud_text(case):
-    cmarkgfm = pytest.importorskip("cmarkgfm", reason="GitHub's Markdown renderer (pip install cmarkgfm)")
-    from cmarkgfm.cmark import Options
-
     for markdown in (render_markdown(golden(case)), render_markdown(with_evil_messages(golden(case)))):
         html = cmarkgfm.github_flavored_markdown_to_html(markdown, options=Options.CMARK_OPT_UNSAFE)
         assert "<a " not in html and "<img" not in html and "<!--" not in html, html
