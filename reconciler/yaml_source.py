@@ -9,6 +9,8 @@ loader and builds the Python value itself, recording a location for each path.
 from __future__ import annotations
 
 import inspect
+import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,9 +83,15 @@ def _location(file: str, mark: yaml.Mark | None) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
 
-def load_located(text: str, file: str, *, max_values: int = MAX_NODES) -> LocatedDocument:
-    """Parse `text` (one YAML document) as safe YAML. Syntax errors become a problem, never an exception."""
+def load_located(text: str, file: str, *, max_values: int = MAX_NODES, refuse_hidden: bool = False) -> LocatedDocument:
+    """Parse `text` (one YAML document) as safe YAML. Syntax errors become a problem, never an exception.
+    With `refuse_hidden`, a text holding a hidden character (see `hidden_text_problems`) is not parsed: its
+    problems are those characters."""
     doc = LocatedDocument(file=file, data=None)
+    if refuse_hidden:
+        doc.problems.extend(hidden_text_problems(text, file))
+        if doc.problems:
+            return doc
     loader = None
     try:
         with gc_paused():
@@ -123,7 +131,12 @@ DEFAULT_MAX_BYTES = 1024 * 1024
 
 
 def load_located_file(
-    path: Path, display_name: str | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES, max_values: int = MAX_NODES
+    path: Path,
+    display_name: str | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_values: int = MAX_NODES,
+    refuse_hidden: bool = False,
 ) -> LocatedDocument:
     """Read and parse a YAML file. A file that is too large, binary, not UTF-8 or unreadable is reported
     as a problem at its first line, never raised."""
@@ -149,7 +162,68 @@ def load_located_file(
         line = raw[: err.start].count(b"\n") + 1
         doc.problems.append(Problem(Location(name, line, 1), f"not UTF-8 text (invalid byte at offset {err.start})"))
         return doc
-    return load_located(text, name, max_values=max_values)
+    return load_located(text, name, max_values=max_values, refuse_hidden=refuse_hidden)
+
+
+# -- hidden characters in the raw text ------------------------------------------------------------
+
+# PyYAML ends a line at CR, NEL (U+0085), U+2028 and U+2029 as well as at LF; an editor, a diff and a code
+# review end it at LF only. Text after such a break inside a comment is real YAML that the reviewer sees as
+# part of the comment, and a bidi override (Cf) reorders what the diff shows (Trojan Source). So the raw
+# text, comments and layout included, may hold no control character but tab and the line end (LF, or CRLF),
+# no format character and no line or paragraph separator. Checked before parsing: a line here is what an
+# editor calls one, and so is every location reported.
+RAW_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+YAML_ONLY_LINE_BREAKS = frozenset("\r\x85\u2028\u2029")
+# Candidates only (anything but tab, LF and printable ASCII); each is then judged by its category.
+_NOT_PLAIN = re.compile(r"[^\t\n\x20-\x7e]")
+RAW_KIND_MESSAGES = {
+    "line break": (
+        "a line break only YAML sees ({chars}): YAML starts a new line there, so what follows it (even in a "
+        "comment) is read as YAML while an editor or a diff shows one line; remove it (a line ends with LF or CRLF)"
+    ),
+    "control": "a control character ({chars}): it does not show, or rewrites what a terminal shows; remove it",
+    "format": (
+        "an invisible format character ({chars}): a bidi override or a zero-width character reorders or hides what "
+        "a reviewer reads; remove it"
+    ),
+}
+
+
+def hidden_text_problems(text: str, file: str) -> list[Problem]:
+    """One problem per kind of hidden character and line of `text`, at its first occurrence in the line."""
+    if not _NOT_PLAIN.search(text):
+        return []
+    found: list[Problem] = []
+    lines = text.split("\n")
+    for number, line in enumerate(lines, start=1):
+        ends_with_lf = number < len(lines)
+        kinds: dict[str, tuple[int, list[str]]] = {}  # kind -> (first column, its characters in order)
+        for match in _NOT_PLAIN.finditer(line):
+            char, column = match.group(), match.start() + 1
+            if char == "\r" and column == len(line) and ends_with_lf:
+                continue  # CRLF: the line's end, as an editor reads it
+            kind = _raw_kind(char)
+            if kind is None:
+                continue
+            chars = kinds.setdefault(kind, (column, []))[1]
+            if char not in chars:
+                chars.append(char)
+        for kind, (column, chars) in kinds.items():
+            shown = ", ".join(escape.text(c) for c in chars)
+            found.append(Problem(Location(file, number, column), RAW_KIND_MESSAGES[kind].format(chars=shown)))
+    return found
+
+
+def _raw_kind(char: str) -> str | None:
+    """Which kind of hidden character `char` is, or None when it shows. (Zl and Zp hold only U+2028 and
+    U+2029, both line breaks to YAML.)"""
+    if char in YAML_ONLY_LINE_BREAKS:
+        return "line break"
+    category = unicodedata.category(char)
+    if category not in RAW_HIDDEN_CATEGORIES:
+        return None
+    return "control" if category == "Cc" else "format"
 
 
 MERGE_TAG = "tag:yaml.org,2002:merge"

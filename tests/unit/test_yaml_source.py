@@ -1,6 +1,6 @@
 """Located YAML loading: values keep their file:line:column, duplicates and syntax errors are problems."""
 
-from reconciler.yaml_source import Location, Problem, format_path, load_located
+from reconciler.yaml_source import Location, Problem, format_path, hidden_text_problems, load_located
 
 
 def test_locations_of_nested_values():
@@ -132,3 +132,37 @@ def test_problems_show_hidden_characters_as_escapes():
     """A message quotes the file (a key, a value, the file's own name): a terminal shows it, never obeys it."""
     problem = Problem(Location("team\n- delete.yaml", 2, 1), "images.web\x1b[2J: unknown key \u202e")
     assert str(problem) == "team\\x0a- delete.yaml:2:1: images.web\\x1b[2J: unknown key \\u202e"
+
+
+# -- hidden characters in the raw text (issue 17) -------------------------------------------------
+
+
+def test_a_comment_hiding_yaml_after_a_line_separator_is_refused_before_parsing():
+    doc = load_located("a: 1 # note\u2028b: 2\n", "f.yaml", refuse_hidden=True)
+    assert doc.data is None
+    assert [str(p).split(": ")[0] for p in doc.problems] == ["f.yaml:1:12"]
+    assert load_located("a: 1 # note\u2028b: 2\n", "f.yaml").data == {"a": 1, "b": 2}  # what PyYAML reads
+
+
+def test_crlf_and_tab_pass_a_lone_cr_does_not_even_last():
+    assert hidden_text_problems("a: 1\r\nb: 2\t# x\r\n", "f.yaml") == []
+    assert [str(p).split(": ")[0] for p in hidden_text_problems("a: 1\r\nb: 2\r", "f.yaml")] == ["f.yaml:2:5"]
+    assert [str(p).split(": ")[0] for p in hidden_text_problems("a: 1\rb: 2\r\n", "f.yaml")] == ["f.yaml:1:5"]
+
+
+def test_lines_are_counted_at_lf_only_so_locations_after_a_hidden_break_stay_right():
+    text = "a: 1 \x85 x\nb: 2\n\u2029\nc: \u200b\n"
+    assert [str(p).split(": ")[0] for p in hidden_text_problems(text, "f.yaml")] == [
+        "f.yaml:1:6",
+        "f.yaml:3:1",
+        "f.yaml:4:4",
+    ]
+
+
+def test_one_problem_per_kind_and_line_naming_each_character_once():
+    (problem,) = hidden_text_problems("# \x1b[31m \x07 \x1b[0m\n", "f.yaml")
+    assert str(problem).startswith("f.yaml:1:3: a control character (\\x1b, \\x07): ")
+
+
+def test_printable_text_in_any_script_passes():
+    assert hidden_text_problems("이름: 웹 서버 # 한글 ㅎ\nname: café ✓ 日本\n", "f.yaml") == []
