@@ -9,6 +9,7 @@ quoted forms suggested for YAML scalars that were not meant as numbers or boolea
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,10 +26,20 @@ SHOWN_PREFIX = 40
 PATTERN_MEANINGS = {
     "^[A-Z]{2,3}[0-9]+$": "a region name like KR1 or JP1",
     "^[0-9a-f]{32}$": "a project id (32 lowercase hexadecimal characters)",
-    "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$": "a key: letters, digits, '.', '_' or '-', starting with a letter or digit",
+    "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$": (
+        "a key: letters, digits, '.', '_' or '-', starting with a letter or digit, at most 128 characters"
+    ),
     "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$": "a set name: letters, digits, '.', '_' or '-', at most 63 characters",
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$": "an image id (a UUID)",
 }
+# Patterns whose only length limit is a bounded repetition at the end: a value of allowed characters that
+# fails only by its length is told its length and the limit (the longest value the pattern matches), not
+# that its characters are wrong.
+PATTERN_MAX_LENGTHS = {
+    "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$": 128,
+    "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$": 63,
+}
+_BOUNDED_END = re.compile(r"\{0,\d+\}\$$")
 TYPE_NAMES = {
     "string": "a string",
     "integer": "an integer",
@@ -128,10 +139,23 @@ def _parses_as(text: str, expected: Any) -> bool:
 def _pattern_message(error: jsonschema.ValidationError, value: Any) -> str:
     if error.validator in ("maxLength", "minLength"):  # of a key, under propertyNames
         return _length_message(error)
-    meaning = PATTERN_MEANINGS.get(str(error.validator_value)) if error.validator == "pattern" else None
+    pattern = str(error.validator_value) if error.validator == "pattern" else ""
+    limit = _length_limit(pattern, value)
+    if limit is not None:
+        return f"too long: {len(value)} characters, at most {limit} allowed (starts {_quoted(value)})"
+    meaning = PATTERN_MEANINGS.get(pattern)
     if meaning:
         return f"{_quoted(value)} is not {meaning}"
     return error.message
+
+
+def _length_limit(pattern: str, value: Any) -> int | None:
+    """The pattern's length limit when `value` breaks only that: every character allowed, too many of them."""
+    limit = PATTERN_MAX_LENGTHS.get(pattern)
+    if limit is None or not isinstance(value, str) or len(value) <= limit:
+        return None
+    unbounded = _BOUNDED_END.sub("*$", pattern)
+    return limit if re.search(unbounded, value) else None
 
 
 def _quoted(value: Any) -> str:

@@ -1,8 +1,9 @@
 """Read a root and validate everything in it, collecting every problem, then build the frozen model.
 
-Problems are reported in file order (reconciler.yaml first, then the manifests by path), each as
-`file:line:column: message`. Only a root without problems becomes a `DesiredState`: no raw dicts pass
-this point.
+Problems are reported in file order, each as `file:line:column: message`: those of reconciler.yaml alone
+when it has any (until it says which files are the seed and the state, no file can be told to be a
+manifest), else those of the manifests by path. Only a root without problems becomes a `DesiredState`:
+no raw dicts pass this point.
 """
 
 from __future__ import annotations
@@ -61,11 +62,12 @@ FIELD_FOR_PROPERTY = {"description": "description", "nhncloud_allow_download": "
 class InvalidRootError(UsageError):
     """The root has problems; `problems` lists them in file order."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], *, hint: str | None = None) -> None:
         self.problems = problems
         count = len(problems)
         super().__init__(
             f"{count} problem{'s' if count != 1 else ''} found; nothing was read from or changed in the cloud",
+            hint=hint,
             details=[str(p) for p in problems],
         )
 
@@ -83,27 +85,18 @@ def load_desired_state(folder: Path) -> DesiredState:
 
 def _load_desired_state(folder: Path) -> DesiredState:
     root = find_root(folder)
-    config_doc = load_located_file(root / ROOT_FILE, ROOT_FILE)
-    problems = list(config_doc.problems)
-    config = None
-    if not problems:
-        problems.extend(_empty_problem(config_doc, "a root config holds version: 1, set: and cloud:"))
-    if not problems:
-        problems.extend(schema_messages.problems(_validator("root"), config_doc))
-    problems.extend(_text_problems(config_doc))
-    if not problems:
-        config, config_problems = _root_config(root, config_doc)
-        problems.extend(config_problems)
-
-    excluded = _named_files(root, config_doc, config)
-    if excluded is None:
-        # Unknown which files cloud: names: a seed would be taken for a broken manifest (bogus problems
-        # that hide the real one). The manifests are checked once reconciler.yaml reads.
-        problems.sort(key=lambda p: (p.location.line, p.location.column))
-        raise InvalidRootError(problems)
+    config, config_problems = _load_root_config(root)
+    if config is None:
+        # Which files cloud: names (seed, state) is unknown or wrong: the seed would be read as a broken
+        # manifest, bogus problems that hide the real one. The config's problems alone, then.
+        raise InvalidRootError(
+            sorted(config_problems, key=lambda p: (p.location.line, p.location.column)),
+            hint=f"the manifests are checked once {ROOT_FILE} is valid",
+        )
     manifests: list[_Manifest] = []
     files: list[str] = []
-    paths, refused = walk_root(root, excluded)
+    problems: list[Problem] = []
+    paths, refused = walk_root(root, [p for p in (config.cloud.state, config.cloud.seed) if p is not None])
     # Links that leave the root, broken links and unreadable folders: what they hold is not read, and
     # never silently missing from the set either (a missing manifest would become planned deletions).
     not_read = [(r.path.relative_to(root).as_posix(), r.message) for r in refused]
@@ -111,39 +104,31 @@ def _load_desired_state(folder: Path) -> DesiredState:
     for path in paths:
         display = path.relative_to(root).as_posix()
         files.append(display)
-        manifest = _check_manifest(load_located_file(path, display), config)
+        manifest = _check_manifest(load_located_file(path, display, refuse_hidden=True), config)
         problems.extend(manifest.problems)
         manifests.append(manifest)
 
     images = _cross_file(manifests, problems, config)
     if problems:
-        in_order = [ROOT_FILE, *sorted([*files, *(display for display, _ in not_read)])]
-        order = {name: i for i, name in enumerate(in_order)}
+        order = {name: i for i, name in enumerate(sorted([*files, *(display for display, _ in not_read)]))}
         problems.sort(key=lambda p: (order.get(p.location.file, len(order)), p.location.line, p.location.column))
         raise InvalidRootError(problems)
-    assert config is not None
     return DesiredState(root=config, images=tuple(sorted(images, key=lambda s: s.key)), files=tuple(files))
 
 
-def _named_files(root: Path, doc: LocatedDocument, config: RootConfig | None) -> list[Path] | None:
-    """The files `cloud:` names (state, seed), which are not manifests. From the raw document when the
-    config has problems, so that they do not cascade into the seed being read as a manifest; None when
-    `cloud:` cannot be read at all."""
-    if config is not None:
-        return [p for p in (config.cloud.state, config.cloud.seed) if p is not None]
-    cloud = doc.data.get("cloud") if isinstance(doc.data, dict) else None
-    if not isinstance(cloud, dict):
-        return None
-    named = [cloud.get("state", DEFAULT_STATE), cloud.get("seed")]
-    found = []
-    for value in named:
-        if not isinstance(value, str):
-            continue
-        try:
-            found.append((root / value).resolve())
-        except (ValueError, OSError, RuntimeError):
-            continue
-    return found
+def _load_root_config(root: Path) -> tuple[RootConfig | None, list[Problem]]:
+    """`reconciler.yaml` as a config, or None and every problem it has."""
+    doc = load_located_file(root / ROOT_FILE, ROOT_FILE, refuse_hidden=True)
+    problems = list(doc.problems)
+    if not problems:
+        problems.extend(_empty_problem(doc, "a root config holds version: 1, set: and cloud:"))
+    if not problems:
+        problems.extend(schema_messages.problems(_validator("root"), doc))
+    problems.extend(_text_problems(doc))
+    if problems:
+        return None, problems
+    config, problems = _root_config(root, doc)
+    return (None if problems else config), problems
 
 
 def _empty_problem(doc: LocatedDocument, expected: str) -> list[Problem]:
@@ -199,9 +184,11 @@ def _text_problems(doc: LocatedDocument) -> list[Problem]:
 
 def _hidden_message(value: str, path: DocPath, *, is_key: bool = False) -> str | None:
     """Why `value` is refused, or None when every character shows."""
-    if value.isprintable():
+    if value.isascii() and value.isprintable():
         return None
-    hidden = list(dict.fromkeys(c for c in value if escape.hidden(c)))  # in order of appearance
+    # In order of appearance. Not only what isprintable() refuses: escape.hidden also knows letters that show
+    # as nothing (the Hangul fillers, the Braille blank).
+    hidden = list(dict.fromkeys(c for c in value if escape.hidden(c)))
     if not hidden:
         return None
     what = "the key" if is_key else "the value"
@@ -216,12 +203,18 @@ def _hidden_message(value: str, path: DocPath, *, is_key: bool = False) -> str |
             f"{what} contains a tab (\\x09): tabs are refused like every control character, since a tab shows as "
             "a different width wherever it is read; use spaces"
         )
-    named = ", ".join(f"{escape.text(c)} ({HIDDEN_KINDS[unicodedata.category(c)]})" for c in hidden[:HIDDEN_SHOWN])
+    named = ", ".join(f"{escape.text(c)} ({_hidden_kind(c)})" for c in hidden[:HIDDEN_SHOWN])
     more = f" and {len(hidden) - HIDDEN_SHOWN} more" if len(hidden) > HIDDEN_SHOWN else ""
     return (
         f"{what} contains {named}{more}: control and format characters (Unicode Cc and Cf, tab and line breaks "
-        "included) are refused in every string, since they can hide or rewrite what a reviewer reads"
+        "included) and letters that show as nothing are refused in every string, since they can hide or rewrite "
+        "what a reviewer reads"
     )
+
+
+def _hidden_kind(char: str) -> str:
+    # A hidden character of no hidden category is one of escape's letters that show as nothing.
+    return HIDDEN_KINDS.get(unicodedata.category(char), "invisible letter")
 
 
 # -- reconciler.yaml ------------------------------------------------------------------------------
@@ -241,13 +234,11 @@ def _root_config(root: Path, doc: LocatedDocument) -> tuple[RootConfig | None, l
         except (ValueError, OSError):
             problems.append(Problem(doc.location_of(("cloud", key)), f"cloud.{key}: {value!r} is not a usable path"))
             return None
-        if path.is_dir() or path.name == ROOT_FILE or (key == "state" and path.suffix in (".yaml", ".yml")):
+        wrong = _wrong_kind_of_file(key, path)
+        if wrong:
+            wanted = "a .json state file" if key == "state" else "the seed's YAML file (regions:, projects:, images:)"
             problems.append(
-                Problem(
-                    doc.location_of(("cloud", key)),
-                    f"cloud.{key}: {value!r} is a folder, the root config or a YAML file: "
-                    + ("give a .json state file" if key == "state" else "give the seed's YAML file"),
-                )
+                Problem(doc.location_of(("cloud", key)), f"cloud.{key}: {value!r} is {wrong}; give {wanted}")
             )
             return None
         if Path(value).is_absolute() or not inside(root, path):
@@ -288,6 +279,17 @@ def _root_config(root: Path, doc: LocatedDocument) -> tuple[RootConfig | None, l
     return config, problems
 
 
+def _wrong_kind_of_file(key: str, path: Path) -> str | None:
+    """What `path` is when it cannot be the file `cloud.<key>` names, or None when it can be."""
+    if path.is_dir():
+        return "a folder"
+    if path.name == ROOT_FILE:
+        return f"a root config, not a {key} file"
+    if key == "state" and path.suffix in (".yaml", ".yml"):
+        return "a YAML file (it would be read as a manifest)"
+    return None
+
+
 def _first_simulated_project(state: Path | None, seed: Path | None) -> str | None:
     """A simulator target's default project: the first of its state, else of its seed.
     Unreadable files leave it unknown here; starting the simulator reports them."""
@@ -312,7 +314,7 @@ class _Manifest:
     images: dict[str, dict[str, Any]]
 
 
-def _check_manifest(doc: LocatedDocument, config: RootConfig | None) -> _Manifest:
+def _check_manifest(doc: LocatedDocument, config: RootConfig) -> _Manifest:
     problems = list(doc.problems)
     if not problems:
         problems.extend(_empty_problem(doc, "a manifest holds version: 1 and images:"))
@@ -327,7 +329,7 @@ def _check_manifest(doc: LocatedDocument, config: RootConfig | None) -> _Manifes
     return _Manifest(doc, problems, images)
 
 
-def _image_problems(doc: LocatedDocument, key: Any, image: dict[str, Any], config: RootConfig | None) -> list[Problem]:
+def _image_problems(doc: LocatedDocument, key: Any, image: dict[str, Any], config: RootConfig) -> list[Problem]:
     base: DocPath = ("images", key)
     found: list[Problem] = []
 
@@ -344,8 +346,8 @@ def _image_problems(doc: LocatedDocument, key: Any, image: dict[str, Any], confi
 
     _name_problems(image, report)
 
-    home = image.get("region", config.default_region if config else None)
-    if config is not None and "region" not in image and config.default_region is None:
+    home = image.get("region", config.default_region)
+    if "region" not in image and config.default_region is None:
         report((), "no region: set region: here or defaults.region in reconciler.yaml", at_key=True)
     copies = image.get("copies")
     if isinstance(copies, list):
@@ -362,7 +364,7 @@ def _image_problems(doc: LocatedDocument, key: Any, image: dict[str, Any], confi
                 seen[region] = i
 
     share = image.get("share")
-    if isinstance(share, list) and config is not None and config.cloud.project:
+    if isinstance(share, list) and config.cloud.project:
         for i, project in enumerate(share):
             if project == config.cloud.project:
                 report(("share", i), "that is the set's own project; share with other projects")
@@ -413,7 +415,7 @@ def _reserved_property(name: str) -> str | None:
 # -- across files ---------------------------------------------------------------------------------
 
 
-def _cross_file(manifests: list[_Manifest], problems: list[Problem], config: RootConfig | None) -> list[ImageSpec]:
+def _cross_file(manifests: list[_Manifest], problems: list[Problem], config: RootConfig) -> list[ImageSpec]:
     first: dict[str, Location] = {}
     for manifest in manifests:
         for key in manifest.images:
@@ -441,13 +443,53 @@ def _cross_file(manifests: list[_Manifest], problems: list[Problem], config: Roo
                         "moved_from names the key this image had before, which must be gone",
                     )
                 )
-    if problems or config is None:
+    problems.extend(_adoption_problems(manifests))
+    if problems:
         return []
     return [
         _image_spec(manifest.doc, key, image, config.default_region)
         for manifest in manifests
         for key, image in manifest.images.items()
     ]
+
+
+def _adoption_problems(manifests: list[_Manifest]) -> list[Problem]:
+    """An image id adopted twice (by two keys, or a key and a copy): apply would mark the image for each in
+    turn, and the next plan refuses it as taken. One image belongs to one key: reported at the second."""
+    found: list[Problem] = []
+    first: dict[str, tuple[str, Location]] = {}  # lowercased id -> (the field adopting it, where)
+    for manifest in manifests:
+        for path, image_id in _adopted_ids(manifest.images):
+            where = manifest.doc.location_of(path)
+            field = format_path(path)
+            if image_id.lower() not in first:
+                first[image_id.lower()] = (field, where)
+                continue
+            other, other_where = first[image_id.lower()]
+            found.append(
+                Problem(
+                    where,
+                    f"{field}: image {image_id} is already adopted by {other} (at {other_where}); an image belongs to "
+                    "one key: declare it once",
+                )
+            )
+    return found
+
+
+def _adopted_ids(images: dict[str, Any]) -> list[tuple[DocPath, str]]:
+    """Each image id the declarations adopt (`source.image`, `copies[i].image`), with its path."""
+    adopted: list[tuple[DocPath, str]] = []
+    for key, image in images.items():
+        if not isinstance(image, dict):
+            continue
+        source = image.get("source")
+        if isinstance(source, dict) and isinstance(source.get("image"), str):
+            adopted.append((("images", key, "source", "image"), source["image"]))
+        copies = image.get("copies")
+        for i, copy in enumerate(copies if isinstance(copies, list) else []):
+            if isinstance(copy, dict) and isinstance(copy.get("image"), str):
+                adopted.append((("images", key, "copies", i, "image"), copy["image"]))
+    return adopted
 
 
 def _image_spec(doc: LocatedDocument, key: str, raw: dict[str, Any], default_region: str | None) -> ImageSpec:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,8 +67,8 @@ def test_a_hidden_character_anywhere_in_a_manifest_is_a_located_problem(tmp_path
 def test_the_message_says_why_and_that_tab_and_line_breaks_are_included(tmp_path):
     (problem,) = problems_of(tmp_path, HEAD + '    name: "web\\e[2J"\n')
     assert problem.endswith(
-        "control and format characters (Unicode Cc and Cf, tab and line breaks included) are refused in every "
-        "string, since they can hide or rewrite what a reviewer reads"
+        "control and format characters (Unicode Cc and Cf, tab and line breaks included) and letters that show "
+        "as nothing are refused in every string, since they can hide or rewrite what a reviewer reads"
     )
 
 
@@ -250,3 +251,141 @@ def test_the_verdict_counts_and_the_banner_names_each_unprotect():
 
 def test_a_plan_without_risky_changes_is_safe_to_apply():
     assert "**Safe to apply**: 1 action" in render_markdown(with_actions("protect"))
+
+
+# -- hidden characters in the raw text (issue 17, second pass) ------------------------------------
+
+QUICKSTART = Path(__file__).resolve().parent.parent / "examples" / "quickstart"
+
+
+def quickstart_problems(tmp_path: Path, edit: dict[str, tuple[str, str]]) -> list[str]:
+    """The problems of a copy of the quickstart with `edit` (file -> (old, new)) applied, read as bytes so
+    that no line ending is translated."""
+    root = tmp_path / "root"
+    shutil.copytree(QUICKSTART, root)
+    for name, (old, new) in edit.items():
+        text = (root / name).read_bytes().decode("utf-8")
+        assert old in text
+        (root / name).write_bytes(text.replace(old, new).encode("utf-8"))
+    with pytest.raises(InvalidRootError) as caught:
+        load_desired_state(root)
+    return [str(p) for p in caught.value.problems]
+
+
+COMMENT = "with a warning\n"
+SMUGGLED = "with a warning{0}    download: true{0}    min_disk: 999\n"
+LINE_BREAK = "a line break only YAML sees ({0}): YAML starts a new line there, so what follows it (even in a comment)"
+
+
+@pytest.mark.parametrize(
+    ("char", "shown"), [("\u2028", "\\u2028"), ("\u2029", "\\u2029"), ("\x85", "\\x85"), ("\r", "\\x0d")]
+)
+def test_a_line_break_only_yaml_sees_in_a_comment_is_refused_where_an_editor_puts_it(tmp_path, char, shown):
+    """Text after U+2028 (or NEL, U+2029, a lone CR) in a comment is real YAML that a diff shows as part of
+    the comment: the quickstart's instance comment would turn downloads on. Refused, on the line an editor
+    shows, at the first of them."""
+    problems = quickstart_problems(tmp_path, {"images/web.yaml": (COMMENT, SMUGGLED.format(char))})
+    assert problems == [f"images/web.yaml:7:91: {LINE_BREAK.format(shown)}" + problems[0].split("comment)", 1)[1]]
+
+
+def test_a_bidi_override_in_a_comment_is_refused(tmp_path):
+    edit = (COMMENT, "with a warning \u202e }esab-ipa{ \u2066x\u2069\n")
+    problems = quickstart_problems(tmp_path, {"images/web.yaml": edit})
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("images/web.yaml:7:")
+    assert "an invisible format character (\\u202e, \\u2066, \\u2069): a bidi override" in problems[0]
+
+
+def test_one_problem_per_kind_and_line_and_lines_counted_as_an_editor_does(tmp_path):
+    text = "# a\x07b\x07 c\x1b d\u200b\u2028e\n# fine\n# \x85\n"
+    problems = quickstart_problems(tmp_path, {"images/api.yaml": ("version: 1\n", text + "version: 1\n")})
+    located = [(p.split(": ", 1)[0], p.split(": ", 1)[1].split(" (")[0]) for p in problems]
+    assert located == [
+        ("images/api.yaml:2:4", "a control character"),
+        ("images/api.yaml:2:12", "an invisible format character"),
+        ("images/api.yaml:2:13", "a line break only YAML sees"),
+        ("images/api.yaml:4:3", "a line break only YAML sees"),
+    ]
+    assert "(\\x07, \\x1b)" in problems[0]
+
+
+@pytest.mark.parametrize(("char", "shown"), [("\r", "\\x0d"), ("\x85", "\\x85")])
+def test_a_raw_cr_or_nel_inside_a_quoted_string_is_refused_not_folded_into_a_space(tmp_path, char, shown):
+    edit = ("Golden image for the web tier", f'"Golden image{char}for the web tier"')
+    problems = quickstart_problems(tmp_path, {"images/web.yaml": edit})
+    assert problems == [f"images/web.yaml:5:31: {LINE_BREAK.format(shown)}" + problems[0].split("comment)", 1)[1]]
+
+
+def test_reconciler_yaml_raw_text_is_checked_too(tmp_path):
+    problems = quickstart_problems(
+        tmp_path, {"reconciler.yaml": ("kind: simulator\n", "kind: simulator # \u2028x: 1\n")}
+    )
+    assert len(problems) == 1 and problems[0].startswith("reconciler.yaml:7:")
+    assert "a line break only YAML sees (\\u2028)" in problems[0]
+
+
+def test_crlf_line_ends_tabs_in_comments_and_korean_are_fine(tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(QUICKSTART, root)
+    web = root / "images" / "web.yaml"
+    text = web.read_text().replace("with a warning", "with a warning\t# 웹 서버 골든 이미지")
+    text = text.replace("Golden image for the web tier", "웹 티어용 골든 이미지")
+    web.write_bytes(text.replace("\n", "\r\n").encode("utf-8"))
+    assert [image.description for image in load_desired_state(root).images if image.key == "web-base-2026-11"] == [
+        "웹 티어용 골든 이미지"
+    ]
+
+
+def test_the_smuggled_comment_exits_1_from_the_command(tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(QUICKSTART, root)
+    web = root / "images" / "web.yaml"
+    web.write_text(web.read_text().replace(COMMENT, SMUGGLED.format("\u2028")))
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", str(root)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.startswith("images/web.yaml:7:91: a line break only YAML sees (\\u2028)")
+    assert "\u2028" not in result.stderr and "plan" not in result.stdout
+
+
+# -- letters that show as nothing -----------------------------------------------------------------
+
+INVISIBLE_LETTERS = [
+    ("\u3164", "\\u3164"),
+    ("\u115f", "\\u115f"),
+    ("\u1160", "\\u1160"),
+    ("\uffa0", "\\uffa0"),
+    ("\u2800", "\\u2800"),
+]
+
+
+@pytest.mark.parametrize(("char", "shown"), INVISIBLE_LETTERS)
+def test_a_letter_that_shows_as_nothing_is_refused_in_a_value(tmp_path, char, shown):
+    problems = problems_of(tmp_path, HEAD + f"    name: web{char}\n")
+    assert problems == [
+        f"web.yaml:5:11: images.web.name: the value contains {shown} (invisible letter): "
+        + problems[0].split("(invisible letter): ", 1)[-1]
+    ]
+
+
+@pytest.mark.parametrize(("char", "shown"), INVISIBLE_LETTERS)
+def test_a_letter_that_shows_as_nothing_is_refused_in_a_key(tmp_path, char, shown):
+    problems = problems_of(tmp_path, HEAD + f"    properties:\n      os{char}: linux\n")
+    assert any(
+        p.startswith(f"web.yaml:6:7: images.web.properties.os{shown}: the key contains {shown} (invisible letter)")
+        for p in problems
+    ), problems
+
+
+def test_ordinary_hangul_passes(tmp_path):
+    (tmp_path / "reconciler.yaml").write_text(CONFIG)
+    (tmp_path / "web.yaml").write_text(
+        HEAD + "    name: 웹-서버\n    description: 한글 설명 ㄱㄴㄷ 가\n    properties:\n      담당: 개발팀\n"
+    )
+    (image,) = load_desired_state(tmp_path).images
+    assert (image.name, image.description, dict(image.properties or {})) == (
+        "웹-서버",
+        "한글 설명 ㄱㄴㄷ 가",
+        {"담당": "개발팀"},
+    )

@@ -85,3 +85,32 @@ def test_a_quoted_value_is_escaped_and_cut():
     assert _quoted("web\x1b[2J\n- delete x") == "'web\\x1b[2J\\x0a- delete x'"
     assert _quoted("\u202e" + "z" * 100) == "'\\u202e" + "z" * 39 + "...'"
     assert _quoted(3) == "3"
+
+
+def test_a_broken_reconciler_yaml_is_reported_alone_with_one_line_saying_why(tmp_path):
+    """A typo in the seed's name used to add ~6 "seed.yaml: ... unknown key" lines: the seed read as a
+    manifest (issue 17)."""
+    root = tmp_path / "root"
+    shutil.copytree(QUICKSTART, root)
+    config = root / "reconciler.yaml"
+    config.write_text(config.read_text().replace("seed: seed.yaml", "seed: seeds.yaml"))
+    result = run("validate", str(root))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "reconciler.yaml:8:9: cloud.seed: seeds.yaml does not exist",
+        "error: 1 problem found; nothing was read from or changed in the cloud",
+        "hint: the manifests are checked once reconciler.yaml is valid",
+    ]
+
+
+def test_two_keys_adopting_one_image_exit_1_naming_both(tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(QUICKSTART, root)
+    api = root / "images" / "api.yaml"
+    api.write_text(api.read_text() + "  api-copy:\n    source:\n      image: 5d3c6a52-0b8e-4c39-9a51-2f7c1e9b4a10\n")
+    result = run("validate", str(root))
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        "images/api.yaml:10:14: images.api-copy.source.image: image 5d3c6a52-0b8e-4c39-9a51-2f7c1e9b4a10 is already "
+        "adopted by images.api-base.source.image (at images/api.yaml:7:14); an image belongs to one key: declare it once"
+    )

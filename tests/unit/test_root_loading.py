@@ -4,6 +4,7 @@ occurrence (issue 17)."""
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -45,22 +46,25 @@ BROKEN_CONFIGS = [
 
 @pytest.mark.parametrize(("config", "problem"), BROKEN_CONFIGS)
 def test_a_broken_root_config_is_the_only_problem_reported(tmp_path, config, problem):
-    """The seed is not a manifest, whether or not reconciler.yaml is valid; a real manifest problem is
-    still reported when the config says which file is the seed."""
+    """The seed is never read as a manifest: while reconciler.yaml has a problem, no manifest is read."""
     problems = problems_of(tmp_path, {"reconciler.yaml": config, "seed.yaml": SEED, "images/web.yaml": MANIFEST})
     assert len(problems) == 1 and problems[0].startswith(problem), problems
 
 
-def test_a_manifest_problem_is_still_reported_beside_a_config_problem(tmp_path):
-    problems = problems_of(
-        tmp_path,
-        {
-            "reconciler.yaml": CONFIG + "colour: red\n",
-            "seed.yaml": SEED,
-            "images/web.yaml": MANIFEST + "    colour: red\n",
-        },
-    )
-    assert [p.split(": ")[0] for p in problems] == ["reconciler.yaml:5:1", "images/web.yaml:5:5"], problems
+def test_a_broken_root_config_is_reported_alone_with_a_hint(tmp_path):
+    """Until reconciler.yaml is valid, which files are the seed and the state is not known: the manifests
+    are not checked at all (a real manifest problem waits for the next run), and the hint says so."""
+    for name, content in {
+        "reconciler.yaml": CONFIG + "colour: red\n",
+        "seed.yaml": SEED,
+        "images/web.yaml": MANIFEST + "    colour: red\n",
+    }.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content)
+    with pytest.raises(InvalidRootError) as caught:
+        load_desired_state(tmp_path)
+    assert [str(p).split(": ")[0] for p in caught.value.problems] == ["reconciler.yaml:5:1"]
+    assert caught.value.hint == "the manifests are checked once reconciler.yaml is valid"
 
 
 def test_a_nested_root_is_refused_by_name(tmp_path):
@@ -98,3 +102,40 @@ def test_a_duplicate_block_key_mentions_the_line_of_the_first_key_not_of_its_val
     manifest = MANIFEST + "images:\n  other:\n    source: {instance: x}\n"
     problems = problems_of(tmp_path, {"reconciler.yaml": CONFIG, "seed.yaml": SEED, "web.yaml": manifest})
     assert problems == ["web.yaml:5:1: duplicate key 'images' (first defined at line 2)"]
+
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
+QUICKSTART_CLOUD = "cloud:\n  kind: simulator\n  seed: seed.yaml\n"
+
+
+@pytest.mark.parametrize(
+    ("cloud", "problem"),
+    [
+        (
+            "cloud:\n  kind: simulator\n  seed: seeds.yaml\n",
+            "reconciler.yaml:8:9: cloud.seed: seeds.yaml does not exist",
+        ),
+        (
+            'cloud:\n  kind: simulator\n  seed: "seed\\u200b.yaml"\n',
+            "reconciler.yaml:8:9: cloud.seed: the value contains \\u200b (invisible format)",
+        ),
+        (
+            "cloud:\n  kind: simulator\n  seed: reconciler.yaml\n",
+            "reconciler.yaml:8:9: cloud.seed: 'reconciler.yaml' is a root config, not a seed file; give the seed's",
+        ),
+        ("cloud: {}\ncolour: red\n", "reconciler.yaml:6:8: cloud: 'kind' is required"),
+    ],
+)
+def test_a_quickstart_config_problem_is_reported_alone_never_as_seed_problems(tmp_path, cloud, problem):
+    """The review's cases: each gave the real problem plus ~6 "seed.yaml: ... unknown key" ones, the real
+    seed read as a manifest."""
+    root = tmp_path / "root"
+    shutil.copytree(QUICKSTART, root)
+    config = root / "reconciler.yaml"
+    config.write_text(config.read_text().replace(QUICKSTART_CLOUD, cloud))
+    with pytest.raises(InvalidRootError) as caught:
+        load_desired_state(root)
+    problems = [str(p) for p in caught.value.problems]
+    assert problems[0].startswith(problem), problems
+    assert all(p.startswith("reconciler.yaml:") for p in problems), problems
+    assert caught.value.hint == "the manifests are checked once reconciler.yaml is valid"

@@ -4,11 +4,13 @@ become the frozen model; arbitrary YAML never ends in a traceback."""
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from reconciler import schema_messages
 from reconciler.model import DesiredState
 from reconciler.root import NotARootError, find_root, manifest_files
 from reconciler.validate import InvalidRootError, load_desired_state
@@ -160,7 +162,7 @@ RULES = [
         "malformed key",
         {"a.yaml": manifest("'web base':\n  source: {instance: x}\n")},
         [
-            "a.yaml:3:3: images.web base: 'web base' is not a key: letters, digits, '.', '_' or '-', starting with a letter or digit"
+            "a.yaml:3:3: images.web base: 'web base' is not a key: letters, digits, '.', '_' or '-', starting with a letter or digit, at most 128 characters"
         ],
     ),
     (
@@ -476,12 +478,9 @@ def test_two_images_cannot_move_from_the_same_key(tmp_path):
 @pytest.mark.parametrize(
     ("state", "expected"),
     [
-        ("images", "cloud.state: 'images' is a folder, the root config or a YAML file: give a .json state file"),
-        (
-            "reconciler.yaml",
-            "cloud.state: 'reconciler.yaml' is a folder, the root config or a YAML file: give a .json state file",
-        ),
-        ("a.yaml", "cloud.state: 'a.yaml' is a folder, the root config or a YAML file: give a .json state file"),
+        ("images", "cloud.state: 'images' is a folder; give a .json state file"),
+        ("reconciler.yaml", "cloud.state: 'reconciler.yaml' is a root config, not a state file; give a .json state"),
+        ("a.yaml", "cloud.state: 'a.yaml' is a YAML file (it would be read as a manifest); give a .json state file"),
         # A NUL is refused as a hidden character before the path is tried (issue 17).
         ('"a\\0b"', "cloud.state: the value contains \\x00 (control): control and format characters"),
     ],
@@ -491,3 +490,86 @@ def test_odd_state_paths_are_refused(tmp_path, state, expected):
     (tmp_path / "images").mkdir()
     found = problems_of(tmp_path, {"a.yaml": "version: 1\nimages: {}\n"}, config)
     assert [f.split(": ", 1)[1][: len(expected)] for f in found] == [expected]
+
+
+# -- one image, one key (issue 17, second pass) ---------------------------------------------------
+
+OTHER_UUID = "00000000-0000-4000-8000-0000000000ab"
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (
+            {"a.yaml": manifest(f"x:\n  source: {{image: {UUID}}}\ny:\n  source: {{image: {UUID}}}\n")},
+            f"a.yaml:6:21: images.y.source.image: image {UUID} is already adopted by images.x.source.image "
+            "(at a.yaml:4:21); an image belongs to one key: declare it once",
+        ),
+        (
+            {
+                "a.yaml": manifest(f"x:\n  source: {{image: {OTHER_UUID}}}\n"),
+                "b.yaml": manifest(
+                    f"y:\n  source: {{instance: web}}\n  copies: [{{region: JP1, image: {OTHER_UUID.upper()}}}]\n"
+                ),
+            },
+            f"b.yaml:5:35: images.y.copies[0].image: image {OTHER_UUID.upper()} is already adopted by images.x.source.image "
+            "(at a.yaml:4:21); an image belongs to one key: declare it once",
+        ),
+    ],
+    ids=["two keys", "a key and another key's copy, in another file, the id in capitals"],
+)
+def test_two_keys_cannot_adopt_one_image(tmp_path, files, expected):
+    """Validate and plan passed; apply marked the image for one key, then the other, and the next plan
+    refused it as taken (key_taken)."""
+    assert problems_of(tmp_path, files) == [expected]
+
+
+def test_different_images_adopted_by_different_keys_pass(tmp_path):
+    body = f"x:\n  source: {{image: {UUID}}}\ny:\n  source: {{image: {OTHER_UUID}}}\n"
+    state = load_desired_state(make_root(tmp_path, {"a.yaml": manifest(body)}))
+    assert [image.source.image for image in state.images] == [UUID, OTHER_UUID]
+
+
+# -- too long, but of allowed characters ----------------------------------------------------------
+
+
+def test_a_key_of_allowed_characters_that_is_too_long_says_its_length_and_the_limit(tmp_path):
+    key = "k" * 129
+    found = problems_of(tmp_path, {"a.yaml": manifest(f"{key}:\n  source: {{instance: x}}\n")})
+    assert found == [
+        f"a.yaml:3:3: images.{'k' * 40}...: too long: 129 characters, at most 128 allowed (starts '{'k' * 40}...')"
+    ]
+
+
+def test_a_key_of_128_characters_passes(tmp_path):
+    key = "k" * 128
+    state = load_desired_state(make_root(tmp_path, {"a.yaml": manifest(f"{key}:\n  source: {{instance: x}}\n")}))
+    assert [image.key for image in state.images] == [key]
+
+
+def test_a_too_long_moved_from_says_its_length_and_the_limit(tmp_path):
+    found = problems_of(tmp_path, {"a.yaml": manifest(f"web:\n  source: {{instance: x}}\n  moved_from: {'m' * 200}\n")})
+    assert found == [
+        f"a.yaml:5:17: images.web.moved_from: too long: 200 characters, at most 128 allowed (starts '{'m' * 40}...')"
+    ]
+
+
+def test_a_too_long_set_name_says_it_is_too_long(tmp_path):
+    config = ROOT_CONFIG.replace("set: web-platform", f"set: {'s' * 100}")
+    assert problems_of(tmp_path, {}, config) == [
+        f"reconciler.yaml:2:6: set: too long: 100 characters, at most 63 allowed (starts '{'s' * 40}...')"
+    ]
+
+
+def test_a_too_long_key_of_wrong_characters_names_the_characters_and_the_limit(tmp_path):
+    key = "k" * 130 + "~"
+    found = problems_of(tmp_path, {"a.yaml": manifest(f"{key}:\n  source: {{instance: x}}\n")})
+    assert found == [
+        f"a.yaml:3:3: images.{'k' * 40}...: '{'k' * 40}...' is not a key: letters, digits, '.', '_' or '-', "
+        "starting with a letter or digit, at most 128 characters"
+    ]
+
+
+def test_every_length_limit_is_the_longest_value_its_pattern_allows():
+    for pattern, limit in schema_messages.PATTERN_MAX_LENGTHS.items():
+        assert re.fullmatch(pattern, "a" * limit) and not re.fullmatch(pattern, "a" * (limit + 1)), pattern
