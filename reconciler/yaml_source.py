@@ -175,8 +175,9 @@ def load_located_file(
 # editor calls one, and so is every location reported.
 RAW_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 YAML_ONLY_LINE_BREAKS = frozenset("\r\x85\u2028\u2029")
-# Candidates only (anything but tab, LF and printable ASCII); each is then judged by its category.
-_NOT_PLAIN = re.compile(r"[^\t\n\x20-\x7e]")
+# Candidates only (anything but tab, LF, printable ASCII, Hangul syllables and CJK ideographs, all letters);
+# each is then judged by its category.
+_NOT_PLAIN = re.compile(r"[^\t\n\x20-\x7e\uac00-\ud7a3\u4e00-\u9fff]")
 RAW_KIND_MESSAGES = {
     "line break": (
         "a line break only YAML sees ({chars}): YAML starts a new line there, so what follows it (even in a "
