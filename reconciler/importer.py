@@ -175,15 +175,15 @@ def build_manifest(
             continue
         if name_prefix and not (image.name or "").startswith(name_prefix):
             continue
-        unwritable = _unwritable_name(image.name)
-        if unwritable is not None:
-            notes.append(f"left out {image.name} ({image.id}): {unwritable}")
-            continue
         if image.status != "active" or image.visibility == "public" or not image.properties.get("os_type"):
             why = (
                 image.status if image.status != "active" else "public" if image.visibility == "public" else "no os_type"
             )
             notes.append(f"left out {image.name} ({image.id}): {why}")
+            continue
+        unwritable = _unwritable_name(image.name)
+        if unwritable is not None:
+            notes.append(f"left out {image.name} ({image.id}): {unwritable}")
             continue
         members = _members(client, image)
         key = key_for(image.name, image.id, taken)
