@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
+import shlex
 import sys
 import threading
 import time
@@ -20,7 +22,7 @@ from typing import Any
 
 from reconciler import __version__
 from reconciler.errors import ReconcilerError, UsageError
-from reconciler.render import DEFAULT_MAX_CHARS, escape
+from reconciler.render import DEFAULT_MAX_CHARS, MIN_MAX_CHARS, escape
 
 # Start-up time (issue 10): `reconciler --help` and `reconciler COMMAND --help` build only the parser, so
 # this module imports nothing heavy at the top. Each command imports what it needs when it runs: the cloud
@@ -35,6 +37,11 @@ SIMULATOR_PROTECTED_PATCH_MODES = ("permissive", "strict")
 # of the cloud client; tests/test_startup.py checks that they agree.
 LOCK_LEASE_DEFAULT_S = 120
 LOCK_LEASE_RANGE_S = (30, 900)
+
+# Bounds of numeric flags beyond argparse's types: a float flag takes "nan" and "inf", an int flag any size.
+MAX_WAIT_S = 7 * 24 * 3600  # --timeout, --lock-timeout: a week
+MAX_DELETIONS = 1_000_000  # --max-deletions: more images than a project holds
+PARALLELISM_RANGE = (1, 64)  # --parallelism, --region-parallelism: settings.parallelism's (root.schema.json)
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -346,8 +353,7 @@ def start_command(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
     from reconciler import target
     from reconciler.validate import load_desired_state
 
-    if getattr(args, "max_deletions", None) is not None and args.max_deletions < 0:
-        raise UsageError("--max-deletions must be 0 or more")
+    _check_max_deletions(getattr(args, "max_deletions", None))
     desired = load_desired_state(args.root)
     sim_state = Path(args.sim_state) if args.sim_state else None
     cloud = target.effective_cloud(desired.root, sim_state)
@@ -355,6 +361,45 @@ def start_command(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
     # JSON and Markdown carry the target inside the document: the heading goes to stderr.
     print(heading, file=sys.stdout if args.format == "text" else sys.stderr, flush=True)
     return desired, cloud
+
+
+def _check_max_deletions(value: int | None) -> None:
+    if value is not None and not 0 <= value <= MAX_DELETIONS:
+        raise UsageError(
+            f"--max-deletions must be between 0 and {MAX_DELETIONS:,}",
+            hint="it is the most images one plan may delete",
+        )
+
+
+def _check_wait(flag: str, value: float, *, zero: bool) -> None:
+    """A number of seconds to wait: finite (argparse's float takes nan and inf), at most a week."""
+    low = "0 or more" if zero else "more than 0"
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero) or value > MAX_WAIT_S:
+        raise UsageError(f"{flag} must be a number of seconds, {low} and at most {MAX_WAIT_S:,} (a week)")
+
+
+def _check_plan_flags(args: argparse.Namespace) -> None:
+    """plan's bounds, before anything is read."""
+    if args.max_chars < MIN_MAX_CHARS:
+        raise UsageError(
+            f"--max-chars must be at least {MIN_MAX_CHARS:,}: the Markdown rendering needs that much for its "
+            "heading, verdict and summary",
+        )
+
+
+def _check_apply_flags(args: argparse.Namespace) -> None:
+    """apply's bounds, before anything is read."""
+    low, high = PARALLELISM_RANGE
+    for flag, value in (("--parallelism", args.parallelism), ("--region-parallelism", args.region_parallelism)):
+        if value is not None and not low <= value <= high:
+            raise UsageError(f"{flag} must be between {low} and {high}")
+    _check_wait("--timeout", args.timeout, zero=False)
+    if args.resume and args.plan is None:
+        raise UsageError("--resume needs --plan FILE: it finishes a partial apply of a saved plan")
+    low, high = LOCK_LEASE_RANGE_S
+    if not low <= args.lock_lease <= high:  # False for nan too
+        raise UsageError(f"--lock-lease must be between {low} and {high} seconds")
+    _check_wait("--lock-timeout", args.lock_timeout, zero=True)
 
 
 def _plan_options(args: argparse.Namespace, desired: Any, snapshot: Any) -> dict[str, Any]:
@@ -400,6 +445,7 @@ def run_plan(args: argparse.Namespace) -> int:
     from reconciler.render.markdown import render_markdown
     from reconciler.snapshot import read_snapshot
 
+    _check_plan_flags(args)
     if args.out is not None:
         _refuse_partial_saved_plans(args, "plan --out")
         saved_plan.check_destination(args.out)  # before the cloud is read: a typo costs no round trips
@@ -409,10 +455,9 @@ def run_plan(args: argparse.Namespace) -> int:
     plan = build_plan(desired, snapshot, plan_target, **_plan_options(args, desired, snapshot))
     if args.out is not None:
         saved_plan.save(args.out, plan, cloud)
-        out = escape.text(str(args.out))
         print(
-            f"Saved the plan to {out}; apply it with: reconciler apply --plan {out} (it runs only if a fresh plan "
-            "still matches it)",
+            f"Saved the plan to {escape.text(str(args.out))}; apply it with: reconciler apply --plan "
+            f"{_command_path(args.out)} (it runs only if a fresh plan still matches it)",
             file=sys.stderr,
         )
     if args.format == "json":
@@ -452,8 +497,27 @@ def _refuse_partial_saved_plans(args: argparse.Namespace, command: str) -> None:
     if given:
         raise UsageError(
             f"{command} cannot be combined with {', '.join(given)}: saved plans cover the whole root",
-            hint="to allow more deletions, raise settings.max_deletions in the reviewed root",
+            hint=_whole_plan_hint(given),
         )
+
+
+def _whole_plan_hint(given: list[str]) -> str:
+    """What to do instead, for the flags that were given."""
+    hints = []
+    if "--target" in given or "--exclude" in given:
+        hints.append(
+            "save a plan of the whole root (without --target and --exclude), or plan and apply only some keys "
+            "without a saved plan (reconciler apply --target KEY)"
+        )
+    if "--max-deletions" in given:
+        hints.append("to allow more deletions, raise settings.max_deletions in the reviewed root")
+    return "; ".join(hints)
+
+
+def _command_path(path: Path) -> str:
+    """A path as a command line to copy quotes it (a space or a `;` in it would split or extend the command),
+    escaped like every string the tool did not write."""
+    return escape.text(shlex.quote(str(path)))
 
 
 # Set when an apply was cancelled by a signal: `entry` then exits without waiting for worker threads whose
@@ -517,18 +581,7 @@ def _run_apply(args: argparse.Namespace, cancellation: Any) -> int:
     from reconciler.planner import build_plan
     from reconciler.snapshot import read_snapshot
 
-    for flag, value in (("--parallelism", args.parallelism), ("--region-parallelism", args.region_parallelism)):
-        if value is not None and value < 1:
-            raise UsageError(f"{flag} must be 1 or more")
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
-    if args.resume and args.plan is None:
-        raise UsageError("--resume needs --plan FILE: it finishes a partial apply of a saved plan")
-    low, high = LOCK_LEASE_RANGE_S
-    if not low <= args.lock_lease <= high:
-        raise UsageError(f"--lock-lease must be between {low} and {high} seconds")
-    if args.lock_timeout < 0:
-        raise UsageError("--lock-timeout must be 0 or more")
+    _check_apply_flags(args)
     if args.plan is not None:
         _refuse_partial_saved_plans(args, "apply --plan")
         return _apply_saved(args, cancellation)
@@ -631,7 +684,7 @@ def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
     if journal.done and not args.resume:
         raise UsageError(
             f"{plan_path} was partly applied already ({len(journal.done)} actions done)",
-            hint=f"finish it with: reconciler apply --plan {plan_path} --resume",
+            hint=f"finish it with: reconciler apply --plan {_command_path(args.plan)} --resume",
         )
     with (
         open_cloud(desired.root, cloud, os.environ) as (client, plan_target),
@@ -688,7 +741,8 @@ def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
     if report.succeeded:
         journal.path.unlink(missing_ok=True)
     elif any(r.status == "done" for r in report.results) or journal.done:
-        print(f"Finish it after fixing the cause with: reconciler apply --plan {plan_path} --resume", file=human)
+        resume = f"reconciler apply --plan {_command_path(args.plan)} --resume"
+        print(f"Finish it after fixing the cause with: {resume}", file=human)
     return _report(args, report, session, human)
 
 

@@ -64,7 +64,7 @@ TOOL_ERRORS = {
     "negative max-deletions": (["plan", "{root}", "--detailed-exitcode", "--max-deletions", "-1"], "--max-deletions"),
     "unknown target key": (["plan", "{root}", "--detailed-exitcode", "--target", "nosuch"], "nosuch"),
     "resume without plan": (["apply", "{root}", "--resume"], "--resume needs --plan"),
-    "zero parallelism": (["apply", "{root}", "--parallelism", "0"], "--parallelism must be 1 or more"),
+    "zero parallelism": (["apply", "{root}", "--parallelism", "0"], "--parallelism must be between 1 and 64"),
     "lease out of range": (["apply", "{root}", "--lock-lease", "5"], "--lock-lease must be between"),
     "narrowed saved plan": (["plan", "{root}", "--out", "{root}/p.json", "--target", "web-base"], "cannot be combined"),
     "no terminal to confirm": (["apply", "{root}"], "no terminal to confirm"),
