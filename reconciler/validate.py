@@ -253,7 +253,9 @@ def _root_config(root: Path, doc: LocatedDocument) -> tuple[RootConfig | None, l
     simulator = cloud["kind"] == "simulator"
     state = inside_root("state", DEFAULT_STATE) if simulator else None
     seed = inside_root("seed", None) if simulator else None
-    if seed is not None and not problems and not seed.is_file() and not (state is not None and state.exists()):
+    # Missing even when the state exists (the seed is then not needed): a name that points at nothing is
+    # a typo, and the file meant would be read as a broken manifest.
+    if seed is not None and not problems and not seed.is_file():
         problems.append(Problem(doc.location_of(("cloud", "seed")), f"cloud.seed: {cloud['seed']} does not exist"))
     project = cloud.get("project")
     if simulator and project is None and not problems:

@@ -139,3 +139,18 @@ def test_a_quickstart_config_problem_is_reported_alone_never_as_seed_problems(tm
     assert problems[0].startswith(problem), problems
     assert all(p.startswith("reconciler.yaml:") for p in problems), problems
     assert caught.value.hint == "the manifests are checked once reconciler.yaml is valid"
+
+
+def test_a_seed_typo_is_an_error_even_once_the_state_exists(tmp_path):
+    """After the first run the state holds everything and the seed is not read again, but a name that points
+    at nothing is still a typo: the file meant would otherwise be read as a broken manifest."""
+    root = tmp_path / "root"
+    shutil.copytree(QUICKSTART, root, ignore=shutil.ignore_patterns(".reconciler"))
+    load_desired_state(root)  # valid as it is
+    (root / ".reconciler").mkdir()
+    (root / ".reconciler" / "sim-state.json").write_text("{}")
+    config = root / "reconciler.yaml"
+    config.write_text(config.read_text().replace("seed: seed.yaml", "seed: seeds.yaml"))
+    with pytest.raises(InvalidRootError) as caught:
+        load_desired_state(root)
+    assert [str(p) for p in caught.value.problems] == ["reconciler.yaml:8:9: cloud.seed: seeds.yaml does not exist"]
