@@ -23,7 +23,6 @@ from reconciler.lock_claims import claim_of, is_bookkeeping, iso
 from reconciler.model import CopySpec, DesiredState, ImageSpec
 from reconciler.ownership import Ownership, classify
 from reconciler.plan import Action, Change, Dependency, Finding, Plan, Reason, Target
-from reconciler.render import escape
 from reconciler.snapshot import UUID, Snapshot
 
 # Where an action kind falls in "make before break": lower runs first among ready ones.
@@ -596,16 +595,15 @@ class _Planner:
         """One warning per image whose set or key marker the tool never writes: ownership left it out of
         every set, so nothing is planned for it, and the project is told so that someone clears it."""
         for image in self.own.invalid:
-            # Escaped here already: the JSON document carries them too, and they hold whatever someone typed.
+            # Quoted, not escaped: the plan is data; every renderer shows the hidden characters (JSON too).
             carries = ", ".join(
-                f"{name} {_quoted(escape.text(value) if isinstance(value, str) else value)}"
-                for name, value in markers.invalid_markers(image.properties).items()
+                f"{name} {_quoted(value)}" for name, value in markers.invalid_markers(image.properties).items()
             )
             self.warn(
                 "invalid_markers",
                 None,
                 image.region,
-                f"image {image.id} ({_quoted(escape.text(image.name or ''))}) carries {carries}, which the tool "
+                f"image {image.id} ({_quoted(image.name or '')}) carries {carries}, which the tool "
                 "never writes (a set name or key is letters, digits, '.', '_' or '-'): it is nobody's, and nothing "
                 "is planned for it; clear or fix the property by hand",
                 None,
@@ -1804,7 +1802,11 @@ def _and(names: list[str]) -> str:
 
 
 def _quoted(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+    """A value inside a message, quoted: a `"` or `\\` inside is escaped, so a name from the cloud cannot close
+    its quotes and read as more of the message (the renderers show hidden characters)."""
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _looks_like_a_version_bump(before: Any, after: Any) -> bool:

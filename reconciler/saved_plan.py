@@ -32,6 +32,7 @@ from reconciler.errors import ReconcilerError, UsageError
 from reconciler.model import CloudTarget
 from reconciler.plan import Plan, Target
 from reconciler.render import escape
+from reconciler.render.json import render_json
 
 log = logging.getLogger(__name__)
 
@@ -274,8 +275,8 @@ def _write_json(path: Path, document: Mapping[str, Any]) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
+            # The plan's own JSON rendering: hidden characters from the cloud written as escapes.
+            handle.write(render_json(dict(document)))
         os.replace(tmp, path)
     except OSError as err:
         if tmp is not None:

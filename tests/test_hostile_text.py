@@ -5,12 +5,12 @@ reconciler.yaml, as a located problem naming the field; descriptions are one lin
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import github_markdown
 import pytest
 
 from reconciler.render.markdown import render_markdown
@@ -149,9 +149,11 @@ def test_the_hostile_plan_text_holds_no_control_byte_and_one_line_per_plan_line(
     text = render_text(document)
     assert not [b for b in text.encode() if b < 0x20 and b != 0x0A]
     assert "\x1b" not in text and "\u202e" not in text
-    # target, regions read, blank; two lines per action (no waits); blank; summary; "Nothing was changed."
+    # target, regions read, blank; two lines per action (no waits); blank, one warning; blank; summary;
+    # "Nothing was changed."
     assert len(document["actions"]) == 3 and not any(a["depends_on"] for a in document["actions"])
-    assert len(text.splitlines()) == 3 + 2 * 3 + 3
+    assert len(document["warnings"]) == 1
+    assert len(text.splitlines()) == 3 + 2 * 3 + 2 + 3
 
 
 def test_a_newline_in_a_name_never_prints_a_line_of_its_own():
@@ -166,43 +168,34 @@ def test_warnings_refusals_and_hints_are_escaped_in_text():
     text = render_text(hostile_plan("hostile-cloud-text-warning"))
     assert not [b for b in text.encode() if b < 0x20 and b != 0x0A]
     assert "instance:web\\x1b[31m\\x0a  - delete" in text
-    assert "hint: set protected: false on db-base\\x0a  hint:" in text
-
-
-def outside_code(markdown: str) -> str:
-    """The Markdown with code spans, fenced blocks and the renderer's own HTML tags taken out."""
-    kept = []
-    fenced = False
-    for line in markdown.splitlines():
-        if line.startswith("```"):
-            fenced = not fenced
-            continue
-        if fenced:
-            continue
-        line = re.sub(r"<code>.*?</code>", "", line)
-        line = re.sub(r"</?(details|summary|b)>", "", line)
-        line = re.sub(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", "", line)
-        kept.append(line)
-    return "\n".join(kept)
+    assert "[protected_undeclared] db-base\\x1b[2J\\x0a  hint: set protected: false on prod-db" in text
+    assert [line.strip() for line in text.splitlines() if line.strip().startswith("hint:")] == [
+        "hint: set protected: false on db-base, apply; then remove it and apply"
+    ]
 
 
 @pytest.mark.parametrize("case", ["hostile-cloud-text", "hostile-cloud-text-warning"])
 def test_the_hostile_plan_markdown_holds_no_live_markup(case):
     markdown = render_markdown(hostile_plan(case))
     assert not [b for b in markdown.encode() if b < 0x20 and b != 0x0A]
-    # The renderer's own headings, quote markers and arrows aside, every special character left is escaped.
-    rest = re.sub(r"^(#+ |> )", "", outside_code(markdown), flags=re.MULTILINE).replace(" -> ", " ")
-    for special in "<>@`#":
-        unescaped = re.findall(rf"(?<!\\){re.escape(special)}", rest)
-        assert not unescaped, (special, rest)
+    # As GitHub renders it: only the renderer's own elements, no comment that hides the rest, and nothing
+    # outside code that GitHub would turn into a mention, a reference or a link.
+    rendered = github_markdown.render(markdown)
+    assert github_markdown.tags(rendered) <= github_markdown.RENDERER_TAGS
+    assert "<!--" not in rendered
+    assert not github_markdown.LINKED_BY_GITHUB.findall(github_markdown.text_outside_code(rendered))
     table_rows = [line for line in markdown.splitlines() if line.startswith("|")]
     assert all(line.count("|") - line.count("\\|") == table_rows[0].count("|") for line in table_rows)
 
 
 def test_markdown_summary_html_is_escaped():
-    markdown = render_markdown(hostile_plan())
+    # Keys from the cloud that the tool never writes are nobody's (invalid_markers), but the renderer does
+    # not rely on it.
+    document = hostile_plan()
+    document["actions"][1]["key"] = "old-base`` | @everyone <!-- "
+    markdown = render_markdown(document)
     assert "<summary><b><code>old-base`` | @everyone &lt;!-- </code></b>: delete</summary>" in markdown
-    assert "<!--" not in outside_code(markdown)
+    assert "<!--" not in github_markdown.render(markdown)
 
 
 def test_mermaid_labels_hold_no_markup():

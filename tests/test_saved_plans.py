@@ -277,3 +277,14 @@ def test_images_with_markers_the_tool_never_writes_do_not_break_a_saved_plan(tmp
 
     through_the_api(root, still_there)
     assert main(["plan", str(root), "--detailed-exitcode"]) == 0
+
+
+def test_a_saved_plan_shows_hidden_characters_from_the_cloud_as_escapes(tmp_path, capsys):
+    """The file is read in reviews and CI logs like the plan's JSON output: a right-to-left override or an ESC
+    in a cloud name is written as an escape, and the document still reads back to the same value."""
+    root, plan_file = saved("hostile-cloud-text", tmp_path, capsys)
+    text = plan_file.read_text(encoding="utf-8")
+    assert "\u202e" not in text and "\x1b" not in text and "\\u202e" in text
+    document = json.loads(text)
+    assert any(a.get("name", "").startswith("\u202e") for a in document["actions"])
+    assert main(["apply", "--plan", str(plan_file), str(root), "--auto-approve"]) == 0
