@@ -129,9 +129,47 @@ def is_leftover_of(set_name: str, key: str, region: str, image_name: str | None,
     return key == leftover_key(set_name, token.name_token)
 
 
+# -- property names a manifest may not manage ---------------------------------------------------------
+# One rule for validation (a manifest may not declare them) and for `managed_props` (a `reconciler_props`
+# marker naming them, written by hand since the tool never does, makes the plan remove none of them): so
+# a marker can never make a plan remove the tool's own markers or the image service's attributes.
+RESERVED_PREFIXES = {
+    "reconciler_": "the tool's own markers",
+    "os_hash_": "set by the image service",
+    "os_glance": "reserved by Glance",
+}
+GLANCE_ATTRIBUTES = frozenset(
+    {"id", "name", "status", "visibility", "protected", "owner", "min_disk", "min_ram", "size", "virtual_size",
+     "checksum", "container_format", "disk_format", "tags", "created_at", "updated_at", "self", "file", "schema",
+     "os_hidden", "locations", "location", "direct_url", "stores", "deleted", "deleted_at"}
+)  # fmt: skip
+# Properties the manifest manages through a field of its own, by the field.
+FIELD_FOR_PROPERTY = {"description": "description", DOWNLOAD_FLAG: "download"}
+# Properties a manifest may set but the tool never removes: NHN requires os_type on every image it creates
+# (a copy of an image without one is refused, os_type_missing), so dropping it from `properties:` leaves it.
+NEVER_REMOVED = frozenset({"os_type"})
+
+
+def reserved_property(name: str) -> str | None:
+    """Why a manifest may not declare property `name`, or None when it may."""
+    if name in FIELD_FOR_PROPERTY:
+        return f"reserved property; use the image's {FIELD_FOR_PROPERTY[name]}: field"
+    for prefix, why in RESERVED_PREFIXES.items():
+        if name.startswith(prefix):
+            return f"reserved property ({prefix}* are {why})"
+    if name.startswith("nhncloud_"):
+        return "reserved property (nhncloud_* are NHN Cloud's own; the download flag is the download: field)"
+    if name in GLANCE_ATTRIBUTES:
+        return f"reserved property ({name} is an image attribute, not a custom property)"
+    return None
+
+
 def managed_props(properties: Mapping[str, Any]) -> tuple[str, ...]:
-    """The property names the tool manages on an image, from its `reconciler_props` marker."""
+    """The property names the tool manages on an image, from its `reconciler_props` marker: those it removes
+    once the manifest no longer declares them. Anyone in the project may edit the marker, so a name no
+    manifest may declare (reserved_property) or one the tool never removes (NEVER_REMOVED) is not one."""
     raw = properties.get(PROPS)
     if not isinstance(raw, str) or not raw:
         return ()
-    return tuple(sorted(p for p in raw.split(",") if p))
+    names = {p for p in raw.split(",") if p}
+    return tuple(sorted(p for p in names if p not in NEVER_REMOVED and reserved_property(p) is None))

@@ -45,18 +45,10 @@ from reconciler.yaml_source import (
     load_located_file,
 )
 
-# Property names the manifest may not manage, and why.
-RESERVED_PREFIXES = {
-    "reconciler_": "the tool's own markers",
-    "os_hash_": "set by the image service",
-    "os_glance": "reserved by Glance",
-}
-GLANCE_ATTRIBUTES = frozenset(
-    {"id", "name", "status", "visibility", "protected", "owner", "min_disk", "min_ram", "size", "virtual_size",
-     "checksum", "container_format", "disk_format", "tags", "created_at", "updated_at", "self", "file", "schema",
-     "os_hidden", "locations", "location", "direct_url", "stores", "deleted", "deleted_at"}
-)  # fmt: skip
-FIELD_FOR_PROPERTY = {"description": "description", "nhncloud_allow_download": "download"}
+# Which property names a manifest may not declare is markers' rule (markers.reserved_property), shared with
+# the planner's reading of `reconciler_props`; importer.py imports these two names from here.
+FIELD_FOR_PROPERTY = markers.FIELD_FOR_PROPERTY
+_reserved_property = markers.reserved_property
 
 
 class InvalidRootError(UsageError):
@@ -342,7 +334,7 @@ def _image_problems(doc: LocatedDocument, key: Any, image: dict[str, Any], confi
     properties = image.get("properties")
     if isinstance(properties, dict):
         for name in properties:
-            reason = _reserved_property(str(name))
+            reason = markers.reserved_property(str(name))
             if reason:
                 report(("properties", name), reason, at_key=True)
 
@@ -399,19 +391,6 @@ def _name_problems(image: dict[str, Any], report: Callable[[DocPath, str], None]
                 f"{len(name)} characters; the name of an image the tool makes is at most {markers.CREATED_NAME_MAX} "
                 "(it is created under the name plus a 20-character temporary token)",
             )
-
-
-def _reserved_property(name: str) -> str | None:
-    if name in FIELD_FOR_PROPERTY:
-        return f"reserved property; use the image's {FIELD_FOR_PROPERTY[name]}: field"
-    for prefix, why in RESERVED_PREFIXES.items():
-        if name.startswith(prefix):
-            return f"reserved property ({prefix}* are {why})"
-    if name.startswith("nhncloud_"):
-        return "reserved property (nhncloud_* are NHN Cloud's own; the download flag is the download: field)"
-    if name in GLANCE_ATTRIBUTES:
-        return f"reserved property ({name} is an image attribute, not a custom property)"
-    return None
 
 
 # -- across files ---------------------------------------------------------------------------------
