@@ -4,13 +4,17 @@ images, unmanaged ones, and images under a temporary name. Pure: reads a Snapsho
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from reconciler import markers
 from reconciler.cloud.model import Image
 from reconciler.lock_claims import is_bookkeeping
-from reconciler.snapshot import Snapshot
+from reconciler.model import DesiredState
+
+if TYPE_CHECKING:  # snapshot.py sorts images with classify_images: a module-level import would be a cycle
+    from reconciler.snapshot import Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,19 @@ def is_temporary_of(image: Image, set_name: str, declared_tokens: Collection[str
     return None if owner_set is None else False
 
 
+def declared_tokens(desired: DesiredState) -> set[str]:
+    """K of every declared (key, region) (an image is made in its home region): what attributes an
+    old-form temporary name to this set."""
+    return {markers.name_token(desired.root.set, spec.key, spec.region) for spec in desired.images}
+
+
+def referenced_ids(desired: DesiredState) -> set[str]:
+    """The image ids the manifests name (`source.image`, `copies[].image`)."""
+    return {spec.source.image for spec in desired.images if spec.source.image} | {
+        copy.image for spec in desired.images for copy in spec.copies if copy.image
+    }
+
+
 def classify(
     snapshot: Snapshot,
     set_name: str,
@@ -69,6 +86,22 @@ def classify(
 ) -> Ownership:
     """`declared_tokens`: K of every declared (key, region), which attribute old-form temporary names;
     `referenced`: ids the manifests name (`source.image`, `copies[].image`), never temporary images."""
+    return classify_images(snapshot.all_images(), set_name, declared_tokens, referenced)
+
+
+def classify_desired(images: Iterable[Image], desired: DesiredState) -> Ownership:
+    """classify_images with what the manifests declare and name: the one sorting read_snapshot (which
+    decides which keys need the reads a create does) and the planner (which plans the creates) must share."""
+    return classify_images(images, desired.root.set, declared_tokens(desired), referenced_ids(desired))
+
+
+def classify_images(
+    images: Iterable[Image],
+    set_name: str,
+    declared_tokens: Collection[str] = (),
+    referenced: Collection[str] = (),
+) -> Ownership:
+    """classify, over any images (read_snapshot sorts the listed images before its snapshot exists)."""
     home: dict[str, list[Image]] = defaultdict(list)
     copies: dict[tuple[str, str], list[Image]] = defaultdict(list)
     other: dict[str, dict[str, list[Image]]] = defaultdict(lambda: defaultdict(list))
@@ -77,7 +110,7 @@ def classify(
     temporary: list[Image] = []
     unattributed: list[Image] = []
     invalid: list[Image] = []
-    for image in snapshot.all_images():
+    for image in images:
         if is_bookkeeping(image.properties):
             continue  # lock claims and doctor's scratch images are the tool's own, not images of anyone's
         if markers.invalid_markers(image.properties):

@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from reconciler import markers
 from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudConfigError, CloudError, NotFound
 from reconciler.cloud.model import Image, Member, Server
 from reconciler.model import DesiredState
+from reconciler.ownership import classify_desired, referenced_ids
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
@@ -72,9 +72,7 @@ def read_snapshot(client: CloudClient, desired: DesiredState, *, concurrency: in
 
     # Members of the shared images the plan may share or unshare: this set's, and those a manifest adopts
     # by id (Glance lists members of shared images only; a private image has none that count).
-    referenced = {spec.source.image for spec in desired.images} | {
-        copy.image for spec in desired.images for copy in spec.copies
-    }
+    referenced = referenced_ids(desired)
     shared = [
         image
         for region in regions
@@ -129,16 +127,11 @@ def _read_servers(
     named = [spec for spec in desired.images if spec.source.instance is not None and spec.region in regions]
     if not named:
         return {}
-    # An image still under a temporary name is an interrupted create, not a home: finishing it needs the
-    # server's root device (the local-disk path checks the image's instance_uuid).
-    homes = {
-        image.properties.get(markers.KEY)
-        for region in regions
-        for image in images[region]
-        if image.properties.get(markers.SET) == desired.root.set
-        and markers.COPY_OF not in image.properties
-        and markers.parse_token(image.name) is None
-    }
+    # The keys the planner will find a home image for, by its own sorting (ownership.classify_desired): a
+    # bookkeeping image, an interrupted create under a temporary name (finishing it needs the root device:
+    # the local-disk path checks the image's instance_uuid) or one with invalid markers is no home, and any
+    # other rule here could leave the planner planning a create without what the create needs.
+    homes = classify_desired((image for region in regions for image in images[region]), desired).home.keys()
     listed_regions = sorted({spec.region for spec in named})
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(listed_regions)))) as pool:
         listed = {
