@@ -46,6 +46,14 @@ def _next_marker(links: Any) -> str | None:
 
 
 def _q(value: str) -> str:
+    """`value` (an id from data, often from the cloud) as exactly one path segment: "/", "?", "#" and
+    everything but unreserved characters percent-encoded; a segment of dots alone ("." or "..") would
+    be dropped as a dot segment (DELETE .../members/.. went out as DELETE .../images/ID/, the image),
+    so its dots are encoded too, and an empty one would name the collection, so it is refused."""
+    if not value:
+        raise CloudError("an empty id cannot be sent as a path segment: the request would name the collection")
+    if set(value) == {"."}:
+        return "%2E" * len(value)
     return quote(value, safe="")
 
 

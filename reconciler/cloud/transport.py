@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -153,10 +153,8 @@ class Transport:
         while True:
             request_headers = {"Accept": "application/json", **(headers or {}), **self.auth.auth_headers()}
             try:
-                answer = session.request(
-                    method, url, json=json, data=data, headers=request_headers, params=params,
-                    timeout=self._timeout, stream=stream,
-                )  # fmt: skip
+                request = requests.Request(method, url, json=json, data=data, headers=request_headers, params=params)
+                answer = _send(session, request, timeout=self._timeout, stream=stream)
             except requests.RequestException as err:
                 raise CloudTransportError(
                     f"{service} {method} {_path_of(url)}: no answer ({_describe(err)})",
@@ -184,6 +182,27 @@ class Transport:
             if answer.status_code >= 400:
                 raise error_from_response(service, method, url, answer)
             return answer
+
+
+def _send(session: requests.Session, request: requests.Request, *, timeout: Any, stream: bool) -> requests.Response:
+    """What `session.request` does, but the path keeps its encoded dot segments: requests decodes "%2E"
+    to "." while preparing, so a member id ".." sent as "%2E%2E" would go out as "..", which a server or
+    proxy resolves to the parent (the image itself)."""
+    prepared = session.prepare_request(request)
+    prepared.url = encoded_dot_segments(prepared.url)
+    settings = session.merge_environment_settings(prepared.url, {}, stream, None, None)
+    return session.send(prepared, timeout=timeout, allow_redirects=True, **settings)
+
+
+def encoded_dot_segments(url: str) -> str:
+    """`url` with every path segment of dots alone ("." or "..") percent-encoded. A prepared URL has one
+    only where the caller encoded it (urllib3 already removed literal ones), so this restores the caller's."""
+    parts = urlsplit(url)
+    segments = parts.path.split("/")
+    if not any(segment and set(segment) == {"."} for segment in segments):
+        return url
+    path = "/".join("%2E" * len(s) if s and set(s) == {"."} else s for s in segments)
+    return urlunsplit(parts._replace(path=path))
 
 
 def _retry_after(answer: requests.Response) -> float | None:
