@@ -6,9 +6,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from reconciler.cloud.auth import ENV_NAMES, NHN_IDENTITY_URL
+from reconciler.cloud.auth import identity_url_setting, split_identity_url
 from reconciler.model import CloudTarget, RootConfig
 
 
@@ -37,6 +36,6 @@ def describe(config: RootConfig, cloud: CloudTarget, env: Mapping[str, str]) -> 
         shown = state.relative_to(config.path).as_posix() if state and state.is_relative_to(config.path) else str(state)
         where = f"SIMULATOR state {shown}"
     else:
-        url = next((env[name] for name in ENV_NAMES["identity_url"] if env.get(name)), NHN_IDENTITY_URL)
-        where = f"nhn {urlsplit(url).hostname}"
+        variable, url = identity_url_setting(env)
+        where = f"nhn {split_identity_url(url, variable).hostname}"
     return f"set {config.set} · {where} · project {short_project(cloud.project)} · {regions}"

@@ -85,7 +85,7 @@ def test_tracebacks_of_unexpected_errors_carry_no_secret(monkeypatch, capsys, is
         headers = client._http.auth.auth_headers()
         try:
             # An unexpected failure deep in a request: its traceback is what a user would paste in a bug.
-            monkeypatch.setattr(requests.Session, "request", lambda *a, **k: (_ for _ in ()).throw(ValueError("boom")))
+            monkeypatch.setattr(requests.Session, "send", lambda *a, **k: (_ for _ in ()).throw(ValueError("boom")))
             with pytest.raises(ValueError) as caught:
                 client.list_images("KR1")
         finally:
@@ -123,3 +123,37 @@ def test_no_code_turns_certificate_checks_off():
         if "verify=False" in path.read_text() or "CERT_NONE" in path.read_text()
     ]
     assert offenders == []
+
+
+NHN_ROOT = (
+    "version: 1\nset: web\ncloud: {kind: nhn, project: 3f0c9d2e6b7a4f0e9a1b2c3d4e5f6a7b}\ndefaults: {region: KR1}\n"
+)
+IDENTITY_VARIABLES = ("NHN_CLOUD_IDENTITY_URL", "OS_AUTH_URL", "NHN_CLOUD_USERNAME", "NHN_CLOUD_API_PASSWORD")
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("NHN_CLOUD_IDENTITY_URL", "https://[bad/v2.0"),
+        ("NHN_CLOUD_IDENTITY_URL", f"https://dev:{PASSWORD}@[bad/v2.0"),
+        ("NHN_CLOUD_IDENTITY_URL", "https://identity.example.com:99999/v2.0"),
+        ("NHN_CLOUD_IDENTITY_URL", "https://identity.example.com:port/v2.0"),
+        ("OS_AUTH_URL", "http://[::1"),
+    ],
+)
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_a_malformed_identity_url_is_one_error_naming_its_variable(
+    tmp_path, capsys, monkeypatch, variable, url, command
+):
+    """Even offline `validate` reads the identity URL (the target line names its host): a URL Python cannot
+    split is the user's error (exit 1, the variable named), never a traceback or an echo of the URL."""
+    for name in IDENTITY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, url)
+    monkeypatch.setenv("NHN_CLOUD_USERNAME", "dev@example.com")
+    monkeypatch.setenv("NHN_CLOUD_API_PASSWORD", PASSWORD)
+    (tmp_path / "reconciler.yaml").write_text(NHN_ROOT)
+    assert main([command, str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: {variable} is not a valid URL"), captured.err
+    assert PASSWORD not in captured.out + captured.err and url not in captured.out + captured.err

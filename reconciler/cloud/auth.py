@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import requests
 
@@ -46,10 +46,34 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def check_identity_url(url: str) -> str:
-    """The identity base URL, normalised; https required except for loopback hosts (the simulator)."""
+def identity_url_setting(env: Mapping[str, str]) -> tuple[str | None, str]:
+    """(variable, URL): the identity URL the environment gives and the variable that gives it, or
+    (None, NHN Cloud's) when none does."""
+    for name in ENV_NAMES["identity_url"]:
+        if env.get(name):
+            return name, env[name]
+    return None, NHN_IDENTITY_URL
+
+
+def split_identity_url(url: str, variable: str | None) -> SplitResult:
+    """The URL's parts; a CloudConfigError naming the variable when they cannot be read (an unclosed `[`,
+    a port that is no number): one line, never the URL itself, which may carry a password."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- reading it is the check: it raises for a port that is no number
+    except ValueError:
+        raise CloudConfigError(
+            f"{variable or 'the identity URL'} is not a valid URL (its host or port cannot be read)",
+            hint=f"give the identity v2 base, like {NHN_IDENTITY_URL}",
+        ) from None
+    return parts
+
+
+def check_identity_url(url: str, variable: str | None = None) -> str:
+    """The identity base URL, normalised; https required except for loopback hosts (the simulator).
+    `variable`: the environment variable it came from, named in the errors."""
     url = url.rstrip("/")
-    parts = urlsplit(url)
+    parts = split_identity_url(url, variable)
     if parts.username is not None or parts.password is not None:
         # Never echo it: the part before "@" may hold a password.
         raise CloudConfigError(
@@ -95,9 +119,8 @@ class Credentials:
                 "API security settings, not the console password); OS_USERNAME / OS_PASSWORD work too",
             )
         assert username is not None and password is not None
-        return cls(
-            username, password, check_identity_url(first("identity_url") or NHN_IDENTITY_URL), first("tenant_id")
-        )
+        variable, url = identity_url_setting(env)
+        return cls(username, password, check_identity_url(url, variable), first("tenant_id"))
 
 
 class Authenticator(Protocol):
