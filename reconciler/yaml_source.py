@@ -128,6 +128,7 @@ def load_located(text: str, file: str, *, max_values: int = MAX_NODES, refuse_hi
 
 
 DEFAULT_MAX_BYTES = 1024 * 1024
+BYTE_ORDER_MARK = "\ufeff"
 
 
 def load_located_file(
@@ -162,6 +163,10 @@ def load_located_file(
         line = raw[: err.start].count(b"\n") + 1
         doc.problems.append(Problem(Location(name, line, 1), f"not UTF-8 text (invalid byte at offset {err.start})"))
         return doc
+    # One byte order mark at the very start is how some editors (Windows ones) begin every UTF-8 file, and YAML
+    # allows it there: it is no part of the text. Anywhere else, a second one included, it stays a hidden
+    # character (hidden_text_problems), and the columns of line 1 stay an editor's.
+    text = text.removeprefix(BYTE_ORDER_MARK)
     return load_located(text, name, max_values=max_values, refuse_hidden=refuse_hidden)
 
 

@@ -382,3 +382,56 @@ def test_ordinary_hangul_passes(tmp_path):
         "한글 설명 ㄱㄴㄷ 가",
         {"담당": "개발팀"},
     )
+
+
+# -- a byte order mark (issue 17) -------------------------------------------------------------------
+
+BOM = "\ufeff"
+
+
+def test_one_byte_order_mark_at_the_start_of_each_file_is_fine(tmp_path):
+    """Windows editors begin UTF-8 files with U+FEFF, and YAML allows it there: every file of the quickstart
+    so written (CRLF too) validates, plans, and reads as without it."""
+    root = tmp_path / "root"
+    shutil.copytree(QUICKSTART, root)
+    for path in [root / "reconciler.yaml", root / "seed.yaml", *sorted((root / "images").glob("*.yaml"))]:
+        text = path.read_bytes().decode("utf-8")
+        path.write_bytes((BOM + text.replace("\n", "\r\n")).encode("utf-8"))
+    state = load_desired_state(root)
+    assert state.root.set == "quickstart" and [i.key for i in state.images] == ["api-base", "web-base-2026-11"]
+    for command in ("validate", "plan"):
+        result = subprocess.run(
+            [sys.executable, "-m", "reconciler", command, str(root)], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode in (0, 2), result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def api_problems(tmp_path: Path, text_of) -> list[str]:
+    """The problems of a copy of the quickstart whose images/api.yaml is `text_of(its text)`."""
+    root = tmp_path / "root"
+    shutil.copytree(QUICKSTART, root)
+    api = root / "images" / "api.yaml"
+    api.write_bytes(text_of(api.read_bytes().decode("utf-8")).encode("utf-8"))
+    with pytest.raises(InvalidRootError) as caught:
+        load_desired_state(root)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_line_one_of_a_file_with_a_byte_order_mark_keeps_an_editors_columns(tmp_path):
+    problems = api_problems(tmp_path, lambda text: f"{BOM}# \u200b{text}")
+    assert len(problems) == 1 and problems[0].startswith("images/api.yaml:1:3: an invisible format character (\\u200b)")
+
+
+@pytest.mark.parametrize(
+    ("text_of", "where"),
+    [
+        (lambda text: f"{BOM}{BOM}{text}", "images/api.yaml:1:1: "),  # a second one, at the start
+        (lambda text: f"{BOM}{text}{BOM}", "images/api.yaml:8:1: "),  # at the start of another line
+        (lambda text: f"{BOM}{text.replace('version: 1', f'version: 1 {BOM}')}", "images/api.yaml:2:12: "),
+    ],
+    ids=["twice", "later-line", "mid-line"],
+)
+def test_a_byte_order_mark_anywhere_else_is_still_refused(tmp_path, text_of, where):
+    problems = api_problems(tmp_path, text_of)
+    assert len(problems) == 1 and problems[0].startswith(where + "an invisible format character (\\ufeff)"), problems

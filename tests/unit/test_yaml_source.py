@@ -166,3 +166,18 @@ def test_one_problem_per_kind_and_line_naming_each_character_once():
 
 def test_printable_text_in_any_script_passes():
     assert hidden_text_problems("이름: 웹 서버 # 한글 ㅎ\nname: café ✓ 日本\n", "f.yaml") == []
+
+
+def test_a_file_may_start_with_one_byte_order_mark(tmp_path):
+    """Windows editors write one; YAML allows it at the start. The locations are an editor's, without it."""
+    from reconciler.yaml_source import load_located_file
+
+    path = tmp_path / "f.yaml"
+    path.write_bytes("\ufeffa:\r\n  b: x\r\n".encode())
+    doc = load_located_file(path, "f.yaml", refuse_hidden=True)
+    assert (doc.problems, doc.data) == ([], {"a": {"b": "x"}})
+    assert str(doc.location_of(("a", "b"))) == "f.yaml:2:6" and str(doc.key_location_of(("a",))) == "f.yaml:1:1"
+    path.write_bytes("\ufeff\ufeffa: 1\n".encode())
+    assert [str(p).split(": ")[0] for p in load_located_file(path, "f.yaml", refuse_hidden=True).problems] == [
+        "f.yaml:1:1"
+    ]
