@@ -39,6 +39,8 @@ RANK = {
     "unshare": 8,
     "delete": 9,
 }
+# A share member as a manifest declares it (the manifest schema's project_id); fullmatch, so no newline passes.
+PROJECT_ID = re.compile(r"[0-9a-f]{32}")
 INCOMPLETE = frozenset({"queued", "saving", "uploading", "importing", "killed"})
 # A temporary-name image in one of these, younger than the timeout, is a create still running.
 CREATING = frozenset({"queued", "saving"})
@@ -98,6 +100,18 @@ def _bool_text(value: bool) -> str:
     return TRUE if value else FALSE
 
 
+# What reconciler_download_was records (the flag before copies enabled it) and the flag value each restores.
+_RESTORE: dict[str, str | None] = {TRUE: TRUE, FALSE: FALSE, "absent": None}
+
+
+def _download_record(flag: str | None) -> str:
+    """The record of the download flag `flag` before copies enable it: absent as "absent"; a value other
+    than "true" or "false" (only "true" allows downloads) as "false", so a restore never writes odd text."""
+    if flag is None:
+        return "absent"
+    return flag if flag in (TRUE, FALSE) else FALSE
+
+
 @dataclass
 class _Built:
     """Mutable while planning; frozen into Actions at the end."""
@@ -112,6 +126,8 @@ class _Built:
     expects: dict[str, dict[str, Any]] = field(default_factory=dict)
     depends_on: list[Dependency] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    # The id ends with the full image id while planning; _shorten_image_suffixes cuts it to 8 characters.
+    image_suffix: bool = False
 
     def after(self, other: _Built | None, reason: str) -> None:
         if other is not None and all(d.id != other.id for d in self.depends_on):
@@ -191,10 +207,17 @@ class _Planner:
         reason: Reason,
         image_id: str | None,
         suffix: str = "",
+        *,
+        image_suffix: bool = False,
         **details: Any,
     ) -> _Built:
+        """`image_suffix`: one of several images under this kind, key and region; the id ends with the image
+        id (shortened at the end, see _shorten_image_suffixes)."""
+        if image_suffix:
+            suffix = image_id or ""
         action_id = f"{kind}:{spec_key}:{region}" + (f":{suffix}" if suffix else "")
         built = _Built(action_id, kind, spec_key, region, reason, image_id, details=dict(details))
+        built.image_suffix = image_suffix
         assert action_id not in self.actions, action_id
         self.actions[action_id] = built
         return built
@@ -280,6 +303,7 @@ class _Planner:
                 "excludes": sorted(self.scope.excludes),
                 "description": self.scope.describe(),
             }
+        self._shorten_image_suffixes()
         return Plan(
             set=self.set,
             target=self.target,
@@ -288,6 +312,28 @@ class _Planner:
             warnings=tuple(sorted(self.warnings, key=lambda f: (f.key or "", f.region or "", f.code))),
             info=info,
         )
+
+    def _shorten_image_suffixes(self) -> None:
+        """An action id that ends with an image id ends with its first 8 characters, as people read them, unless
+        two images of its kind, key and region share those (Glance lets a client choose an image id): then
+        every image of that group keeps its full id, so that no two actions have one id."""
+        groups: dict[tuple[str, str, str], list[_Built]] = defaultdict(list)
+        for built in self.actions.values():
+            if built.image_suffix:
+                groups[(built.kind, built.key, built.region)].append(built)
+        short: dict[str, str] = {}
+        for (kind, key, region), group in groups.items():
+            prefixes = {str(built.image_id)[:8] for built in group}
+            if len(prefixes) == len(group):
+                short.update((b.id, f"{kind}:{key}:{region}:{str(b.image_id)[:8]}") for b in group)
+        if not short:
+            return
+        self.actions = {short.get(action_id, action_id): built for action_id, built in self.actions.items()}
+        for built in self.actions.values():
+            built.id = short.get(built.id, built.id)
+            built.depends_on = [Dependency(short.get(d.id, d.id), d.reason) for d in built.depends_on]
+            if "compensates" in built.details:
+                built.details["compensates"] = short.get(built.details["compensates"], built.details["compensates"])
 
     def _ordered(self) -> list[Action]:
         """Kahn's algorithm with a priority: make before break, then region, key, id."""
@@ -518,7 +564,7 @@ class _Planner:
                     None,
                 ),
                 duplicate.id,
-                suffix=duplicate.id[:8],
+                image_suffix=True,
             )
             delete.expects[f"{duplicate.region}/{duplicate.id}"] = {"protected": False, markers.KEY: spec.key}
         return original
@@ -703,7 +749,7 @@ class _Planner:
             image.region,
             Reason("leftover", f"{image.name} is a leftover of an interrupted create ({why}); not protected", None),
             image.id,
-            suffix=image.id[:8],
+            image_suffix=True,
             name=image.name,
         )
         delete.expects[f"{image.region}/{image.id}"] = {"protected": False, "status": image.status, "name": image.name}
@@ -734,7 +780,7 @@ class _Planner:
                 None,
             ),
             duplicate.id,
-            suffix=duplicate.id[:8],
+            image_suffix=True,
         )
         delete.expects[f"{duplicate.region}/{duplicate.id}"] = {
             "protected": False,
@@ -1544,28 +1590,30 @@ class _Planner:
             return
         source = _src(spec, "copies")
         on = None
-        if isinstance(left_on, str):
-            before = left_on  # a crash left it enabled: restore what was recorded, after these copies
+        if isinstance(left_on, str) and home.download == TRUE:
+            # A crash left it enabled: restore what was recorded, after these copies.
+            record, restore = left_on, self._recorded_download(spec, home, left_on)
         else:
-            before = home.download
+            # (A marker without the flag on is stale: replaced by this run's record.)
+            record = _download_record(home.download)
+            restore = _RESTORE[record]
             on = self._patch(
                 spec,
                 home,
                 "update",
                 "download-on",
-                {markers.DOWNLOAD_FLAG: Change(before, TRUE), markers.DOWNLOAD_WAS: Change(None, before or "absent")},
+                {markers.DOWNLOAD_FLAG: Change(home.download, TRUE), markers.DOWNLOAD_WAS: Change(left_on, record)},
                 Reason("download_for_copies", "the copies read the image's data: enable downloads", source),
             )
         for copy in copies:
             copy.after(home.last, "downloads must be enabled on the home image")
             copy.expects[home.ref][markers.DOWNLOAD_FLAG] = TRUE
-        restore = None if before in (None, "absent") else before
         off = self._patch(
             spec,
             home,
             "update",
             "download-off",
-            {markers.DOWNLOAD_FLAG: Change(TRUE, restore), markers.DOWNLOAD_WAS: Change(before or "absent", None)},
+            {markers.DOWNLOAD_FLAG: Change(TRUE, restore), markers.DOWNLOAD_WAS: Change(record, None)},
             Reason(
                 "download_for_copies", "restore the download flag after the copies (runs even if one failed)", source
             ),
@@ -1577,7 +1625,8 @@ class _Planner:
 
     def _restore_left_enabled(self, spec: ImageSpec, home: _ImageState) -> None:
         """A download flag a crash left enabled for copies: restore it, to the declared
-        value when there is one, else to the recorded one, in the same way as any other PATCH."""
+        value when there is one, else to the recorded one, in the same way as any other PATCH. Only a flag
+        that is on is restored: with it off the marker is stale (or set by hand) and is only cleared."""
         was = home.live.properties.get(markers.DOWNLOAD_WAS) if home.live is not None else None
         if not isinstance(was, str):
             return
@@ -1586,22 +1635,48 @@ class _Planner:
             planned.changes[markers.DOWNLOAD_WAS] = Change(was, None)  # the declared value wins
             return
         current = home.live.properties.get(markers.DOWNLOAD_FLAG) if home.live else None
-        restore = _bool_text(spec.download) if spec.download is not None else (None if was == "absent" else was)
+        if spec.download is not None:
+            restore = _bool_text(spec.download)
+        elif current == TRUE:
+            restore = self._recorded_download(spec, home, was)
+        else:
+            restore = current
         changes = {markers.DOWNLOAD_WAS: Change(was, None)}
         if restore != current:
             changes[markers.DOWNLOAD_FLAG] = Change(current, restore)
-        reason = Reason(
-            "download_left_enabled",
-            "an interrupted run left downloads enabled for copies: restore the flag",
-            _src(spec, "download") if spec.download is not None else None,
-        )
+        source = _src(spec, "download") if spec.download is not None else None
+        if current == TRUE:
+            why = "an interrupted run left downloads enabled for copies: restore the flag"
+            reason = Reason("download_left_enabled", why, source)
+        else:
+            reason = Reason(
+                "download_marker_stale",
+                f"{markers.DOWNLOAD_WAS} is set but downloads are not enabled: the marker is cleared",
+                source,
+            )
         self._patch(spec, home, "update", "download-restore", changes, reason)
+
+    def _recorded_download(self, spec: ImageSpec, home: _ImageState, was: str) -> str | None:
+        """The flag value a reconciler_download_was record restores. The tool records "true", "false" or
+        "absent" (no flag: restored by removing it); any other text was set by hand and is never written
+        to the flag: downloads are turned off ("false"), with an invalid_download_was warning."""
+        if was in _RESTORE:
+            return _RESTORE[was]
+        self.warn(
+            "invalid_download_was",
+            spec.key,
+            home.region,
+            f"image {home.image_id} has {markers.DOWNLOAD_WAS} {_quoted(was)}, which the tool never writes (it "
+            f'records "true", "false" or "absent"): the download flag is restored to "false", not to that text',
+            None,
+        )
+        return FALSE
 
     # -- sharing ----------------------------------------------------------------------------------
 
     def _plan_sharing(self, spec: ImageSpec, state: _ImageState, share: tuple[str, ...] | None) -> None:
-        live_members = {m.member_id: m for m in self.snapshot.members.get(state.image_id or "", ())}
         source = _src(spec, "share")
+        live_members = self._live_members(spec, state, source)
         if share is None:
             self._warn_rejected(spec, state, live_members, set(live_members), source)
             return  # absent: members left alone
@@ -1685,6 +1760,26 @@ class _Planner:
                 del update
             state.visibility = "private"
 
+    def _live_members(self, spec: ImageSpec, state: _ImageState, source: str | None) -> dict[str, Any]:
+        """The image's live members the tool could have added (project ids, as a manifest's share holds), by
+        id. Any other member (".." or a text with a newline, which anyone in the project can add) is never
+        acted on: an unshare of it would send its id as a path segment, and its action id would not be one
+        a saved plan accepts. One invalid_member warning names them."""
+        live = {m.member_id: m for m in self.snapshot.members.get(state.image_id or "", ())}
+        invalid = sorted(member_id for member_id in live if not PROJECT_ID.fullmatch(member_id))
+        if invalid:
+            self.warn(
+                "invalid_member",
+                spec.key,
+                state.region,
+                f"image {state.image_id} has {_and([_quoted(m) for m in invalid])} as "
+                f"{'a member' if len(invalid) == 1 else 'members'}, which the tool never adds (a member is a "
+                "project id, 32 lowercase hexadecimal characters): nothing is planned for "
+                f"{'it' if len(invalid) == 1 else 'them'}; remove {'it' if len(invalid) == 1 else 'them'} by hand",
+                source,
+            )
+        return {member_id: member for member_id, member in live.items() if member_id not in invalid}
+
     def _warn_rejected(
         self,
         spec: ImageSpec,
@@ -1760,9 +1855,7 @@ class _Planner:
             live.region,
             Reason("undeclared", f"{why}; not protected", None),
             live.id,
-            suffix=live.id[:8]
-            if live.properties.get(markers.COPY_OF) is None and len(self.own.home.get(key, [])) > 1
-            else "",
+            image_suffix=live.properties.get(markers.COPY_OF) is None and len(self.own.home.get(key, [])) > 1,
             name=live.name,
         )
         delete.expects[f"{live.region}/{live.id}"] = {"protected": False, markers.SET: self.set, markers.KEY: key}
