@@ -126,4 +126,4 @@ def test_the_cli_takes_the_cap_from_settings_and_the_flag_overrides_it(tmp_path,
     assert used == [(6, 3), (6, 2)]
     capsys.readouterr()
     assert main(["apply", str(tmp_path), "--auto-approve", "--region-parallelism", "0"]) == 1
-    assert "--region-parallelism must be 1 or more" in capsys.readouterr().err
+    assert "--region-parallelism must be between 1 and 64" in capsys.readouterr().err
