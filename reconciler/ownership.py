@@ -1,20 +1,17 @@
 """Sorting live images by owner: this set's home images and copies, other sets'
-images, unmanaged ones, and images under a temporary name. Pure: reads a Snapshot, returns data."""
+images, unmanaged ones, and images under a temporary name. Pure: reads images, returns data; the
+snapshot (which decides which keys get a create's reads) and the planner sort with the same call."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from reconciler import markers
 from reconciler.cloud.model import Image
 from reconciler.lock_claims import is_bookkeeping
 from reconciler.model import DesiredState
-
-if TYPE_CHECKING:  # snapshot.py sorts images with classify_images: a module-level import would be a cycle
-    from reconciler.snapshot import Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,17 +73,6 @@ def referenced_ids(desired: DesiredState) -> set[str]:
     return {spec.source.image for spec in desired.images if spec.source.image} | {
         copy.image for spec in desired.images for copy in spec.copies if copy.image
     }
-
-
-def classify(
-    snapshot: Snapshot,
-    set_name: str,
-    declared_tokens: Collection[str] = (),
-    referenced: Collection[str] = (),
-) -> Ownership:
-    """`declared_tokens`: K of every declared (key, region), which attribute old-form temporary names;
-    `referenced`: ids the manifests name (`source.image`, `copies[].image`), never temporary images."""
-    return classify_images(snapshot.all_images(), set_name, declared_tokens, referenced)
 
 
 def classify_desired(images: Iterable[Image], desired: DesiredState) -> Ownership:

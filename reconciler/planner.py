@@ -21,7 +21,7 @@ from reconciler.cloud.model import Image, Server, parse_server_time
 from reconciler.gc_pause import gc_paused
 from reconciler.lock_claims import claim_of, is_bookkeeping, iso
 from reconciler.model import CopySpec, DesiredState, ImageSpec
-from reconciler.ownership import Ownership, classify
+from reconciler.ownership import Ownership, classify_desired, referenced_ids
 from reconciler.plan import Action, Change, Dependency, Finding, Plan, Reason, Target
 from reconciler.snapshot import UUID, Snapshot
 
@@ -170,10 +170,9 @@ class _Planner:
         # Each declared (key, region) by its temporary-name token K (the image is made in its home region).
         self.by_token = {markers.name_token(self.set, spec.key, spec.region): spec for spec in desired.images}
         # Images a manifest names by id are never deletion candidates, even when adopting them is refused.
-        self.referenced = {spec.source.image for spec in desired.images if spec.source.image} | {
-            copy.image for spec in desired.images for copy in spec.copies if copy.image
-        }
-        self.own: Ownership = classify(snapshot, self.set, self.by_token, self.referenced)
+        self.referenced = referenced_ids(desired)
+        # The one sorting read_snapshot used too (it decided which keys get a create's reads).
+        self.own: Ownership = classify_desired(snapshot.all_images(), desired)
         # Regions holding copies, by key: looked up per image, never by scanning every copy (scale).
         self.copy_regions: dict[str, set[str]] = defaultdict(set)
         for key, region in self.own.copies:
