@@ -107,6 +107,11 @@ def _members(client: CloudClient, image: Image) -> list[str]:
     return sorted(m.member_id for m in client.list_members(image.region, image.id))
 
 
+def _project_members(members: list[str]) -> list[str]:
+    """The members a manifest can declare: project ids. Any other was added by hand and is left alone."""
+    return sorted(m for m in members if markers.PROJECT_ID.fullmatch(m))
+
+
 def _declaration(image: Image, members: list[str], key: str, notes: list[str]) -> dict[str, Any]:
     """The image as a manifest declares it; what cannot be declared is left out, with a note."""
     spec: dict[str, Any] = {}
@@ -130,7 +135,12 @@ def _declaration(image: Image, members: list[str], key: str, notes: list[str]) -
     if properties:
         spec["properties"] = properties
     if image.visibility == "shared":
-        spec["share"] = sorted(members)
+        # A member that is no project id was added by hand: the plan leaves it alone, and no manifest can
+        # declare it.
+        spec["share"] = _project_members(members)
+        odd = len(members) - len(spec["share"])
+        if odd:
+            notes.append(f"{key}: {odd} member(s) that are no project id left out of share (left alone)")
     return spec
 
 
@@ -213,7 +223,11 @@ def build_manifest(
         if copies:
             spec["copies"] = copies
             twins = [next(i for i in by_region[c["region"]] if i.id == c["image"]) for c in copies]
-            if any(_members(client, twin) != members or twin.visibility != image.visibility for twin in twins):
+            shared = _project_members(members)
+            if any(
+                _project_members(_members(client, twin)) != shared or twin.visibility != image.visibility
+                for twin in twins
+            ):
                 # share applies to the home image and every copy: with different members per region,
                 # declaring one list would change some. Leave sharing alone (share absent).
                 spec.pop("share", None)

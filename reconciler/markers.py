@@ -23,6 +23,9 @@ ALL = (SET, KEY, SOURCE, PROPS, COPY_OF, DOWNLOAD_WAS)
 # project may set properties), and a key such as `a:b` would make action ids (`kind:key:region`) ambiguous.
 SET_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# A share member the tool would add: a project id (manifest.schema.json's project_id). A member outside it
+# was added by hand, is never shared or unshared, and is never written into a manifest.
+PROJECT_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def invalid_markers(properties: Mapping[str, Any]) -> dict[str, Any]:

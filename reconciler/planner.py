@@ -40,7 +40,6 @@ RANK = {
     "delete": 9,
 }
 # A share member as a manifest declares it (the manifest schema's project_id); fullmatch, so no newline passes.
-PROJECT_ID = re.compile(r"[0-9a-f]{32}")
 INCOMPLETE = frozenset({"queued", "saving", "uploading", "importing", "killed"})
 # A temporary-name image in one of these, younger than the timeout, is a create still running.
 CREATING = frozenset({"queued", "saving"})
@@ -1765,7 +1764,7 @@ class _Planner:
         acted on: an unshare of it would send its id as a path segment, and its action id would not be one
         a saved plan accepts. One invalid_member warning names them."""
         live = {m.member_id: m for m in self.snapshot.members.get(state.image_id or "", ())}
-        invalid = sorted(member_id for member_id in live if not PROJECT_ID.fullmatch(member_id))
+        invalid = sorted(member_id for member_id in live if not markers.PROJECT_ID.fullmatch(member_id))
         if invalid:
             self.warn(
                 "invalid_member",

@@ -156,3 +156,25 @@ def test_import_leaves_out_what_a_manifest_may_not_hold_and_its_file_validates(r
     assert all(c.isprintable() or c == "\n" for c in text)
     load_desired_state(root)  # what import writes validates
     assert main(["validate", str(root)]) == 0
+
+
+def test_import_leaves_out_members_that_are_no_project_id(root, capsys):
+    """Members anyone in the project can add by hand (`..`, text with a newline): the plan leaves them alone
+    and no manifest may declare them, so import keeps the real partner and says what it left out."""
+    from reconciler.connect import open_cloud
+
+    assert main(["plan", str(root)]) == 0  # the state is made from the seed
+    capsys.readouterr()
+    desired = load_desired_state(root)
+    with open_cloud(desired.root, desired.root.cloud, {}) as (client, _):
+        for member in ("..", "x\n  - delete web"):
+            client.add_member("KR1", "00000000-0000-4000-8000-000000000001", member)
+    assert main(["import", str(root), "--region", "KR1"]) == 0
+    err = capsys.readouterr().err
+    assert "Web-Base-2025.10: 2 member(s) that are no project id left out of share (left alone)" in err
+    manifest = yaml.safe_load((root / "imported-kr1.yaml").read_text())
+    assert manifest["images"]["Web-Base-2025.10"]["share"] == [PARTNER]
+    assert main(["validate", str(root)]) == 0
+    capsys.readouterr()
+    document = plan(root, capsys)
+    assert {a["kind"] for a in document["actions"]} == {"adopt"}
