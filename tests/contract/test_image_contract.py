@@ -284,3 +284,27 @@ def test_only_the_member_project_sets_its_status(backend):
     with pytest.raises((Forbidden, NotFound)):
         backend.owner.set_member_status(backend.region, image.id, "accepted")
     assert backend.owner.list_members(backend.region, image.id)[0].status == "pending"
+
+
+@pytest.mark.parametrize("member_id", ["..", "."])
+def test_a_member_id_made_of_dots_addresses_the_member_never_the_image(backend, member_id):
+    """Anyone in the project can add a member `..`: removing it must remove that member. Sent as a bare
+    `..`, HTTP clients drop the dot segment and the DELETE names the image itself."""
+    region, owner = backend.region, backend.owner
+    image = new_image(backend, visibility="shared")
+    assert owner.remove_member(region, image.id, member_id) is False  # none yet: a 404 for the member
+    owner.add_member(region, image.id, member_id)
+    assert [m.member_id for m in owner.list_members(region, image.id)] == [member_id]
+    assert owner.remove_member(region, image.id, member_id) is True
+    assert owner.list_members(region, image.id) == []
+    assert owner.get_image(region, image.id).id == image.id  # the image is still there
+
+
+def test_a_trailing_slash_names_no_image(backend):
+    """What a member path that lost its `..` segment would send: Glance answers 404 and deletes nothing."""
+    region, owner = backend.region, backend.owner
+    image = new_image(backend, visibility="shared")
+    for path in (f"/v2/images/{image.id}/", f"/v2/images/{image.id}/members/"):
+        with pytest.raises(NotFound):
+            owner._http.request("image", region, "DELETE", path)
+    assert owner.get_image(region, image.id).id == image.id
