@@ -111,16 +111,23 @@ def _load_desired_state(folder: Path) -> DesiredState:
 def _load_root_config(root: Path) -> tuple[RootConfig | None, list[Problem]]:
     """`reconciler.yaml` as a config, or None and every problem it has."""
     doc = load_located_file(root / ROOT_FILE, ROOT_FILE, refuse_hidden=True)
-    problems = list(doc.problems)
-    if not problems:
-        problems.extend(_empty_problem(doc, "a root config holds version: 1, set: and cloud:"))
-    if not problems:
-        problems.extend(schema_messages.problems(_validator("root"), doc))
-    problems.extend(_text_problems(doc))
+    problems = _document_problems(doc, "root", "a root config holds version: 1, set: and cloud:")
     if problems:
         return None, problems
     config, problems = _root_config(root, doc)
     return (None if problems else config), problems
+
+
+def _document_problems(doc: LocatedDocument, schema: str, expected: str) -> list[Problem]:
+    """A document's own problems: YAML, then empty, then the schema (each only if the one before found
+    none: a broken document has no shape to check), and hidden characters in any case."""
+    problems = list(doc.problems)
+    if not problems:
+        problems.extend(_empty_problem(doc, expected))
+    if not problems:
+        problems.extend(schema_messages.problems(_validator(schema), doc))
+    problems.extend(_text_problems(doc))
+    return problems
 
 
 def _empty_problem(doc: LocatedDocument, expected: str) -> list[Problem]:
@@ -309,12 +316,7 @@ class _Manifest:
 
 
 def _check_manifest(doc: LocatedDocument, config: RootConfig) -> _Manifest:
-    problems = list(doc.problems)
-    if not problems:
-        problems.extend(_empty_problem(doc, "a manifest holds version: 1 and images:"))
-    if not problems:
-        problems.extend(schema_messages.problems(_validator("manifest"), doc))
-    problems.extend(_text_problems(doc))
+    problems = _document_problems(doc, "manifest", "a manifest holds version: 1 and images:")
     images = doc.data.get("images") if isinstance(doc.data, dict) else None
     images = images if isinstance(images, dict) else {}
     for key, image in images.items():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import shutil
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -209,3 +211,22 @@ def cloud_unchanged_but_lock_traces(before: dict[str, Any], after: dict[str, Any
     claims = set(gone_after) - set(gone_before)
     assert not claims & set(before.get("images", {})), "an image that existed before was deleted"
     assert after == before
+
+
+# Variables that would point a test's plan at a real cloud, or colour its output.
+CREDENTIAL_VARIABLES = ("NHN_CLOUD_USERNAME", "NHN_CLOUD_API_PASSWORD", "OS_USERNAME", "OS_PASSWORD", "NO_COLOR")
+CASES = Path(__file__).resolve().parent / "cases"
+
+
+def case_root(tmp_path: Path, monkeypatch: Any, case: str = "share") -> Path:
+    """A copy of a golden case's root (simulator seeded, no state yet), with no credentials around."""
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    target = tmp_path / "root"
+    shutil.copytree(CASES / case / "root", target)
+    return target
+
+
+def cloud_was_read(root: Path) -> bool:
+    """The simulator makes its state file from the seed on the first read of the cloud."""
+    return (root / ".reconciler").exists()

@@ -6,29 +6,17 @@ read. And the hints that come with saved plans fit the flags given and quote the
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
+from support import case_root, cloud_was_read
 
 from reconciler.cli import main
 from reconciler.render import MIN_MAX_CHARS
 
-CASES = Path(__file__).resolve().parent / "cases"
-
 
 @pytest.fixture
 def root(tmp_path, monkeypatch):
-    for name in ("NHN_CLOUD_USERNAME", "NHN_CLOUD_API_PASSWORD", "OS_USERNAME", "OS_PASSWORD", "NO_COLOR"):
-        monkeypatch.delenv(name, raising=False)
-    target = tmp_path / "root"
-    shutil.copytree(CASES / "share" / "root", target)
-    return target
-
-
-def cloud_was_read(root: Path) -> bool:
-    """The simulator makes its state file from the seed on the first read of the cloud."""
-    return (root / ".reconciler").exists()
+    return case_root(tmp_path, monkeypatch)
 
 
 BAD_FLAGS = {

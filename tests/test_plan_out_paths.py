@@ -6,31 +6,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 from pathlib import Path
 
 import pytest
+from support import case_root, cloud_was_read
 
 from reconciler import saved_plan
 from reconciler.cli import main
 from reconciler.errors import ReconcilerError
 
-CASES = Path(__file__).resolve().parent / "cases"
-
 
 @pytest.fixture
 def root(tmp_path, monkeypatch):
-    for name in ("NHN_CLOUD_USERNAME", "NHN_CLOUD_API_PASSWORD", "OS_USERNAME", "OS_PASSWORD", "NO_COLOR"):
-        monkeypatch.delenv(name, raising=False)
-    target = tmp_path / "root"
-    shutil.copytree(CASES / "share" / "root", target)
-    return target
-
-
-def cloud_was_read(root: Path) -> bool:
-    """The simulator makes its state file from the seed on the first read of the cloud."""
-    return (root / ".reconciler").exists()
+    return case_root(tmp_path, monkeypatch)
 
 
 def everything_under(folder: Path) -> list[str]:

@@ -5,25 +5,21 @@ Checked through the installed command, whose stderr is the user's terminal."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from support import case_root
 
-CASES = Path(__file__).resolve().parent.parent / "cases"
 IMAGES = "GET /image/{region}/v2/images"
 
 
 @pytest.fixture
 def faulty_root(tmp_path, monkeypatch):
     """The share case, whose cloud answers its first image listing 503 and drops the second connection."""
-    for name in ("NHN_CLOUD_USERNAME", "NHN_CLOUD_API_PASSWORD", "OS_USERNAME", "OS_PASSWORD", "NO_COLOR"):
-        monkeypatch.delenv(name, raising=False)
-    root = tmp_path / "root"
-    shutil.copytree(CASES / "share" / "root", root)
+    root = case_root(tmp_path, monkeypatch)
     seed = yaml.safe_load((root / "seed.yaml").read_text())
     seed["behaviour"] = {
         "faults": [{"route": IMAGES, "on_call": 1, "status": 503}, {"route": IMAGES, "on_call": 2, "drop": True}]
