@@ -849,7 +849,17 @@ def _configure_logging(verbosity: int) -> None:
     import logging  # here, not at the top: `--help` exits before it is needed
 
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+    class EscapingFormatter(logging.Formatter):
+        """Log lines quote servers' messages, property names and claim holders: shown, never obeyed. The
+        line is escaped; a traceback after it keeps its lines."""
+
+        def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+            return escape.text(super().formatMessage(record))
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EscapingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     # urllib3 warns on each retry of a dropped connection ("Retrying (Retry(total=...)) after connection
     # broken by ..."): the transport retries by design, and what still fails after the retries the tool
     # reports itself. Those lines are for -v; without it they read like a failure of a run that succeeded.

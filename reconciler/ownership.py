@@ -87,7 +87,9 @@ def classify_images(
     declared_tokens: Collection[str] = (),
     referenced: Collection[str] = (),
 ) -> Ownership:
-    """classify, over any images (read_snapshot sorts the listed images before its snapshot exists)."""
+    """Sort `images` by owner. `declared_tokens`: K of every declared (key, region), which attribute old-form
+    temporary names; `referenced`: ids the manifests name (`source.image`, `copies[].image`), never temporary
+    images."""
     home: dict[str, list[Image]] = defaultdict(list)
     copies: dict[tuple[str, str], list[Image]] = defaultdict(list)
     other: dict[str, dict[str, list[Image]]] = defaultdict(lambda: defaultdict(list))

@@ -39,7 +39,6 @@ RANK = {
     "unshare": 8,
     "delete": 9,
 }
-# A share member as a manifest declares it (the manifest schema's project_id); fullmatch, so no newline passes.
 INCOMPLETE = frozenset({"queued", "saving", "uploading", "importing", "killed"})
 # A temporary-name image in one of these, younger than the timeout, is a create still running.
 CREATING = frozenset({"queued", "saving"})
@@ -1853,12 +1852,21 @@ class _Planner:
             live.region,
             Reason("undeclared", f"{why}; not protected", None),
             live.id,
-            image_suffix=live.properties.get(markers.COPY_OF) is None and len(self.own.home.get(key, [])) > 1,
+            image_suffix=(
+                (live.properties.get(markers.COPY_OF) is None and len(self.own.home.get(key, [])) > 1)
+                # Two images of one key in one region (two copies, or a home and a copy): each delete
+                # needs its own id.
+                or self._live_in_region(key, live.region) > 1
+            ),
             name=live.name,
         )
         delete.expects[f"{live.region}/{live.id}"] = {"protected": False, markers.SET: self.set, markers.KEY: key}
         # Unshares and other changes come before deletes; deletes are last.
         self.deletions.append(delete)
+
+    def _live_in_region(self, key: str, region: str) -> int:
+        homes = sum(1 for image in self.own.home.get(key, []) if image.region == region)
+        return homes + len(self.own.copies.get((key, region), []))
 
     def _plan_deletions(self) -> None:
         for key, images in sorted(self.own.home.items()):

@@ -213,7 +213,7 @@ def _hidden_message(value: str, path: DocPath, *, is_key: bool = False) -> str |
 
 def _hidden_kind(char: str) -> str:
     # A hidden character of no hidden category is one of escape's letters that show as nothing.
-    return HIDDEN_KINDS.get(unicodedata.category(char), "invisible letter")
+    return HIDDEN_KINDS.get(unicodedata.category(char), "shows as nothing")
 
 
 # -- reconciler.yaml ------------------------------------------------------------------------------

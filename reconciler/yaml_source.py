@@ -373,8 +373,10 @@ class _Builder:
                     raise _TooComplex("a merge (<<) includes the mapping that contains it", source.start_mark)
                 pairs += [(k, v) for k, v in source.value if k.tag != MERGE_TAG]
                 pairs += self._merged_pairs(source, visiting | {id(source)})
-        if len(pairs) > self.max_nodes:
-            raise _TooComplex(f"more than {self.max_nodes:,} values once merges are expanded", node.start_mark)
+                # Checked as the list grows, not once it is built: a few kilobytes of aliases can ask for
+                # gigabytes.
+                if len(pairs) > self.max_nodes:
+                    raise _TooComplex(f"more than {self.max_nodes:,} values once merges are expanded", node.start_mark)
         self.merged[id(node)] = pairs
         return pairs
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -124,3 +126,16 @@ def test_progress_lines_escape_notes_skips_and_copy_routes():
     assert_shown_not_obeyed(text)
     assert f"; refused properties: p{SHOWN}" in text and f"skipped copy web JP1: after {SHOWN}" in text
     assert f"copying web KR1{SHOWN} -> JP1:" in text
+
+
+def test_log_lines_show_what_they_quote_escaped():
+    """Warnings print without -v and quote servers' text and property names (a copy's refused property, a
+    lock claim's holder): the line is escaped, a traceback after it keeps its lines."""
+    code = (
+        "import logging; from reconciler import cli; cli._configure_logging(0)\n"
+        "logging.getLogger('reconciler.x').warning('refused property %s', 'p\\x1b[2J\\n  - delete x')\n"
+        "try:\n    raise ValueError('boom')\nexcept ValueError:\n    logging.getLogger('reconciler.x').exception('failed')\n"
+    )
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
+    assert "WARNING reconciler.x: refused property p\\x1b[2J\\x0a  - delete x\n" in err
+    assert "\x1b" not in err and "Traceback (most recent call last):\n" in err

@@ -357,8 +357,8 @@ INVISIBLE_LETTERS = [
 def test_a_letter_that_shows_as_nothing_is_refused_in_a_value(tmp_path, char, shown):
     problems = problems_of(tmp_path, HEAD + f"    name: web{char}\n")
     assert problems == [
-        f"web.yaml:5:11: images.web.name: the value contains {shown} (invisible letter): "
-        + problems[0].split("(invisible letter): ", 1)[-1]
+        f"web.yaml:5:11: images.web.name: the value contains {shown} (shows as nothing): "
+        + problems[0].split("(shows as nothing): ", 1)[-1]
     ]
 
 
@@ -366,7 +366,7 @@ def test_a_letter_that_shows_as_nothing_is_refused_in_a_value(tmp_path, char, sh
 def test_a_letter_that_shows_as_nothing_is_refused_in_a_key(tmp_path, char, shown):
     problems = problems_of(tmp_path, HEAD + f"    properties:\n      os{char}: linux\n")
     assert any(
-        p.startswith(f"web.yaml:6:7: images.web.properties.os{shown}: the key contains {shown} (invisible letter)")
+        p.startswith(f"web.yaml:6:7: images.web.properties.os{shown}: the key contains {shown} (shows as nothing)")
         for p in problems
     ), problems
 

@@ -14,10 +14,15 @@ from html import escape as _html_escape
 # Control (Cc), format (Cf: bidi overrides, zero-width characters), line and paragraph separators (Zl, Zp),
 # and lone surrogates (Cs, which only a broken decoder produces).
 HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
-# Letters and symbols that print as nothing: the Hangul fillers (a name made of them looks empty, or looks
-# like another name with them inserted) and the blank Braille pattern. Python calls them printable, so
-# they are named one by one.
-INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Characters that print as nothing although Python calls them printable: Unicode's default-ignorable code
+# points outside Cf (the Hangul fillers, the combining grapheme joiner, Khmer's inherent vowels, the
+# Mongolian and the general variation selectors), and the blank Braille pattern. A name made of them looks
+# empty, or looks like another name with them inserted.
+INVISIBLE_LETTERS = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0"
+    + "".join(chr(c) for c in range(0xFE00, 0xFE10))
+    + "".join(chr(c) for c in range(0xE0100, 0xE01F0))
+)
 
 
 def _visible(char: str) -> str:

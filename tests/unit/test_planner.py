@@ -813,3 +813,32 @@ def test_copies_never_restore_the_flag_to_odd_text(tmp_path):
     off = next(a for a in plan.actions if a.id == "update:web:KR1:download-off")
     assert on.changes["reconciler_download_was"] == Change(None, "false")
     assert off.changes["nhncloud_allow_download"] == Change("true", "false")
+
+
+COPY_A, COPY_B = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "live"),
+    [
+        # Two copies of a key in a region no longer declared (an interrupted copy left a second one).
+        (f"web:\n  source: {{image: {HOME}}}\n", [managed(HOME), managed(COPY_A, region="JP1",
+         props={"reconciler_copy_of": HOME}), managed(COPY_B, region="JP1", props={"reconciler_copy_of": HOME})]),
+        # Two copies of a key no longer declared at all.
+        ("other:\n  source: {image: 00000000-0000-4000-8000-0000000000ff}\n", [managed(HOME), managed(
+         COPY_A, region="JP1", props={"reconciler_copy_of": HOME}), managed(COPY_B, region="JP1",
+         props={"reconciler_copy_of": HOME})]),
+        # A home image and a copy of an undeclared key in one region.
+        ("other:\n  source: {image: 00000000-0000-4000-8000-0000000000ff}\n", [managed(HOME), managed(
+         COPY_A, props={"reconciler_copy_of": HOME})]),
+    ],
+)  # fmt: skip
+def test_two_images_of_one_key_in_one_region_get_deletes_with_their_own_ids(tmp_path, manifest, live):
+    state = desired(tmp_path, manifest)
+    live_ids = {image.id for image in live}
+    owned = [image("00000000-0000-4000-8000-0000000000ff", name="other")]
+    plan = build_plan(state, snapshot(*live, *owned), TARGET)
+    deletes = [a for a in plan.actions if a.kind == "delete"]
+    kept = {HOME} if HOME in manifest else set()  # the declared home image stays
+    assert {a.image_id for a in deletes} == live_ids - kept
+    assert len({a.id for a in deletes}) == len(deletes)

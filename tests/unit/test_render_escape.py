@@ -106,3 +106,13 @@ def test_mermaid_labels_cannot_close_the_node_or_the_fence():
     label = escape.mermaid('x"] --> y["z\n```\n<b>#1</b>')
     assert label == "x#34;#93; --#62; y#91;#34;z#92;x0a#96;#96;#96;#92;x0a#60;b#62;#35;1#60;/b#62;"
     assert not set(label) & set('"[]`<>\n')
+
+
+@pytest.mark.parametrize("char", ["\ufe0f", "\u034f", "\u17b4", "\u180b", "\U000e0100", "\u3164", "\u2800"])
+def test_characters_that_print_as_nothing_are_hidden(char):
+    # Default-ignorable code points outside Cf: "web" and "web" + one of them look the same.
+    assert escape.hidden(char) and escape.text(f"web{char}") != "web" and "\\" in escape.text(f"web{char}")
+
+
+def test_visible_text_is_not_hidden():
+    assert escape.text("웹 이미지 ❤ 日本 é") == "웹 이미지 ❤ 日本 é"
