@@ -29,7 +29,6 @@ from reconciler.errors import UsageError
 from reconciler.lock_claims import is_bookkeeping
 from reconciler.model import DesiredState
 from reconciler.render import escape
-from reconciler.validate import FIELD_FOR_PROPERTY, _reserved_property
 
 KEY_SANITISER = re.compile(r"[^A-Za-z0-9._-]+")
 # The manifest schema's longest name, description, property name and value.
@@ -56,7 +55,7 @@ def _properties(image: Image) -> dict[str, str]:
     return {
         name: value
         for name, value in sorted(image.properties.items())
-        if isinstance(value, str) and name not in FIELD_FOR_PROPERTY and _reserved_property(name) is None
+        if isinstance(value, str) and name not in markers.FIELD_FOR_PROPERTY and markers.reserved_property(name) is None
     }
 
 

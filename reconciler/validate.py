@@ -45,11 +45,6 @@ from reconciler.yaml_source import (
     load_located_file,
 )
 
-# Which property names a manifest may not declare is markers' rule (markers.reserved_property), shared with
-# the planner's reading of `reconciler_props`; importer.py imports these two names from here.
-FIELD_FOR_PROPERTY = markers.FIELD_FOR_PROPERTY
-_reserved_property = markers.reserved_property
-
 
 class InvalidRootError(UsageError):
     """The root has problems; `problems` lists them in file order."""

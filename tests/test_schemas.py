@@ -70,3 +70,14 @@ def test_the_wheel_carries_the_schemas_inside_the_package(tmp_path):
         check=True,
     )
     assert Path(found.stdout.strip()) == target / "reconciler" / "_schemas"
+
+
+def test_limits_the_code_repeats_are_the_schemas():
+    """The CLI bounds its parallelism flags like the settings, and import leaves out a name a manifest could
+    not hold: both copy a schema's limit, and must follow it."""
+    from reconciler import cli, importer
+
+    settings = load_schema("root")["properties"]["settings"]["properties"]
+    for name in ("parallelism", "region_parallelism"):
+        assert cli.PARALLELISM_RANGE == (settings[name]["minimum"], settings[name]["maximum"])
+    assert importer.MAX_TEXT == load_schema("manifest")["$defs"]["image"]["properties"]["name"]["maxLength"]

@@ -51,8 +51,17 @@ def test_ordinary_names_stay_sorted_and_once():
     assert markers.managed_props({markers.PROPS: ["team"]}) == ()
 
 
-def test_validation_refuses_by_the_same_rule():
-    from reconciler import validate
+@pytest.mark.parametrize("name", ["reconciler_key", "nhncloud_product", "os_hash_value", "description", "name"])
+def test_validation_refuses_by_the_same_rule(tmp_path, name):
+    from reconciler.validate import InvalidRootError, load_desired_state
 
-    assert validate._reserved_property is markers.reserved_property
-    assert validate.FIELD_FOR_PROPERTY is markers.FIELD_FOR_PROPERTY
+    assert markers.reserved_property(name) is not None
+    (tmp_path / "reconciler.yaml").write_text(
+        "version: 1\nset: web\ncloud: {kind: nhn, project: 3f0c9d2e6b7a4f0e9a1b2c3d4e5f6a7b}\ndefaults: {region: KR1}\n"
+    )
+    (tmp_path / "m.yaml").write_text(
+        f"version: 1\nimages:\n  web:\n    source: {{instance: x}}\n    properties: {{{name}: v}}\n"
+    )
+    with pytest.raises(InvalidRootError) as caught:
+        load_desired_state(tmp_path)
+    assert any(f"properties.{name}" in str(p) for p in caught.value.problems), caught.value.problems
