@@ -374,9 +374,9 @@ def test_every_link_that_cannot_be_followed_is_a_problem_at_any_depth_whatever_i
 
 
 def test_a_folder_link_inside_the_root_is_not_followed_and_its_folder_is_read_once(tmp_path):
-    root = make_root(tmp_path, {"shared/web.yaml": "version: 1\nimages:\n  web:\n    source: {instance: x}\n"})
+    root = make_root(tmp_path, {"common/web.yaml": "version: 1\nimages:\n  web:\n    source: {instance: x}\n"})
     (root / "images").mkdir()
-    (root / "images" / "shared").symlink_to("../shared")
+    (root / "images" / "common").symlink_to("../common")
     assert [spec.key for spec in load_desired_state(root).images] == ["web"]
 
 
