@@ -235,12 +235,28 @@ def build_manifest(
     return {"version": 1, "images": images}, notes
 
 
+# These images existed before the tool: deleting a key from this file deletes its images. The way out
+# that keeps them is written where the user will look, the file itself.
+BACK_OUT = """\
+#
+# These images existed before reconciler managed them. Deleting a key from this file (or the file) DELETES
+# its images (all but protected ones). To stop managing an image and keep it as it is, move its key to removed:
+#
+#   removed:
+#     - key: <the key>
+#       destroy: false     # keep the image; only the reconciler_* markers are taken off
+#
+# and apply. To back out of the tool altogether, do that for every key, apply, then delete the root.
+"""
+
+
 def write_manifest(path: Path, document: Mapping[str, Any], region: str) -> None:
     if path.exists():
         raise UsageError(f"{path} already exists: import never overwrites a manifest", hint="move it aside first")
     header = (
         "# yaml-language-server: $schema=https://reconciler.invalid/schemas/manifest.schema.json\n"
         f"# Written by `reconciler import --region {region}`: the images as they are. The first plan only adopts.\n"
+        f"{BACK_OUT}"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True), encoding="utf-8")

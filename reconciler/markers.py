@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+PREFIX = "reconciler_"  # every marker's name starts with it; a release removes them all
 SET = "reconciler_set"
 KEY = "reconciler_key"
 SOURCE = "reconciler_source"  # "instance:<id>" or "image:<id>", as declared when made or adopted
@@ -137,7 +138,7 @@ def is_leftover_of(set_name: str, key: str, region: str, image_name: str | None,
 # marker naming them, written by hand since the tool never does, makes the plan remove none of them): so
 # a marker can never make a plan remove the tool's own markers or the image service's attributes.
 RESERVED_PREFIXES = {
-    "reconciler_": "the tool's own markers",
+    PREFIX: "the tool's own markers",
     "os_hash_": "set by the image service",
     "os_glance": "reserved by Glance",
 }

@@ -113,12 +113,24 @@ class ImageSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Removal:
+    """A `removed:` entry: the set stops managing `key`. `destroy` false releases its live images (every
+    reconciler_* marker removed, the images kept as they are); true deletes them, as removing the key does."""
+
+    key: str
+    destroy: bool
+    file: str
+    location: Location | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DesiredState:
-    """Everything a root declares: its config and its images, sorted by key."""
+    """Everything a root declares: its config, its images and its removals, each sorted by key."""
 
     root: RootConfig
     images: tuple[ImageSpec, ...]
     files: tuple[str, ...]  # manifest files read, relative to the root, sorted
+    removed: tuple[Removal, ...] = ()
 
     def image(self, key: str) -> ImageSpec | None:
         for spec in self.images:

@@ -254,6 +254,7 @@ class _Planner:
                 "may leave the cloud different from the manifests",
                 None,
             )
+        self._plan_removals()
         withheld = self._empty_root_guard()
         if not withheld:
             self._plan_deletions()
@@ -424,7 +425,7 @@ class _Planner:
         A root that declares nothing is more likely a folder that went missing, a broken link or a wrong
         `set:` than the end of a set; settings.allow_empty_set: true says it is the end, deliberately.
         """
-        if self.desired.images or self.desired.root.settings.allow_empty_set:
+        if self.desired.images or self.desired.removed or self.desired.root.settings.allow_empty_set:
             return False
         live = sorted(
             [f"{key} {image.region}" for key, images in self.own.home.items() for image in images]
@@ -439,7 +440,8 @@ class _Planner:
                 None,
                 f"the root declares no image, but set {self.set} has {count} ({listed}): an empty root plans "
                 "no deletion",
-                "if a manifest or folder went missing (a move, a broken link, a wrong set:), restore it; to "
+                "if a manifest or folder went missing (a move, a broken link, a wrong set:), restore it; to stop "
+                "managing the images and keep them, list their keys under removed: with destroy: false; to "
                 "retire every image of the set on purpose, set settings.allow_empty_set: true in reconciler.yaml",
                 self.desired.root.set_source,
             )
@@ -835,7 +837,7 @@ class _Planner:
             "moved_from", f"re-keyed from {old_key}: the same image, no delete and no create", _src(spec, "moved_from")
         )
         # Bracketed like any PATCH under protected_patch: strict (a protected image refuses the new key).
-        update = self._patch(spec, state, "update", "rekey", {markers.KEY: Change(old_key, spec.key)}, reason)
+        update = self._patch(state, "update", "rekey", {markers.KEY: Change(old_key, spec.key)}, reason)
         self._expects_read(update, state, {markers.SET: self.set, markers.KEY: old_key})
         return state
 
@@ -946,7 +948,7 @@ class _Planner:
             if owned.properties.get(name) != value
         }
         # Bracketed like any PATCH under protected_patch: strict (a protected image refuses the marking).
-        adopt = self._patch(spec, state, "adopt", "", marks, Reason("adopt", reason, source), label="adopt")
+        adopt = self._patch(state, "adopt", "", marks, Reason("adopt", reason, source), label="adopt")
         self._expects_read(adopt, state, {"status": owned.status, markers.SET: owner_set, markers.KEY: owner_key})
         state.adopt = adopt
         return state
@@ -1241,7 +1243,6 @@ class _Planner:
             else ("properties" if first not in ("description", "min_disk", "min_ram") else first)
         )
         update = self._patch(
-            spec,
             state,
             "update",
             "",
@@ -1262,7 +1263,6 @@ class _Planner:
 
     def _patch(
         self,
-        spec: ImageSpec,
         state: _ImageState,
         kind: str,
         phase: str,
@@ -1278,11 +1278,13 @@ class _Planner:
         bracket = self.strict and state.protected
         label = label or phase or "update"
         what = {"update": "the update", "adopt": "the adoption", "rekey": "the re-key"}.get(label, label)
+        if label.startswith("release"):
+            what = "the release"
         opening = None
         if bracket:
             opening = self.add(
                 "unprotect",
-                spec.key,
+                state.key,
                 state.region,
                 Reason("strict_bracket", f"protected_patch: strict: unprotect for {what}", reason.source),
                 state.image_id,
@@ -1291,7 +1293,7 @@ class _Planner:
             opening.changes["protected"] = Change(True, False)
             opening.after(state.last, "the image must exist and earlier changes be done")
             opening.expects[state.ref] = {"protected": True}
-        action = self.add(kind, spec.key, state.region, reason, state.image_id, suffix=phase)
+        action = self.add(kind, state.key, state.region, reason, state.image_id, suffix=phase)
         action.changes.update(changes)
         action.after(
             opening or state.last,
@@ -1310,7 +1312,7 @@ class _Planner:
         if bracket:
             closing = self.add(
                 "protect",
-                spec.key,
+                state.key,
                 state.region,
                 Reason(
                     "strict_bracket",
@@ -1439,7 +1441,7 @@ class _Planner:
                     changes[markers.KEY] = Change(live.properties.get(markers.KEY), spec.key)
                 if changes:
                     self._patch(
-                        spec, state, "update", "", changes, Reason("field_changed", _describe_changes(changes), source)
+                        state, "update", "", changes, Reason("field_changed", _describe_changes(changes), source)
                     )
                 return state, None
             if live.protected:
@@ -1571,7 +1573,7 @@ class _Planner:
         marks.update({k: v for k, v in changes.items() if k not in marks})
         reason = Reason("adopt_copy", f"adopts {owned.id} as the copy in {region}", source)
         # Bracketed like any PATCH under protected_patch: strict (a protected copy refuses the marking).
-        adopt = self._patch(spec, state, "adopt", "", marks, reason, label="adopt")
+        adopt = self._patch(state, "adopt", "", marks, reason, label="adopt")
         adopt.after(home.made_by, "the home image must exist")
         self._expects_read(adopt, state, {"status": owned.status})
         state.adopt = adopt
@@ -1589,13 +1591,12 @@ class _Planner:
         on = None
         if isinstance(left_on, str) and home.download == TRUE:
             # A crash left it enabled: restore what was recorded, after these copies.
-            record, restore = left_on, self._recorded_download(spec, home, left_on)
+            record, restore = left_on, self._recorded_download(home, left_on)
         else:
             # (A marker without the flag on is stale: replaced by this run's record.)
             record = _download_record(home.download)
             restore = _RESTORE[record]
             on = self._patch(
-                spec,
                 home,
                 "update",
                 "download-on",
@@ -1606,7 +1607,6 @@ class _Planner:
             copy.after(home.last, "downloads must be enabled on the home image")
             copy.expects[home.ref][markers.DOWNLOAD_FLAG] = TRUE
         off = self._patch(
-            spec,
             home,
             "update",
             "download-off",
@@ -1635,7 +1635,7 @@ class _Planner:
         if spec.download is not None:
             restore = _bool_text(spec.download)
         elif current == TRUE:
-            restore = self._recorded_download(spec, home, was)
+            restore = self._recorded_download(home, was)
         else:
             restore = current
         changes = {markers.DOWNLOAD_WAS: Change(was, None)}
@@ -1651,9 +1651,9 @@ class _Planner:
                 f"{markers.DOWNLOAD_WAS} is set but downloads are not enabled: the marker is cleared",
                 source,
             )
-        self._patch(spec, home, "update", "download-restore", changes, reason)
+        self._patch(home, "update", "download-restore", changes, reason)
 
-    def _recorded_download(self, spec: ImageSpec, home: _ImageState, was: str) -> str | None:
+    def _recorded_download(self, home: _ImageState, was: str) -> str | None:
         """The flag value a reconciler_download_was record restores. The tool records "true", "false" or
         "absent" (no flag: restored by removing it); any other text was set by hand and is never written
         to the flag: downloads are turned off ("false"), with an invalid_download_was warning."""
@@ -1661,7 +1661,7 @@ class _Planner:
             return _RESTORE[was]
         self.warn(
             "invalid_download_was",
-            spec.key,
+            home.key,
             home.region,
             f"image {home.image_id} has {markers.DOWNLOAD_WAS} {_quoted(was)}, which the tool never writes (it "
             f'records "true", "false" or "absent"): the download flag is restored to "false", not to that text',
@@ -1696,7 +1696,7 @@ class _Planner:
             # protected_patch: strict: the visibility PATCH of a protected image goes in a bracket of its own
             # (members are not attributes: adding them needs none).
             self._patch(
-                spec, state, "update", "visibility", {"visibility": Change(state.visibility, "shared")},
+                state, "update", "visibility", {"visibility": Change(state.visibility, "shared")},
                 Reason("visibility", "the first share needs the image shared", source),
             )  # fmt: skip
             state.visibility = "shared"
@@ -1747,7 +1747,6 @@ class _Planner:
                 if last is not None:
                     state.last = last  # strict: the visibility bracket comes after every member is removed
                 update = self._patch(
-                    spec,
                     state,
                     "update",
                     "visibility",
@@ -1829,10 +1828,105 @@ class _Planner:
         state.protected = protected
         state.last = action
 
+    # -- removals ---------------------------------------------------------------------------------
+
+    def _plan_removals(self) -> None:
+        """`removed:` entries (docs/manifest.md). destroy: false releases each live image of the key, home and
+        copies: one update removes every reconciler_* marker, restoring a download flag the tool enabled, and
+        leaves the image, its members, protection and property values as they are; the image is then
+        unmanaged. destroy: true leaves the key's images to _plan_deletions, as a key that is simply gone.
+        A removed key with no live image is warned: the entry has nothing left to do."""
+        for removal in self.desired.removed:
+            if removal.key not in self.scope:
+                continue
+            live = self._live_images_of(removal.key)
+            source = f"{removal.location.file}:{removal.location.line}" if removal.location else removal.file
+            if not live:
+                self.warn(
+                    "removed_nothing",
+                    removal.key,
+                    None,
+                    f"{removal.key} is listed under removed:, but set {self.set} has no live image of it: nothing to "
+                    f"{'delete' if removal.destroy else 'release'}; the entry can go",
+                    source,
+                )
+                continue
+            if removal.destroy:
+                continue
+            for image in live:
+                if image.id in self.handled or image.id in self.referenced:
+                    continue  # another declaration accounts for it (an adopt by id is planned, or refused, there)
+                if image.properties.get(markers.COPY_OF) is not None and image.status in INCOMPLETE:
+                    # A copy the tool never finished is its own unfinished work, not an image anyone had.
+                    self._delete_left(
+                        removal.key,
+                        image,
+                        f"{removal.key} is released, and its copy in {image.region} was left {image.status} by an "
+                        "interrupted copy: the tool's own unfinished work is deleted, not released",
+                    )
+                    continue
+                self._release(removal.key, image, source)
+
+    def _live_images_of(self, key: str) -> list[Image]:
+        """Every live image of this set carrying `key`: its home images, then its copies by region."""
+        found = list(self.own.home.get(key, []))
+        for region in sorted(self.copy_regions.get(key, set())):
+            found.extend(self.own.copies.get((key, region), []))
+        return found
+
+    def _release(self, key: str, image: Image, source: str) -> None:
+        """One update removing every reconciler_* marker from `image`; the download flag the tool enabled for
+        copies (its reconciler_download_was record) is restored in the same call. Strict mode brackets it."""
+        self.handled.add(image.id)
+        props = image.properties
+        changes = {
+            name: Change(value, None) for name, value in sorted(props.items()) if name.startswith(markers.PREFIX)
+        }
+        state = _ImageState(
+            key=key,
+            region=image.region,
+            image_id=image.id,
+            made_by=None,
+            live=image,
+            protected=image.protected,
+            visibility=image.visibility,
+            download=props.get(markers.DOWNLOAD_FLAG),
+        )
+        was = props.get(markers.DOWNLOAD_WAS)
+        restored = ""
+        if isinstance(was, str) and state.download == TRUE:
+            restore = self._recorded_download(state, was)
+            if restore != TRUE:
+                changes[markers.DOWNLOAD_FLAG] = Change(TRUE, restore)
+                restored = ", and the download flag an interrupted run left enabled for copies is restored"
+        what = f"{key}'s copy in {image.region}" if markers.COPY_OF in props else key
+        # Several images of the key in one region (a home and a stray copy, duplicates): one release each.
+        same_region = [i.id for i in self._live_images_of(key) if i.region == image.region]
+        label = "release"
+        if len(same_region) > 1:
+            short = [i[:8] for i in same_region]
+            label += "-" + (image.id[:8] if short.count(image.id[:8]) == 1 else image.id)
+        self._patch(
+            state,
+            "update",
+            label,
+            changes,
+            Reason(
+                "released",
+                f"{key} is listed under removed: with destroy: false: {what} stays as it is (name, members, "
+                f"protection, properties) and is no longer managed; its reconciler_* markers are removed{restored}",
+                source,
+            ),
+            label=label,
+        )
+
     # -- deletions and leftovers ------------------------------------------------------------------
 
-    def _delete_left(self, key: str, live: Image, why: str, *, unprotect_hint: str | None = None) -> None:
-        """`unprotect_hint`: how to unprotect it when it is protected (default: the key's `protected`)."""
+    def _delete_left(
+        self, key: str, live: Image, why: str, *, unprotect_hint: str | None = None, source: str | None = None
+    ) -> None:
+        """`unprotect_hint`: how to unprotect it when it is protected (default: the key's `protected`).
+        `source`: the manifest line that asks for the delete (a `removed:` entry), if any."""
         self.handled.add(live.id)
         if live.id in self.referenced:
             return
@@ -1842,15 +1936,26 @@ class _Planner:
                 key,
                 live.region,
                 f"{live.name} ({live.id}) is protected and no longer declared: it will not be deleted",
-                unprotect_hint or f"set protected: false on {key}, apply; then remove it and apply",
+                unprotect_hint
+                or (
+                    f"to keep it, unmanaged, list {key} under removed: with destroy: false; to delete it, set "
+                    f"protected: false on {key}, apply, then remove it and apply"
+                ),
                 None,
             )
             return
+        why += "; not protected"
+        if live.properties.get(markers.SOURCE) == f"image:{live.id}" and markers.COPY_OF not in live.properties:
+            # Adopted by id (what `reconciler import` declares): an image the project had before the tool.
+            why += (
+                f". It was imported (adopted by id): to keep it, unmanaged, list {key} under removed: with "
+                "destroy: false"
+            )
         delete = self.add(
             "delete",
             key,
             live.region,
-            Reason("undeclared", f"{why}; not protected", None),
+            Reason("undeclared", why, source),
             live.id,
             image_suffix=(
                 (live.properties.get(markers.COPY_OF) is None and len(self.own.home.get(key, [])) > 1)
@@ -1869,16 +1974,22 @@ class _Planner:
         return homes + len(self.own.copies.get((key, region), []))
 
     def _plan_deletions(self) -> None:
+        removals = {removal.key: removal for removal in self.desired.removed}
         for key, images in sorted(self.own.home.items()):
             if key in self.declared or key in self.moved_from or key not in self.scope:
                 continue
+            removal = removals.get(key)
+            gone, source = f"{key} is no longer declared", None
+            if removal is not None:
+                gone = f"{key} is listed under removed: with destroy: true"
+                source = f"{removal.location.file}:{removal.location.line}" if removal.location else removal.file
             for live in images:
                 if live.id not in self.handled:
-                    self._delete_left(key, live, f"{key} is no longer declared")
+                    self._delete_left(key, live, gone, source=source)
             for region in sorted(self.copy_regions.get(key, set())):
                 for live in self.own.copies.get((key, region), []):
                     if live.id not in self.handled:
-                        self._delete_left(key, live, f"{key} is no longer declared (its copy in {region})")
+                        self._delete_left(key, live, f"{gone} (its copy in {region})", source=source)
 
 
 def _describe_changes(changes: Mapping[str, Change]) -> str:

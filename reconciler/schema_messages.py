@@ -207,7 +207,17 @@ def _message(error: jsonschema.ValidationError, doc: LocatedDocument, path: DocP
         return error.message
     if validator == "oneOf":
         return _one_of_message(error)
+    if validator == "anyOf":
+        return _any_of_message(error)
     return error.message
+
+
+def _any_of_message(error: jsonschema.ValidationError) -> str:
+    """Branches that each require one key (a manifest needs images:, removed:, or both): name the keys."""
+    required = [b.get("required", [None])[0] for b in error.validator_value if isinstance(b, dict)]
+    if all(required) and len(required) > 1:
+        return f"give {', '.join(f'{name}:' for name in required[:-1])} or {required[-1]}: (or both)"
+    return "does not match any of the accepted forms"
 
 
 def _one_of_message(error: jsonschema.ValidationError) -> str:

@@ -29,6 +29,7 @@ from reconciler.model import (
     CopySpec,
     DesiredState,
     ImageSpec,
+    Removal,
     RootConfig,
     Settings,
     Source,
@@ -96,11 +97,17 @@ def _load_desired_state(folder: Path) -> DesiredState:
         manifests.append(manifest)
 
     images = _cross_file(manifests, problems, config)
+    removed = _removals(manifests, problems)
     if problems:
         order = {name: i for i, name in enumerate(sorted([*files, *(display for display, _ in not_read)]))}
         problems.sort(key=lambda p: (order.get(p.location.file, len(order)), p.location.line, p.location.column))
         raise InvalidRootError(problems)
-    return DesiredState(root=config, images=tuple(sorted(images, key=lambda s: s.key)), files=tuple(files))
+    return DesiredState(
+        root=config,
+        images=tuple(sorted(images, key=lambda s: s.key)),
+        files=tuple(files),
+        removed=tuple(sorted(removed, key=lambda r: r.key)),
+    )
 
 
 def _load_root_config(root: Path) -> tuple[RootConfig | None, list[Problem]]:
@@ -308,16 +315,18 @@ class _Manifest:
     doc: LocatedDocument
     problems: list[Problem]
     images: dict[str, dict[str, Any]]
+    removed: list[Any]
 
 
 def _check_manifest(doc: LocatedDocument, config: RootConfig) -> _Manifest:
-    problems = _document_problems(doc, "manifest", "a manifest holds version: 1 and images:")
+    problems = _document_problems(doc, "manifest", "a manifest holds version: 1 and images:, removed: or both")
     images = doc.data.get("images") if isinstance(doc.data, dict) else None
     images = images if isinstance(images, dict) else {}
     for key, image in images.items():
         if isinstance(image, dict):
             problems.extend(_image_problems(doc, key, image, config))
-    return _Manifest(doc, problems, images)
+    removed = doc.data.get("removed") if isinstance(doc.data, dict) else None
+    return _Manifest(doc, problems, images, removed if isinstance(removed, list) else [])
 
 
 def _image_problems(doc: LocatedDocument, key: Any, image: dict[str, Any], config: RootConfig) -> list[Problem]:
@@ -429,6 +438,54 @@ def _cross_file(manifests: list[_Manifest], problems: list[Problem], config: Roo
         for manifest in manifests
         for key, image in manifest.images.items()
     ]
+
+
+def _removals(manifests: list[_Manifest], problems: list[Problem]) -> list[Removal]:
+    """The `removed:` entries of every file. A removed key must be gone: declared under images: it would be
+    both managed and released; listed twice, the second entry could say the opposite; named by a
+    moved_from, its images are re-keyed, not released or deleted. Each is reported at the entry."""
+    declared: dict[str, Location] = {}
+    moved: dict[str, tuple[str, Location]] = {}
+    for manifest in manifests:
+        for key, image in manifest.images.items():
+            declared.setdefault(key, manifest.doc.key_location_of(("images", key)))
+            moved_from = image.get("moved_from") if isinstance(image, dict) else None
+            if isinstance(moved_from, str):
+                moved.setdefault(moved_from, (key, manifest.doc.location_of(("images", key, "moved_from"))))
+    found: list[Removal] = []
+    first: dict[str, Location] = {}
+    for manifest in manifests:
+        for i, entry in enumerate(manifest.removed):
+            if not (isinstance(entry, dict) and isinstance(entry.get("key"), str)):
+                continue  # the schema reported it
+            key, path = entry["key"], ("removed", i, "key")
+            where = manifest.doc.location_of(path)
+            field = format_path(path)
+            if key in declared:
+                problems.append(
+                    Problem(
+                        where,
+                        f"{field}: {key} is also declared under images: (at {declared[key]}); a key is either managed "
+                        "or removed: delete one of the two",
+                    )
+                )
+            elif key in moved:
+                new_key, at = moved[key]
+                problems.append(
+                    Problem(
+                        where,
+                        f"{field}: {key} is re-keyed to {new_key} by moved_from (at {at}): its images become "
+                        f"{new_key}'s, so it cannot also be removed",
+                    )
+                )
+            elif key in first:
+                problems.append(Problem(where, f"{field}: {key} is already removed at {first[key]}: list it once"))
+            else:
+                first[key] = where
+                destroy = entry.get("destroy")
+                if isinstance(destroy, bool):
+                    found.append(Removal(key, destroy, manifest.doc.file, manifest.doc.location_of(("removed", i))))
+    return found
 
 
 def _adoption_problems(manifests: list[_Manifest]) -> list[Problem]:

@@ -108,7 +108,10 @@ def _changes(changes: dict[str, Any], style: Style) -> str:
         for name, change in changes.items()
         if not name.startswith("reconciler_")
     ]
-    return "; ".join(shown) if shown else "markers " + ", ".join(style.name(n) for n in sorted(changes))
+    if shown:
+        return "; ".join(shown)
+    removed = " removed" if all(change["after"] is None for change in changes.values()) else ""
+    return "markers " + ", ".join(style.name(n) for n in sorted(changes)) + removed
 
 
 def describe_action(action: dict[str, Any], style: Style = TEXT) -> str:

@@ -198,7 +198,7 @@ RULES = [
             "most 235 (it is created under the name plus a 20-character temporary token)"
         ],
     ),
-    ("empty file", {"a.yaml": "# nothing here\n"}, ["a.yaml:1:1: empty file: a manifest holds version: 1 and images:"]),
+    ("empty file", {"a.yaml": "# nothing here\n"}, ["a.yaml:1:1: empty file: a manifest holds version: 1 and images:, removed: or both"]),
     (
         "binary file",
         {"a.yaml": b"version: 1\x00\x01\x02"},
