@@ -631,15 +631,13 @@ def _image_fields(image: Image) -> dict[str, Any]:
 
 
 def _download_flag_changes(changes: Mapping[str, Any], live: Image) -> dict[str, Any]:
-    """The download-flag dance with live values: turning it on records the value really found; turning it
-    off restores the recorded one (the plan's values are what it could see when it was made)."""
-    recorded = changes[markers.DOWNLOAD_WAS]
-    if recorded.after is not None:  # on
-        current = live.properties.get(markers.DOWNLOAD_FLAG)
-        return {markers.DOWNLOAD_WAS: Change(None, current if isinstance(current, str) else "absent")}
-    was = live.properties.get(markers.DOWNLOAD_WAS)
-    restore = None if was in (None, "absent") else was
-    return {markers.DOWNLOAD_FLAG: Change(live.properties.get(markers.DOWNLOAD_FLAG), restore)}
+    """Turning the download flag on for copies records the value really found (the plan's record is what it
+    saw when it was made). Any other change of the record (the restore after copies, a release, a stale
+    record cleared) is carried out as planned: the plan chose the flag's value, the declared one or the
+    record's, never odd text, and when it leaves the flag alone so does apply."""
+    if changes[markers.DOWNLOAD_WAS].after is None:
+        return {}
+    return {markers.DOWNLOAD_WAS: Change(None, markers.download_record(live.properties.get(markers.DOWNLOAD_FLAG)))}
 
 
 def _ops(changes: Mapping[str, Any], live: Image) -> list[PatchOp]:

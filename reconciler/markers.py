@@ -43,6 +43,16 @@ def invalid_markers(properties: Mapping[str, Any]) -> dict[str, Any]:
 # Server metadata naming the set that stopped an instance, so a later plan restarts one a crash left stopped.
 STOPPED_BY = "reconciler_stopped_by"
 DOWNLOAD_FLAG = "nhncloud_allow_download"
+# What DOWNLOAD_WAS records (the flag before copies enabled it), and the flag value each record restores.
+DOWNLOAD_RESTORE: dict[str, str | None] = {"true": "true", "false": "false", "absent": None}
+
+
+def download_record(flag: object) -> str:
+    """The DOWNLOAD_WAS record of the download flag `flag` before copies enable it: absent as "absent"; a value
+    other than "true" or "false" (only "true" allows downloads) as "false", so a restore never writes odd text."""
+    if flag is None:
+        return "absent"
+    return flag if flag in ("true", "false") else "false"
 
 
 def stopped_by(set_name: str, run_token: str | None) -> str:

@@ -98,18 +98,6 @@ def _bool_text(value: bool) -> str:
     return TRUE if value else FALSE
 
 
-# What reconciler_download_was records (the flag before copies enabled it) and the flag value each restores.
-_RESTORE: dict[str, str | None] = {TRUE: TRUE, FALSE: FALSE, "absent": None}
-
-
-def _download_record(flag: str | None) -> str:
-    """The record of the download flag `flag` before copies enable it: absent as "absent"; a value other
-    than "true" or "false" (only "true" allows downloads) as "false", so a restore never writes odd text."""
-    if flag is None:
-        return "absent"
-    return flag if flag in (TRUE, FALSE) else FALSE
-
-
 @dataclass
 class _Built:
     """Mutable while planning; frozen into Actions at the end."""
@@ -1594,8 +1582,8 @@ class _Planner:
             record, restore = left_on, self._recorded_download(home, left_on)
         else:
             # (A marker without the flag on is stale: replaced by this run's record.)
-            record = _download_record(home.download)
-            restore = _RESTORE[record]
+            record = markers.download_record(home.download)
+            restore = markers.DOWNLOAD_RESTORE[record]
             on = self._patch(
                 home,
                 "update",
@@ -1657,8 +1645,8 @@ class _Planner:
         """The flag value a reconciler_download_was record restores. The tool records "true", "false" or
         "absent" (no flag: restored by removing it); any other text was set by hand and is never written
         to the flag: downloads are turned off ("false"), with an invalid_download_was warning."""
-        if was in _RESTORE:
-            return _RESTORE[was]
+        if was in markers.DOWNLOAD_RESTORE:
+            return markers.DOWNLOAD_RESTORE[was]
         self.warn(
             "invalid_download_was",
             home.key,
