@@ -120,12 +120,13 @@ class E2E:
 
     # -- the root -------------------------------------------------------------------------------------
 
-    def write(self, images: dict[str, Any], **settings: Any) -> None:
-        """reconciler.yaml (with `settings`, if any) and images/images.yaml declaring `images`."""
+    def write(self, images: dict[str, Any], *, cloud: dict[str, Any] | None = None, **settings: Any) -> None:
+        """reconciler.yaml (with `settings`, and `cloud` options such as protected_patch, if any) and
+        images/images.yaml declaring `images`."""
         config: dict[str, Any] = {
             "version": 1,
             "set": self.set_name,
-            "cloud": {"kind": "nhn", "project": self.owner, "regions": list(REGIONS)},
+            "cloud": {"kind": "nhn", "project": self.owner, "regions": list(REGIONS), **(cloud or {})},
             "defaults": {"region": REGIONS[0]},
         }
         if settings:
