@@ -3,8 +3,9 @@
 A reviewer should know in ten seconds whether the change is safe: the target, a one-line verdict, a
 table of regions by action kind, a banner naming every image deleted or unshared, the refusals with their
 hints, then one collapsed block per image and, when small, a Mermaid graph of the steps. A size budget
-(GitHub refuses comments over 65,536 characters) always keeps the verdict, the table, the banner, the
-refusals and the warnings, never cuts inside a block, and says what it left out.
+(GitHub refuses comments over 65,536 characters; 5% of it is left for the CI recipe's wrapper) never cuts
+the verdict, a risky change's line or a refusal with its hint, cuts the rest from the least useful up
+(`render_markdown`), never inside a block, and says what it left out.
 
 What the tool did not write itself (from the manifests or from the cloud) never becomes Markdown:
 names, keys, ids, regions and values go in code spans, messages are escaped (`escape.markdown`), strings
@@ -15,12 +16,13 @@ the rest of the comment, `@someone` in a name cannot ping, and `|` cannot split 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from reconciler.plan import ACTION_KINDS
 from reconciler.render import DEFAULT_MAX_CHARS, MIN_MAX_CHARS, escape
-from reconciler.render.text import SYMBOLS, Style, describe_action, summary_line, target_line
+from reconciler.render.text import SUMMARY_WORDS, SYMBOLS, Style, describe_action, summary_line, target_line
 
 MERMAID_MAX_ACTIONS = 30
 
@@ -86,63 +88,24 @@ def _image(action: dict[str, Any]) -> str:
     return escape.code(action.get("name") or action.get("image_id") or "(new)")
 
 
-@dataclass
-class _Items:
-    """A list a must-keep part holds (the banner's deletions, the refusals, ...): a tight budget keeps its
-    first `kept` items and ends it with a line saying how many more there are and where to see them."""
-
-    items: list[str]
-    noun: str  # what one item is, e.g. "unshare"
-    quote: str = ""  # "> " inside the banner's block quote
-    kept: int = -1  # -1: every item
-
-    def lines(self) -> list[str]:
-        kept = len(self.items) if self.kept < 0 else self.kept
-        left_out = len(self.items) - kept
-        return self.items[:kept] + ([self.more_line(left_out)] if left_out else [])
-
-    def more_line(self, left_out: int) -> str:
-        return f"{self.quote}- … and {left_out:,} more {_plural(self.noun, left_out)}: {MORE_SHOWN}"
-
-    def grown_by(self, kept: int) -> int:
-        """How many characters keeping `kept + 1` items adds over keeping `kept` (each with its more line)."""
-        added = len(self.items[kept]) + 1
-        before = len(self.more_line(len(self.items) - kept)) + 1
-        after = len(self.more_line(len(self.items) - kept - 1)) + 1 if kept + 1 < len(self.items) else 0
-        return added + after - before
-
-
-@dataclass
-class _Part:
-    """A must-keep part: its heading lines, then its lists of items."""
-
-    heading: list[str]
-    lists: list[_Items] = field(default_factory=list)
-
-    def text(self) -> str:
-        return "\n".join(self.heading + [line for items in self.lists for line in items.lines()])
-
-
-MORE_SHOWN = "`reconciler plan --format text` shows every one"
-
-
 def _plural(word: str, count: int) -> str:
     return word if count == 1 else f"{word}s"
 
 
-def _banner(document: dict[str, Any]) -> _Part | None:
-    """Every risky change, kind by kind (so a cut list still shows the first of each kind)."""
+def _banner(document: dict[str, Any], *, reasons: bool = True) -> str:
+    """Every risky change, one line each, kind by kind: never cut, whatever the budget. Without `reasons`,
+    each line stops after where the change is (the form a budget too small for the reasons keeps)."""
     by_kind = {kind: [a for a in document["actions"] if a["kind"] == kind] for kind in RISKY_KINDS}
     present = [kind for kind in RISKY_KINDS if by_kind[kind]]
     if not present:
-        return None
+        return ""
     verbs = [RISKY_WORDS[kind][1] for kind in present]
     said = ", ".join(verbs[:-1]) + (" and " if len(verbs) > 1 else "") + verbs[-1]
-    lists = [_Items([_banner_line(a) for a in by_kind[kind]], RISKY_WORDS[kind][0], quote="> ") for kind in present]
-    return _Part(["> [!WARNING]", f"> This plan {said}:"], lists)
+    lines = [_banner_line(action, reasons=reasons) for kind in present for action in by_kind[kind]]
+    return "\n".join(["> [!WARNING]", f"> This plan {said}:", *lines])
 
 
-def _banner_line(action: dict[str, Any]) -> str:
+def _banner_line(action: dict[str, Any], *, reasons: bool) -> str:
     if action["kind"] == "unshare":
         what = f"the share with {escape.code(action['member'])} of image {_image(action)}"
     elif action["kind"] == "stop_instance":
@@ -150,7 +113,8 @@ def _banner_line(action: dict[str, Any]) -> str:
     else:
         what = f"image {_image(action)}"
     where = f"of {escape.code(action['key'])} in {prose(action['region'])}"
-    return f"> - {action['kind']} {what} {where}: {prose(action['reason']['message'])}"
+    line = f"> - {action['kind']} {what} {where}"
+    return f"{line}: {prose(action['reason']['message'])}" if reasons else line
 
 
 def _where(item: dict[str, Any]) -> str:
@@ -172,26 +136,64 @@ def _source(source: str | None) -> str:
     return f" ({escape.code(source)})" if source else ""
 
 
-def _refusals(document: dict[str, Any]) -> _Part | None:
+def _refusals(document: dict[str, Any]) -> str:
+    """Every refusal with its hint: never cut, whatever the budget."""
     if not document["refusals"]:
-        return None
+        return ""
     items = []
     for refusal in document["refusals"]:
         item = f"- **{_code_word(refusal['code'])}** {_said(refusal)}"
         if refusal["hint"]:
             item += f"\n  - hint: {prose(refusal['hint'])}"
         items.append(item)
-    return _Part(["### Refused", ""], [_Items(items, "refusal")])
+    return "\n".join(["### Refused", "", *items])
 
 
-def _warnings(document: dict[str, Any]) -> _Part | None:
-    if not document["warnings"]:
-        return None
-    items = [f"- {_code_word(warning['code'])} {_said(warning)}" for warning in document["warnings"]]
-    return _Part(["### Warnings", ""], [_Items(items, "warning")])
+@dataclass(frozen=True, slots=True)
+class _Cuttable:
+    """A list a tight budget may shorten (the warnings, the other changes): its first items, then one line
+    counting the rest by group (a warning's code, an action's kind)."""
+
+    heading: str
+    items: tuple[str, ...]
+    groups: tuple[str, ...]  # the group of each item, as shown in the counting line
+    noun: str  # what one item is, e.g. "warning", for the counting line when no item is shown
+
+    def text(self, kept: int) -> str:
+        """The heading, the first `kept` items and, when that is not all, the line counting the rest."""
+        left_out = len(self.items) - kept
+        tail = [self._count_line(left_out)] if left_out else []
+        return "\n".join([self.heading, "", *self.items[:kept], *tail])
+
+    def _count_line(self, left_out: int) -> str:
+        counts = Counter(self.groups[len(self.items) - left_out :])
+        said = ", ".join(f"{n:,} {group}" for group, n in sorted(counts.items(), key=lambda i: (-i[1], i[0])))
+        if left_out == len(self.items):
+            return f"- {left_out:,} {_plural(self.noun, left_out)}: {said}"
+        return f"- … and {left_out:,} more: {said}"
 
 
-def _image_blocks(document: dict[str, Any]) -> list[str]:
+def _warnings(document: dict[str, Any]) -> _Cuttable:
+    warnings = document["warnings"]
+    items = tuple(f"- {_code_word(warning['code'])} {_said(warning)}" for warning in warnings)
+    return _Cuttable("### Warnings", items, tuple(_code_word(w["code"]) for w in warnings), "warning")
+
+
+def _others(actions: list[dict[str, Any]]) -> _Cuttable:
+    """One short line per low-risk action whose detail block was left out (the banner shows the risky ones)."""
+    items = tuple(f"- `{SYMBOLS[a['kind']]} {a['kind']}` {escape.code(a['key'])} {prose(a['region'])}" for a in actions)
+    return _Cuttable("### Other changes", items, tuple(SUMMARY_WORDS[a["kind"]] for a in actions), "other change")
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """A collapsed detail block, and the low-risk actions it shows (none for the graph)."""
+
+    text: str
+    actions: tuple[dict[str, Any], ...] = ()
+
+
+def _image_blocks(document: dict[str, Any]) -> list[_Block]:
     by_id = {a["id"]: a for a in document["actions"]}
     by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for action in document["actions"]:
@@ -220,7 +222,7 @@ def _image_blocks(document: dict[str, Any]) -> list[str]:
             if waits:
                 lines.append(f"  - waits for: {', '.join(waits)}")
         lines += ["", "</details>"]
-        blocks.append("\n".join(lines))
+        blocks.append(_Block("\n".join(lines), tuple(a for a in actions if a["kind"] not in RISKY_KINDS)))
     return blocks
 
 
@@ -241,38 +243,197 @@ def _mermaid(document: dict[str, Any]) -> str:
     return "<details><summary>Order of the steps</summary>\n\n" + "\n".join(lines) + "\n\n</details>"
 
 
+# What the CI recipe wraps around the comment (a heading, a marker to find the comment again, a link to the
+# run) must fit too: the comment itself uses at most 95% of --max-chars.
+WRAPPER_PERCENT = 5
+
+
+def budget_for(max_chars: int) -> int:
+    """The characters the comment itself may use out of `max_chars`; the rest is the recipe's wrapper's."""
+    return max_chars * (100 - WRAPPER_PERCENT) // 100
+
+
+@dataclass(frozen=True, slots=True)
+class _Content:
+    """Everything the comment can show, made once; a _Layout says how much of it a budget keeps."""
+
+    max_chars: int
+    head: str  # the target, the verdict (and a partial plan's note)
+    table: str
+    banner: str  # never cut
+    short_banner: str  # the banner without the reasons
+    refusals: str  # never cut
+    warnings: _Cuttable
+    blocks: tuple[_Block, ...]
+    footer: str  # the summary and "Nothing was changed."
+
+    @property
+    def budget(self) -> int:
+        return budget_for(self.max_chars)
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """How much of the cuttable content a comment shows."""
+
+    blocks: frozenset[int]  # the indices of the detail blocks kept
+    warnings: int  # how many warnings are listed (the rest are counted by code)
+    others: int | None = None  # how many other changes are listed, None: all (the rest are counted by kind)
+    lean: bool = False  # not even the counts fit: no table, no warnings, no other changes
+    reasons: bool = True  # the banner gives each risky change's reason
+
+
 def render_markdown(document: dict[str, Any], *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
-    """The comment, at most `max_chars` characters long (at least MIN_MAX_CHARS). The head, verdict, table
-    and summary are always there; the banner, refusals and warnings too, their lists cut to their first
-    items when they do not fit whole; then the detail blocks that fit, whole."""
+    """The comment, at most 95% of `max_chars` characters long (`max_chars` at least MIN_MAX_CHARS) unless
+    what must stay does not fit. What must stay: the head with the verdict, one line per risky change (the
+    banner), every refusal with its hint, the summary. A plan that fits is shown whole. Else what goes, in
+    this order: the detail blocks (each low-risk action whose block goes gets a short line instead), the
+    warnings (the first that fit stay, the rest are counted by code), those short lines (counted by kind
+    likewise), then the reasons on the banner's lines, then the table and the counts. A closing line says
+    what went and where the full plan is; a comment still over its budget says so under the verdict."""
     if max_chars < MIN_MAX_CHARS:
         raise ValueError(f"max_chars is {max_chars:,}: the Markdown rendering needs at least {MIN_MAX_CHARS:,}")
-    head = _head(document)
-    table = _table(document)
-    parts = [p for p in (_banner(document), _refusals(document), _warnings(document)) if p]
-    footer = f"{summary_line(document, show=_head_text)}\n\nNothing was changed."
-    optional = _image_blocks(document)
+    content = _content(document, max_chars)
+    warnings = len(content.warnings.items)
+    whole = _Layout(frozenset(range(len(content.blocks))), warnings)
+    if _fits(content, whole):
+        return _compose(content, whole)
+    counted = _Layout(frozenset(), 0, others=0)  # no detail block; warnings and other changes only counted
+    for bare in (replace(counted, warnings=warnings, others=None), replace(counted, others=None), counted):
+        if _fits(content, bare):
+            return _compose(content, _grown(content, bare))
+    short = replace(counted, reasons=False)
+    return _compose(content, short if _fits(content, short) else replace(short, lean=True))
+
+
+def _content(document: dict[str, Any], max_chars: int) -> _Content:
+    blocks = _image_blocks(document)
     graph = _mermaid(document)
     if graph:
-        optional.append(graph)
+        blocks.append(_Block(graph))
+    return _Content(
+        max_chars=max_chars,
+        head=_head(document),
+        table=_table(document),
+        banner=_banner(document),
+        short_banner=_banner(document, reasons=False),
+        refusals=_refusals(document),
+        warnings=_warnings(document),
+        blocks=tuple(blocks),
+        footer=f"{summary_line(document, show=_head_text)}\n\nNothing was changed.",
+    )
 
-    # Room for the line saying how many detail blocks were left out, should any be.
-    note = len(_omitted_note(len(optional), len(optional), max_chars)) if optional else 0
-    fixed = [head, table, footer] + ([" " * note] if note else [])
-    if not _fit_lists(parts, max_chars - _joined_length([p for p in fixed if p])):
-        return _fallback(document, table, footer, max_chars)
 
-    kept = [p for p in [head, table, *(part.text() for part in parts)] if p]
-    used = _joined_length([*kept, footer])
-    included: list[str] = []
-    for block in optional:
-        room = max_chars - used - len(block) - 2
-        if room >= (note + 2 if len(included) + 1 < len(optional) else 0):
-            included.append(block)
-            used += len(block) + 2
-    omitted = len(optional) - len(included)
-    note_line = [_omitted_note(omitted, len(optional), max_chars)] if omitted else []
-    return "\n\n".join([*kept, *included, *note_line, footer]) + "\n"
+def _fits(content: _Content, layout: _Layout) -> bool:
+    return len(_compose(content, layout)) <= content.budget
+
+
+def _grown(content: _Content, bare: _Layout) -> _Layout:
+    """`bare` (which fits) with what the budget still holds, in the order of the cuts: detail blocks when
+    every warning and other change is listed, else warnings when every other change is, else other changes."""
+    if bare.others is None and bare.warnings == len(content.warnings.items):
+        return _with_blocks(content, bare)
+    if bare.others is None:
+        return _most(content, lambda kept: replace(bare, warnings=kept), len(content.warnings.items))
+    return _most(content, lambda kept: replace(bare, others=kept), len(_others_of(content, bare).items))
+
+
+def _with_blocks(content: _Content, bare: _Layout) -> _Layout:
+    """The detail blocks that fit, in order, each whole. A kept block takes the place of its actions' short
+    lines, so it costs its length less theirs; counting the closing line at its longest keeps this safe."""
+    room = content.budget - len(_compose(content, bare))
+    kept = []
+    for index, block in enumerate(content.blocks):
+        cost = len(block.text) + 2 - sum(len(line) + 1 for line in _others(list(block.actions)).items)
+        if cost <= room:
+            kept.append(index)
+            room -= cost
+    grown = replace(bare, blocks=frozenset(kept))
+    return grown if _fits(content, grown) else bare
+
+
+def _most(content: _Content, layout_with: Callable[[int], _Layout], total: int) -> _Layout:
+    """The layout listing the most items that fits, by bisection: `layout_with(0)` fits."""
+    low, high = 0, total + 1  # layout_with(low) fits; layout_with(high) does not, or is past the end
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _fits(content, layout_with(middle)):
+            low = middle
+        else:
+            high = middle
+    return layout_with(low)
+
+
+def _others_of(content: _Content, layout: _Layout) -> _Cuttable:
+    """The short lines of the low-risk actions whose detail blocks `layout` leaves out."""
+    left_out = [i for i in range(len(content.blocks)) if i not in layout.blocks]
+    return _others([action for i in left_out for action in content.blocks[i].actions])
+
+
+def _compose(content: _Content, layout: _Layout) -> str:
+    others = _others_of(content, layout)
+    listed = len(others.items) if layout.others is None else layout.others
+    parts = [content.head]
+    if not layout.lean:
+        parts.append(content.table)
+    parts += [content.banner if layout.reasons else content.short_banner, content.refusals]
+    if not layout.lean:
+        parts += [content.warnings.text(layout.warnings) if content.warnings.items else ""]
+        parts += [others.text(listed) if others.items else ""]
+    parts += [block.text for i, block in enumerate(content.blocks) if i in layout.blocks]
+    composed = _joined([p for p in [*parts, _closing_line(content, layout, others, listed), content.footer] if p])
+    if len(composed) <= content.budget:
+        return composed
+    rest = [p for p in [*parts[1:], _closing_line(content, layout, others, listed, over=True), content.footer] if p]
+    return _joined([content.head, _over_budget(content, len(_joined([content.head, *rest]))), *rest])
+
+
+def _joined(parts: list[str]) -> str:
+    return "\n\n".join(parts) + "\n"
+
+
+def _closing_line(content: _Content, layout: _Layout, others: _Cuttable, listed: int, *, over: bool = False) -> str:
+    """What the layout left out and where to see it all; empty when nothing was. `over`: the comment is still
+    over its budget."""
+    warnings = len(content.warnings.items)
+    cuts = []
+    if layout.lean and content.table:
+        cuts.append("the table")
+    if not layout.reasons:
+        cuts.append("the reasons of the risky changes")
+    if len(layout.blocks) < len(content.blocks):
+        cuts.append(_of(len(content.blocks) - len(layout.blocks), len(content.blocks), "detail block"))
+    if layout.warnings < warnings:
+        cuts.append(_of(warnings - layout.warnings, warnings, "warning"))
+    if listed < len(others.items):
+        cuts.append(_of(len(others.items) - listed, len(others.items), "other change"))
+    if not cuts:
+        return ""
+    said = ", ".join(cuts[:-1]) + (" and " if len(cuts) > 1 else "") + cuts[-1]
+    return (
+        f"_Left out to {'come as close as it can to' if over else 'stay under'} {content.budget:,} characters (95% "
+        f"of --max-chars {content.max_chars:,}; the rest is room for the CI job's wrapper): {said}. The saved plan "
+        "(`reconciler plan --out`) and `reconciler plan --format text` show everything._"
+    )
+
+
+def _of(part: int, whole: int, noun: str) -> str:
+    return f"{part:,} of {whole:,} {_plural(noun, whole)}"
+
+
+def _over_budget(content: _Content, length_without: int) -> str:
+    """The note saying plainly that the comment is over its budget: it names its own length, so that length
+    is found by trying (the note's digits can lengthen it)."""
+    total = length_without
+    while True:
+        note = (
+            f"> [!CAUTION]\n> This comment is {total:,} characters long, over its budget of {content.budget:,} "
+            f"(95% of --max-chars {content.max_chars:,}): it lists every risky change and every refusal, which "
+            "are never cut, and leaves out everything else (see the end)."
+        )
+        if length_without + len(note) + 2 == total:
+            return note
+        total = length_without + len(note) + 2
 
 
 def _head(document: dict[str, Any]) -> str:
@@ -291,53 +452,3 @@ def _head_text(value: str) -> str:
     """A foreign string in the parts always kept (a state path, a --target list): clipped, so that those
     parts stay small under any budget, then escaped."""
     return prose(value if len(value) <= HEAD_TEXT_MAX else value[: HEAD_TEXT_MAX - 1] + "…")
-
-
-def _joined_length(parts: list[str]) -> int:
-    """The length of `parts` joined by blank lines, with the final newline."""
-    return sum(len(p) for p in parts) + 2 * (len(parts) - 1) + 1
-
-
-def _fit_lists(parts: list[_Part], room: int) -> bool:
-    """Keep every item when all fit in `room` characters; else cut the lists, keeping items in turns (the
-    first of every list, then the second, ...) while they fit. False when not even the cut parts fit."""
-    if _parts_length(parts) <= room:
-        return True
-    lists = [items for part in parts for items in part.lists]
-    for items in lists:
-        items.kept = 0
-    room -= _parts_length(parts)
-    growing = [items for items in lists if items.items]
-    while room >= 0 and growing:
-        for items in list(growing):
-            grown = items.grown_by(items.kept)
-            if grown > room:
-                growing.remove(items)
-                continue
-            items.kept += 1
-            room -= grown
-            if items.kept == len(items.items):
-                growing.remove(items)
-    return room >= 0
-
-
-def _parts_length(parts: list[_Part]) -> int:
-    """What `parts` add to the comment, each with the blank line before it."""
-    return sum(len(part.text()) + 2 for part in parts)
-
-
-def _omitted_note(omitted: int, total: int, max_chars: int) -> str:
-    return (
-        f"_{omitted} of {total} detail blocks were left out to stay under {max_chars:,} characters; "
-        "`reconciler plan --format text` shows everything._"
-    )
-
-
-def _fallback(document: dict[str, Any], table: str, footer: str, max_chars: int) -> str:
-    """Not even the first lines of the must-keep parts fit: the verdict, the table if it fits, and where to
-    see the plan."""
-    note = f"_This plan is too large to show in {max_chars:,} characters: {MORE_SHOWN.replace('every one', 'it')}._"
-    parts = [_verdict(document), table, note, footer]
-    if _joined_length(parts) > max_chars:
-        parts.remove(table)
-    return "\n\n".join(p for p in parts if p) + "\n"
