@@ -1,0 +1,88 @@
+# Shared by the recipe scripts beside this file (sourced, never run). Bash 4 or newer.
+#
+# RECONCILER_WORK is where the scripts keep what a job makes: the saved plan, its journal
+# (plan.json.progress.json), the report and the comment body. On GitHub it defaults to
+# $RUNNER_TEMP/reconciler, outside the checkout, so actions/checkout never cleans it mid-job.
+
+work_dir() {
+  local dir="${RECONCILER_WORK:-${RUNNER_TEMP:-${TMPDIR:-/tmp}}/reconciler}"
+  mkdir -p "$dir"
+  printf '%s\n' "$dir"
+}
+
+# output NAME VALUE: a step output on GitHub ($GITHUB_OUTPUT), and a line in the log everywhere.
+output() {
+  printf 'reconciler-ci: %s=%s\n' "$1" "$2" >&2
+  if [ -n "${GITHUB_OUTPUT:-}" ]; then
+    printf '%s=%s\n' "$1" "$2" >>"$GITHUB_OUTPUT"
+  fi
+}
+
+fail() {
+  printf '%s: %s\n' "${0##*/}" "$*" >&2
+  exit 1
+}
+
+# run_tool OUT ERR ARGS...: runs `reconciler ARGS...` with stdout in the file OUT and stderr in the file
+# ERR (`-`: this job's own stream, live), and sets tool_status to its exit code (run_child: any command, e.g.
+# another of these scripts, which passes the signal on in turn). A cancelled job must reach
+# the tool, which then stops, runs its compensations and exits 130 / 143 (docs/safety.md). A script
+# waiting on a foreground child defers its traps until the child ends, so the tool runs in the
+# background and INT and TERM are passed on to it. Job control is on while it starts, so that it does not
+# inherit SIGINT ignored (as a script's background children otherwise do) and gets a process group of
+# its own (a signal sent to this script's whole group reaches it once, through here).
+run_tool() {
+  run_child "$1" "$2" reconciler "${@:3}"
+}
+
+run_child() {
+  local out=$1 err=$2
+  shift 2
+  tool_pid="" tool_signal=""
+  trap '_forward INT' INT
+  trap '_forward TERM' TERM
+  set -m
+  # `-` keeps this job's stream as it is (reopening /dev/stdout would truncate a file behind it).
+  if [ "$out" = - ] && [ "$err" = - ]; then
+    "$@" &
+  elif [ "$out" = - ]; then
+    "$@" 2>"$err" &
+  elif [ "$err" = - ]; then
+    "$@" >"$out" &
+  else
+    "$@" >"$out" 2>"$err" &
+  fi
+  tool_pid=$!
+  set +m
+  if [ -n "$tool_signal" ]; then
+    kill -s "$tool_signal" "$tool_pid" 2>/dev/null || true
+  fi
+  # `wait` returns early when a trapped signal arrives: wait again until the tool has exited, then once
+  # more for its status (bash keeps it).
+  while kill -0 "$tool_pid" 2>/dev/null; do
+    wait "$tool_pid" || true
+  done
+  tool_status=0
+  wait "$tool_pid" || tool_status=$?
+  trap - INT TERM
+}
+
+_forward() {
+  tool_signal=$1
+  if [ -n "$tool_pid" ]; then
+    kill -s "$1" "$tool_pid" 2>/dev/null || true
+  fi
+}
+
+# json_field FILE KEY: the top-level string KEY of the JSON document in FILE, or nothing.
+json_field() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+try:
+    with open(sys.argv[1], encoding="utf-8") as handle:
+        value = json.load(handle).get(sys.argv[2])
+except (OSError, ValueError, AttributeError):
+    value = None
+print(value if isinstance(value, str) else "")
+PY
+}
