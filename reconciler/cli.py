@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_CHARS,
         metavar="N",
-        help=f"markdown: stay under N characters (default {DEFAULT_MAX_CHARS}; GitHub's limit is 65536)",
+        help=f"markdown: the comment uses at most 95%% of N characters, 5%% is left for the CI wrapper "
+        f"(default {DEFAULT_MAX_CHARS}; GitHub's limit is 65536)",
     )
     plan.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 2 when the plan has changes, 0 when it has none"
