@@ -838,7 +838,8 @@ def run_validate(args: argparse.Namespace) -> int:
     sim_state = Path(args.sim_state) if args.sim_state else None
     cloud = target.effective_cloud(state.root, sim_state)
     print(f"reconciler validate · {escape.text(target.describe(state.root, cloud, os.environ))}")
-    print(f"OK: {_count(len(state.images), 'image')} in {_count(len(state.files), 'file')}")
+    removed = f", {_count(len(state.removed), 'removed key')}" if state.removed else ""
+    print(f"OK: {_count(len(state.images), 'image')}{removed} in {_count(len(state.files), 'file')}")
     return EXIT_OK
 
 

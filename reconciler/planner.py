@@ -20,7 +20,7 @@ from reconciler import markers
 from reconciler.cloud.model import Image, Server, parse_server_time
 from reconciler.gc_pause import gc_paused
 from reconciler.lock_claims import claim_of, is_bookkeeping, iso
-from reconciler.model import CopySpec, DesiredState, ImageSpec
+from reconciler.model import CopySpec, DesiredState, ImageSpec, Removal
 from reconciler.ownership import Ownership, classify_desired, referenced_ids
 from reconciler.plan import Action, Change, Dependency, Finding, Plan, Reason, Target
 from reconciler.snapshot import UUID, Snapshot
@@ -413,7 +413,7 @@ class _Planner:
         A root that declares nothing is more likely a folder that went missing, a broken link or a wrong
         `set:` than the end of a set; settings.allow_empty_set: true says it is the end, deliberately.
         """
-        if self.desired.images or self.desired.removed or self.desired.root.settings.allow_empty_set:
+        if self.desired.images or self._removals_at_work() or self.desired.root.settings.allow_empty_set:
             return False
         live = sorted(
             [f"{key} {image.region}" for key, images in self.own.home.items() for image in images]
@@ -434,6 +434,12 @@ class _Planner:
                 self.desired.root.set_source,
             )
         return True
+
+    def _removals_at_work(self) -> bool:
+        """Whether a `removed:` entry names a key with a live image. One whose key has none (already released
+        or deleted: a `removed_nothing` warning) does not make the root non-empty: kept after its work is
+        done, it must not let a missing folder turn into deletes."""
+        return any(self._live_images_of(removal.key) for removal in self.desired.removed)
 
     def _lock_claims(self) -> list[dict[str, Any]]:
         """This set's apply-lock claims that the regions read happen to show (never an extra request): who
@@ -1551,7 +1557,12 @@ class _Planner:
         state = self._state_of(spec, owned)
         marks = {
             marker: Change(owned.properties.get(marker), value)
-            for marker, value in ((markers.SET, self.set), (markers.KEY, spec.key), (markers.COPY_OF, home.image_id))
+            for marker, value in (
+                (markers.SET, self.set),
+                (markers.KEY, spec.key),
+                (markers.COPY_OF, home.image_id),
+                (markers.SOURCE, f"image:{owned.id}"),  # adopted by id, as a home image adopted by id
+            )
             if owned.properties.get(marker) != value
         }
         # The adopted copy gets the declared fields in the same call that marks it, as a home image does.
@@ -1828,7 +1839,7 @@ class _Planner:
             if removal.key not in self.scope:
                 continue
             live = self._live_images_of(removal.key)
-            source = f"{removal.location.file}:{removal.location.line}" if removal.location else removal.file
+            source = _removal_source(removal)
             if not live:
                 self.warn(
                     "removed_nothing",
@@ -1849,8 +1860,10 @@ class _Planner:
                     self._delete_left(
                         removal.key,
                         image,
-                        f"{removal.key} is released, and its copy in {image.region} was left {image.status} by an "
-                        "interrupted copy: the tool's own unfinished work is deleted, not released",
+                        f"{removal.key} is released, but its copy in {image.region} is one an interrupted copy left "
+                        f"{image.status}: the tool's own unfinished work is deleted, not released",
+                        source=source,
+                        keep_hint=False,
                     )
                     continue
                 self._release(removal.key, image, source)
@@ -1887,14 +1900,14 @@ class _Planner:
             if restore != TRUE:
                 changes[markers.DOWNLOAD_FLAG] = Change(TRUE, restore)
                 restored = ", and the download flag an interrupted run left enabled for copies is restored"
-        what = f"{key}'s copy in {image.region}" if markers.COPY_OF in props else key
+        what = f"its copy in {image.region}" if markers.COPY_OF in props else "the image"
         # Several images of the key in one region (a home and a stray copy, duplicates): one release each.
         same_region = [i.id for i in self._live_images_of(key) if i.region == image.region]
         label = "release"
         if len(same_region) > 1:
             short = [i[:8] for i in same_region]
             label += "-" + (image.id[:8] if short.count(image.id[:8]) == 1 else image.id)
-        self._patch(
+        release = self._patch(
             state,
             "update",
             label,
@@ -1907,14 +1920,24 @@ class _Planner:
             ),
             label=label,
         )
+        # It is this set's image of that key when it runs, as when it was planned.
+        release.expects[state.ref].update({markers.SET: self.set, markers.KEY: key})
 
     # -- deletions and leftovers ------------------------------------------------------------------
 
     def _delete_left(
-        self, key: str, live: Image, why: str, *, unprotect_hint: str | None = None, source: str | None = None
+        self,
+        key: str,
+        live: Image,
+        why: str,
+        *,
+        unprotect_hint: str | None = None,
+        source: str | None = None,
+        keep_hint: bool = True,
     ) -> None:
         """`unprotect_hint`: how to unprotect it when it is protected (default: the key's `protected`).
-        `source`: the manifest line that asks for the delete (a `removed:` entry), if any."""
+        `source`: the manifest line that asks for the delete (a `removed:` entry), if any. `keep_hint`: say how
+        to keep an image the project had before the tool (not when a removed: entry asked for the delete)."""
         self.handled.add(live.id)
         if live.id in self.referenced:
             return
@@ -1929,16 +1952,19 @@ class _Planner:
                     f"to keep it, unmanaged, list {key} under removed: with destroy: false; to delete it, set "
                     f"protected: false on {key}, apply, then remove it and apply"
                 ),
-                None,
+                source,
             )
             return
         why += "; not protected"
-        if live.properties.get(markers.SOURCE) == f"image:{live.id}" and markers.COPY_OF not in live.properties:
+        if keep_hint and live.properties.get(markers.SOURCE) == f"image:{live.id}":
             # Adopted by id (what `reconciler import` declares): an image the project had before the tool.
-            why += (
-                f". It was imported (adopted by id): to keep it, unmanaged, list {key} under removed: with "
-                "destroy: false"
-            )
+            if markers.COPY_OF in live.properties and key in self.declared:
+                why += f". It was imported (adopted by id): to keep it, keep it under copies: of {key}"
+            else:
+                why += (
+                    f". It was imported (adopted by id): to keep it, unmanaged, list {key} under removed: with "
+                    "destroy: false"
+                )
         delete = self.add(
             "delete",
             key,
@@ -1962,22 +1988,38 @@ class _Planner:
         return homes + len(self.own.copies.get((key, region), []))
 
     def _plan_deletions(self) -> None:
+        """Every live image, home or copy, of a key that left the manifests (a copy whose home is gone too)."""
         removals = {removal.key: removal for removal in self.desired.removed}
-        for key, images in sorted(self.own.home.items()):
+        for key in sorted(set(self.own.home) | set(self.copy_regions)):
             if key in self.declared or key in self.moved_from or key not in self.scope:
                 continue
             removal = removals.get(key)
-            gone, source = f"{key} is no longer declared", None
+            gone, source, hint = f"{key} is no longer declared", None, None
             if removal is not None:
                 gone = f"{key} is listed under removed: with destroy: true"
-                source = f"{removal.location.file}:{removal.location.line}" if removal.location else removal.file
-            for live in images:
+                source = _removal_source(removal)
+                hint = (
+                    f"to keep it, unmanaged, set destroy: false on the removed: entry of {key}; to delete it, declare "
+                    f"{key} again with protected: false instead of the entry, apply, then remove it and apply"
+                )
+            for live in self.own.home.get(key, []):
                 if live.id not in self.handled:
-                    self._delete_left(key, live, gone, source=source)
+                    self._delete_left(key, live, gone, source=source, unprotect_hint=hint, keep_hint=removal is None)
             for region in sorted(self.copy_regions.get(key, set())):
                 for live in self.own.copies.get((key, region), []):
                     if live.id not in self.handled:
-                        self._delete_left(key, live, f"{gone} (its copy in {region})", source=source)
+                        self._delete_left(
+                            key,
+                            live,
+                            f"{gone} (its copy in {region})",
+                            source=source,
+                            unprotect_hint=hint,
+                            keep_hint=removal is None,
+                        )
+
+
+def _removal_source(removal: Removal) -> str:
+    return f"{removal.location.file}:{removal.location.line}" if removal.location else removal.file
 
 
 def _describe_changes(changes: Mapping[str, Change]) -> str:

@@ -170,7 +170,8 @@ def test_warnings_refusals_and_hints_are_escaped_in_text():
     assert "instance:web\\x1b[31m\\x0a  - delete" in text
     assert "[protected_undeclared] db-base\\x1b[2J\\x0a  hint: set protected: false on prod-db" in text
     assert [line.strip() for line in text.splitlines() if line.strip().startswith("hint:")] == [
-        "hint: set protected: false on db-base, apply; then remove it and apply"
+        "hint: to keep it, unmanaged, list db-base under removed: with destroy: false; to delete it, set protected: "
+        "false on db-base, apply, then remove it and apply"
     ]
 
 

@@ -6,6 +6,7 @@ compensation)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 from pathlib import Path
@@ -144,6 +145,10 @@ def test_a_saved_plan_with_releases_applies_with_plan_and_leaves_the_images_but_
     assert main(["plan", str(root), "--detailed-exitcode"]) == 0
 
 
+def without_markers(expects: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in expects.items() if not name.startswith("reconciler_")}
+
+
 def test_the_guard_keeps_a_release_off_an_image_re_keyed_after_the_plan(tmp_path):
     """The plan releases legacy-web; before apply, someone gives the image another key by hand. Apply
     re-reads it: it is no longer legacy-web's, so the release does not touch it (stale), whatever the plan."""
@@ -155,11 +160,28 @@ def test_the_guard_keeps_a_release_off_an_image_re_keyed_after_the_plan(tmp_path
         client.update_image("KR1", LEGACY, set_ops({"reconciler_key": "someone-else"}))
         rekeyed = client.get_image("KR1", LEGACY)
 
+        # The release expects the image's set and key as it read them: stale on its own ...
         report = Applier(client, plan, guard=GuardContext.from_desired(desired)).run()
         result = next(r for r in report.results if r.action.id == release.id)
         assert result.status == STALE, result
-        assert "not an image of set web-platform key legacy-web" in result.message
+        assert "reconciler_key is 'someone-else', the plan expected 'legacy-web'" in result.message
         assert client.get_image("KR1", LEGACY) == rekeyed  # untouched: it keeps every marker
+
+        # ... and the execution guard refuses it too, whatever the plan expects.
+        blind = dataclasses.replace(
+            plan,
+            actions=tuple(
+                dataclasses.replace(a, expects={ref: without_markers(e) for ref, e in a.expects.items()})
+                if a is release
+                else a
+                for a in plan.actions
+            ),
+        )
+        report = Applier(client, blind, guard=GuardContext.from_desired(desired)).run()
+        result = next(r for r in report.results if r.action.id == release.id)
+        assert result.status == STALE, result
+        assert "not an image of set web-platform key legacy-web" in result.message
+        assert client.get_image("KR1", LEGACY) == rekeyed
 
 
 def test_a_saved_release_plan_is_refused_when_the_image_was_re_keyed_since(tmp_path, capsys):

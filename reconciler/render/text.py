@@ -136,9 +136,23 @@ def describe_action(action: dict[str, Any], style: Style = TEXT) -> str:
     if kind == "delete":
         image = name(short_id(action["image_id"]))
         return f"{style.value(action['name'])} {image}" if action.get("name") else image
+    if kind == "update" and action["reason"]["code"] == "released":
+        return _release(action, style)
     if kind in ("update", "adopt"):
         return _changes(action["changes"], style)
     return ""
+
+
+def _release(action: dict[str, Any], style: Style) -> str:
+    """A release, with its image (a key can have several in one region): the markers it takes off, and the
+    download flag it restores, if it does."""
+    changes = action["changes"]
+    marks = sorted(name for name in changes if name.startswith("reconciler_"))
+    others = {name: change for name, change in changes.items() if name not in marks}
+    text = (
+        f"release {style.name(short_id(action['image_id']))}: markers {', '.join(style.name(n) for n in marks)} removed"
+    )
+    return text + (f"; {_changes(others, style)}" if others else "")
 
 
 def _waits(action: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> str:

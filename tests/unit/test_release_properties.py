@@ -12,8 +12,8 @@ snapshots in, plan out.
 - A release never counts as a deletion: with max_deletions 0 the plan is refused only when it deletes.
 - A destroyed key (destroy: true) is deleted, never updated; a removed key with nothing live warns.
 
-A strict xfail test at the end pins a gap reported with issue 18: a destroyed key's copy whose home image is
-gone is never deleted. Drop the mark when fixed.
+The last test pins a gap found with issue 18 and since closed: a destroyed key's copy whose home image is
+gone is deleted too.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -203,10 +202,6 @@ def check_released(plan: Plan, live: Live, strict: bool) -> None:
 
 def check_destroyed(plan: Plan, live: Live, homes: set[str]) -> None:
     kinds = [a.kind for a in actions_on(plan, live.image.id)]
-    if live.is_copy and live.key not in homes:
-        # A copy whose key has no home image left is not planned at all yet: see the xfail test below.
-        assert "update" not in kinds
-        return
     assert kinds == ([] if live.image.protected else ["delete"]), (live, kinds)
     if live.image.protected:
         assert any(f.code == "protected_undeclared" and live.image.id in f.message for f in plan.refusals)
@@ -257,7 +252,6 @@ def marked(image_id: str, key: str, region: str, **props: str) -> Image:
     return image(image_id, region, key, "active", False, {markers.SET: SET, markers.KEY: key, **props})
 
 
-@pytest.mark.xfail(strict=True, reason="a copy whose key has no home image left is never planned for deletion")
 def test_destroy_true_deletes_a_copy_whose_home_image_is_gone():
     copy_id = "00000000-0000-4000-8000-000000000201"
     copy = marked(copy_id, DESTROYED, "JP1", reconciler_copy_of="00000000-0000-4000-8000-0000000000ff")

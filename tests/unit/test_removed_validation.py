@@ -207,4 +207,4 @@ def test_validate_accepts_removed_entries_next_to_images(tmp_path):
     root = make_root(tmp_path, {"images/web.yaml": WEB, "images/retired.yaml": removed("{key: old, destroy: false}")})
     result = run_validate(root)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[1] == "OK: 1 image in 2 files"
+    assert result.stdout.splitlines()[1] == "OK: 1 image, 1 removed key in 2 files"
