@@ -47,7 +47,7 @@ def test_the_wheel_carries_the_schemas_inside_the_package(tmp_path):
         ],
         check=True,
     )
-    (wheel,) = tmp_path.glob("reconciler-*.whl")
+    (wheel,) = tmp_path.glob("nhncloud_image_reconciler-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         packaged = sorted(Path(name).name for name in archive.namelist() if name.startswith("reconciler/_schemas/"))
         assert packaged == SCHEMA_FILES
