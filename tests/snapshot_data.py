@@ -1,0 +1,121 @@
+"""A `Snapshot` (reconciler/snapshot.py) as a JSON document and back, for tests that run the planner on
+recorded live state with no simulator (tests/test_golden_pure.py).
+
+The document is deterministic (sorted keys, two-space indentation, one trailing newline) and round-trips
+exactly: `snapshot_from_json(snapshot_to_json(s)) == s`, and writing what was read gives the same text.
+Mappings keyed by tuples are written as lists of objects (JSON keys are strings): `servers` is a list of
+`{"region", "ref", "server"}`, sorted by region, then ref.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import fields
+from types import MappingProxyType
+from typing import Any
+
+from reconciler.cloud.model import Image, Member, Server
+from reconciler.snapshot import Snapshot
+
+FORMAT = 1  # bump when the document's shape changes; snapshot_from_json refuses any other
+IMAGE_FIELDS = tuple(f.name for f in fields(Image))
+MEMBER_FIELDS = tuple(f.name for f in fields(Member))
+SERVER_FIELDS = tuple(f.name for f in fields(Server))
+
+
+class SnapshotDataError(ValueError):
+    """A snapshot document that does not have the shape this codec writes."""
+
+
+def snapshot_to_json(snapshot: Snapshot) -> str:
+    document = {
+        "format": FORMAT,
+        "project": snapshot.project,
+        "regions": list(snapshot.regions),
+        "catalog_regions": list(snapshot.catalog_regions),
+        "images": {region: [_image_doc(i) for i in images] for region, images in snapshot.images.items()},
+        "members": {image_id: [_member_doc(m) for m in found] for image_id, found in snapshot.members.items()},
+        "servers": [
+            {"region": region, "ref": ref, "server": None if server is None else _server_doc(server)}
+            for (region, ref), server in sorted(snapshot.servers.items())
+        ],
+        "foreign": {image_id: None if i is None else _image_doc(i) for image_id, i in snapshot.foreign.items()},
+        "server_time": dict(snapshot.server_time),
+    }
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def snapshot_from_json(text: str, *, where: str = "snapshot.json") -> Snapshot:
+    document = json.loads(text)
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise SnapshotDataError(f"{where}: not a snapshot document of format {FORMAT}")
+    return Snapshot(
+        project=document["project"],
+        regions=tuple(document["regions"]),
+        catalog_regions=tuple(document["catalog_regions"]),
+        images=_frozen(
+            {region: tuple(_image(doc, where) for doc in docs) for region, docs in document["images"].items()}
+        ),
+        members=_frozen(
+            {image_id: tuple(_member(doc, where) for doc in docs) for image_id, docs in document["members"].items()}
+        ),
+        servers=_frozen(
+            {
+                (row["region"], row["ref"]): None if row["server"] is None else _server(row["server"], where)
+                for row in document["servers"]
+            }
+        ),
+        foreign=_frozen(
+            {image_id: None if doc is None else _image(doc, where) for image_id, doc in document["foreign"].items()}
+        ),
+        server_time=_frozen(document["server_time"]),
+    )
+
+
+def _frozen(mapping: Mapping) -> Mapping:
+    # Snapshot's own mappings are read-only views (reconciler.snapshot._frozen): so are these.
+    return MappingProxyType(dict(mapping))
+
+
+def _image_doc(image: Image) -> dict[str, Any]:
+    doc = {name: getattr(image, name) for name in IMAGE_FIELDS}
+    doc["tags"] = list(image.tags)
+    doc["properties"] = dict(image.properties)
+    return doc
+
+
+def _member_doc(member: Member) -> dict[str, Any]:
+    return {name: getattr(member, name) for name in MEMBER_FIELDS}
+
+
+def _server_doc(server: Server) -> dict[str, Any]:
+    doc = {name: getattr(server, name) for name in SERVER_FIELDS}
+    doc["metadata"] = dict(server.metadata)
+    return doc
+
+
+def _fields(doc: Any, names: tuple[str, ...], kind: str, where: str) -> dict[str, Any]:
+    """The document's fields, exactly `names`: a missing or unknown one is an error naming it."""
+    if not isinstance(doc, dict):
+        raise SnapshotDataError(f"{where}: a {kind} is not an object")
+    missing, unknown = sorted(set(names) - set(doc)), sorted(set(doc) - set(names))
+    if missing or unknown:
+        raise SnapshotDataError(f"{where}: {kind} {doc.get('id', '?')}: missing {missing}, unknown {unknown}")
+    return doc
+
+
+def _image(doc: Any, where: str) -> Image:
+    values = _fields(doc, IMAGE_FIELDS, "image", where)
+    return Image(
+        **{**values, "tags": tuple(values["tags"]), "properties": MappingProxyType(dict(values["properties"]))}
+    )
+
+
+def _member(doc: Any, where: str) -> Member:
+    return Member(**_fields(doc, MEMBER_FIELDS, "member", where))
+
+
+def _server(doc: Any, where: str) -> Server:
+    values = _fields(doc, SERVER_FIELDS, "server", where)
+    return Server(**{**values, "metadata": MappingProxyType(dict(values["metadata"]))})
