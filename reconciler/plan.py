@@ -1,36 +1,96 @@
 """The plan: plain, frozen data. Renderers and apply read only this.
 
-`Plan.to_json()` is the versioned contract (`format_version` "1"); the text and Markdown renderings are
-made from that same document, so they can never disagree with it.
+Its JSON document (plan_codec.py) is the versioned contract (`format_version` "1"); the text and Markdown
+renderings are made from that same document, so they can never disagree with it. The kinds of action
+and every fact about them are in plan_kinds.py; action ids and `expects` references are `ActionId` and
+`Ref` below, each with its one parser.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from reconciler.plan_kinds import ACTION_KINDS
+
+__all__ = ["ACTION_KINDS", "Action", "ActionId", "Change", "Dependency", "Finding", "Plan", "Reason", "Ref", "Target"]
+
 FORMAT_VERSION = "1"
-# Closed vocabulary of action kinds, in the order a summary lists them.
-ACTION_KINDS = (
-    "create",
-    "adopt",
-    "copy",
-    "update",
-    "protect",
-    "unprotect",
-    "share",
-    "unshare",
-    "delete",
-    "stop_instance",
-    "start_instance",
-)
 
 
 def _frozen(mapping: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class ActionId:
+    """An action's id, `kind:key:region[:phase]`: unique in a plan and the same in every plan of the same
+    intent (a saved plan is matched by it). Keys and regions hold no ':' (the manifest schema's patterns),
+    so the phase is everything after the third one: "release", "download-restore", a member's id, an image's
+    id (a leftover's delete, whose key is `~rc-<16 hex>`), ..."""
+
+    kind: str
+    key: str
+    region: str
+    phase: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ActionId:
+        parts = text.split(":", 3)
+        if len(parts) < 3:
+            raise ValueError(f"not an action id (kind:key:region[:phase]): {text!r}")
+        return cls(*parts)
+
+    def __str__(self) -> str:
+        head = f"{self.kind}:{self.key}:{self.region}"
+        return head if self.phase is None else f"{head}:{self.phase}"
+
+
+SERVER_REF = "server/"
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A key of an action's `expects`: the object whose live fields the action relies on. Exactly one of
+    `image_id` (`<region>/<image id>`: a live image), `made_by` (`<region>/<<action id>>`: the image an
+    earlier action of the plan makes, not yet known by id) and `server_id` (`<region>/server/<server id>`)."""
+
+    region: str
+    image_id: str | None = None
+    made_by: str | None = None
+    server_id: str | None = None
+
+    @classmethod
+    def image(cls, region: str, image_id: str) -> Ref:
+        return cls(region, image_id=image_id)
+
+    @classmethod
+    def made(cls, region: str, action_id: str) -> Ref:
+        return cls(region, made_by=action_id)
+
+    @classmethod
+    def server(cls, region: str, server_id: str) -> Ref:
+        return cls(region, server_id=server_id)
+
+    @classmethod
+    def parse(cls, text: str) -> Ref:
+        region, slash, rest = text.partition("/")
+        if not (region and slash and rest):
+            raise ValueError(f"not an expects reference (region/id): {text!r}")
+        if rest.startswith(SERVER_REF):
+            return cls.server(region, rest[len(SERVER_REF) :])
+        if len(rest) > 2 and rest.startswith("<") and rest.endswith(">"):
+            return cls.made(region, rest[1:-1])
+        return cls.image(region, rest)
+
+    def __str__(self) -> str:
+        if self.server_id is not None:
+            return f"{self.region}/{SERVER_REF}{self.server_id}"
+        if self.made_by is not None:
+            return f"{self.region}/<{self.made_by}>"
+        return f"{self.region}/{self.image_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,26 +101,17 @@ class Reason:
     message: str
     source: str | None = None  # the manifest line ("images/web.yaml:3"), or None (e.g. a deletion)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "source": self.source}
-
 
 @dataclass(frozen=True, slots=True)
 class Dependency:
     id: str
     reason: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "reason": self.reason}
-
 
 @dataclass(frozen=True, slots=True)
 class Change:
     before: Any
     after: Any
-
-    def to_json(self) -> dict[str, Any]:
-        return {"before": self.before, "after": self.after}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,19 +132,10 @@ class Action:
     details: Mapping[str, Any] = field(default_factory=_frozen)
 
     def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "id": self.id,
-            "kind": self.kind,
-            "key": self.key,
-            "region": self.region,
-            "image_id": self.image_id,
-        }
-        doc.update({k: self.details[k] for k in sorted(self.details)})
-        doc["changes"] = {k: self.changes[k].to_json() for k in sorted(self.changes)}
-        doc["expects"] = {k: dict(sorted(self.expects[k].items())) for k in sorted(self.expects)}
-        doc["reason"] = self.reason.to_json()
-        doc["depends_on"] = [d.to_json() for d in self.depends_on]
-        return doc
+        """This action's part of the plan's JSON document."""
+        from reconciler import plan_codec  # the codec reads these types: imported here, not at the top
+
+        return plan_codec.action_to_json(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +149,6 @@ class Finding:
     source: str | None = None
     hint: str | None = None
 
-    def to_json(self, *, with_hint: bool) -> dict[str, Any]:
-        doc: dict[str, Any] = {"code": self.code, "key": self.key, "region": self.region, "message": self.message}
-        if with_hint:
-            doc["hint"] = self.hint
-        doc["source"] = self.source
-        return doc
-
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -124,15 +159,9 @@ class Target:
     state: str | None = None  # simulator: the state file
 
     def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "kind": self.kind,
-            "project": self.project,
-            "identity": self.identity,
-            "regions": list(self.regions),
-        }
-        if self.state is not None:
-            doc["state"] = self.state
-        return doc
+        from reconciler import plan_codec
+
+        return plan_codec.target_to_json(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,28 +177,8 @@ class Plan:
     def applicable(self) -> bool:
         return not self.refusals
 
-    def summary(self) -> dict[str, Any]:
-        counts = Counter(action.kind for action in self.actions)
-        copies = [a.details.get("bytes") for a in self.actions if a.kind == "copy"]
-        summary: dict[str, Any] = {
-            "actions": {kind: counts[kind] for kind in ACTION_KINDS if counts[kind]},
-            "refusals": len(self.refusals),
-            "warnings": len(self.warnings),
-        }
-        if copies:
-            # Bytes the copies move, as far as known now (an image made in this plan has no size yet).
-            summary["copy_bytes"] = sum(b for b in copies if b is not None)
-            summary["copy_bytes_unknown"] = sum(1 for b in copies if b is None)
-        return summary
-
     def to_json(self) -> dict[str, Any]:
-        return {
-            "format_version": FORMAT_VERSION,
-            "set": self.set,
-            "target": self.target.to_json(),
-            "actions": [action.to_json() for action in self.actions],
-            "refusals": [r.to_json(with_hint=True) for r in self.refusals],
-            "warnings": [w.to_json(with_hint=False) for w in self.warnings],
-            "info": {k: self.info[k] for k in sorted(self.info)},
-            "summary": self.summary(),
-        }
+        """The plan's JSON document, the versioned contract (plan_codec.py)."""
+        from reconciler import plan_codec
+
+        return plan_codec.plan_to_json(self)

@@ -30,7 +30,8 @@ from typing import Any
 from reconciler import __version__
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.model import CloudTarget
-from reconciler.plan import Plan, Target
+from reconciler.plan import FORMAT_VERSION, Plan, Target
+from reconciler.plan_codec import plan_to_json
 from reconciler.render import escape
 from reconciler.render.json import render_json
 
@@ -131,7 +132,7 @@ def _kind(mode: int) -> str:
 
 def save(path: Path, plan: Plan, cloud: CloudTarget) -> None:
     _refuse_unreplaceable(path)  # again: reading the cloud took a while, and the path may have changed meanwhile
-    document = plan.to_json()
+    document = plan_to_json(plan)
     document["saved"] = {"target": saved_target(cloud, plan.target), "tool": tool_identity()}
     _write_json(path, document)
 
@@ -164,7 +165,7 @@ def load(path: Path) -> dict[str, Any]:
         document = json.loads(text)
     except ValueError as err:
         raise ReconcilerError(f"{_shown(path)} is not a saved plan: not JSON ({err})") from None
-    if not isinstance(document, dict) or document.get("format_version") != "1" or "saved" not in document:
+    if not isinstance(document, dict) or document.get("format_version") != FORMAT_VERSION or "saved" not in document:
         raise ReconcilerError(f"{_shown(path)} is not a plan saved by `reconciler plan --out` (format_version 1)")
     import jsonschema
 

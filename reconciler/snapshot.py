@@ -122,7 +122,7 @@ def _read_servers(
     Each home region with instance sources is listed once (paged): enough to resolve names, check a
     recorded source and find a server an interrupted run left stopped. The reads imaging needs (root
     volume, flavor name) are made only for a key that has no home image yet, the only case in which the
-    planner can plan a create (planner._find_home), so a steady-state plan makes none of them.
+    planner can plan a create (planner/identity.py find_home), so a steady-state plan makes none of them.
     """
     named = [spec for spec in desired.images if spec.source.instance is not None and spec.region in regions]
     if not named:

@@ -18,10 +18,12 @@ PLAN_FORMAT = (REPO / "docs" / "plan-format.md").read_text(encoding="utf-8")
 
 
 def emitted_codes(method: str) -> set[str]:
-    """The first argument of every `self.<method>("code", ...)` call in the planner."""
-    tree = ast.parse((REPO / "reconciler" / "planner.py").read_text(encoding="utf-8"))
+    """The first argument of every `ctx.<method>("code", ...)` call in the planner's modules."""
+    modules = sorted((REPO / "reconciler" / "planner").glob("*.py"))
+    assert len(modules) > 5, "the planner is a package of concern modules"
     codes = set()
-    for node in ast.walk(tree):
+    nodes = (node for module in modules for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))))
+    for node in nodes:
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
