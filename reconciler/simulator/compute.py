@@ -16,7 +16,7 @@ from reconciler.simulator.http import HttpError, Request, Response, Route, empty
 from reconciler.simulator.state import Transaction
 
 if TYPE_CHECKING:
-    from reconciler.simulator.server import SimulatorApp
+    from reconciler.simulator.app import SimulatorApp
 
 PREFIX = "/compute/{region}/v2/{tenant_id}"
 VM_STATES = {"ACTIVE": "active", "SHUTOFF": "stopped", "SUSPENDED": "suspended", "PAUSED": "paused", "ERROR": "error"}

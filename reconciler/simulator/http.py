@@ -133,7 +133,7 @@ class Request:
         self.query = query
         self.headers = headers
         self.params: dict[str, str] = {}
-        self.token: Any = None  # set by the auth step: reconciler.simulator.identity.Token
+        self.token: Any = None  # set by the authentication step (authentication.py): a tokens.Token
         self._rfile = rfile
         # True once the whole body has been read: a connection whose request body was left (partly)
         # unread cannot carry another request and is closed after the answer.

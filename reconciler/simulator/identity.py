@@ -2,75 +2,31 @@
 
 `POST /v2.0/tokens` with `passwordCredentials` and a `tenantId` returns a
 project-scoped token with an expiry and a catalog whose `image` endpoints are bare hosts and whose
-`compute` / `volumev2` endpoints end in `/v2/{tenantId}`. Every other service checks `X-Auth-Token`.
+`compute` / `volumev2` endpoints end in `/v2/{tenantId}`. Every other service checks `X-Auth-Token`
+(authentication.py); the tokens themselves live in tokens.py.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from reconciler.simulator.http import HttpError, Request, Response, Route, json_response
+from reconciler.simulator.tokens import Token, TokenStore
 
 if TYPE_CHECKING:
-    from reconciler.simulator.server import SimulatorApp
+    from reconciler.simulator.app import SimulatorApp
+
+# Callers (tests) reset a simulator's tokens with `identity.TokenStore()`: the names stay importable here.
+__all__ = ["Token", "TokenStore", "routes"]
 
 VERSION_UPDATED = "2014-04-17T00:00:00Z"
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
-    id: str
-    project: str | None  # None: an unscoped token, which no service accepts
-    user_id: str
-    username: str
-    expires_at: float  # epoch seconds
-
-
-class TokenStore:
-    """Issued tokens, in memory: a restarted simulator forgets them and clients re-authenticate (401)."""
-
-    def __init__(self) -> None:
-        self._tokens: dict[str, Token] = {}
-        self._lock = threading.Lock()
-
-    def issue(self, project: str | None, user_id: str, username: str, lifetime_s: int, now: float) -> Token:
-        """A new token valid `lifetime_s` from `now` (the simulator's clock, epoch seconds)."""
-        token = Token(secrets.token_hex(16), project, user_id, username, now + lifetime_s)
-        with self._lock:
-            self._tokens[token.id] = token
-        return token
-
-    def find(self, token_id: str, now: float) -> Token | None:
-        """The token if it exists and has not expired at `now` (the simulator's clock: moving the clock
-        forward past a token's expiry expires it, as waiting would)."""
-        with self._lock:
-            token = self._tokens.get(token_id)
-            if token is not None and token.expires_at <= now:
-                del self._tokens[token_id]
-                return None
-            return token
-
-
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def authenticate(app: SimulatorApp, req: Request) -> Token:
-    """The token of this request, or a 401 as keystonemiddleware answers it."""
-    token_id = req.headers.get("X-Auth-Token")
-    token = app.tokens.find(token_id, app.now()) if token_id else None
-    if token is None or token.project is None:
-        raise HttpError(
-            401,
-            "The request you have made requires authentication.",
-            headers={"WWW-Authenticate": f"Keystone uri='{app.base_url}/v2.0'"},
-        )
-    return token
 
 
 def _version_document(app: SimulatorApp) -> dict[str, Any]:

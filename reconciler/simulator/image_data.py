@@ -26,7 +26,7 @@ from reconciler.simulator.image_records import (
 )
 
 if TYPE_CHECKING:
-    from reconciler.simulator.server import SimulatorApp
+    from reconciler.simulator.app import SimulatorApp
 
 from reconciler.simulator.qcow2 import QCOW2_MAGIC, generated_image
 

@@ -22,7 +22,7 @@ from reconciler.simulator.image_records import (
 from reconciler.simulator.state import Transaction
 
 if TYPE_CHECKING:
-    from reconciler.simulator.server import SimulatorApp
+    from reconciler.simulator.app import SimulatorApp
 
 
 def _member_view(image_id: str, member_id: str, member: dict[str, Any]) -> dict[str, Any]:

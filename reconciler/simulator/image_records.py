@@ -18,7 +18,7 @@ from reconciler.simulator.qcow2 import background_digests, generated_digests, ge
 from reconciler.simulator.state import Transaction
 
 if TYPE_CHECKING:
-    from reconciler.simulator.server import SimulatorApp
+    from reconciler.simulator.app import SimulatorApp
 
 PREFIX = "/image/{region}"  # Glance's endpoint per region; its paths start with /v2
 

@@ -47,7 +47,7 @@ from reconciler.simulator.image_records import (
 )
 
 if TYPE_CHECKING:
-    from reconciler.simulator.server import SimulatorApp
+    from reconciler.simulator.app import SimulatorApp
 
 PATCH_TYPES = ("application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch")
 SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at")

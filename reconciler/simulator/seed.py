@@ -21,7 +21,7 @@ from reconciler.schemas import load_schema
 from reconciler.simulator.behaviour import Behaviour, describe_error
 from reconciler.simulator.image_records import new_image_fields, new_record
 from reconciler.simulator.qcow2 import Qcow2Image, generated_digests
-from reconciler.simulator.server import check_fault_routes
+from reconciler.simulator.routes import check_fault_routes
 from reconciler.simulator.state import StateStore, empty_state, locked, utc_now, write_state_file
 from reconciler.yaml_source import DocPath, LocatedDocument, Problem, format_path, load_located_file
 

@@ -1,277 +1,36 @@
 """The simulator's HTTP server: one loopback port serving identity, image, compute and volume for every
-region, concurrently (one thread per connection), with latency, fault injection and request counting.
+region, concurrently (one thread per connection). The URL layout is the routing table's (routes.py).
 
-URL layout (all under `http://127.0.0.1:PORT`):
+Each request goes through the same steps, each in its own module:
 
-    /v2.0                                  identity (Keystone v2): tokens, version document
-    /image/{region}                        Glance's endpoint (bare, as on NHN: no /v2 in the catalog URL)
-    /compute/{region}/v2/{tenant_id}       Nova
-    /volume/{region}/v2/{tenant_id}        Cinder
-    /_simulator/stats                      request counts per route
-    /_simulator/clock                      the simulator's clock: GET reads it, POST {"advance_s": N} moves it
-    /_simulator/requests                   the request log (request_log.py): GET [?since=EPOCH], DELETE clears
+    routing          routes.py: the route and its path parameters, or a 404 / 405
+    counting         app.py: the route's call number, which faults are keyed by
+    faults, before   faults.py: latency, then a status, drop, stall or hold fault, or an armed upload cut
+    authentication   authentication.py: a live project-scoped token, else a 401 (routes with `auth`)
+    the handler      identity.py, images.py, compute.py, volumes.py, admin.py
+    faults, after    faults.py: a lost or cut answer
 
 Every answer carries a `Date` header from the simulator's clock (plus the `clock_skew_s` knob).
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import math
-import random
 import ssl
 import threading
-import time
-from collections import Counter
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
-from reconciler.simulator import compute, identity, images, volumes
-from reconciler.simulator.behaviour import HOLD_TIMEOUT_S, Behaviour, Fault
-from reconciler.simulator.http import (
-    HttpError,
-    Request,
-    Response,
-    Route,
-    Router,
-    empty_response,
-    error_response,
-    json_response,
-)
-from reconciler.simulator.request_log import RequestLog
-from reconciler.simulator.state import StateStore, clock_now, utc_now
+from reconciler.simulator import routes
+from reconciler.simulator.app import SimulatorApp
+from reconciler.simulator.authentication import authenticate
+from reconciler.simulator.behaviour import HOLD_TIMEOUT_S, Behaviour
+from reconciler.simulator.faults import Dropped, FaultInjector, HoldGroup
+from reconciler.simulator.http import HttpError, Request, Response, Route, error_response
+from reconciler.simulator.state import StateStore
 
 log = logging.getLogger(__name__)
-
-
-def all_routes() -> list[Route]:
-    return [
-        *identity.routes(),
-        *images.routes(),
-        *compute.routes(),
-        *volumes.routes(),
-        Route("GET", "/_simulator/stats", "identity", SimulatorApp._get_stats, auth=False),
-        Route("DELETE", "/_simulator/stats", "identity", SimulatorApp._reset_stats, auth=False),
-        Route("GET", "/_simulator/clock", "identity", SimulatorApp._get_clock, auth=False),
-        Route("POST", "/_simulator/clock", "identity", SimulatorApp._advance_clock, auth=False),
-        Route("GET", "/_simulator/requests", "identity", SimulatorApp._get_requests, auth=False),
-        Route("DELETE", "/_simulator/requests", "identity", SimulatorApp._clear_requests, auth=False),
-    ]
-
-
-def check_fault_routes(behaviour: Behaviour) -> None:
-    """A fault on a route the simulator does not serve would silently never fire: refuse it."""
-    known = {route.name for route in all_routes()}
-    unknown = sorted({fault.route for fault in behaviour.faults} - known)
-    if unknown:
-        raise ValueError(
-            f"no such route: {', '.join(unknown)} (routes are named like 'GET /image/{{region}}/v2/images'; "
-            "GET /_simulator/stats lists the ones called)"
-        )
-
-
-class _HoldGroup:
-    """Calls held together by one `hold` fault: released when `size` have arrived (or at the deadline),
-    answered once every released call is done."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.arrived = 0
-        self.done = 0
-        self.released = False
-        self.deadline = time.monotonic() + HOLD_TIMEOUT_S
-
-
-class _Holds:
-    """The `hold` fault's waiting rooms, one per fault (its index in the behaviour's faults)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._open: dict[int, _HoldGroup] = {}
-
-    def arrive(self, key: int, size: int) -> _HoldGroup:
-        """Wait until `size` calls of this fault are waiting (or the deadline); return their group."""
-        with self._cond:
-            group = self._open.get(key)
-            if group is None:
-                group = self._open[key] = _HoldGroup(size)
-            group.arrived += 1
-            if group.arrived >= group.size:
-                self._release(key, group)
-            else:
-                self._cond.wait_for(lambda: group.released, timeout=max(0.0, group.deadline - time.monotonic()))
-                if not group.released:  # the deadline passed: carry out whoever came
-                    self._release(key, group)
-            return group
-
-    def _release(self, key: int, group: _HoldGroup) -> None:
-        group.released = True
-        if self._open.get(key) is group:
-            del self._open[key]  # later calls of the fault form a new group
-        self._cond.notify_all()
-
-    def finish(self, group: _HoldGroup) -> None:
-        """This call of `group` is carried out; wait until all of them are, so the answers go together."""
-        with self._cond:
-            group.done += 1
-            self._cond.notify_all()
-            limit = group.deadline + HOLD_TIMEOUT_S
-            self._cond.wait_for(lambda: group.done >= group.arrived, timeout=max(0.0, limit - time.monotonic()))
-
-
-class SimulatorApp:
-    """Everything a request handler needs: the state, the knobs, the tokens, the counters."""
-
-    def __init__(self, store: StateStore, behaviour: Behaviour | None = None) -> None:
-        self.store = store
-        if behaviour is None:
-            with store.transaction() as txn:
-                behaviour = Behaviour.from_dict(txn.doc.get("behaviour"))
-        self.behaviour = behaviour
-        self.tokens = identity.TokenStore()
-        self.base_url = ""  # set once the server is bound
-        self._stats: Counter[str] = Counter()
-        self._stats_lock = threading.Lock()
-        self.router = Router(all_routes())
-        self.holds = _Holds()
-        self.requests = RequestLog()
-        check_fault_routes(behaviour)
-        self._random = None
-        if behaviour.random_faults:
-            # Reproducible, yet each start of a simulator on this state continues the sequence, so a re-run
-            # does not meet exactly the same faults again.
-            with store.transaction() as txn:
-                starts = txn.doc.setdefault("random_fault_starts", 0)
-                txn.doc["random_fault_starts"] = starts + 1
-                txn.changed()
-            self._random = random.Random(f"{behaviour.random_faults['seed']}:{starts}")
-
-    def random_fault(self, route: Route) -> tuple[str, int] | None:
-        """(kind, status) of a random fault for this call, by the random_faults knob, or None."""
-        knob = self.behaviour.random_faults
-        if self._random is None or knob is None or route.service == "identity":
-            return None
-        if knob.get("routes") and route.name not in knob["routes"]:
-            return None
-        with self._stats_lock:
-            if self._random.random() >= knob["rate"]:
-                return None
-            return self._random.choice(knob["kinds"]), self._random.choice(knob["statuses"])
-
-    def record_fault(self, route_name: str, kind: str) -> None:
-        """Faults that landed, kept in the state so tests across processes can count them."""
-        with self.store.transaction() as txn:
-            hits = txn.doc.setdefault("fault_hits", {})
-            hits[f"{kind} {route_name}"] = hits.get(f"{kind} {route_name}", 0) + 1
-            txn.changed()
-
-    def count(self, route_name: str) -> int:
-        """Count one call to `route_name`; return its 1-based number (faults are keyed by it)."""
-        with self._stats_lock:
-            self._stats[route_name] += 1
-            return self._stats[route_name]
-
-    def _get_stats(self, req: Request) -> Response:
-        with self._stats_lock:
-            routes = dict(sorted(self._stats.items()))
-        return json_response(200, {"routes": routes, "total": sum(routes.values())})
-
-    def _reset_stats(self, req: Request) -> Response:
-        with self._stats_lock:
-            self._stats.clear()
-        return empty_response(204)
-
-    def _get_requests(self, req: Request) -> Response:
-        raw = req.arg("since")
-        since = None
-        if raw is not None:
-            try:
-                since = float(raw)
-            except ValueError:
-                since = math.nan
-            if not math.isfinite(since):
-                raise HttpError(400, f"since must be epoch seconds, not {raw!r}")
-        return json_response(200, self.requests.entries(since))
-
-    def _clear_requests(self, req: Request) -> Response:
-        self.requests.clear()
-        return empty_response(204)
-
-    # -- the clock ---------------------------------------------------------------------------------
-
-    def now(self) -> float:
-        """The simulator's time (epoch seconds): the real time plus the state's clock offset. Not for use
-        inside a transaction (handlers there use `txn.now()`)."""
-        with self.store.transaction() as txn:
-            return clock_now(txn.doc)
-
-    def http_date(self) -> str:
-        """The `Date` header of an answer (RFC 7231 IMF-fixdate), skewed by the `clock_skew_s` knob."""
-        return email.utils.formatdate(self.now() + self.behaviour.clock_skew_s, usegmt=True)
-
-    def advance_clock(self, seconds: float) -> float:
-        """Move the simulator's clock by `seconds` (shared by every process serving this state); return
-        the new offset from the real time."""
-        with self.store.transaction() as txn:
-            offset = float(txn.doc.get("clock_offset_s", 0)) + seconds
-            txn.doc["clock_offset_s"] = offset
-            txn.changed()
-            return offset
-
-    def _clock_view(self, offset: float) -> dict[str, Any]:
-        now = time.time() + offset
-        return {"offset_s": offset, "now": utc_now(now), "date": email.utils.formatdate(now, usegmt=True)}
-
-    def _get_clock(self, req: Request) -> Response:
-        with self.store.transaction() as txn:
-            offset = float(txn.doc.get("clock_offset_s", 0))
-        return json_response(200, self._clock_view(offset))
-
-    def _advance_clock(self, req: Request) -> Response:
-        body = req.json_object()
-        seconds = body.get("advance_s")
-        if set(body) != {"advance_s"} or isinstance(seconds, bool) or not isinstance(seconds, int | float):
-            raise HttpError(400, 'Expected {"advance_s": <seconds>}')
-        if not math.isfinite(seconds):
-            raise HttpError(400, "advance_s must be a finite number")
-        return json_response(200, self._clock_view(self.advance_clock(float(seconds))))
-
-    def image_endpoint(self, region: str) -> str:
-        return f"{self.base_url}/image/{region}"
-
-    def compute_endpoint(self, region: str, project: str) -> str:
-        return f"{self.base_url}/compute/{region}/v2/{project}"
-
-    def volume_endpoint(self, region: str, project: str) -> str:
-        return f"{self.base_url}/volume/{region}/v2/{project}"
-
-
-def _cut(response: Response, limit: int) -> Response:
-    """The answer, breaking off after `limit` body bytes while its headers promise the whole."""
-    body = response.body if not isinstance(response.body, bytes) else [response.body]
-    length = (
-        response.length
-        if response.length is not None
-        else (len(response.body) if isinstance(response.body, bytes) else None)
-    )
-
-    def truncated() -> Iterator[bytes]:
-        sent = 0
-        for chunk in body:
-            if sent + len(chunk) >= limit:
-                yield chunk[: limit - sent]
-                return
-            sent += len(chunk)
-            yield chunk
-
-    return Response(response.status, truncated(), dict(response.headers), length=length)
-
-
-class _Dropped(Exception):
-    """A fault asked to close the connection without answering."""
 
 
 class SimulatorRequestHandler(BaseHTTPRequestHandler):
@@ -302,23 +61,23 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         app = self.server.app
         url = urlsplit(self.path)
-        route, params, path_known = app.router.match(self.command, url.path)
+        route, params, path_known = self.server.router.match(self.command, url.path)
         self._answered = None
         if url.path.startswith("/_simulator/"):
-            self._handle(app, url, route, params, path_known)
+            self._handle(url, route, params, path_known)
             return
         entry = app.requests.begin(
             route.name if route else "(no route)", self.command, url.path, stream=bool(route and route.stream)
         )
         try:
-            self._handle(app, url, route, params, path_known)
+            self._handle(url, route, params, path_known)
         finally:
             app.requests.end(entry, self._answered)
 
-    def _handle(
-        self, app: SimulatorApp, url: SplitResult, route: Route | None, params: dict[str, str], path_known: bool
-    ) -> None:
-        service = route.service if route else app.router.service_for(url.path)
+    def _handle(self, url: SplitResult, route: Route | None, params: dict[str, str], path_known: bool) -> None:
+        """Answer the request (or drop it), in the error body of its service whatever goes wrong."""
+        app, faults = self.server.app, self.server.faults
+        service = route.service if route else self.server.router.service_for(url.path)
         accept = self.headers.get("Accept", "")
         try:
             req = Request(self.command, url.path, parse_qs(url.query, keep_blank_values=True), self.headers, self.rfile)
@@ -327,15 +86,15 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
             self._send(error_response(service, err, accept), None)
             return
         req.params = params
-        held: list[_HoldGroup] = []  # the hold group of this call, if any: answered with the rest of it
+        held: list[HoldGroup] = []  # the hold group of this call, if any: answered with the rest of it
         try:
             if route is None:
                 app.count("(no route)")
                 if path_known:
                     raise HttpError(405, f"The method {self.command} is not allowed for this resource.")
                 raise HttpError(404, f"The resource could not be found: {url.path}")
-            response = self._carry_out(app, route, req, held)
-        except _Dropped:
+            response = self._carry_out(route, req, held)
+        except Dropped:
             self.close_connection = True
             return
         except HttpError as err:
@@ -348,53 +107,18 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
             log.exception("simulator error on %s %s", self.command, url.path)
             response = error_response(service, HttpError(500, "The simulator failed to handle this request"), accept)
         finally:
-            for group in held:
-                app.holds.finish(group)
+            faults.finish(held)
         self._send(response, req)
 
-    def _carry_out(self, app: SimulatorApp, route: Route, req: Request, held: list[_HoldGroup]) -> Response:
-        """Latency, faults, authentication, then the route's handler: the answer, or an exception."""
+    def _carry_out(self, route: Route, req: Request, held: list[HoldGroup]) -> Response:
+        """Faults before, authentication, the route's handler, faults after: the answer, or an exception."""
+        app, faults = self.server.app, self.server.faults
         call = app.count(route.name)
-        if app.behaviour.latency_ms:
-            time.sleep(app.behaviour.latency_ms / 1000)
-        fault = app.behaviour.fault_for(route.name, call)
-        if fault is not None:
-            app.record_fault(route.name, fault.kind)
-        elif (chance := app.random_fault(route)) is not None:
-            kind, status = chance
-            app.record_fault(route.name, f"random-{kind}")
-            if kind == "drop":
-                raise _Dropped
-            if kind == "status":
-                raise HttpError(status, f"Simulated random fault on {route.name}")
-            fault = Fault(route=route.name, on_call=(call,), lose_answer=True)
-        if fault is not None:
-            if fault.drop:
-                raise _Dropped
-            if fault.hold is not None:
-                held.append(app.holds.arrive(app.behaviour.faults.index(fault), fault.hold))
-            if fault.stall_s is not None:
-                time.sleep(fault.stall_s)
-            elif fault.status is not None:
-                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                raise HttpError(fault.status, f"Simulated fault on call {call} of {route.name}", headers=headers)
+        fault = faults.before(route, call, req, held)
         if route.auth:
-            every = app.behaviour.revoke_tokens_every
-            if every and app.count("(authenticated calls)") % every == 0:
-                app.tokens = identity.TokenStore()  # every token issued so far expires now
-                app.record_fault(route.name, "token_revoked")
-            try:
-                req.token = identity.authenticate(app, req)
-            except HttpError as err:
-                err.service = "identity"  # keystonemiddleware rejects before the service runs: its body
-                raise
-        if fault is not None and fault.cut_after_bytes is not None and not req.body_consumed:
-            req.cut_after = fault.cut_after_bytes
-        response = route.handler(app, req)
-        if fault is not None and fault.lose_answer:
-            raise _Dropped  # carried out; the answer is lost on the way back
-        if fault is not None and fault.cut_after_bytes is not None and req.body_consumed and req.cut_after is None:
-            response = _cut(response, fault.cut_after_bytes)
+            req.token = authenticate(app, route.name, req)
+        response, close = faults.after(fault, req, route.handler(app, req))
+        if close:
             self.close_connection = True
         return response
 
@@ -447,6 +171,10 @@ class _SimulatorHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], app: SimulatorApp) -> None:
         self.app = app
+        routes.check_fault_routes(app.behaviour)
+        self.router = routes.router()
+        # Read at each start (not at import) so that a test can shorten the hold fault's wait.
+        self.faults = FaultInjector(app, hold_timeout_s=HOLD_TIMEOUT_S)
         super().__init__(address, SimulatorRequestHandler)
 
 

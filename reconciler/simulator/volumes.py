@@ -15,7 +15,7 @@ from reconciler.simulator.http import HttpError, Request, Response, Route, json_
 from reconciler.simulator.state import Transaction
 
 if TYPE_CHECKING:
-    from reconciler.simulator.server import SimulatorApp
+    from reconciler.simulator.app import SimulatorApp
 
 PREFIX = "/volume/{region}/v2/{tenant_id}"
 
