@@ -9,13 +9,13 @@ import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from reconciler.cloud.auth import ENV_NAMES, Credentials
+from reconciler.cloud.auth import Credentials
+from reconciler.cloud.environment import ENV_NAMES
 from reconciler.cloud.errors import CloudConfigError
 from reconciler.cloud.nhn import NhnCloudClient, connect
 from reconciler.cloud.transport import DEFAULT_TIMEOUT
 from reconciler.model import CloudTarget, RootConfig
 from reconciler.plan import Target
-from reconciler.simulator import running_simulator
 
 # The simulator's objects change state per poll, not per second: no reason to wait long between polls.
 SIMULATOR_POLL_DELAYS = (0.02, 0.2)
@@ -25,17 +25,15 @@ SIMULATOR_POLL_DELAYS = (0.02, 0.2)
 def open_cloud(
     config: RootConfig, cloud: CloudTarget, env: Mapping[str, str]
 ) -> Iterator[tuple[NhnCloudClient, Target]]:
-    if cloud.kind == "simulator":
-        assert cloud.state is not None
-        with running_simulator(cloud.state, seed_path=cloud.seed) as server:
-            project, user, password = _simulator_identity(cloud.state, cloud.project, env)
-            credentials = Credentials(user, password, identity_url=server.identity_url)
-            client = connect(credentials, project, poll_delays=SIMULATOR_POLL_DELAYS, timeout=http_timeout(env))
-            try:
-                yield client, _target(config, cloud, client, "loopback", project)
-            finally:
-                client.close()
-        return
+    opener = _open_simulator if cloud.kind == "simulator" else _open_nhn
+    with opener(config, cloud, env) as opened:
+        yield opened
+
+
+@contextlib.contextmanager
+def _open_nhn(
+    config: RootConfig, cloud: CloudTarget, env: Mapping[str, str]
+) -> Iterator[tuple[NhnCloudClient, Target]]:
     credentials = Credentials.from_environment(env)
     assert cloud.project is not None
     client = connect(credentials, cloud.project, timeout=http_timeout(env))
@@ -43,6 +41,25 @@ def open_cloud(
         yield client, _target(config, cloud, client, credentials.identity_url, cloud.project)
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def _open_simulator(
+    config: RootConfig, cloud: CloudTarget, env: Mapping[str, str]
+) -> Iterator[tuple[NhnCloudClient, Target]]:
+    # Imported here, not at the top: a real-cloud run never loads the simulator (its HTTP server, its seed
+    # schema, YAML).
+    from reconciler.simulator.embedded import running_simulator
+
+    assert cloud.state is not None
+    with running_simulator(cloud.state, seed_path=cloud.seed) as server:
+        project, user, password = _simulator_identity(cloud.state, cloud.project, env)
+        credentials = Credentials(user, password, identity_url=server.identity_url)
+        client = connect(credentials, project, poll_delays=SIMULATOR_POLL_DELAYS, timeout=http_timeout(env))
+        try:
+            yield client, _target(config, cloud, client, "loopback", project)
+        finally:
+            client.close()
 
 
 def http_timeout(env: Mapping[str, str]) -> tuple[float, float]:

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from reconciler.cloud.auth import identity_url_setting, split_identity_url
+from reconciler.cloud.environment import identity_url_setting, split_identity_url
 from reconciler.model import CloudTarget, RootConfig
 
 
