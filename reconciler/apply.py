@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from reconciler import cancel, markers
@@ -31,7 +32,8 @@ from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudCancelled, CloudError, CloudTimeout, CloudTransportError, Conflict
 from reconciler.cloud.model import IMAGE_BASE_ATTRIBUTES, Image, PatchOp
 from reconciler.errors import ReconcilerError
-from reconciler.plan import Action, Change, Plan
+from reconciler.plan import Action, Change, Plan, Ref
+from reconciler.plan_kinds import KINDS, SERVER
 
 if TYPE_CHECKING:
     from reconciler.lock import LockSession
@@ -50,7 +52,6 @@ CANCEL_POLL_S = 0.05
 COMPENSATION_WAIT_S = 3.0
 # A lost answer to an imaging call: the image is looked for by its temporary name this long, this often.
 LOST_ANSWER_SEARCH_S, LOST_ANSWER_POLL_S = 60.0, 5.0
-SERVER_KINDS = frozenset({"create", "stop_instance", "start_instance"})
 # Image attributes an `expects` entry may name directly (everything else is a custom property).
 IMAGE_FIELDS = ("status", "protected", "name", "visibility", "min_disk", "min_ram", "owner", "checksum")
 
@@ -106,6 +107,8 @@ class ApplyReport:
         }
 
 
+# What an action's `expects` check read: images by (region, image id), servers by (region, "server/<id>").
+Observed = Mapping[tuple[str, str], Any]
 # (event, action, payload): "start" (None), "end" / "skip" (StepResult), "progress" (CopyProgress).
 Progress = Callable[[str, Action, Any], None]
 
@@ -321,27 +324,27 @@ class Applier:
             raise CloudError(f"{action.id}: the image it acts on was not made by this run")
         return made
 
-    def _resolve(self, ref: str) -> tuple[str, str]:
-        """An expects key "<region>/<id or <action id>>" as (region, image id)."""
-        region, _, target = ref.partition("/")
-        if target.startswith("<") and target.endswith(">"):
-            with self._lock:
-                made = self.made_by_action.get(target[1:-1])
-            if made is None:
-                raise CloudError(f"the image made by {target[1:-1]} does not exist")
-            return region, made
-        return region, target
+    def _resolve(self, ref: Ref) -> tuple[str, str]:
+        """An image reference as (region, image id): an image made by an earlier action of the plan, by the
+        id this run gave it."""
+        if ref.made_by is None:
+            return ref.region, str(ref.image_id)
+        with self._lock:
+            made = self.made_by_action.get(ref.made_by)
+        if made is None:
+            raise CloudError(f"the image made by {ref.made_by} does not exist")
+        return ref.region, made
 
     def _check_expects(self, action: Action) -> dict[tuple[str, str], Any]:
         """Check every `expects` entry on a fresh read; return the objects read, images by (region, id) and
         servers by (region, "server/<id>"), so the guard and the action work from the same observation
         instead of reading again."""
         observed: dict[tuple[str, str], Any] = {}
-        for ref, fields in action.expects.items():
-            if "/server/" in ref:
-                region, _, server_id = ref.partition("/server/")
-                server = self.client.get_server(region, server_id)
-                observed[(region, f"server/{server_id}")] = server
+        for text, fields in action.expects.items():
+            ref = Ref.parse(text)
+            if ref.server_id is not None:
+                server = self.client.get_server(ref.region, ref.server_id)
+                observed[_server_seen(ref.region, ref.server_id)] = server
                 found = {"status": server.status, **dict(server.metadata)}
             else:
                 region, image_id = self._resolve(ref)
@@ -351,7 +354,7 @@ class Applier:
             for name, expected in fields.items():
                 if found.get(name) != expected:
                     raise StaleError(
-                        f"{ref}: {name} is {found.get(name)!r}, the plan expected {expected!r}; "
+                        f"{text}: {name} is {found.get(name)!r}, the plan expected {expected!r}; "
                         "it changed since the plan was made: plan again"
                     )
         return observed
@@ -360,9 +363,9 @@ class Applier:
         """Refuse (stale: nothing touched) an action whose live object is not one its key may touch."""
         assert self.guard is not None
         why: str | None = None
-        if action.kind in SERVER_KINDS:
+        if KINDS[action.kind].subject == SERVER:  # imaging, stopping or starting an instance
             server_id = action.details["server"]
-            server = observed.get((action.region, f"server/{server_id}")) or self.client.get_server(
+            server = observed.get(_server_seen(action.region, server_id)) or self.client.get_server(
                 action.region, server_id
             )
             why = server_refusal(self.guard, action.kind, action.key, action.region, server)
@@ -393,14 +396,9 @@ class Applier:
         observed = {} if waived else self._check_expects(action)
         if self.guard is not None:
             self._check_guard(action, observed)
-        if action.kind in ("adopt", "update"):
-            return self._patch(action, observed)
-        if action.kind == "create":
-            return self._do_create(action, observed)
-        handler = getattr(self, f"_do_{action.kind}")
-        return handler(action)
+        return EXECUTORS[action.kind](self, action, observed)
 
-    def _do_stop_instance(self, action: Action) -> None:
+    def _do_stop_instance(self, action: Action, _observed: Observed) -> None:
         server_id = action.details["server"]
         # Marked first: a crash between the stop and the restart leaves a server the next plan restarts.
         self.client.set_server_metadata(
@@ -409,7 +407,7 @@ class Applier:
         self.client.stop_server(action.region, server_id)
         self.client.wait_for_server(action.region, server_id, status="SHUTOFF", timeout=self.timeout)
 
-    def _do_start_instance(self, action: Action) -> None:
+    def _do_start_instance(self, action: Action, _observed: Observed) -> None:
         server_id = action.details["server"]
         if self.apply_lock is not None and self.apply_lock.lost:
             # Another apply may hold the lock now: restart only a server still marked by this very run.
@@ -456,10 +454,10 @@ class Applier:
                 f"keeps {markers.STOPPED_BY} and the next plan starts it or clears the mark"
             )
 
-    def _do_create(self, action: Action, observed: Mapping[tuple[str, str], Any]) -> str:
+    def _do_create(self, action: Action, observed: Observed) -> str:
         region = action.region
         server_id = action.details["server"]
-        server = observed.get((region, f"server/{server_id}")) or self.client.get_server(region, server_id)
+        server = observed.get(_server_seen(region, server_id)) or self.client.get_server(region, server_id)
         temporary = action.details["temporary_name"]
         marks = {name: change.after for name, change in action.changes.items() if name in markers.ALL}
         try:
@@ -515,7 +513,7 @@ class Applier:
             self.made[(action.key, action.region)] = image_id
             self.made_by_action[action.id] = image_id
 
-    def _patch(self, action: Action, observed: Mapping[tuple[str, str], Image]) -> str:
+    def _patch(self, action: Action, observed: Observed) -> str:
         """adopt and update: one JSON patch from the live image; the `expects` read is that observation
         when there was one (one request less per action, and no second window for a change to slip in)."""
         image_id = self._image_id(action)
@@ -528,26 +526,26 @@ class Applier:
             self.client.update_image(action.region, image_id, ops)
         return image_id
 
-    def _do_protect(self, action: Action) -> str:
+    def _do_protect(self, action: Action, _observed: Observed) -> str:
         image_id = self._image_id(action)
         self.client.update_image(action.region, image_id, [PatchOp("replace", "protected", True)])
         return image_id
 
-    def _do_unprotect(self, action: Action) -> str:
+    def _do_unprotect(self, action: Action, _observed: Observed) -> str:
         image_id = self._image_id(action)
         self.client.update_image(action.region, image_id, [PatchOp("replace", "protected", False)])
         with self._lock:
             self.unprotected.add(image_id)
         return image_id
 
-    def _do_share(self, action: Action) -> str:
+    def _do_share(self, action: Action, _observed: Observed) -> str:
         image_id = self._image_id(action)
         if "visibility" in action.changes:
             self.client.update_image(action.region, image_id, [PatchOp("replace", "visibility", "shared")])
         self.client.add_member(action.region, image_id, action.details["member"])
         return image_id
 
-    def _do_unshare(self, action: Action) -> str:
+    def _do_unshare(self, action: Action, _observed: Observed) -> str:
         image_id = self._image_id(action)
         self.client.remove_member(action.region, image_id, action.details["member"])
         if "visibility" in action.changes:
@@ -555,7 +553,7 @@ class Applier:
             self.client.update_image(action.region, image_id, [PatchOp("replace", "visibility", "private")])
         return image_id
 
-    def _do_delete(self, action: Action) -> str:
+    def _do_delete(self, action: Action, _observed: Observed) -> str:
         image_id = self._image_id(action)
         live = self.client.find_image(action.region, image_id)
         if live is None:
@@ -576,14 +574,13 @@ class Applier:
 
     def _copy_source_id(self, action: Action) -> str:
         source_region = action.details["source_region"]
-        source_id = next(
-            (self._resolve(ref)[1] for ref in action.expects if ref.startswith(f"{source_region}/")), None
-        ) or self.made.get((action.key, source_region))
+        sources = (ref for ref in map(Ref.parse, action.expects) if ref.region == source_region and not ref.server_id)
+        source_id = next((self._resolve(ref)[1] for ref in sources), None) or self.made.get((action.key, source_region))
         if source_id is None:
             raise CloudError(f"{action.id}: no source image to copy")
         return source_id
 
-    def _do_copy(self, action: Action) -> str:
+    def _do_copy(self, action: Action, _observed: Observed) -> str:
         """Streamed, verified copy (region_copy.py); a target that fails is deleted by the copy itself."""
         source_region = action.details["source_region"]
         source_id = self._copy_source_id(action)
@@ -605,6 +602,31 @@ class Applier:
         if result.refused_properties:
             self.notes[action.id] = f"the copy refused properties: {', '.join(result.refused_properties)}"
         return result.target_id
+
+
+# How each kind of action is carried out (plan_kinds.KINDS names them all: a test holds the two together).
+# An executor gets the objects the `expects` check read and returns the image it acted on or made.
+Executor = Callable[[Applier, Action, Observed], "str | None"]
+EXECUTORS: Mapping[str, Executor] = MappingProxyType(
+    {
+        "create": Applier._do_create,
+        "adopt": Applier._patch,
+        "copy": Applier._do_copy,
+        "update": Applier._patch,
+        "protect": Applier._do_protect,
+        "unprotect": Applier._do_unprotect,
+        "share": Applier._do_share,
+        "unshare": Applier._do_unshare,
+        "delete": Applier._do_delete,
+        "stop_instance": Applier._do_stop_instance,
+        "start_instance": Applier._do_start_instance,
+    }
+)
+
+
+def _server_seen(region: str, server_id: str) -> tuple[str, str]:
+    """Where the `expects` check leaves a server it read, beside the images it read."""
+    return region, f"server/{server_id}"
 
 
 def _regions_of(action: Action) -> tuple[str, ...]:

@@ -672,6 +672,7 @@ def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
     from reconciler.apply import Applier
     from reconciler.apply_guard import GuardContext
     from reconciler.connect import open_cloud
+    from reconciler.plan_kinds import KINDS
     from reconciler.plan_match import match
     from reconciler.planner import build_plan
     from reconciler.snapshot import read_snapshot
@@ -733,7 +734,7 @@ def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
         def progress(event: str, action: Any, payload: Any) -> None:
             printer(event, action, payload)
             if event == "end" and payload.status == "done":
-                journal.record(action.id, payload.image_id, made=action.kind in ("create", "copy"))
+                journal.record(action.id, payload.image_id, made=KINDS[action.kind].makes_image)
 
         report = Applier(
             guarded, fresh, **_concurrency(args, desired), timeout=args.timeout, progress=progress, lock=session,
@@ -780,13 +781,15 @@ def _confirm(plan: Any, stream: Any, cancellation: Any) -> bool:
 def _progress_printer(stream: Any, *, interval: float = 5.0) -> Any:
     """Each step as it starts and ends; copies report bytes, rate and ETA: a live line on a terminal,
     a line every `interval` seconds otherwise."""
+    from reconciler.plan import ActionId
+
     lock = threading.Lock()
     live = stream.isatty()
     last_line: dict[str, float] = {}
 
     def show(event: str, action: Any, payload: Any) -> None:
         # Keys, regions and messages are not the tool's text (a message may quote a server or a name).
-        phase = action.id.split(":", 3)[3] if action.id.count(":") >= 3 else ""
+        phase = ActionId.parse(action.id).phase
         what = escape.text(f"{action.kind} {action.key} {action.region}" + (f" ({phase})" if phase else ""))
         with lock:
             if event == "progress":

@@ -30,7 +30,9 @@ from typing import Any
 
 from reconciler import markers
 from reconciler.cloud.model import Image
-from reconciler.plan import Action
+from reconciler.plan import Action, ActionId, Ref
+from reconciler.plan_codec import action_to_json
+from reconciler.plan_kinds import KINDS
 
 # Fields that describe an action for a reader and never change what it does.
 DISPLAY_ONLY = frozenset({"bytes", "server_name", "downtime", "flavor"})
@@ -75,12 +77,12 @@ def is_housekeeping(action: Action, saved_keys_made: set[tuple[str, str]]) -> bo
     code = action.reason.code
     if action.kind == "start_instance" and code == "left_stopped":
         return True
-    if action.kind == "update" and action.id.endswith(":download-restore"):
+    if action.kind == "update" and ActionId.parse(action.id).phase == "download-restore":
         return True
     if action.kind == "delete" and code == "incomplete_copy":
         return (action.key, action.region) in saved_keys_made
     if action.kind == "delete" and code == "leftover" and action.key.startswith(markers.TOKEN_SEPARATOR):
-        expected = action.expects.get(f"{action.region}/{action.image_id}", {})
+        expected = action.expects.get(_image_ref(action), {})
         return "status" in expected and expected["status"] != "active"
     return False
 
@@ -90,7 +92,7 @@ def placeholders(saved: Sequence[Mapping[str, Any]], images: Iterable[Image], se
     of (key, region) would have made (this set's markers for that identity, or its temporary-name token)."""
     made: dict[tuple[str, str, bool], str] = {}
     for action in saved:
-        if action.get("kind") in ("create", "copy"):
+        if _makes_image(action.get("kind")):
             made[(str(action.get("key")), str(action.get("region")), action.get("kind") == "copy")] = str(action["id"])
     if not made:
         return {}
@@ -108,8 +110,18 @@ def placeholders(saved: Sequence[Mapping[str, Any]], images: Iterable[Image], se
         elif (token := markers.token_of(image.name)) in tokens:
             action_id = tokens[token]
         if action_id is not None:
-            mapping[f"{image.region}/{image.id}"] = f"{image.region}/<{action_id}>"
+            mapping[str(Ref.image(image.region, image.id))] = str(Ref.made(image.region, action_id))
     return mapping
+
+
+def _makes_image(kind: Any) -> bool:
+    """Whether a saved action of this kind makes an image (a saved file may name any kind)."""
+    return isinstance(kind, str) and kind in KINDS and KINDS[kind].makes_image
+
+
+def _image_ref(action: Action) -> str:
+    """The `expects` key of the live image an action acts on."""
+    return str(Ref.image(action.region, str(action.image_id)))
 
 
 def _normal_ref(ref: str, refs: Mapping[str, str]) -> str:
@@ -118,9 +130,9 @@ def _normal_ref(ref: str, refs: Mapping[str, str]) -> str:
 
 def _fresh_view(action: Action, refs: Mapping[str, str]) -> dict[str, Any]:
     """F's action as the comparable document S holds, references normalised by rule (a)."""
-    doc = action.to_json()
+    doc = action_to_json(action)
     if action.image_id is not None:
-        ref = refs.get(f"{action.region}/{action.image_id}")
+        ref = refs.get(_image_ref(action))
         if ref is not None:
             doc["image_id"] = None  # S names an image it makes by the action that makes it
     doc["expects"] = {_normal_ref(k, refs): v for k, v in doc["expects"].items()}
@@ -135,9 +147,18 @@ PREDICTED = frozenset({markers.DOWNLOAD_FLAG, markers.DOWNLOAD_WAS, markers.COPY
 
 def _about_made(doc: Mapping[str, Any]) -> bool:
     """Whether an action (normalised) acts on, or reads, an image the saved plan makes."""
-    return any("/<" in ref for ref in doc.get("expects", {})) or (
-        doc.get("image_id") is None and doc.get("kind") not in ("create", "copy", "stop_instance", "start_instance")
+    kind = KINDS.get(str(doc.get("kind")))
+    return any(_is_made(ref) for ref in doc.get("expects", {})) or (
+        doc.get("image_id") is None and (kind is None or kind.on_existing_image)
     )
+
+
+def _is_made(ref: str) -> bool:
+    """Whether an `expects` key names an image the plan makes (read from a saved file: any text)."""
+    try:
+        return Ref.parse(ref).made_by is not None
+    except ValueError:
+        return False
 
 
 def _comparable(doc: Mapping[str, Any], dropped: set[str], *, resume: bool, made: bool) -> dict[str, Any]:
@@ -197,7 +218,7 @@ def match(
         if action.id in by_id:
             pairs[action.id] = action.id
         elif action.kind == "adopt" and action.reason.code == "interrupted_create":
-            candidate = f"create:{action.key}:{action.region}"  # rule (b)
+            candidate = str(ActionId("create", action.key, action.region))  # rule (b)
             if by_id.get(candidate, {}).get("kind") == "create":
                 pairs[action.id] = candidate
         elif action.kind == "protect":  # rule (c)
@@ -231,7 +252,7 @@ def match(
                 differences.extend(_field_differences(action.id, saved_doc, fresh_doc))
             continue
         if s_id is None:
-            differences.append(Difference(action.id, "not planned", _describe(action.to_json())))
+            differences.append(Difference(action.id, "not planned", _describe(action_to_json(action))))
             continue
         fresh_view = _fresh_view(action, refs)
         made = resume and _about_made(fresh_view) and _about_made(by_id[s_id])

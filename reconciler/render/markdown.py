@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from reconciler.plan import ACTION_KINDS
+from reconciler.plan_kinds import ACTION_KINDS, KINDS, RISKY_KINDS, Risk
 from reconciler.render import DEFAULT_MAX_CHARS, MIN_MAX_CHARS, escape
-from reconciler.render.text import SUMMARY_WORDS, SYMBOLS, Style, describe_action, summary_line, target_line
+from reconciler.render.text import Style, describe_action, summary_line, target_line
 
 MERMAID_MAX_ACTIONS = 30
 
@@ -35,16 +35,6 @@ def _md_value(value: Any) -> str:
 
 MARKDOWN = Style(name=escape.code, value=_md_value)
 prose = escape.markdown  # running text that is not the tool's own: messages, hints
-# What a reviewer must weigh before applying: each takes something away (an image, a partner's access, the
-# protection that keeps an image from being deleted, a running instance: stopped for imaging, it is down
-# until the image is active). A strict bracket's unprotect counts too: the image is unprotected while it runs.
-RISKY_KINDS = ("delete", "unshare", "unprotect", "stop_instance")
-RISKY_WORDS = {  # kind: (noun for the verdict's count, verb for the banner)
-    "delete": ("deletion", "deletes"),
-    "unshare": ("unshare", "unshares"),
-    "unprotect": ("unprotect", "unprotects"),
-    "stop_instance": ("instance stop", "stops instances"),
-}
 
 
 def _verdict(document: dict[str, Any]) -> str:
@@ -55,7 +45,7 @@ def _verdict(document: dict[str, Any]) -> str:
     risky = {kind: summary["actions"].get(kind, 0) for kind in RISKY_KINDS}
     for kind, count in risky.items():
         if count:
-            parts.append(f"{count} {_plural(RISKY_WORDS[kind][0], count)}")
+            parts.append(f"{count} {_plural(_risk(kind).noun, count)}")
     if refusals:
         parts.append(f"{refusals} refused")
     if refusals:
@@ -68,6 +58,13 @@ def _verdict(document: dict[str, Any]) -> str:
     else:
         head = "**Safe to apply**"
     return f"{head}: {', '.join(parts)}"
+
+
+def _risk(kind: str) -> Risk:
+    """A risky kind's words (plan_kinds.RISKY_KINDS: what a reviewer must weigh before applying)."""
+    risk = KINDS[kind].risk
+    assert risk is not None, f"{kind} is not a risky kind"
+    return risk
 
 
 def _table(document: dict[str, Any]) -> str:
@@ -88,6 +85,11 @@ def _image(action: dict[str, Any]) -> str:
     return escape.code(action.get("name") or action.get("image_id") or "(new)")
 
 
+def _kind_label(kind: str) -> str:
+    """A kind as a line starts with it: its symbol and its name, in a code span (`+ create`)."""
+    return f"`{KINDS[kind].symbol} {kind}`"
+
+
 def _plural(word: str, count: int) -> str:
     return word if count == 1 else f"{word}s"
 
@@ -99,7 +101,7 @@ def _banner(document: dict[str, Any], *, reasons: bool = True) -> str:
     present = [kind for kind in RISKY_KINDS if by_kind[kind]]
     if not present:
         return ""
-    verbs = [RISKY_WORDS[kind][1] for kind in present]
+    verbs = [_risk(kind).verb for kind in present]
     said = ", ".join(verbs[:-1]) + (" and " if len(verbs) > 1 else "") + verbs[-1]
     lines = [_banner_line(action, reasons=reasons) for kind in present for action in by_kind[kind]]
     return "\n".join(["> [!WARNING]", f"> This plan {said}:", *lines])
@@ -181,8 +183,8 @@ def _warnings(document: dict[str, Any]) -> _Cuttable:
 
 def _others(actions: list[dict[str, Any]]) -> _Cuttable:
     """One short line per low-risk action whose detail block was left out (the banner shows the risky ones)."""
-    items = tuple(f"- `{SYMBOLS[a['kind']]} {a['kind']}` {escape.code(a['key'])} {prose(a['region'])}" for a in actions)
-    return _Cuttable("### Other changes", items, tuple(SUMMARY_WORDS[a["kind"]] for a in actions), "other change")
+    items = tuple(f"- {_kind_label(a['kind'])} {escape.code(a['key'])} {prose(a['region'])}" for a in actions)
+    return _Cuttable("### Other changes", items, tuple(KINDS[a["kind"]].summary for a in actions), "other change")
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +211,7 @@ def _image_blocks(document: dict[str, Any]) -> list[_Block]:
         for action in actions:
             detail = describe_action(action, MARKDOWN)
             lines.append(
-                f"- `{SYMBOLS[action['kind']]} {action['kind']}` {prose(action['region'])}"
-                + (f": {detail}" if detail else "")
+                f"- {_kind_label(action['kind'])} {prose(action['region'])}" + (f": {detail}" if detail else "")
             )
             reason = action["reason"]
             lines.append(f"  - {prose(reason['message'])}{_source(reason['source'])}")

@@ -16,34 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from reconciler.plan import ActionId
+from reconciler.plan_kinds import KINDS
 from reconciler.render import escape
 
-SYMBOLS = {
-    "create": "+",
-    "adopt": "+",
-    "copy": "+",
-    "share": "+",
-    "update": "~",
-    "protect": "~",
-    "unprotect": "~",
-    "stop_instance": "~",
-    "start_instance": "~",
-    "unshare": "-",
-    "delete": "-",
-}
-SUMMARY_WORDS = {
-    "create": "to create",
-    "adopt": "to adopt",
-    "copy": "to copy",
-    "update": "to update",
-    "protect": "to protect",
-    "unprotect": "to unprotect",
-    "share": "to share",
-    "unshare": "to unshare",
-    "delete": "to delete",
-    "stop_instance": "instance to stop",
-    "start_instance": "instance to start",
-}
 INDENT = " " * 14
 
 
@@ -159,7 +135,8 @@ def _waits(action: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> str:
     names = []
     for dependency in action["depends_on"]:
         other = by_id[dependency["id"]]
-        label = f" ({dependency['id'].split(':', 3)[3]})" if dependency["id"].count(":") >= 3 else ""
+        phase = ActionId.parse(dependency["id"]).phase
+        label = f" ({phase})" if phase is not None else ""
         names.append(escape.text(f"{other['kind']} {other['key']} {other['region']}{label}"))
     return "waits for: " + ", ".join(names) if names else ""
 
@@ -187,7 +164,7 @@ def render_text(document: dict[str, Any], *, applying: bool = False) -> str:
     keys = [show(a["key"]) for a in actions] + [show(r["key"] or "") for r in document["refusals"]]
     key_width = max([len(k) for k in keys] + [8])
     for action in actions:
-        symbol = SYMBOLS[action["kind"]]
+        symbol = KINDS[action["kind"]].symbol
         head = f"  {symbol} {action['kind']:<14} {show(action['key']):<{key_width}}  {show(action['region']):<4}"
         lines.append(f"{head}  {describe_action(action)}".rstrip())
         reason = action["reason"]
@@ -228,7 +205,7 @@ def summary_line(document: dict[str, Any], show: Callable[[str], str] = escape.t
     if not total and not refusals:
         head = no_changes_line(document, show)
     else:
-        parts = ", ".join(f"{count} {SUMMARY_WORDS[kind]}" for kind, count in counts.items())
+        parts = ", ".join(f"{count} {KINDS[kind].summary}" for kind, count in counts.items())
         head = f"Plan: {parts} ({total} action{'s' if total != 1 else ''})" if total else "Plan: no actions"
         head += f"; {refusals} refused." if refusals else "."
     if warnings:
