@@ -6,6 +6,7 @@ references each have one parser, which reads back what it writes."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -121,3 +122,28 @@ def test_every_golden_id_and_reference_reads_back_as_written():
                 refs += 1
             ids += 1
     assert ids > 100 and refs > 50, "the golden cases hold ids and references to read"
+
+
+# Ways ids and references were read by hand before ActionId.parse and Ref.parse: none may come back.
+AD_HOC_PARSING = (
+    re.compile(r"""\.partition\(\s*["']/server/["']"""),  # an expects key's server
+    re.compile(r"""["']/server/["']\s+in\b"""),
+    re.compile(r"""["']/<["']\s+in\b"""),  # an expects key naming an image the plan makes
+    re.compile(r"""\.(?:r?split|partition)\(\s*["']:["'](?:\s*,\s*3)?\s*\)(?:\[3\])?"""),  # an id's parts
+    re.compile(r"""\.count\(\s*["']:["']\s*\)\s*>=\s*3"""),  # an id's phase
+    re.compile(r"""\.endswith\(\s*["']:[a-z-]+["']\s*\)"""),  # an id's phase, by its end
+)
+# The one parser of each; and colons that are not in an action id (a Glance list filter, "in:a,b").
+NOT_IDS = {"reconciler/plan.py", "reconciler/simulator/images.py"}
+
+
+def test_no_module_reads_an_id_or_a_reference_by_hand():
+    package = Path(__file__).resolve().parents[2] / "reconciler"
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if str(path.relative_to(package.parent)) in NOT_IDS:
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if any(pattern.search(line) for pattern in AD_HOC_PARSING):
+                found.append(f"{path.relative_to(package.parent)}:{number}: {line.strip()}")
+    assert not found, "use ActionId.parse / Ref.parse (reconciler/plan.py):\n" + "\n".join(found)
