@@ -18,15 +18,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from reconciler import markers
 from reconciler.cloud.model import Image, parse_server_time
 
-CLAIM = "reconciler_lock_claim"  # the set the claim is for
-HOLDER = "reconciler_lock_holder"  # host:pid:token of the apply that made it
-STATE = "reconciler_lock_state"  # probing | held
-LEASE = "reconciler_lock_lease_s"  # seconds, as a string
-RENEWAL = "reconciler_lock_renewal"  # a counter each renewal changes, so the server moves updated_at
-LEGACY = "reconciler_lock"  # v1's fixed-id lock image (the set)
-LEGACY_EXPIRES = "reconciler_lock_expires"  # v1: ISO time the lease ends
+# The claim's property names, which live with every other marker name (reconciler/markers.py).
+CLAIM = markers.LOCK_CLAIM
+HOLDER = markers.LOCK_HOLDER
+STATE = markers.LOCK_STATE
+LEASE = markers.LOCK_LEASE
+RENEWAL = markers.LOCK_RENEWAL
+LEGACY = markers.LOCK_LEGACY
+LEGACY_EXPIRES = markers.LOCK_LEGACY_EXPIRES
+DOCTOR = markers.DOCTOR
 
 PROBING, HELD = "probing", "held"
 LIVENESS_SLACK_S = 5.0
@@ -46,9 +49,6 @@ def legacy_lock_id(project: str, set_name: str) -> str:
 def is_lock_image(properties: Mapping[str, Any]) -> bool:
     """A claim or a legacy lock, of any set: bookkeeping, never an image of anyone's."""
     return CLAIM in properties or LEGACY in properties
-
-
-DOCTOR = "reconciler_doctor"  # `reconciler doctor`'s scratch images carry their run id in it
 
 
 def is_bookkeeping(properties: Mapping[str, Any]) -> bool:

@@ -19,6 +19,17 @@ COPY_OF = "reconciler_copy_of"  # on copies: the home image's id
 DOWNLOAD_WAS = "reconciler_download_was"  # while the download flag is enabled for copies: the value to restore
 ALL = (SET, KEY, SOURCE, PROPS, COPY_OF, DOWNLOAD_WAS)
 
+# The apply lock's claims (reconciler/lock_claims.py) and doctor's scratch images: bookkeeping images the tool
+# keeps for itself, never images of anyone's.
+LOCK_CLAIM = "reconciler_lock_claim"  # the set the claim is for
+LOCK_HOLDER = "reconciler_lock_holder"  # host:pid:token of the apply that made it
+LOCK_STATE = "reconciler_lock_state"  # probing | held
+LOCK_LEASE = "reconciler_lock_lease_s"  # seconds, as a string
+LOCK_RENEWAL = "reconciler_lock_renewal"  # a counter each renewal changes, so the server moves updated_at
+LOCK_LEGACY = "reconciler_lock"  # v1's fixed-id lock image (the set)
+LOCK_LEGACY_EXPIRES = "reconciler_lock_expires"  # v1: ISO time the lease ends
+DOCTOR = "reconciler_doctor"  # `reconciler doctor`'s scratch images carry their run id in it
+
 # What a set name and a key may be (schemas/root.schema.json and manifest.schema.json): the tool writes no
 # other marker value. A `reconciler_set` or `reconciler_key` outside them was set by hand (anyone in the
 # project may set properties), and a key such as `a:b` would make action ids (`kind:key:region`) ambiguous.

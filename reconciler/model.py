@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from reconciler.yaml_source import Location
+from reconciler.location import Location
 
 DEFAULT_STATE = ".reconciler/sim-state.json"
 DEFAULT_MAX_DELETIONS = 10

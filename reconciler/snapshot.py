@@ -1,50 +1,18 @@
-"""The live state the planner reads, as frozen data, and the one function that reads it through the
-cloud client. Everything the planner needs is observed first; the planner itself does no I/O.
+"""Reading the live state the planner plans against (reconciler/live.py's `Snapshot`) through the cloud
+client: everything the planner needs is observed first; the planner itself does no I/O.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudConfigError, CloudError, NotFound
-from reconciler.cloud.model import Image, Member, Server
+from reconciler.cloud.model import Image, Server
+from reconciler.live import UUID, Snapshot, frozen
 from reconciler.model import DesiredState
 from reconciler.ownership import classify_desired, referenced_ids
-
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
-
-
-def _frozen(mapping: Mapping | None = None) -> Mapping:
-    return MappingProxyType(dict(mapping or {}))
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """What the cloud holds, for one project."""
-
-    project: str
-    regions: tuple[str, ...]  # the regions read
-    catalog_regions: tuple[str, ...]  # every image region of the catalog
-    # Every image the project owns, per region read, sorted by id.
-    images: Mapping[str, tuple[Image, ...]] = field(default_factory=_frozen)
-    # Members of the images whose sharing the plan may change, by image id.
-    members: Mapping[str, tuple[Member, ...]] = field(default_factory=_frozen)
-    # The servers the manifests name, by (region, name or id); None when there is none.
-    servers: Mapping[tuple[str, str], Server | None] = field(default_factory=_frozen)
-    # Images named by `source.image` that the project does not own, by id; None when not visible.
-    foreign: Mapping[str, Image | None] = field(default_factory=_frozen)
-    # The server's clock when each region's images were listed (the answer's `Date`, seconds since the
-    # epoch; None or absent when unknown): how old a temporary-name image is, judged on the server's
-    # clock, never on this machine's (docs/plan-format.md, "Temporary names").
-    server_time: Mapping[str, float | None] = field(default_factory=_frozen)
-
-    def all_images(self) -> list[Image]:
-        return [image for region in self.regions for image in self.images.get(region, ())]
 
 
 def read_snapshot(client: CloudClient, desired: DesiredState, *, concurrency: int | None = None) -> Snapshot:
@@ -102,11 +70,11 @@ def read_snapshot(client: CloudClient, desired: DesiredState, *, concurrency: in
         project=client.project_id,
         regions=regions,
         catalog_regions=catalog,
-        images=_frozen(images),
-        members=_frozen(members),
-        servers=_frozen(servers),
-        foreign=_frozen(foreign),
-        server_time=_frozen(server_time),
+        images=frozen(images),
+        members=frozen(members),
+        servers=frozen(servers),
+        foreign=frozen(foreign),
+        server_time=frozen(server_time),
     )
 
 

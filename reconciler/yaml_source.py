@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from reconciler.gc_pause import gc_paused
+from reconciler.location import Location
 from reconciler.render import escape
 
 MAX_DEPTH = 64  # no manifest needs more; PyYAML itself recurses per level
@@ -26,18 +27,6 @@ MAX_NODES = 200_000  # bounds alias expansion ("billion laughs"): a 1 MiB file c
 
 # A path into a loaded document: mapping keys and sequence indexes, e.g. ("servers", 0, "flavor").
 DocPath = tuple[Any, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Location:
-    """A 1-based line and column in a file."""
-
-    file: str
-    line: int
-    column: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
 
 
 @dataclass(frozen=True, slots=True)

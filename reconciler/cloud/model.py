@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -108,6 +107,9 @@ def parse_server_time(text: str | None) -> float | None:
         if text[:1].isdigit():
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         else:
+            # Imported here: email.utils loads `socket`, and the pure layers (model, planner) must not.
+            from email.utils import parsedate_to_datetime
+
             moment = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None

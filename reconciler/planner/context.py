@@ -11,10 +11,10 @@ from typing import Any
 
 from reconciler import markers
 from reconciler.cloud.model import Image
+from reconciler.live import Snapshot
 from reconciler.model import DesiredState, ImageSpec, Removal
 from reconciler.ownership import Ownership, classify_desired, referenced_ids
 from reconciler.plan import Finding, Target
-from reconciler.snapshot import Snapshot
 
 from .graph import ActionGraph, ImageState, Step
 

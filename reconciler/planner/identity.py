@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from reconciler import markers
 from reconciler.cloud.model import Image
+from reconciler.live import UUID
 from reconciler.model import ImageSpec
 from reconciler.plan import Change, Reason
-from reconciler.snapshot import UUID
 
 from .context import PlanContext, src
 from .graph import ImageState
