@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from reconciler import markers
 from reconciler.model import CopySpec, ImageSpec
-from reconciler.plan import Change, Reason
+from reconciler.plan import Change, Reason, Ref
 
 from .context import INCOMPLETE, TRUE, PlanContext, bool_text, src
 from .download_flag import recorded_download
@@ -158,7 +158,7 @@ def _plan_copy(
             live.id,
             "replace",
         )
-        delete.expects[f"{region}/{live.id}"] = {
+        delete.expects[str(Ref.image(region, live.id))] = {
             "protected": False,
             markers.COPY_OF: live.properties.get(markers.COPY_OF),
         }

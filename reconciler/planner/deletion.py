@@ -7,7 +7,7 @@ from __future__ import annotations
 from reconciler import markers
 from reconciler.cloud.model import Image
 from reconciler.model import ImageSpec
-from reconciler.plan import Reason
+from reconciler.plan import Reason, Ref
 
 from .context import PlanContext, is_unfinished_copy, removal_source
 
@@ -66,7 +66,7 @@ def delete_left(
         ),
         name=live.name,
     )
-    delete.expects[f"{live.region}/{live.id}"] = {"protected": False, markers.SET: ctx.set, markers.KEY: key}
+    delete.expects[str(Ref.image(live.region, live.id))] = {"protected": False, markers.SET: ctx.set, markers.KEY: key}
     # Unshares and other changes come before deletes; deletes are last.
     ctx.deletions.append(delete)
 

@@ -4,7 +4,7 @@ planned so far leave it, and the graph that orders them.
 Concerns add steps through `ActionGraph.add` and find each other's steps through the image state they
 share (`ImageState.last`, `.update`, `.shares`, ...) or the graph's typed lookups, never by rebuilding id
 strings. `ActionGraph.ordered` freezes the steps into `Action`s in a deterministic order: Kahn's algorithm
-over the explicit dependencies, ties broken by "make before break" (RANK), then region, key and id.
+over the explicit dependencies, ties broken by "make before break" (the vocabulary's RANK), then region, key and id.
 """
 
 from __future__ import annotations
@@ -17,22 +17,8 @@ from typing import Any
 
 from reconciler import markers
 from reconciler.cloud.model import Image
-from reconciler.plan import Action, Change, Dependency, Reason
-
-# Where an action kind falls in "make before break": lower runs first among ready ones.
-RANK = {
-    "stop_instance": 0,
-    "create": 1,
-    "adopt": 1,
-    "unprotect": 2,
-    "update": 3,
-    "copy": 4,
-    "protect": 5,
-    "share": 6,
-    "start_instance": 7,
-    "unshare": 8,
-    "delete": 9,
-}
+from reconciler.plan import Action, ActionId, Change, Dependency, Reason, Ref
+from reconciler.plan_kinds import RANK
 
 
 @dataclass
@@ -79,7 +65,9 @@ class ImageState:
     @property
     def ref(self) -> str:
         """How `expects` names it: `<region>/<image id>`, or `<region>/<<id of the step that makes it>>`."""
-        return f"{self.region}/{self.image_id or '<' + (self.made_by.id if self.made_by else '?') + '>'}"
+        if self.image_id is not None:
+            return str(Ref.image(self.region, self.image_id))
+        return str(Ref.made(self.region, self.made_by.id if self.made_by else "?"))
 
     @classmethod
     def of_live(cls, key: str, image: Image) -> ImageState:
@@ -137,7 +125,7 @@ class ActionGraph:
         region; the id ends with the image id (shortened at the end, see shorten_image_suffixes)."""
         if image_suffix:
             phase = image_id or ""
-        step_id = f"{kind}:{key}:{region}" + (f":{phase}" if phase else "")
+        step_id = str(ActionId(kind, key, region, phase or None))
         step = Step(step_id, kind, key, region, reason, image_id, details=dict(details))
         step.image_suffix = image_suffix
         assert step_id not in self._steps, step_id
@@ -181,7 +169,7 @@ class ActionGraph:
         for (kind, key, region), group in groups.items():
             prefixes = {str(step.image_id)[:8] for step in group}
             if len(prefixes) == len(group):
-                short.update((s.id, f"{kind}:{key}:{region}:{str(s.image_id)[:8]}") for s in group)
+                short.update((s.id, str(ActionId(kind, key, region, str(s.image_id)[:8]))) for s in group)
         if not short:
             return
         self._steps = {short.get(step_id, step_id): step for step_id, step in self._steps.items()}

@@ -8,7 +8,7 @@ from reconciler import markers
 from reconciler.cloud.model import Image
 from reconciler.live import UUID
 from reconciler.model import ImageSpec
-from reconciler.plan import Change, Reason
+from reconciler.plan import Change, Reason, Ref
 
 from .context import PlanContext, src
 from .graph import ImageState
@@ -88,7 +88,7 @@ def _resolve_duplicates(ctx: PlanContext, spec: ImageSpec, candidates: list[Imag
             duplicate.id,
             image_suffix=True,
         )
-        delete.expects[f"{duplicate.region}/{duplicate.id}"] = {"protected": False, markers.KEY: spec.key}
+        delete.expects[str(Ref.image(duplicate.region, duplicate.id))] = {"protected": False, markers.KEY: spec.key}
     return original
 
 
@@ -144,7 +144,7 @@ def _delete_duplicate(ctx: PlanContext, spec: ImageSpec, duplicate: Image, origi
         duplicate.id,
         image_suffix=True,
     )
-    delete.expects[f"{duplicate.region}/{duplicate.id}"] = {
+    delete.expects[str(Ref.image(duplicate.region, duplicate.id))] = {
         "protected": False,
         "status": duplicate.status,
         "name": duplicate.name,

@@ -9,7 +9,7 @@ import re
 from reconciler import markers
 from reconciler.cloud.model import Server
 from reconciler.model import ImageSpec
-from reconciler.plan import Change, Reason
+from reconciler.plan import Change, Reason, Ref
 
 from .context import PlanContext, src
 from .graph import ImageState
@@ -92,7 +92,7 @@ def create(ctx: PlanContext, spec: ImageSpec) -> ImageState | None:
             server=server.id,
             server_name=server.name,
         )
-        stop.expects[f"{spec.region}/server/{server.id}"] = {"status": "ACTIVE"}
+        stop.expects[str(Ref.server(spec.region, server.id))] = {"status": "ACTIVE"}
     create = ctx.graph.add(
         "create",
         spec.key,
@@ -111,7 +111,7 @@ def create(ctx: PlanContext, spec: ImageSpec) -> ImageState | None:
     create.after(stop, "the instance must be stopped first")
     for cleanup in ctx.cleanups.get((spec.key, spec.region), []):
         create.after(cleanup, "the leftover under the same temporary name goes first")
-    create.expects[f"{spec.region}/server/{server.id}"] = {"status": "SHUTOFF" if stop or not running else "ACTIVE"}
+    create.expects[str(Ref.server(spec.region, server.id))] = {"status": "SHUTOFF" if stop or not running else "ACTIVE"}
     for marker, value in (
         (markers.SET, ctx.set),
         (markers.KEY, spec.key),
@@ -136,7 +136,7 @@ def create(ctx: PlanContext, spec: ImageSpec) -> ImageState | None:
         )
         ctx.server_steps[server.id].append(start)
         start.after(create, "the image is made (or its create failed)")
-        start.expects[f"{spec.region}/server/{server.id}"] = {"status": "SHUTOFF"}
+        start.expects[str(Ref.server(spec.region, server.id))] = {"status": "SHUTOFF"}
         stop.details["downtime"] = "from the stop until the image is active"
     if not server.os_type and spec.copies:
         ctx.refuse(
@@ -217,7 +217,7 @@ def restart_left_stopped(ctx: PlanContext, spec: ImageSpec) -> None:
         server=server.id,
         server_name=server.name,
     )
-    start.expects[f"{spec.region}/server/{server.id}"] = {
+    start.expects[str(Ref.server(spec.region, server.id))] = {
         "status": server.status,
         markers.STOPPED_BY: server.metadata[markers.STOPPED_BY],
     }

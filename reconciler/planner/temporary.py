@@ -8,7 +8,7 @@ from __future__ import annotations
 from reconciler import markers
 from reconciler.cloud.model import Image, Server, parse_server_time
 from reconciler.model import ImageSpec
-from reconciler.plan import Reason
+from reconciler.plan import Reason, Ref
 
 from .context import PlanContext, seconds, src
 from .graph import Step
@@ -140,7 +140,11 @@ def _leftover(ctx: PlanContext, image: Image, spec: ImageSpec | None, why: str) 
         image_suffix=True,
         name=image.name,
     )
-    delete.expects[f"{image.region}/{image.id}"] = {"protected": False, "status": image.status, "name": image.name}
+    delete.expects[str(Ref.image(image.region, image.id))] = {
+        "protected": False,
+        "status": image.status,
+        "name": image.name,
+    }
     ctx.leftovers.append((delete, image))
     if spec is not None:
         ctx.cleanups[(spec.key, spec.region)].append(delete)
