@@ -1,7 +1,7 @@
 """`reconciler simulator init` and `reconciler simulator serve`.
 
-Their arguments are declared in reconciler.cli, which imports this module only when one of them runs: any
-import under reconciler.simulator starts the whole simulator package (start-up time, issue 10).
+Their arguments are declared in reconciler.cli, which imports this module only when one of them runs: this
+module loads the server, the seed schema and YAML (start-up time, issue 10).
 """
 
 from __future__ import annotations

@@ -222,3 +222,20 @@ def test_the_target_description_loads_no_http_client():
     assert "reconciler.target" in modules
     heavy = [m for m in modules if m.split(".")[0] in ("requests", "urllib3") or m == "reconciler.cloud.auth"]
     assert heavy == [], f"importing reconciler.target loaded {heavy}"
+
+
+def test_doctors_scratch_image_loads_only_the_qcow2_builder():
+    """`reconciler doctor` on a real cloud uploads a scratch qcow2 made by the simulator's builder: that
+    import must not start the package's server, seed schema or YAML."""
+    modules = loaded_modules(
+        """
+        import json, sys
+        from reconciler.doctor.probes import scratch_qcow2
+
+        assert scratch_qcow2("layers").startswith(b"QFI")
+        print(json.dumps(sorted(sys.modules)))
+        """
+    )
+    assert simulator_loaded(modules) == [PACKAGE, f"{PACKAGE}.qcow2"]
+    heavy = [m for m in modules if m.split(".")[0] in ("jsonschema", "yaml")]
+    assert heavy == [], f"building doctor's scratch image loaded {heavy}"
