@@ -14,8 +14,6 @@ import math
 import os
 import shlex
 import sys
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -778,55 +776,11 @@ def _confirm(plan: Any, stream: Any, cancellation: Any) -> bool:
     return True
 
 
-def _progress_printer(stream: Any, *, interval: float = 5.0) -> Any:
-    """Each step as it starts and ends; copies report bytes, rate and ETA: a live line on a terminal,
-    a line every `interval` seconds otherwise."""
-    from reconciler.plan import ActionId
+def _progress_printer(stream: Any) -> Any:
+    """Apply's progress lines on `stream` (reconciler.render.progress)."""
+    from reconciler.render.progress import progress_printer
 
-    lock = threading.Lock()
-    live = stream.isatty()
-    last_line: dict[str, float] = {}
-
-    def show(event: str, action: Any, payload: Any) -> None:
-        # Keys, regions and messages are not the tool's text (a message may quote a server or a name).
-        phase = ActionId.parse(action.id).phase
-        what = escape.text(f"{action.kind} {action.key} {action.region}" + (f" ({phase})" if phase else ""))
-        with lock:
-            if event == "progress":
-                now = time.monotonic()
-                finished = payload.total is not None and payload.copied >= payload.total
-                route = escape.text(f"{action.key} {action.details.get('source_region')} -> {action.region}")
-                if live:
-                    stream.write(f"\r  copying {route}: {copy_progress_text(payload)}\033[K")
-                    stream.flush()
-                elif finished or now - last_line.get(action.id, 0.0) >= interval:
-                    last_line[action.id] = now
-                    print(f"  copying {route}: {copy_progress_text(payload)}", file=stream, flush=True)
-                return
-            if live and action.id in last_line or (live and action.kind == "copy" and event == "end"):
-                stream.write("\r\033[K")
-            if event == "start":
-                print(f"  start   {what}", file=stream, flush=True)
-            elif event == "end":
-                message = escape.text(payload.message or "")
-                detail = f" ({payload.seconds:.1f} s)" if payload.status == "done" else f": {message}"
-                if payload.status == "done" and message:
-                    detail += f"; {message}"
-                print(f"  {payload.status:<7} {what}{detail}", file=stream, flush=True)
-            else:
-                print(f"  skipped {what}: {escape.text(payload.message or '')}", file=stream, flush=True)
-
-    return show
-
-
-def copy_progress_text(state: Any) -> str:
-    from reconciler.render.text import human_bytes
-
-    done = human_bytes(state.copied)
-    total = f" of {human_bytes(state.total)}" if state.total else ""
-    eta = state.eta
-    eta_text = f", ETA {int(eta // 60)}:{int(eta % 60):02d}" if eta is not None else ""
-    return f"{done}{total}, {human_bytes(int(state.rate))}/s{eta_text}"
+    return progress_printer(stream)
 
 
 def _use_colour(args: argparse.Namespace) -> bool:
