@@ -1,4 +1,8 @@
-"""The command line: parses arguments, runs one command, and maps errors to exit codes in one place.
+"""The command line: parses arguments, wires each command's steps together, prints, and maps errors to exit
+codes in one place. It holds no rule of its own: what a scope may name is reconciler.scope, what a saved
+plan must satisfy (whole, same tool, target and set, not partly applied, matched by the fresh plan) and
+its journal are reconciler.saved_plan (the matching itself reconciler.plan_match), apply's progress lines
+reconciler.render.progress.
 
 Exit codes: 0 success, 1 error (a usage error too: argparse's own 2 is turned into 1), 2 changes present
 (plan --detailed-exitcode), 3 the plan has refusals. Data goes to stdout, diagnostics to stderr; every
@@ -12,7 +16,6 @@ import argparse
 import contextlib
 import math
 import os
-import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -404,22 +407,10 @@ def _check_apply_flags(args: argparse.Namespace) -> None:
 def _plan_options(args: argparse.Namespace, desired: Any, snapshot: Any) -> dict[str, Any]:
     """--max-deletions, --target and --exclude; a key that names nothing is an error, not a no-op. apply's
     --timeout too: a temporary-name image creating for longer is a leftover (plan: the planner's default)."""
-    from reconciler import markers
+    from reconciler import scope
 
-    named = set(args.target) | set(args.exclude)
-    if named:
-        # Live keys only as the tool writes them: an image with a key it never writes is nobody's (ownership).
-        known = {spec.key for spec in desired.images} | {
-            str(image.properties.get(markers.KEY))
-            for image in snapshot.all_images()
-            if image.properties.get(markers.SET) == desired.root.set and not markers.invalid_markers(image.properties)
-        }
-        unknown = sorted(named - known)
-        if unknown:
-            raise UsageError(
-                f"no image of set {desired.root.set} has the key {', '.join(unknown)}",
-                hint="--target and --exclude take image keys as the manifests write them",
-            )
+    desired_keys = (spec.key for spec in desired.images)
+    scope.check_named_keys([*args.target, *args.exclude], desired_keys, snapshot.all_images(), desired.root.set)
     return {
         "max_deletions": args.max_deletions,
         "targets": frozenset(args.target),
@@ -446,7 +437,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
     _check_plan_flags(args)
     if args.out is not None:
-        _refuse_partial_saved_plans(args, "plan --out")
+        _refuse_narrowing(args, "plan --out")
         saved_plan.check_destination(args.out)  # before the cloud is read: a typo costs no round trips
     desired, cloud = start_command(args, "plan")
     with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
@@ -455,8 +446,8 @@ def run_plan(args: argparse.Namespace) -> int:
     if args.out is not None:
         saved_plan.save(args.out, plan, cloud)
         print(
-            f"Saved the plan to {escape.text(str(args.out))}; apply it with: reconciler apply --plan "
-            f"{_command_path(args.out)} (it runs only if a fresh plan still matches it)",
+            f"Saved the plan to {escape.text(str(args.out))}; apply it with: {saved_plan.apply_command(args.out)} "
+            "(it runs only if a fresh plan still matches it)",
             file=sys.stderr,
         )
     if args.format == "json":
@@ -481,42 +472,11 @@ def _concurrency(args: argparse.Namespace, desired: Any) -> dict[str, int | None
     }
 
 
-def _refuse_partial_saved_plans(args: argparse.Namespace, command: str) -> None:
-    """Saved plans are whole: a narrowed one would have to be matched against a narrowed fresh plan, and a
-    large intended deletion belongs in the reviewed root (settings.max_deletions), not on a command line."""
-    given = [
-        flag
-        for flag, value in (
-            ("--target", args.target),
-            ("--exclude", args.exclude),
-            ("--max-deletions", args.max_deletions),
-        )
-        if value not in (None, [])
-    ]
-    if given:
-        raise UsageError(
-            f"{command} cannot be combined with {', '.join(given)}: saved plans cover the whole root",
-            hint=_whole_plan_hint(given),
-        )
+def _refuse_narrowing(args: argparse.Namespace, command: str) -> None:
+    """Saved plans cover the whole root: no scope flag with `command` (saved_plan.refuse_narrowing)."""
+    from reconciler import saved_plan
 
-
-def _whole_plan_hint(given: list[str]) -> str:
-    """What to do instead, for the flags that were given."""
-    hints = []
-    if "--target" in given or "--exclude" in given:
-        hints.append(
-            "save a plan of the whole root (without --target and --exclude), or plan and apply only some keys "
-            "without a saved plan (reconciler apply --target KEY)"
-        )
-    if "--max-deletions" in given:
-        hints.append("to allow more deletions, raise settings.max_deletions in the reviewed root")
-    return "; ".join(hints)
-
-
-def _command_path(path: Path) -> str:
-    """A path as a command line to copy quotes it (a space or a `;` in it would split or extend the command),
-    escaped like every string the tool did not write."""
-    return escape.text(shlex.quote(str(path)))
+    saved_plan.refuse_narrowing(command, targets=args.target, excludes=args.exclude, max_deletions=args.max_deletions)
 
 
 # Set when an apply was cancelled by a signal: `entry` then exits without waiting for worker threads whose
@@ -582,7 +542,7 @@ def _run_apply(args: argparse.Namespace, cancellation: Any) -> int:
 
     _check_apply_flags(args)
     if args.plan is not None:
-        _refuse_partial_saved_plans(args, "apply --plan")
+        _refuse_narrowing(args, "apply --plan")
         return _apply_saved(args, cancellation)
     desired, cloud = start_command(args, "apply")
     human = sys.stderr if args.format == "json" else sys.stdout
@@ -670,8 +630,6 @@ def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
     from reconciler.apply import Applier
     from reconciler.apply_guard import GuardContext
     from reconciler.connect import open_cloud
-    from reconciler.plan_kinds import KINDS
-    from reconciler.plan_match import match
     from reconciler.planner import build_plan
     from reconciler.snapshot import read_snapshot
 
@@ -680,22 +638,13 @@ def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
     document = saved_plan.load(args.plan)
     saved_plan.check_tool(document, args.plan)
     journal = saved_plan.Journal.for_plan(args.plan)
-    plan_path = escape.text(str(args.plan))
-    if journal.done and not args.resume:
-        raise UsageError(
-            f"{plan_path} was partly applied already ({len(journal.done)} actions done)",
-            hint=f"finish it with: reconciler apply --plan {_command_path(args.plan)} --resume",
-        )
+    saved_plan.check_not_partly_applied(journal, args.plan, resume=args.resume)
     with (
         open_cloud(desired.root, cloud, os.environ) as (client, plan_target),
         _locked(args, client, plan_target, desired, cancellation) as (guarded, session),
     ):
         saved_plan.check_target(document, cloud, plan_target)
-        if document.get("set") != desired.root.set:
-            raise saved_plan.StalePlanError(
-                f"{plan_path} was saved for set {document.get('set')!r}, this root is set {desired.root.set!r}: "
-                "nothing was applied"
-            )
+        saved_plan.check_set(document, desired.root.set, args.plan)
         snapshot = read_snapshot(client, desired)
         fresh = build_plan(desired, snapshot, plan_target, timeout=args.timeout)
         if fresh.refusals:
@@ -705,14 +654,10 @@ def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
             _json_outcome(args, "refused")
             return EXIT_REFUSED
         _stop_if_cancelled(cancellation)
-        result = match(document["actions"], fresh.actions, snapshot.all_images(), desired.root.set, resume=args.resume)
-        if not result.ok:
-            raise saved_plan.StalePlanError(
-                f"the plan made now differs from the saved plan {plan_path} in {len(result.differences)} "
-                "place(s): nothing was applied",
-                hint="the root or the cloud changed since the review: make and review a new plan",
-                details=["differences (saved vs now):", *[f"  {escape.text(d.line())}" for d in result.differences]],
-            )
+        images = snapshot.all_images()
+        result = saved_plan.check_fresh(
+            document, args.plan, fresh.actions, images, desired.root.set, resume=args.resume
+        )
         _show_plan(fresh, args, human, applying=True)
         for action_id in result.housekeeping:
             shown = escape.text(action_id)
@@ -721,27 +666,21 @@ def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
             print(f"  already done: {escape.text(action_id)}", file=human)
         if not fresh.actions:
             print("Nothing to do: every action of the saved plan is done.", file=human)
-            journal.path.unlink(missing_ok=True)
+            journal.discard()
             _json_outcome(args, "applied")
             return EXIT_OK
         if not args.auto_approve and not _confirm(fresh, human, cancellation):
             return EXIT_ERROR
         _stop_if_cancelled(cancellation)
-        printer = _progress_printer(human)
-
-        def progress(event: str, action: Any, payload: Any) -> None:
-            printer(event, action, payload)
-            if event == "end" and payload.status == "done":
-                journal.record(action.id, payload.image_id, made=KINDS[action.kind].makes_image)
-
+        progress = journal.recording(_progress_printer(human))
         report = Applier(
             guarded, fresh, **_concurrency(args, desired), timeout=args.timeout, progress=progress, lock=session,
             guard=GuardContext.from_desired(desired), cancellation=cancellation,
         ).run()  # fmt: skip
     if report.succeeded:
-        journal.path.unlink(missing_ok=True)
-    elif any(r.status == "done" for r in report.results) or journal.done:
-        resume = f"reconciler apply --plan {_command_path(args.plan)} --resume"
+        journal.discard()
+    elif journal.resumable(r.status for r in report.results):
+        resume = saved_plan.apply_command(args.plan, resume=True)
         print(f"Finish it after fixing the cause with: {resume}", file=human)
     return _report(args, report, session, human)
 

@@ -9,9 +9,10 @@ only the reviewed reference that the fresh plan must match. It is the plan's JSO
 - `tool`: the version of reconciler that made it and, where the installed distribution records one,
   its commit; another version or commit refuses it (a plan's meaning may change between versions).
 
-Saved plans are whole: `--target`, `--exclude` and `--max-deletions` cannot narrow one (cli.py).
+Saved plans are whole: `--target`, `--exclude` and `--max-deletions` cannot narrow one (refuse_narrowing).
 While applying, a journal beside the saved plan (`FILE.progress.json`) records the actions done, for
-display only: `--resume` trusts the fresh plan, never the journal.
+display only: `--resume` trusts the fresh plan, never the journal. Each rule of `plan --out` and
+`apply --plan` is a function here; the command line only calls them in turn.
 """
 
 from __future__ import annotations
@@ -20,22 +21,29 @@ import functools
 import json
 import logging
 import os
+import shlex
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
+from reconciler.cloud.model import Image
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.model import CloudTarget
-from reconciler.plan import FORMAT_VERSION, Plan, Target
+from reconciler.plan import FORMAT_VERSION, Action, Plan, Target
 from reconciler.plan_codec import plan_to_json
+from reconciler.plan_kinds import KINDS
+from reconciler.plan_match import Match, match
 from reconciler.render import escape
 from reconciler.render.json import render_json
 
 log = logging.getLogger(__name__)
+
+# (event, action, payload), as reconciler.apply calls its progress callback.
+Progress = Callable[[str, Action, Any], None]
 
 
 class StalePlanError(ReconcilerError):
@@ -232,6 +240,84 @@ def check_target(document: Mapping[str, Any], cloud: CloudTarget, target: Target
         )
 
 
+# -- the rules of `plan --out` and `apply --plan` ----------------------------------------------------
+
+
+def refuse_narrowing(
+    command: str, *, targets: Sequence[str], excludes: Sequence[str], max_deletions: int | None
+) -> None:
+    """Saved plans are whole: a narrowed one would have to be matched against a narrowed fresh plan, and a
+    large intended deletion belongs in the reviewed root (settings.max_deletions), not on a command line."""
+    flags = (("--target", bool(targets)), ("--exclude", bool(excludes)), ("--max-deletions", max_deletions is not None))
+    given = [flag for flag, present in flags if present]
+    if given:
+        raise UsageError(
+            f"{command} cannot be combined with {', '.join(given)}: saved plans cover the whole root",
+            hint=_whole_plan_hint(given),
+        )
+
+
+def _whole_plan_hint(given: list[str]) -> str:
+    """What to do instead, for the flags that were given."""
+    hints = []
+    if "--target" in given or "--exclude" in given:
+        hints.append(
+            "save a plan of the whole root (without --target and --exclude), or plan and apply only some keys "
+            "without a saved plan (reconciler apply --target KEY)"
+        )
+    if "--max-deletions" in given:
+        hints.append("to allow more deletions, raise settings.max_deletions in the reviewed root")
+    return "; ".join(hints)
+
+
+def apply_command(path: Path, *, resume: bool = False) -> str:
+    """The command that applies the plan saved at `path` (or resumes it), to copy and paste: the path is
+    quoted (a space or a `;` in it would split or extend the command) and escaped like every string the tool
+    did not write."""
+    return f"reconciler apply --plan {escape.text(shlex.quote(str(path)))}" + (" --resume" if resume else "")
+
+
+def check_not_partly_applied(journal: Journal, path: Path, *, resume: bool) -> None:
+    """A saved plan that an earlier run partly applied is finished with --resume, never applied again as a
+    whole: the fresh plan no longer has what is done, and would not match the saved one."""
+    if journal.done and not resume:
+        raise UsageError(
+            f"{_shown(path)} was partly applied already ({len(journal.done)} actions done)",
+            hint=f"finish it with: {apply_command(path, resume=True)}",
+        )
+
+
+def check_set(document: Mapping[str, Any], set_name: str, path: Path) -> None:
+    """A plan saved for another set of images is refused: its markers name other images."""
+    if document.get("set") != set_name:
+        raise StalePlanError(
+            f"{_shown(path)} was saved for set {document.get('set')!r}, this root is set {set_name!r}: "
+            "nothing was applied"
+        )
+
+
+def check_fresh(
+    document: Mapping[str, Any],
+    path: Path,
+    fresh: Sequence[Action],
+    images: Iterable[Image],
+    set_name: str,
+    *,
+    resume: bool,
+) -> Match:
+    """The fresh plan's actions matched against the saved plan's (plan_match.match, with `images` the live
+    images the fresh plan was made from); every difference is named in the error, and nothing runs."""
+    result = match(document["actions"], fresh, images, set_name, resume=resume)
+    if not result.ok:
+        raise StalePlanError(
+            f"the plan made now differs from the saved plan {_shown(path)} in {len(result.differences)} "
+            "place(s): nothing was applied",
+            hint="the root or the cloud changed since the review: make and review a new plan",
+            details=["differences (saved vs now):", *[f"  {escape.text(d.line())}" for d in result.differences]],
+        )
+    return result
+
+
 # -- the progress journal ------------------------------------------------------------------------
 
 
@@ -266,6 +352,26 @@ class Journal:
         if made and image_id:
             self.made[action_id] = image_id
         _write_json(self.path, {"done": self.done, "made": self.made})
+
+    def recording(self, progress: Progress) -> Progress:
+        """`progress`, which also records each action done (and the image it made, for a kind that makes
+        one) as it ends."""
+
+        def record(event: str, action: Action, payload: Any) -> None:
+            progress(event, action, payload)
+            if event == "end" and payload.status == "done":
+                self.record(action.id, payload.image_id, made=KINDS[action.kind].makes_image)
+
+        return record
+
+    def resumable(self, statuses: Iterable[str]) -> bool:
+        """After a run that did not succeed (`statuses`: its actions'), whether --resume would finish it:
+        whether some action of the plan is done, in that run or an earlier one."""
+        return "done" in set(statuses) or bool(self.done)
+
+    def discard(self) -> None:
+        """The plan is applied in full: nothing is left to resume."""
+        self.path.unlink(missing_ok=True)
 
 
 def _write_json(path: Path, document: Mapping[str, Any]) -> None:
