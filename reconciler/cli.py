@@ -2,7 +2,7 @@
 codes in one place. It holds no rule of its own: what a scope may name is reconciler.scope, what a saved
 plan must satisfy (whole, same tool, target and set, not partly applied, matched by the fresh plan) and
 its journal are reconciler.saved_plan (the matching itself reconciler.plan_match), apply's progress lines
-reconciler.render.progress.
+reconciler.render.progress. tests/unit/test_cli_rules.py keeps it that way.
 
 Exit codes: 0 success, 1 error (a usage error too: argparse's own 2 is turned into 1), 2 changes present
 (plan --detailed-exitcode), 3 the plan has refusals. Data goes to stdout, diagnostics to stderr; every
