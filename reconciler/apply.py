@@ -1,12 +1,14 @@
 """Apply: carry a plan out through the CloudClient, exactly as planned.
 
 - The plan's graph runs with bounded parallelism: an action starts once everything it depends on is done.
+  Which action starts, is skipped or is owed as a compensation is decided by apply_schedule.py (pure);
+  this module runs the threads and the calls.
 - Before each mutating call, the action's `expects` are checked against a fresh read; a mismatch stops
   that action as stale before it touches anything. `protected` is re-read before every delete: a
   protected image is never deleted, whatever the plan said.
 - After the first failure no new action starts; running ones finish. Compensating actions (the restart
   after a stop, the protect closing a strict bracket, the download-flag restore) still run once the
-  action they compensate was done.
+  action they compensate was done (or started, for a stop or an unprotect that may have taken effect).
 - A create goes under the temporary name, then one PATCH sets the markers and the final name, so a lost
   answer or a crash leaves an image the next plan recognises.
 - Apply never branches on an action's reason; it executes the plan it was given.
@@ -18,7 +20,6 @@ import contextlib
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -27,6 +28,21 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import cancel, markers
 from reconciler.apply_guard import GuardContext, image_refusal, server_refusal
+from reconciler.apply_schedule import (  # the statuses are part of apply's interface: re-exported here
+    DONE,
+    FAILED,
+    INTERRUPTED,
+    LEFT,
+    SKIPPED,
+    STALE,
+    STATUSES,
+    STILL_IN_FLIGHT,
+    Schedule,
+    Skip,
+    Start,
+    State,
+    owed,
+)
 from reconciler.cancel import Cancellation
 from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudCancelled, CloudError, CloudTimeout, CloudTransportError, Conflict
@@ -41,12 +57,6 @@ from reconciler.region_copy import copy_image
 
 log = logging.getLogger(__name__)
 
-DONE, FAILED, STALE, SKIPPED = "done", "failed", "stale", "skipped"
-# Cancelled while in flight; a compensation that could not run yet (reported "left for the next run").
-INTERRUPTED, LEFT = "interrupted", "left"
-STATUSES = (DONE, FAILED, STALE, SKIPPED, INTERRUPTED, LEFT)
-# A compensation is owed once these started, even if they did not finish (see Applier._owed).
-OWED_ONCE_STARTED = frozenset({"stop_instance", "unprotect"})
 CANCEL_POLL_S = 0.05
 # After a cancellation a compensation waits at most this long for its object (then: left for the next run).
 COMPENSATION_WAIT_S = 3.0
@@ -117,6 +127,18 @@ def _no_progress(event: str, action: Action, payload: Any) -> None:
     pass
 
 
+@dataclass
+class _Run:
+    """One run of the schedule: where it stands (the schedule's State), the report's results so far, and the
+    calls in flight (a future per running action)."""
+
+    actions: Mapping[str, Action]
+    schedule: Schedule
+    state: State = field(default_factory=State)
+    results: dict[str, StepResult] = field(default_factory=dict)
+    running: dict[Future[StepResult], str] = field(default_factory=dict)
+
+
 class Applier:
     def __init__(
         self,
@@ -162,132 +184,92 @@ class Applier:
         self.made_by_action: dict[str, str] = {}
         self.notes: dict[str, str] = {}  # what a done action wants reported (e.g. refused properties)
 
-    # -- scheduling -------------------------------------------------------------------------------
+    # -- running the schedule (apply_schedule.py decides; this runs the calls and the threads) --------
 
     def run(self) -> ApplyReport:
-        actions = {a.id: a for a in self.plan.actions}
-        results: dict[str, StepResult] = {}
-        needs = {a.id: {d.id for d in a.depends_on} for a in self.plan.actions}
-        order = [a.id for a in self.plan.actions]
-        failed = False
-        running: dict[Future[StepResult], str] = {}
-        busy: Counter[str] = Counter()  # running actions per region
+        schedule = Schedule.of(
+            self.plan.actions, parallelism=self.parallelism, region_parallelism=self.region_parallelism
+        )
+        run = _Run({a.id: a for a in self.plan.actions}, schedule)
         cancelled = False
         # Not a `with` block: a cancelled run must not wait for calls still in flight past the grace period.
         pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="apply")
         try:
-            while len(results) < len(actions):
+            while not schedule.over(run.state):
                 if self.cancel is not None and self.cancel.requested:
                     cancelled = True
-                    self._wind_down(actions, order, results, running)
+                    self._wind_down(run)
                     break
-                for action_id in order:
-                    if action_id in results or action_id in running.values():
-                        continue
-                    if len(running) >= self.parallelism:
-                        break  # start more only when a slot frees: a failure meanwhile stops new starts
-                    action = actions[action_id]
-                    if not needs[action_id] <= results.keys():
-                        continue
-                    compensating = "compensates" in action.details
-                    if compensating:
-                        if not self._owed(action, actions, results):
-                            results[action_id] = StepResult(action, SKIPPED, "what it compensates did not run")
-                            self.progress("skip", action, results[action_id])
-                            continue
-                        self._unchecked(action, results)
-                    elif self.apply_lock is not None and self.apply_lock.lost:
-                        failed = True
-                        results[action_id] = StepResult(action, SKIPPED, "the apply lock was lost")
-                        self.progress("skip", action, results[action_id])
-                        continue
-                    elif failed:
-                        results[action_id] = StepResult(action, SKIPPED, "an earlier action failed")
-                        self.progress("skip", action, results[action_id])
-                        continue
-                    elif any(results[d].status != DONE for d in needs[action_id]):
-                        results[action_id] = StepResult(action, SKIPPED, "a dependency did not complete")
-                        self.progress("skip", action, results[action_id])
-                        continue
-                    regions = _regions_of(action)
-                    if any(busy[region] >= self.region_parallelism for region in regions):
-                        continue  # its region is full: a later action in another region may start
-                    self.progress("start", action, None)
-                    busy.update(regions)
-                    running[pool.submit(self._run_one, action)] = action_id
-                if not running:
-                    if len(results) < len(actions):  # nothing runnable: only possible with a broken graph
-                        for action_id in order:
-                            results.setdefault(action_id, StepResult(actions[action_id], SKIPPED, "never became ready"))
+                self._take_next_steps(run, pool)
+                if not run.running:
+                    for skip in schedule.never_ready(run.state):  # nothing runnable: a broken graph
+                        run.results[skip.action_id] = StepResult(run.actions[skip.action_id], SKIPPED, skip.why)
                     break
                 # With a cancellation to notice, wake up now and then even when nothing finishes.
                 timeout = CANCEL_POLL_S if self.cancel is not None else None
-                finished, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
+                finished, _ = wait(run.running, timeout=timeout, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    action_id = running.pop(future)
-                    busy.subtract(_regions_of(actions[action_id]))
-                    result = future.result()
-                    results[action_id] = result
-                    self.progress("end", actions[action_id], result)
-                    if result.status in (FAILED, STALE, LEFT):
-                        failed = True
+                    self._end(run, run.running.pop(future), future.result())
         finally:
             pool.shutdown(wait=not cancelled, cancel_futures=True)
-        return ApplyReport([results[a] for a in order], outcome="interrupted" if cancelled else None)
+        return ApplyReport([run.results[a.id] for a in self.plan.actions], outcome="interrupted" if cancelled else None)
+
+    def _take_next_steps(self, run: _Run, pool: ThreadPoolExecutor) -> None:
+        """Ask the schedule what to do now, and do it: record the skips, submit the starts."""
+        lock_lost = self.apply_lock is not None and self.apply_lock.lost
+        next_pass = run.schedule.next(run.state, lock_lost=lock_lost)
+        run.state = next_pass.state
+        for step in next_pass.steps:
+            if isinstance(step, Skip):
+                self._skip(run, step)
+            else:
+                self._begin(run, step)
+                run.running[pool.submit(self._run_one, run.actions[step.action_id])] = step.action_id
 
     @staticmethod
     def _owed(action: Action, actions: Mapping[str, Action], results: Mapping[str, StepResult]) -> bool:
-        """Whether a compensation is owed: what it compensates was done, or it was started and may have
-        taken effect (a stop that timed out while the server was powering off is still this run's stop;
-        an unprotect whose answer was lost may have unprotected)."""
+        """Whether a compensation is owed (apply_schedule.owed), from the results so far."""
         compensated = action.details["compensates"]
         result = results.get(compensated)
         if result is None:
             return False
-        if result.status == DONE:
-            return True
-        return result.status in (FAILED, INTERRUPTED) and actions[compensated].kind in OWED_ONCE_STARTED
+        return owed(actions[compensated].kind, result.status)
 
-    def _unchecked(self, action: Action, results: Mapping[str, StepResult]) -> None:
-        """A compensation owed for an action that did not finish cannot rely on that action's outcome: its
-        `expects` (the state after it) are not checked; the guard still is."""
-        compensated = results.get(action.details.get("compensates", ""))
-        if compensated is not None and compensated.status != DONE:
+    def _begin(self, run: _Run, step: Start) -> None:
+        """About to run: a compensation owed for an action that did not finish runs with `expects` waived."""
+        if step.unchecked:
             with self._lock:
-                self.expects_waived.add(action.id)
+                self.expects_waived.add(step.action_id)
+        self.progress("start", run.actions[step.action_id], None)
 
-    def _wind_down(
-        self,
-        actions: Mapping[str, Action],
-        order: list[str],
-        results: dict[str, StepResult],
-        running: dict[Future[StepResult], str],
-    ) -> None:
+    def _skip(self, run: _Run, step: Skip) -> None:
+        run.results[step.action_id] = result = StepResult(run.actions[step.action_id], SKIPPED, step.why)
+        self.progress("skip", result.action, result)
+
+    def _end(self, run: _Run, action_id: str, result: StepResult) -> None:
+        run.results[action_id] = result
+        run.state = run.schedule.finished(run.state, action_id, result.status)
+        self.progress("end", result.action, result)
+
+    def _wind_down(self, run: _Run) -> None:
         """After a cancellation: calls in flight get what is left of the grace period (a second signal ends
         it), then the compensations this run owes run here, one by one, and nothing else starts."""
         assert self.cancel is not None
-        while running and (left := self.cancel.grace_left()) > 0:
-            finished, _ = wait(running, timeout=min(CANCEL_POLL_S, left), return_when=FIRST_COMPLETED)
+        while run.running and (left := self.cancel.grace_left()) > 0:
+            finished, _ = wait(run.running, timeout=min(CANCEL_POLL_S, left), return_when=FIRST_COMPLETED)
             for future in finished:
-                action_id = running.pop(future)
-                results[action_id] = future.result()
-                self.progress("end", actions[action_id], results[action_id])
-        for action_id in running.values():
-            results[action_id] = StepResult(actions[action_id], INTERRUPTED, "still in flight when cancelled")
-            self.progress("end", actions[action_id], results[action_id])
-        running.clear()
-        for action_id in order:
-            if action_id in results:
-                continue
-            action = actions[action_id]
-            if "compensates" in action.details and self._owed(action, actions, results):
-                self._unchecked(action, results)
-                self.progress("start", action, None)
-                results[action_id] = self._run_one(action)
-                self.progress("end", action, results[action_id])
-            else:
-                results[action_id] = StepResult(action, SKIPPED, "cancelled before it started")
-                self.progress("skip", action, results[action_id])
+                self._end(run, run.running.pop(future), future.result())
+        for action_id in run.running.values():
+            self._end(run, action_id, StepResult(run.actions[action_id], INTERRUPTED, STILL_IN_FLIGHT))
+        run.running.clear()
+        while (wind := run.schedule.after_cancel(run.state)).steps:
+            run.state = wind.state
+            for step in wind.steps:
+                if isinstance(step, Skip):
+                    self._skip(run, step)
+                else:
+                    self._begin(run, step)
+                    self._end(run, step.action_id, self._run_one(run.actions[step.action_id]))
 
     def _run_one(self, action: Action) -> StepResult:
         started = self.clock()
@@ -627,11 +609,6 @@ EXECUTORS: Mapping[str, Executor] = MappingProxyType(
 def _server_seen(region: str, server_id: str) -> tuple[str, str]:
     """Where the `expects` check leaves a server it read, beside the images it read."""
     return region, f"server/{server_id}"
-
-
-def _regions_of(action: Action) -> tuple[str, ...]:
-    source = action.details.get("source_region") if action.kind == "copy" else None
-    return (action.region, source) if source and source != action.region else (action.region,)
 
 
 def _unfinished(image: Image, marks: Mapping[str, str]) -> bool:
