@@ -1,8 +1,14 @@
-# Shared by the recipe scripts beside this file (sourced, never run). Bash 4 or newer.
+# Shared by the recipe scripts beside this file (sourced, never run). Bash 4.4 or newer.
 #
 # RECONCILER_WORK is where the scripts keep what a job makes: the saved plan, its journal
 # (plan.json.progress.json), the report and the comment body. On GitHub it defaults to
 # $RUNNER_TEMP/reconciler, outside the checkout, so actions/checkout never cleans it mid-job.
+#
+# RECONCILER_VENV, when set, is the virtual environment install.sh made: its bin/ comes first on PATH.
+
+if [ -n "${RECONCILER_VENV:-}" ]; then
+  PATH="$RECONCILER_VENV/bin:$PATH"
+fi
 
 work_dir() {
   local dir="${RECONCILER_WORK:-${RUNNER_TEMP:-${TMPDIR:-/tmp}}/reconciler}"
@@ -25,12 +31,18 @@ fail() {
 
 # run_tool OUT ERR ARGS...: runs `reconciler ARGS...` with stdout in the file OUT and stderr in the file
 # ERR (`-`: this job's own stream, live), and sets tool_status to its exit code (run_child: any command, e.g.
-# another of these scripts, which passes the signal on in turn). A cancelled job must reach
-# the tool, which then stops, runs its compensations and exits 130 / 143 (docs/safety.md). A script
-# waiting on a foreground child defers its traps until the child ends, so the tool runs in the
-# background and INT and TERM are passed on to it. Job control is on while it starts, so that it does not
-# inherit SIGINT ignored (as a script's background children otherwise do) and gets a process group of
-# its own (a signal sent to this script's whole group reaches it once, through here).
+# another of these scripts, which passes the signal on in turn). A cancelled job must reach the tool, which
+# then stops, runs its compensations and exits 130 / 143 (docs/safety.md). A script waiting on a foreground
+# child defers its traps until the child ends, so the tool runs in the background and this script waits.
+# The tool stays in the job's process group, so a runner that kills the group (GitLab's SIGKILL) kills it
+# too. A script's background child starts with INT ignored; the subshell resets INT and QUIT to their
+# defaults before it execs the command (bash 4.4 or newer), so the tool handles INT itself.
+#
+# Who signals what: GitHub's runner signals the step's process alone (INT, then TERM), so this script
+# passes INT and TERM on to the tool. GitLab's runner signals the job's whole process group, which the
+# tool is in: it gets the signal directly, and passing it on would give it a second one (which skips the
+# 2 s grace for calls in flight), so on GitLab (GITLAB_CI=true) nothing is passed on. RECONCILER_FORWARD_SIGNALS
+# (1: pass on, 0: not) overrides the choice.
 run_tool() {
   run_child "$1" "$2" reconciler "${@:3}"
 }
@@ -41,19 +53,18 @@ run_child() {
   tool_pid="" tool_signal=""
   trap '_forward INT' INT
   trap '_forward TERM' TERM
-  set -m
   # `-` keeps this job's stream as it is (reopening /dev/stdout would truncate a file behind it).
   if [ "$out" = - ] && [ "$err" = - ]; then
-    "$@" &
+    (trap - INT QUIT && exec "$@") &
   elif [ "$out" = - ]; then
-    "$@" 2>"$err" &
+    (trap - INT QUIT && exec "$@") 2>"$err" &
   elif [ "$err" = - ]; then
-    "$@" >"$out" &
+    (trap - INT QUIT && exec "$@") >"$out" &
   else
-    "$@" >"$out" 2>"$err" &
+    (trap - INT QUIT && exec "$@") >"$out" 2>"$err" &
   fi
   tool_pid=$!
-  set +m
+  # A signal that came while the command was starting may not have reached it: pass it on in any case.
   if [ -n "$tool_signal" ]; then
     kill -s "$tool_signal" "$tool_pid" 2>/dev/null || true
   fi
@@ -67,9 +78,15 @@ run_child() {
   trap - INT TERM
 }
 
+_forwarding() {
+  local default=1
+  [ "${GITLAB_CI:-}" != true ] || default=0
+  [ "${RECONCILER_FORWARD_SIGNALS:-$default}" = 1 ]
+}
+
 _forward() {
   tool_signal=$1
-  if [ -n "$tool_pid" ]; then
+  if [ -n "$tool_pid" ] && _forwarding; then
     kill -s "$1" "$tool_pid" 2>/dev/null || true
   fi
 }
