@@ -1,7 +1,8 @@
 """The GitHub recipe scripts (examples/gitops/ci/), run as a job runs them, against a fake `gh` that
 records every call and replays answers: the apply on merge takes the plan of the pull request that made
-the merge commit, by number and head commit, or refuses; one comment per pull request, updated in place;
-a failed plan posts its error text, never a blank comment."""
+the merge commit, by number and head commit, from a run of this repository's own branch (never a fork's
+at the same commit), or refuses; one comment per pull request, updated in place; a failed plan posts its
+error text, never a blank comment; a comment over GitHub's limit keeps its verdict and risky lines."""
 
 from __future__ import annotations
 
@@ -22,12 +23,24 @@ def pull(number: int, *, merged_as: str | None) -> dict:
         "number": number,
         "merged_at": "2026-11-30T10:00:00Z" if merged_as else None,
         "merge_commit_sha": merged_as or ("c" * 40),
-        "head": {"sha": HEADS[number]},
+        "head": {"sha": HEADS[number], "ref": f"branch-{number}"},
     }
 
 
-def run(run_id: int, head: str, created: str, event: str = "pull_request") -> dict:
-    return {"id": run_id, "head_sha": head, "event": event, "status": "completed", "created_at": created}
+def run(run_id: int, head: str, created: str, event: str = "pull_request", number: int | None = None) -> dict:
+    """A plan workflow run from this repository's branch of pull request `number` (by default the one
+    whose head is `head`); GitHub has emptied its pull_requests list, as it does once they are closed."""
+    number = number or next((n for n, sha in HEADS.items() if sha == head), 7)
+    return {
+        "id": run_id,
+        "head_sha": head,
+        "event": event,
+        "status": "completed",
+        "created_at": created,
+        "head_repository": {"full_name": REPO},
+        "head_branch": f"branch-{number}",
+        "pull_requests": [],
+    }
 
 
 def download(run_id: int, name: str, *, plan: str | None) -> dict:
@@ -100,6 +113,57 @@ def test_the_newest_plan_of_the_head_commit_is_tried_first_then_older_ones(tmp_p
     assert [c["args"][2] for c in job.gh_calls() if c["args"][:2] == ["run", "download"]] == ["202", "201"]
 
 
+def test_a_forks_run_at_the_same_commit_never_supplies_the_plan(tmp_path):
+    """A fork's pull request opened on the merged pull request's head commit runs its own (changed) plan
+    workflow, which can upload an artifact named reconciler-plan-7-<head>; it is newer, and never taken."""
+    name = f"reconciler-plan-7-{HEADS[7]}"
+    honest = run(100, HEADS[7], "2026-11-30T09:00:00Z")
+    fork = {**run(300, HEADS[7], "2026-11-30T09:30:00Z"), "head_repository": {"full_name": "mallory/images"}}
+    fork_named_alike = {**fork, "id": 301, "head_branch": "branch-7"}
+    job = Job(tmp_path)
+    result = find_plan(
+        job,
+        [
+            {"args": ["api", f"repos/{REPO}/commits/{MERGE}/pulls"], "stdout": json.dumps([pull(7, merged_as=MERGE)])},
+            {
+                "args": ["api", RUNS.format(HEADS[7])],
+                "stdout": json.dumps({"workflow_runs": [honest, fork, fork_named_alike]}),
+            },
+            download(300, name, plan='{"from": "the fork"}'),
+            download(301, name, plan='{"from": "the fork"}'),
+            download(100, name, plan='{"from": "pull request 7"}'),
+        ],
+    )
+    assert result.returncode == 0, result.stderr
+    assert [c["args"][2] for c in job.gh_calls() if c["args"][:2] == ["run", "download"]] == ["100"]
+    assert json.loads((job.work / "reviewed" / "plan.json").read_text()) == {"from": "pull request 7"}
+
+
+def test_a_run_listed_for_another_pull_request_is_never_taken(tmp_path):
+    """Two pull requests of this repository at the same commit: a run GitHub lists for #8 (or one from #8's
+    branch) is not #7's plan."""
+    name = f"reconciler-plan-7-{HEADS[7]}"
+    listed_for_8 = {**run(400, HEADS[7], "2026-11-30T09:40:00Z"), "pull_requests": [{"number": 8}]}
+    branch_of_8 = run(401, HEADS[7], "2026-11-30T09:45:00Z", number=8)
+    listed_for_7 = {**run(100, HEADS[7], "2026-11-30T09:00:00Z", number=8), "pull_requests": [{"number": 7}]}
+    job = Job(tmp_path)
+    result = find_plan(
+        job,
+        [
+            {"args": ["api", f"repos/{REPO}/commits/{MERGE}/pulls"], "stdout": json.dumps([pull(7, merged_as=MERGE)])},
+            {
+                "args": ["api", RUNS.format(HEADS[7])],
+                "stdout": json.dumps({"workflow_runs": [listed_for_8, branch_of_8, listed_for_7]}),
+            },
+            download(400, name, plan="{}"),
+            download(401, name, plan="{}"),
+            download(100, name, plan='{"from": "pull request 7"}'),
+        ],
+    )
+    assert result.returncode == 0, result.stderr
+    assert [c["args"][2] for c in job.gh_calls() if c["args"][:2] == ["run", "download"]] == ["100"]
+
+
 def test_a_commit_no_pull_request_was_merged_as_is_refused(tmp_path):
     """A direct push to main (or a merge commit only contained in an open pull request): nothing was
     reviewed, so nothing is applied, and no plan is downloaded."""
@@ -139,7 +203,7 @@ def comment(comment_id: int, login: str, body: str) -> dict:
     return {"id": comment_id, "user": {"login": login}, "body": body}
 
 
-def post_comment(job: Job, pages: list[list[dict]], body: str):
+def post_comment(job: Job, pages: list[list[dict]], body: str, **env: str):
     path = job.tmp / "comment.md"
     path.write_text(body)
     listing = "".join(json.dumps(page) for page in pages)  # gh --paginate prints the pages back to back
@@ -170,7 +234,7 @@ def post_comment(job: Job, pages: list[list[dict]], body: str):
             },
         ]
     )
-    return job.run("github-comment.sh", 7, path, GITHUB_REPOSITORY=REPO)
+    return job.run("github-comment.sh", 7, path, GITHUB_REPOSITORY=REPO, **env)
 
 
 def test_the_first_plan_creates_the_comment(tmp_path):
@@ -220,6 +284,76 @@ def test_a_failed_plan_posts_its_error_text(tmp_path):
     assert posted.returncode == 0, posted.stderr
     (write,) = [c for c in job.gh_calls() if "--method" in c["args"]]
     assert "is not a project id" in write["input"]["body"]
+
+
+def oversized_plan(deletes: int) -> str:
+    """A plan comment as the renderer writes one whose never-cut lines alone exceed the budget."""
+    banner = "\n".join(
+        f"> - delete image `tmp-{i:05}` in KR1: no longer declared; not protected" for i in range(deletes)
+    )
+    return (
+        "#### reconciler plan · set web-platform · NHN state · project 3f0c…6a7b · KR1\n\n"
+        f"**Cannot be applied**: {deletes:,} actions, {deletes:,} deletions, 1 refused\n\n"
+        "| region | delete |\n|---|---|\n| KR1 | 1 |\n\n"
+        f"> [!WARNING]\n> This plan deletes:\n{banner}\n\n"
+        "### Refused\n\n"
+        f"- **max_deletions** : {deletes:,} deletions planned, more than max\\_deletions 3\n"
+        "  - hint: check that no manifest was removed by mistake\n\n"
+        "<details><summary>Order of the steps</summary>\n\n" + ("x" * 99 + "\n") * 800 + "\n</details>\n\n"
+        f"Plan: {deletes:,} to delete ({deletes:,} actions); 1 refused.\n\nNothing was changed.\n"
+    )
+
+
+def test_a_comment_over_githubs_limit_keeps_its_verdict_and_risky_lines(tmp_path):
+    """GitHub refuses comments over 65,536 characters. The comment keeps the head and the verdict, says what
+    was cut and where the full plan is, lists the risky lines as far as they fit, and ends with the summary."""
+    job = Job(tmp_path)
+    text = oversized_plan(2_000)
+    assert len(text) > 140_000
+    result = post_comment(job, [[]], text, GITHUB_RUN_ID="4242")
+    assert result.returncode == 0, result.stderr
+    (write,) = [c for c in job.gh_calls() if "--method" in c["args"]]
+    body = write["input"]["body"]
+    assert 60_000 < len(body) <= 65_000
+    lines = body.splitlines()
+    assert lines[:4] == [
+        MARKER,
+        text.splitlines()[0],
+        "",
+        "**Cannot be applied**: 2,000 actions, 2,000 deletions, 1 refused",
+    ]
+    assert "Cut to fit GitHub's limit of 65,536 characters" in body
+    assert f"https://github.com/{REPO}/actions/runs/4242" in body
+    assert "> - delete image `tmp-00000` in KR1" in body and "> This plan deletes:" in body
+    kept = sum(1 for line in lines if line.startswith("> - delete image"))
+    assert 500 < kept < 2_000 and f"2 of the 2 lines of refusals and hints, {kept:,} of the 2,000 lines" in body
+    assert lines[10 + kept] == "> - … (cut here: see the note above)"  # right after the last delete kept
+    # The refusal says why the verdict is what it is: kept before the risky lines are, shown after them.
+    assert lines[10 + kept + 1 :] == [
+        "",
+        "### Refused",
+        "- **max_deletions** : 2,000 deletions planned, more than max\\_deletions 3",
+        "  - hint: check that no manifest was removed by mistake",
+        "",
+        "Plan: 2,000 to delete (2,000 actions); 1 refused.",
+        "",
+        "Nothing was changed.",
+    ]
+    assert "<details>" not in body
+
+
+def test_a_comment_whose_risky_lines_fit_keeps_them_all_and_the_refusals(tmp_path):
+    job = Job(tmp_path)
+    text = oversized_plan(50)  # the details push it over; the risky lines and refusals fit
+    result = post_comment(job, [[]], text)
+    assert result.returncode == 0, result.stderr
+    (write,) = [c for c in job.gh_calls() if "--method" in c["args"]]
+    body = write["input"]["body"]
+    assert (
+        len(body) < 65_000 and "Cut to fit" in body and "2 of the 2 lines of refusals and hints, 50 of the 50" in body
+    )
+    assert "- **max_deletions** : 50 deletions planned" in body and "  - hint: check that no manifest" in body
+    assert "(cut here" not in body
 
 
 def test_a_plan_passes_its_markdown_and_saved_plan_on(tmp_path):
