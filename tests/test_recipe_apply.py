@@ -1,7 +1,9 @@
 """apply.sh, the apply step of both recipes, against a fake `reconciler` that records its arguments and
-replays a report: --lock-timeout 300 always, --resume on a re-run only; outcome plan_mismatch plans again
-on main and waits for approval, any other failure fails the job. Then the real tool against a simulator:
-SIGINT to the script reaches the tool, which runs its compensations and exits 130."""
+replays a report, and a fake `gh` that says where main is: --lock-timeout 300 always, --resume on a re-run
+only; a commit that is no longer main's tip is neither applied nor planned again; outcome plan_mismatch
+plans again on main and waits for approval, whose job refuses unless the repository declares the gate
+exists; any other failure fails the job. Then the real tool against a simulator: SIGINT to the script
+reaches the tool, which runs its compensations and exits 130."""
 
 from __future__ import annotations
 
@@ -16,6 +18,29 @@ import yaml
 from recipes.harness import Job
 
 CASES = Path(__file__).resolve().parent / "cases"
+REPO = "acme/images"
+SHA = "a" * 40
+LATER = "b" * 40
+BRANCH = ["api", f"repos/{REPO}/branches/main"]
+
+
+def on_github(job: Job, *, tip: str = SHA, **env: str) -> dict[str, str]:
+    """A push to main at SHA; GitHub says main's tip is `tip`."""
+    job.answer_gh([{"args": BRANCH, "stdout": json.dumps({"name": "main", "commit": {"sha": tip}})}])
+    return {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": REPO, "GITHUB_SHA": SHA, "GITHUB_REF_NAME": "main", **env}
+
+
+def main_moves_after_the_first_look(job: Job) -> None:
+    """A `gh` that says main is at SHA the first time it is asked, and at LATER from then on."""
+    gh = job.bin / "gh"
+    count = job.tmp / "gh-count"
+    gh.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {job.tmp / "gh-calls.txt"}\n'
+        f"if [ -e {count} ]; then tip={LATER}; else tip={SHA}; touch {count}; fi\n"
+        'printf \'{"name": "main", "commit": {"sha": "%s"}}\' "$tip"\n'
+    )
+    gh.chmod(0o755)
 
 
 def report(outcome: str) -> str:
@@ -34,7 +59,7 @@ def test_apply_waits_for_the_lock_and_resumes_only_a_re_run(tmp_path, attempt, r
     job = Job(tmp_path, fake_reconciler=True)
     job.answer_reconciler({"apply": {"stdout": report("applied")}})
     plan = reviewed_plan(job)
-    result = job.run("apply.sh", ".", "--plan", plan, GITHUB_RUN_ATTEMPT=attempt)
+    result = job.run("apply.sh", ".", "--plan", plan, **on_github(job, GITHUB_RUN_ATTEMPT=attempt))
     assert result.returncode == 0, result.stderr
     (call,) = job.reconciler_calls()
     assert call[:2] == ["apply", "."] and call[-2:] == ["--plan", str(plan)]
@@ -46,7 +71,7 @@ def test_apply_waits_for_the_lock_and_resumes_only_a_re_run(tmp_path, attempt, r
 
 def test_apply_needs_a_reviewed_plan(tmp_path):
     job = Job(tmp_path, fake_reconciler=True)
-    result = job.run("apply.sh", ".")
+    result = job.run("apply.sh", ".", **on_github(job))
     assert result.returncode == 1 and "pass --plan FILE" in result.stderr
     assert job.reconciler_calls() == []
 
@@ -61,7 +86,7 @@ def test_a_plan_mismatch_plans_again_on_main_and_waits_for_approval(tmp_path):
             "plan": {"stdout": "#### the new plan\n", "saved": '{"new": true}'},
         }
     )
-    result = job.run("apply.sh", ".", "--plan", reviewed_plan(job))
+    result = job.run("apply.sh", ".", "--plan", reviewed_plan(job), **on_github(job))
     assert result.returncode == 0, result.stderr
     calls = job.reconciler_calls()
     assert [c[0] for c in calls] == ["apply", "plan"]
@@ -73,7 +98,7 @@ def test_a_plan_mismatch_plans_again_on_main_and_waits_for_approval(tmp_path):
     assert (replan / "comment.md").read_text() == "#### the new plan\n"
 
     # GitLab marks the job "allowed to fail" with its own exit code, so the manual job shows.
-    again = job.run("apply.sh", ".", "--plan", reviewed_plan(job), RECONCILER_REPLANNED_EXIT="2")
+    again = job.run("apply.sh", ".", "--plan", reviewed_plan(job), **on_github(job, RECONCILER_REPLANNED_EXIT="2"))
     assert again.returncode == 2
 
 
@@ -85,23 +110,109 @@ def test_a_plan_mismatch_whose_new_plan_has_refusals_fails(tmp_path):
             "plan": {"exit": 3, "stdout": "#### refused\n", "saved": "{}"},
         }
     )
-    result = job.run("apply.sh", ".", "--plan", reviewed_plan(job))
+    result = job.run("apply.sh", ".", "--plan", reviewed_plan(job), **on_github(job))
     assert result.returncode == 1 and "nothing to approve" in result.stderr
+
+
+APPROVED = {"RECONCILER_REPLANNED": "1", "RECONCILER_REPLAN_APPROVAL": "required-reviewers"}
 
 
 def test_the_approved_plan_mismatching_again_fails(tmp_path):
     job = Job(tmp_path, fake_reconciler=True)
     job.answer_reconciler({"apply": {"exit": 1, "stdout": report("plan_mismatch")}})
-    result = job.run("apply.sh", ".", "--plan", reviewed_plan(job), RECONCILER_REPLAN="0")
+    result = job.run("apply.sh", ".", "--plan", reviewed_plan(job), **on_github(job, **APPROVED))
     assert result.returncode == 1
     assert [c[0] for c in job.reconciler_calls()] == ["apply"]
+
+
+@pytest.mark.parametrize("declared", [None, "", "yes", "protected-environment"])
+def test_the_approval_job_refuses_unless_the_repository_declares_its_gate(tmp_path, declared):
+    """Required reviewers need a public repository or GitHub Enterprise: without them the approval job
+    starts at once. It applies only when the admin who set them up also set RECONCILER_REPLAN_APPROVAL."""
+    job = Job(tmp_path, fake_reconciler=True)
+    job.answer_reconciler({"apply": {"stdout": report("applied")}})
+    env = on_github(job, RECONCILER_REPLANNED="1")
+    if declared is not None:
+        env["RECONCILER_REPLAN_APPROVAL"] = declared
+    result = job.run("apply.sh", ".", "--plan", reviewed_plan(job), **env)
+    assert result.returncode == 1
+    assert (
+        "no approval gate is declared" in result.stderr
+        and "RECONCILER_REPLAN_APPROVAL=required-reviewers" in result.stderr
+    )
+    assert job.reconciler_calls() == []
+
+    approved = job.run("apply.sh", ".", "--plan", reviewed_plan(job), **on_github(job, **APPROVED))
+    assert approved.returncode == 0, approved.stderr
+    assert [c[0] for c in job.reconciler_calls()] == ["apply"]
+
+
+def test_the_approval_job_without_a_new_plan_says_so(tmp_path):
+    """GitLab shows the manual approval job on every pipeline: run when the apply made no new plan, it
+    refuses and says why."""
+    job = Job(tmp_path, fake_reconciler=True)
+    result = job.run("apply.sh", ".", "--plan", job.work / "replan" / "plan.json", **on_github(job, **APPROVED))
+    assert result.returncode == 1 and "no new plan waits for approval" in result.stderr
+    assert job.reconciler_calls() == []
+
+
+# -- only the tip of main is applied ---------------------------------------------------------------------
+
+
+def test_a_commit_that_is_no_longer_mains_tip_is_not_applied(tmp_path):
+    """A re-run of an older apply (or one that waited while later merges landed) would plan from older
+    manifests and undo what was merged since: it applies nothing and says the newer apply does it."""
+    job = Job(tmp_path, fake_reconciler=True)
+    job.answer_reconciler({"apply": {"stdout": report("applied")}})
+    result = job.run("apply.sh", ".", "--plan", reviewed_plan(job), **on_github(job, tip=LATER, GITHUB_RUN_ATTEMPT="2"))
+    assert result.returncode == 0, result.stderr
+    assert job.reconciler_calls() == []
+    assert job.outputs()["outcome"] == "superseded"
+    assert f"main is at {LATER} now, no longer at {SHA}" in result.stderr
+    assert [c["args"] for c in job.gh_calls()] == [BRANCH]
+
+
+def test_the_approval_job_of_an_older_commit_applies_nothing(tmp_path):
+    job = Job(tmp_path, fake_reconciler=True)
+    result = job.run("apply.sh", ".", "--plan", reviewed_plan(job), **on_github(job, tip=LATER, **APPROVED))
+    assert result.returncode == 0 and job.outputs()["outcome"] == "superseded"
+    assert job.reconciler_calls() == []
+
+
+def test_a_mismatch_does_not_plan_again_once_main_has_moved_on(tmp_path):
+    """main moved while the apply ran (it waited for the lock): the new plan would be made from this older
+    commit's manifests, so none is made, and the approval job does not start."""
+    job = Job(tmp_path, fake_reconciler=True)
+    job.answer_reconciler({"apply": {"exit": 1, "stdout": report("plan_mismatch")}, "plan": {"saved": "{}"}})
+    env = on_github(job)
+    main_moves_after_the_first_look(job)
+    result = job.run("apply.sh", ".", "--plan", reviewed_plan(job), **env)
+    assert result.returncode == 0, result.stderr
+    assert [c[0] for c in job.reconciler_calls()] == ["apply"]
+    assert job.outputs()["outcome"] == "superseded" and "plan-file" not in job.outputs()
+    assert len((job.tmp / "gh-calls.txt").read_text().splitlines()) == 2
+
+
+def test_apply_refuses_when_mains_tip_cannot_be_told(tmp_path):
+    job = Job(tmp_path, fake_reconciler=True)
+    env = on_github(job)
+    job.answer_gh([{"args": BRANCH, "exit": 1, "stderr": "HTTP 502\n"}])
+    result = job.run("apply.sh", ".", "--plan", reviewed_plan(job), **env)
+    assert result.returncode == 1 and "cannot tell whether this commit is still the tip" in result.stderr
+    assert job.reconciler_calls() == []
+
+
+def test_apply_refuses_outside_github_and_gitlab(tmp_path):
+    job = Job(tmp_path, fake_reconciler=True)
+    result = job.run("apply.sh", ".", "--plan", reviewed_plan(job))
+    assert result.returncode == 1 and job.reconciler_calls() == []
 
 
 @pytest.mark.parametrize(("outcome", "code"), [("lock_held", 1), ("failed", 1), ("refused", 3), ("interrupted", 143)])
 def test_any_other_failure_fails_the_job(tmp_path, outcome, code):
     job = Job(tmp_path, fake_reconciler=True)
     job.answer_reconciler({"apply": {"exit": code, "stdout": report(outcome)}})
-    result = job.run("apply.sh", ".", "--plan", reviewed_plan(job))
+    result = job.run("apply.sh", ".", "--plan", reviewed_plan(job), **on_github(job))
     assert result.returncode == code
     assert [c[0] for c in job.reconciler_calls()] == ["apply"]
     assert job.outputs()["outcome"] == outcome and job.outputs()["exit-code"] == str(code)
@@ -128,7 +239,7 @@ def test_sigint_to_the_apply_script_reaches_the_tool_which_runs_its_compensation
     assert planned.returncode == 0, planned.stderr
     plan = job.work / "plan.json"
 
-    process = job.start("apply.sh", root, "--plan", plan)
+    process = job.start("apply.sh", root, "--plan", plan, **on_github(job))
     deadline = time.monotonic() + 30
     for line in process.stderr:  # the tool's progress, live
         if line.startswith("  start   create"):

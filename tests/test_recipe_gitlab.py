@@ -1,11 +1,14 @@
 """The GitLab recipe scripts (examples/gitops/ci/) against a fake GitLab API on loopback that records every
 request and replays answers: the apply job receives the plan artifact of the merge request that made the
-commit (by iid and head commit) or refuses; a retried apply job passes --resume; one note per merge
-request, updated in place; the token travels in a header, never in a URL."""
+commit (by iid and head commit) or refuses; it applies only while the commit is the default branch's tip;
+a retried apply job passes --resume; the approval job refuses unless the project declares its gate; one
+note per merge request, updated in place; the token travels in a header, never in a URL, and is written
+to no file."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from recipes.harness import FakeGitLab, Job
@@ -20,6 +23,17 @@ API = f"/api/v4/projects/{PROJECT}"
 
 def gitlab_env(url: str, **more: str) -> dict[str, str]:
     return {"GITLAB_CI": "true", "CI_API_V4_URL": url, "CI_PROJECT_ID": PROJECT, "GITLAB_API_TOKEN": TOKEN, **more}
+
+
+def tip(sha: str = MERGE) -> dict:
+    """GitLab's answer for the default branch: its tip is `sha`."""
+    return {f"GET {API}/repository/branches/main": (200, {"name": "main", "commit": {"id": sha}})}
+
+
+def apply_env(url: str, **more: str) -> dict[str, str]:
+    """The apply job of a push to the default branch at MERGE, in pipeline 77."""
+    job = {"CI_COMMIT_SHA": MERGE, "CI_DEFAULT_BRANCH": "main", "CI_PIPELINE_ID": "77", "CI_JOB_ID": "711"}
+    return gitlab_env(url, **{**job, "CI_JOB_NAME": "apply", **more})
 
 
 def merge_request(iid: int, head: str, state: str, merged_as: str | None) -> dict:
@@ -109,34 +123,107 @@ def test_a_retried_apply_job_passes_resume(tmp_path, jobs, resumes):
         {"id": 711, "name": "apply", "status": "running"},
         {"id": 690, "name": "plan", "status": "success"},
     ]
-    gitlab = FakeGitLab({f"GET {API}/pipelines/77/jobs": (200, listing)})
+    gitlab = FakeGitLab({f"GET {API}/pipelines/77/jobs": (200, listing), **tip()})
     job = Job(tmp_path, fake_reconciler=True)
     job.answer_reconciler({"apply": {"stdout": json.dumps({"outcome": "applied"})}})
     plan = tmp_path / "plan.json"
     plan.write_text("{}")
-    env = gitlab_env("", CI_PIPELINE_ID="77", CI_JOB_ID="711", CI_JOB_NAME="apply")
     with gitlab.serving() as url:
-        result = job.run("apply.sh", ".", "--plan", plan, **{**env, "CI_API_V4_URL": url})
+        result = job.run("apply.sh", ".", "--plan", plan, **apply_env(url))
     assert result.returncode == 0, result.stderr
     (call,) = job.reconciler_calls()
     assert ("--resume" in call) is resumes and call[call.index("--lock-timeout") + 1] == "300"
-    assert gitlab.requests[0].query["include_retried"] == ["true"]
+    (jobs,) = [r for r in gitlab.requests if r.path.endswith("/jobs")]
+    assert jobs.query["include_retried"] == ["true"]
 
 
 def test_a_retry_that_cannot_be_told_fails_the_job(tmp_path):
     job = Job(tmp_path, fake_reconciler=True)
     plan = tmp_path / "plan.json"
     plan.write_text("{}")
-    with FakeGitLab({}).serving() as url:
-        result = job.run(
-            "apply.sh",
-            ".",
-            "--plan",
-            plan,
-            **gitlab_env(url, CI_PIPELINE_ID="77", CI_JOB_ID="711", CI_JOB_NAME="apply"),
-        )
+    with FakeGitLab(tip()).serving() as url:
+        result = job.run("apply.sh", ".", "--plan", plan, **apply_env(url))
     assert result.returncode == 1 and "cannot tell whether this job is a retry" in result.stderr
     assert job.reconciler_calls() == []
+
+
+# -- only the tip of the default branch; the approval job's gate ------------------------------------------
+
+
+def test_a_commit_that_is_no_longer_the_default_branchs_tip_is_not_applied(tmp_path):
+    """A retried apply job of an older pipeline would apply older manifests over later merges."""
+    gitlab = FakeGitLab({**tip("9" * 40), f"GET {API}/pipelines/77/jobs": (200, [])})
+    job = Job(tmp_path, fake_reconciler=True)
+    plan = tmp_path / "plan.json"
+    plan.write_text("{}")
+    with gitlab.serving() as url:
+        result = job.run("apply.sh", ".", "--plan", plan, **apply_env(url))
+    assert result.returncode == 0, result.stderr
+    assert f"main is at {'9' * 40} now, no longer at {MERGE}" in result.stderr
+    assert job.reconciler_calls() == []
+    assert [r.path for r in gitlab.requests] == [f"{API}/repository/branches/main"]
+
+
+@pytest.mark.parametrize(
+    ("declared", "applies"), [(None, False), ("required-reviewers", False), ("protected-environment", True)]
+)
+def test_the_approval_job_applies_only_behind_a_declared_protected_environment(tmp_path, declared, applies):
+    """Protected environments (who may deploy) are GitLab Premium: without one, anyone who may run the
+    pipeline's jobs could run the manual approval job."""
+    gitlab = FakeGitLab({**tip(), f"GET {API}/pipelines/77/jobs": (200, [])})
+    job = Job(tmp_path, fake_reconciler=True)
+    job.answer_reconciler({"apply": {"stdout": json.dumps({"outcome": "applied"})}})
+    plan = tmp_path / "plan.json"
+    plan.write_text("{}")
+    env = apply_env("", RECONCILER_REPLANNED="1", CI_JOB_NAME="apply-replanned")
+    if declared:
+        env["RECONCILER_REPLAN_APPROVAL"] = declared
+    with gitlab.serving() as url:
+        result = job.run("apply.sh", ".", "--plan", plan, **{**env, "CI_API_V4_URL": url})
+    assert (result.returncode == 0) is applies, result.stderr
+    assert bool(job.reconciler_calls()) is applies
+    if not applies:
+        assert "RECONCILER_REPLAN_APPROVAL=protected-environment" in result.stderr
+
+
+# -- the token is written to no file ----------------------------------------------------------------------
+
+
+def every_gitlab_script(tmp_path: Path, url: str) -> list[tuple[str, list[str], dict[str, str]]]:
+    (tmp_path / "note.md").write_text("#### the plan\n")
+    base = gitlab_env(url, CI_PIPELINE_ID="77", CI_JOB_ID="711", CI_JOB_NAME="apply", CI_DEFAULT_BRANCH="main")
+    return [
+        ("gitlab-retried.sh", [], base),
+        ("gitlab-tip.sh", [], {**base, "CI_COMMIT_SHA": MERGE}),
+        ("gitlab-find-plan.sh", [], {**base, "CI_COMMIT_SHA": MERGE}),
+        ("gitlab-note.sh", [str(tmp_path / "note.md")], {**base, "CI_MERGE_REQUEST_IID": "9"}),
+    ]
+
+
+def test_no_script_leaves_the_token_in_a_file(tmp_path):
+    """gitlab-retried.sh ends with exec, which skips an EXIT trap: a header file it made would stay. The
+    token reaches curl on its standard input instead, so there is no file to forget."""
+    routes = {
+        **plan_routes([merge_request(5, HEAD, "merged", MERGE)]),
+        **tip(),
+        f"GET {API}/pipelines/77/jobs": (200, [{"id": 700, "name": "apply"}]),
+        "GET /api/v4/user": (200, {"username": "reconciler-bot"}),
+        f"GET {API}/merge_requests/9/notes": (200, []),
+        f"POST {API}/merge_requests/9/notes": (201, {"id": 1}),
+    }
+    gitlab = FakeGitLab(routes)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    with gitlab.serving() as url:
+        for script, args, env in every_gitlab_script(tmp_path, url):
+            job = Job(tmp_path / script)
+            result = job.run(script, *args, **env, TMPDIR=str(temp))
+            assert result.returncode == 0, (script, result.stderr)
+            assert TOKEN not in result.stderr + result.stdout, script
+    assert list(temp.iterdir()) == []
+    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
+    assert leaked == []
+    assert {r.headers.get("PRIVATE-TOKEN") for r in gitlab.requests} == {TOKEN}
 
 
 # -- the merge request's one note -------------------------------------------------------------------------

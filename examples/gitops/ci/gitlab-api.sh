@@ -1,14 +1,17 @@
 # Sourced by the GitLab recipe scripts: gitlab_get PATH prints GitLab's answer to GET $CI_API_V4_URL/PATH;
 # gitlab_pages PATH prints every page of a list, one JSON document per line; gitlab_send METHOD PATH
-# ARGS... sends a form. The token (GITLAB_API_TOKEN) goes in a header file that only this job's user can
-# read and that is removed on exit: never on a command line, never in the checkout.
+# ARGS... sends a form. The token (GITLAB_API_TOKEN) reaches curl as a header on its standard input
+# (`--header @-`, written by printf, a shell builtin): never on a command line, never in a file, so
+# nothing is left behind however the script ends (an `exec`, a signal).
 
-gitlab_header=$(umask 077 && mktemp)
-trap 'rm -f "$gitlab_header"' EXIT
-printf 'PRIVATE-TOKEN: %s\n' "${GITLAB_API_TOKEN:?GITLAB_API_TOKEN is not set}" >"$gitlab_header"
+: "${GITLAB_API_TOKEN:?GITLAB_API_TOKEN is not set}"
+
+_gitlab_curl() {
+  printf 'PRIVATE-TOKEN: %s\n' "$GITLAB_API_TOKEN" | curl --silent --show-error --fail --header @- "$@"
+}
 
 gitlab_get() {
-  curl --silent --show-error --fail --header "@$gitlab_header" "${CI_API_V4_URL:?}/$1"
+  _gitlab_curl "${CI_API_V4_URL:?}/$1"
 }
 
 gitlab_pages() {
@@ -25,6 +28,5 @@ gitlab_pages() {
 gitlab_send() {
   local method=$1 path=$2
   shift 2
-  curl --silent --show-error --fail --output /dev/null --header "@$gitlab_header" --request "$method" "$@" \
-    "${CI_API_V4_URL:?}/$path"
+  _gitlab_curl --output /dev/null --request "$method" "$@" "${CI_API_V4_URL:?}/$path"
 }

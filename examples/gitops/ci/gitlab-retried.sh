@@ -5,6 +5,10 @@
 set -uo pipefail
 here=$(dirname "$0")
 . "$here/lib.sh"
+if [ -z "${GITLAB_API_TOKEN:-}" ]; then
+  echo "gitlab-retried.sh: GITLAB_API_TOKEN is not set: cannot ask GitLab whether this job is a retry" >&2
+  exit 2
+fi
 . "$here/gitlab-api.sh"
 
 jobs=$(gitlab_pages "projects/${CI_PROJECT_ID:?}/pipelines/${CI_PIPELINE_ID:?}/jobs?include_retried=true") || exit 2

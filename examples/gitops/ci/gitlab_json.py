@@ -8,6 +8,7 @@ stderr and exits 1.
   plan-job NAME              (GET pipelines/ID/jobs) the id of the finished job NAME with artifacts
   retried NAME ID            (GET pipelines/ID/jobs?include_retried=true) exit 0 when an earlier job NAME
                              ran in this pipeline (job ID is a retry), 1 when not
+  branch-tip                 (GET repository/branches/B) the commit at the tip of the branch
   username                   (GET user) the token's user name
   note-id MARKER USERNAME    (GET merge_requests/IID/notes, pages) the id of USERNAME's note starting
                              with MARKER
@@ -65,6 +66,11 @@ def retried(name: str, job_id: str) -> str:
     sys.exit(0 if earlier else 1)
 
 
+def branch_tip() -> str:
+    (branch,) = pages()
+    return str(branch["commit"]["id"])
+
+
 def username() -> str:
     (user,) = pages()
     return str(user["username"])
@@ -82,6 +88,7 @@ COMMANDS = {
     "plan-pipelines": plan_pipelines,
     "plan-job": plan_job,
     "retried": retried,
+    "branch-tip": branch_tip,
     "username": username,
     "note-id": note_id,
 }
