@@ -176,7 +176,8 @@ def _copies_by_key(
     (`moved_from`) are its new key's: they are the same images, and their key marker follows."""
     renamed = {spec.moved_from: spec.key for spec in desired.images if spec.moved_from}
     copies: dict[tuple[str, str], list[Image]] = defaultdict(list)
-    for (key, region), images in sorted(own.copies.items()):
+    # A key's own copies first, then those it takes over from the key it had before (oldest first in each).
+    for (key, region), images in sorted(own.copies.items(), key=lambda item: item[0][0] in renamed):
         copies[(renamed.get(key, key), region)].extend(images)
     regions: dict[str, set[str]] = defaultdict(set)
     for key, region in copies:

@@ -5,6 +5,7 @@ enabled for the copies made and restored after them (docs/copies.md)."""
 from __future__ import annotations
 
 from reconciler import markers
+from reconciler.cloud.model import Image
 from reconciler.model import CopySpec, ImageSpec
 from reconciler.plan import Change, Reason, Ref
 
@@ -95,29 +96,9 @@ def _plan_copy(
         return _adopt_copy(ctx, spec, home, copy)
     if live is not None:
         ctx.account(live.id)
-        home_checksum = home.live.checksum if home.live else None
-        if home.image_id is None or live.properties.get(markers.COPY_OF) != home.image_id:
-            replace_reason = (
-                "stale_copy",
-                f"the copy in {region} was made from {live.properties.get(markers.COPY_OF)}, "
-                f"not from the current home image",
-            )
-        elif live.status in INCOMPLETE:
-            replace_reason = ("incomplete_copy", f"the copy in {region} was left {live.status}")
-        elif home_checksum and live.checksum and live.checksum != home_checksum:
-            replace_reason = (
-                "incomplete_copy",
-                f"the copy in {region} has checksum {live.checksum}, not the home image's {home_checksum}",
-            )
+        replace_reason = _replace_reason(home, live, region)
         if replace_reason is None:
-            state = ctx.state_of(spec.key, live)
-            changes = wanted_changes(spec, state, name=name)
-            changes.pop(markers.DOWNLOAD_FLAG, None)  # the download flag is the home image's
-            if live.properties.get(markers.KEY) != spec.key:
-                changes[markers.KEY] = Change(live.properties.get(markers.KEY), spec.key)
-            if changes:
-                patch(ctx, state, "update", "", changes, Reason("field_changed", describe_changes(changes), source))
-            return state, None
+            return _keep_copy(ctx, spec, live, name, source), None
         if live.protected:
             ctx.refuse(
                 "protected_undeclared",
@@ -165,6 +146,39 @@ def _plan_copy(
         copy_action.after(delete, "never two copies of one image in one region")
     state = ImageState.made(spec.key, region, copy_action)
     return state, copy_action
+
+
+def _replace_reason(home: ImageState, live: Image, region: str) -> tuple[str, str] | None:
+    """Why the live copy in `region` must be replaced (code, message), or None when it is a good copy of the
+    current home image: made from another image, left incomplete, or with another checksum."""
+    home_checksum = home.live.checksum if home.live else None
+    if home.image_id is None or live.properties.get(markers.COPY_OF) != home.image_id:
+        return (
+            "stale_copy",
+            f"the copy in {region} was made from {live.properties.get(markers.COPY_OF)}, not from the current home "
+            "image",
+        )
+    if live.status in INCOMPLETE:
+        return ("incomplete_copy", f"the copy in {region} was left {live.status}")
+    if home_checksum and live.checksum and live.checksum != home_checksum:
+        return (
+            "incomplete_copy",
+            f"the copy in {region} has checksum {live.checksum}, not the home image's {home_checksum}",
+        )
+    return None
+
+
+def _keep_copy(ctx: PlanContext, spec: ImageSpec, live: Image, name: str, source: str | None) -> ImageState:
+    """A good live copy: its declared fields updated (the download flag is the home image's), its key marker
+    following a re-key."""
+    state = ctx.state_of(spec.key, live)
+    changes = wanted_changes(spec, state, name=name)
+    changes.pop(markers.DOWNLOAD_FLAG, None)
+    if live.properties.get(markers.KEY) != spec.key:
+        changes[markers.KEY] = Change(live.properties.get(markers.KEY), spec.key)
+    if changes:
+        patch(ctx, state, "update", "", changes, Reason("field_changed", describe_changes(changes), source))
+    return state
 
 
 def _adopt_copy(

@@ -217,6 +217,7 @@ def restart_left_stopped(ctx: PlanContext, spec: ImageSpec) -> None:
         server=server.id,
         server_name=server.name,
     )
+    ctx.server_steps[server.id].append(start)  # one restart, however many keys image this server
     start.expects[str(Ref.server(spec.region, server.id))] = {
         "status": server.status,
         markers.STOPPED_BY: server.metadata[markers.STOPPED_BY],

@@ -13,7 +13,7 @@ from reconciler.model import ImageSpec
 from reconciler.plan import Change, Reason
 
 from .context import PlanContext, joined, quoted, src
-from .graph import ImageState
+from .graph import ImageState, Step
 from .patching import patch
 
 
@@ -26,6 +26,21 @@ def plan_sharing(ctx: PlanContext, spec: ImageSpec, state: ImageState, share: tu
         return  # absent: members left alone
     wanted = set(share)
     _warn_rejected(ctx, spec, state, live_members, wanted, source)
+    _warn_pending(ctx, spec, state, live_members, wanted, source)
+    previous = _plan_shares(ctx, spec, state, sorted(wanted - set(live_members)), source)
+    unshares = _plan_unshares(ctx, spec, state, sorted(set(live_members) - wanted), previous, source)
+    if not wanted and state.visibility == "shared":
+        _make_private(ctx, state, unshares, source)
+
+
+def _warn_pending(
+    ctx: PlanContext,
+    spec: ImageSpec,
+    state: ImageState,
+    live_members: Mapping[str, Any],
+    wanted: set[str],
+    source: str | None,
+) -> None:
     for member_id in sorted(wanted & set(live_members)):
         if live_members[member_id].status == "pending":
             ctx.pending.append({"key": spec.key, "region": state.region, "member": member_id})
@@ -36,12 +51,17 @@ def plan_sharing(ctx: PlanContext, spec: ImageSpec, state: ImageState, share: tu
                 f"project {member_id} has not accepted the share yet: the image is usable but not in its list",
                 source,
             )
+
+
+def _plan_shares(
+    ctx: PlanContext, spec: ImageSpec, state: ImageState, adding: list[str], source: str | None
+) -> Step | None:
+    """One share per member to add; the first makes the image shared (under strict, a protected image's
+    visibility PATCH goes in a bracket of its own: members are not attributes, adding them needs none).
+    Returns what changes to the image the unshares wait for."""
     previous = state.last
     first_share = None
-    adding = sorted(wanted - set(live_members))
     if adding and state.visibility != "shared" and ctx.strict and state.protected:
-        # protected_patch: strict: the visibility PATCH of a protected image goes in a bracket of its own
-        # (members are not attributes: adding them needs none).
         patch(ctx, 
             state, "update", "visibility", {"visibility": Change(state.visibility, "shared")},
             Reason("visibility", "the first share needs the image shared", source),
@@ -66,7 +86,17 @@ def plan_sharing(ctx: PlanContext, spec: ImageSpec, state: ImageState, share: tu
         share_action.expects[state.ref] = {"status": "active"}
         state.shares.append(share_action)
         first_share = first_share or share_action
-    removed = sorted(set(live_members) - wanted)
+    return previous
+
+
+def _plan_unshares(
+    ctx: PlanContext,
+    spec: ImageSpec,
+    state: ImageState,
+    removed: list[str],
+    previous: Step | None,
+    source: str | None,
+) -> list[Step]:
     unshares = []
     for member_id in removed:
         unshare = ctx.graph.add(
@@ -81,28 +111,32 @@ def plan_sharing(ctx: PlanContext, spec: ImageSpec, state: ImageState, share: tu
         unshare.after(previous, "earlier changes first")
         unshare.expects[state.ref] = {"visibility": "shared"}
         unshares.append(unshare)
-    if not wanted and state.visibility == "shared":
-        # Members go first: Glance keeps member records, so a later re-share would re-grant them.
-        last = unshares[-1] if unshares else None
-        bracketed = ctx.strict and state.protected
-        if last is not None and not bracketed:
-            last.changes["visibility"] = Change("shared", "private")
-            for other in unshares[:-1]:
-                last.after(other, "every other member is removed first")
-        else:
-            for unshare in unshares[:-1]:
-                last.after(unshare, "every other member is removed first")  # type: ignore[union-attr]
-            if last is not None:
-                state.last = last  # strict: the visibility bracket comes after every member is removed
-            patch(
-                ctx,
-                state,
-                "update",
-                "visibility",
-                {"visibility": Change("shared", "private")},
-                Reason("visibility", "share is empty: the image is made private again", source),
-            )
-        state.visibility = "private"
+    return unshares
+
+
+def _make_private(ctx: PlanContext, state: ImageState, unshares: list[Step], source: str | None) -> None:
+    """`share: []`: members go first (Glance keeps member records, so a later re-share would re-grant them),
+    then the image is private again: on the last unshare, or in a bracket of its own under strict."""
+    last = unshares[-1] if unshares else None
+    bracketed = ctx.strict and state.protected
+    if last is not None and not bracketed:
+        last.changes["visibility"] = Change("shared", "private")
+        for other in unshares[:-1]:
+            last.after(other, "every other member is removed first")
+    else:
+        for unshare in unshares[:-1]:
+            last.after(unshare, "every other member is removed first")  # type: ignore[union-attr]
+        if last is not None:
+            state.last = last  # strict: the visibility bracket comes after every member is removed
+        patch(
+            ctx,
+            state,
+            "update",
+            "visibility",
+            {"visibility": Change("shared", "private")},
+            Reason("visibility", "share is empty: the image is made private again", source),
+        )
+    state.visibility = "private"
 
 
 def _live_members(ctx: PlanContext, spec: ImageSpec, state: ImageState, source: str | None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ PURE = (
     "reconciler.markers",
     "reconciler.render.text",
     "reconciler.render.markdown",
+    "reconciler.apply_schedule",
 )
 FORBIDDEN_TOP = ("requests", "urllib3", "yaml", "socket", "jsonschema", "deepdiff")
 FORBIDDEN = (
