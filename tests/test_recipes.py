@@ -1,6 +1,8 @@
 """The GitOps recipes: a valid root, workflow files and the composite action (action.yml) valid for GitHub
 Actions and GitLab CI (checked with check-jsonschema's built-in schemas), the security posture the recipes
-promise (examples/gitops/README.md, "Security"), and a pre-commit hook that runs reconciler validate. The
+promise (examples/gitops/README.md, "Security": credentials in the one step that needs them, apply runners
+no pull request can reach), re-runs that work (artifacts overwritten), pipelines that a waiting approval
+does not block, triggers without path filters, and a pre-commit hook that runs reconciler validate. The
 scripts the recipes run are tested in tests/test_recipe_*.py."""
 
 from __future__ import annotations
@@ -68,7 +70,12 @@ def test_the_action_takes_a_root_a_command_and_arguments_and_says_how_it_went():
     assert action["runs"]["using"] == "composite"
     for step in action["runs"]["steps"]:  # inputs reach the scripts as variables, never as script text
         assert "${{" not in step["run"], step["run"]
-        assert step["run"].strip().splitlines()[-1].startswith(("exec ", "RECONCILER_VENV=")), step["run"]
+        assert step["run"].strip().splitlines()[-1].startswith("exec "), step["run"]
+        assert step["env"]["RECONCILER_VENV"] == "${{ runner.temp }}/reconciler-venv"  # outside the checkout
+    install = action["runs"]["steps"][0]
+    assert "install.sh" in install["run"]
+    # A caller passes the write credentials to its apply step; installing needs none of them.
+    assert {install["env"][name] for name in ("NHN_CLOUD_USERNAME", "NHN_CLOUD_API_PASSWORD", "GH_TOKEN")} == {""}
 
 
 def test_the_github_recipes_use_the_action_pinned_like_the_package():
@@ -89,7 +96,11 @@ def test_the_apply_workflow_never_overlaps_and_applies_the_reviewed_plan():
     assert steps[1]["with"]["args"] == "--plan ${{ steps.reviewed.outputs.plan-file }}"
     replanned = apply["jobs"]["apply-replanned"]
     assert replanned["needs"] == "apply" and replanned["if"] == "needs.apply.outputs.outcome == 'plan_mismatch'"
-    assert replanned["environment"] == "reconciler-apply-approval" and replanned["env"]["RECONCILER_REPLAN"] == "0"
+    assert replanned["environment"] == "reconciler-apply-approval"
+    (step,) = steps_using(replanned, ACTION)
+    assert step["env"]["RECONCILER_REPLANNED"] == "1"
+    # Declared by whoever set up the required reviewers, as a variable of the repository or environment.
+    assert step["env"]["RECONCILER_REPLAN_APPROVAL"] == "${{ vars.RECONCILER_REPLAN_APPROVAL }}"
 
 
 def test_the_plan_is_kept_before_the_comment_is_posted():
@@ -97,20 +108,31 @@ def test_the_plan_is_kept_before_the_comment_is_posted():
     assert names.index("Keep the saved plan for the apply on merge") < names.index("Post or update the plan comment")
 
 
-def test_only_the_apply_jobs_hold_write_credentials():
-    """Plans read with a read-only API user; the write credentials exist only in the apply jobs, which run
-    in protected environments on the default branch."""
+WRITE = "${{ secrets.NHN_CLOUD_API_PASSWORD }}"
+READ_ONLY = "${{ secrets.NHN_CLOUD_READONLY_API_PASSWORD }}"
+
+
+def test_credentials_reach_only_the_step_that_runs_the_tool():
+    """No job holds a credential in its env: a step that needs none (checkout, setup-python, find-plan, the
+    comment, an action's install) never sees one. The write credentials reach exactly one step per apply
+    job, the one that runs apply, in a protected environment; plans read with a read-only API user."""
     for path in WORKFLOWS:
         doc = yaml.safe_load(path.read_text())
         assert "pull_request_target" not in doc[True], path.name  # YAML 1.1 reads the key `on` as true
         assert "secrets." not in yaml.safe_dump(doc.get("env", {})), path.name
         for name, job in doc["jobs"].items():
-            password = job.get("env", {}).get("NHN_CLOUD_API_PASSWORD")
+            assert "secrets." not in yaml.safe_dump(job.get("env", {})), (path.name, name)
+            holding = {step.get("name", step.get("uses")): step["env"]["NHN_CLOUD_API_PASSWORD"]
+                       for step in job["steps"] if "NHN_CLOUD_API_PASSWORD" in step.get("env", {})}  # fmt: skip
+            commands = {step.get("name", step.get("uses")): step.get("with", {}).get("command")
+                        for step in job["steps"]}  # fmt: skip
             if name.startswith("apply"):
-                assert password == "${{ secrets.NHN_CLOUD_API_PASSWORD }}", (path.name, name)
                 assert job["environment"] in ("reconciler-apply", "reconciler-apply-approval")
-            else:
-                assert password in (None, "${{ secrets.NHN_CLOUD_READONLY_API_PASSWORD }}"), (path.name, name)
+                assert list(holding.values()) == [WRITE], (path.name, name)
+                assert [commands[step] for step in holding] == ["apply"], (path.name, name)
+            elif holding:
+                assert list(holding.values()) == [READ_ONLY], (path.name, name)
+                assert [commands[step] for step in holding] == ["plan"], (path.name, name)
     plan = workflow("reconciler-plan.yml")["jobs"]["plan"]
     assert plan["if"] == "github.event.pull_request.head.repo.full_name == github.repository"  # forks: validate only
     pipeline = gitlab()
@@ -121,6 +143,54 @@ def test_only_the_apply_jobs_hold_write_credentials():
         assert "NHN_CLOUD_API_PASSWORD" not in pipeline[name].get("variables", {})  # the protected variable
         assert pipeline[name]["environment"]["name"].startswith("reconciler-apply")
         assert pipeline[name]["rules"][0]["if"].startswith("$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH")
+
+
+def test_the_readme_keeps_pull_requests_off_the_apply_runners():
+    """A same-repository pull request can edit a workflow to run on the apply runner (runs-on, tags) and
+    leave something behind for the next apply: only the README can require runners that prevent it."""
+    readme = " ".join((GITOPS / "README.md").read_text().split())
+    assert "ephemeral" in readme and "--ephemeral" in readme
+    assert "protected runner" in readme and "does not run untagged jobs" in readme
+    assert "selected workflows" in readme
+
+
+def test_the_readme_says_what_a_git_url_pins_and_what_the_runners_need():
+    readme = " ".join((GITOPS / "README.md").read_text().split())
+    assert "pins reconciler's own code to one commit, and nothing else" in readme
+    assert "`install.sh` refuses the git URL form" in readme
+    assert "the GitHub CLI `gh` on the self-hosted runners" in readme
+    assert "Python 3.11 or newer with its `venv` module" in readme and "never into the runner's own Python" in readme
+    assert "no `paths:` filter" in readme and "whatever it changes" in readme
+
+
+def test_a_re_run_replaces_the_artifacts_it_uploads():
+    """Artifact names are unique within a run: a re-run's upload fails unless it overwrites."""
+    uploads = [
+        step
+        for path in WORKFLOWS
+        for job in yaml.safe_load(path.read_text())["jobs"].values()
+        for step in job["steps"]
+        if step.get("uses", "").startswith("actions/upload-artifact")
+    ]
+    assert len(uploads) == 2 and all(step["with"]["overwrite"] is True for step in uploads)
+
+
+def test_every_pull_request_and_every_push_to_main_runs():
+    """No path filter: a required plan check must report on every pull request, and a merge that changes no
+    manifest must still run its apply (it applies what a superseded earlier apply left to it)."""
+    for name, event in (("reconciler-plan.yml", "pull_request"), ("reconciler-apply.yml", "push")):
+        trigger = workflow(name)[True][event] or {}
+        assert not {"paths", "paths-ignore"} & set(trigger), name
+    pipeline = gitlab()
+    assert not any("changes" in rule for name in ("plan", "apply") for rule in pipeline[name]["rules"])
+
+
+def test_the_gitlab_jobs_install_into_a_virtual_environment_outside_the_checkout():
+    pipeline = gitlab()
+    venv = pipeline["variables"]["RECONCILER_VENV"]
+    assert venv.startswith("/tmp/") and "$CI_JOB_ID" in venv and "CI_PROJECT_DIR" not in venv
+    assert pipeline["default"]["before_script"] == ["ci/install.sh"]
+    assert pipeline["default"]["after_script"] == ['rm -rf "$RECONCILER_VENV"']
 
 
 def test_every_github_workflow_asks_for_the_permissions_it_needs_only():
@@ -150,7 +220,13 @@ def test_the_gitlab_apply_job_fetches_the_reviewed_plan_and_the_approval_job_get
     assert "reconciler-ci/replan/plan.json" in apply["artifacts"]["paths"]
     replanned = pipeline["apply-replanned"]
     assert replanned["needs"] == [{"job": "apply", "artifacts": True}]
-    assert replanned["rules"][0]["when"] == "manual" and replanned["variables"]["RECONCILER_REPLAN"] == "0"
+    (rule,) = replanned["rules"]
+    assert rule["when"] == "manual" and replanned["variables"]["RECONCILER_REPLANNED"] == "1"
+    # A manual job may not fail by default: the pipeline of every merge would wait on it, "blocked".
+    assert rule["allow_failure"] is True
+    # The gate's declaration comes from the project's settings, never from the file a merge request edits.
+    defined = [pipeline["variables"], *(job.get("variables", {}) for job in pipeline.values() if isinstance(job, dict))]
+    assert not any("RECONCILER_REPLAN_APPROVAL" in variables for variables in defined)
     plan = pipeline["plan"]
     assert plan["artifacts"]["when"] == "always" and "reconciler-ci/plan.json" in plan["artifacts"]["paths"]
     assert pipeline["variables"]["RECONCILER_WORK"] == "$CI_PROJECT_DIR/reconciler-ci"
