@@ -39,10 +39,10 @@ fail() {
 # defaults before it execs the command (bash 4.4 or newer), so the tool handles INT itself.
 #
 # Who signals what: GitHub's runner signals the step's process alone (INT, then TERM), so this script
-# passes INT and TERM on to the tool. GitLab's runner signals the job's whole process group, which the
-# tool is in: it gets the signal directly, and passing it on would give it a second one (which skips the
-# 2 s grace for calls in flight), so on GitLab (GITLAB_CI=true) nothing is passed on. RECONCILER_FORWARD_SIGNALS
-# (1: pass on, 0: not) overrides the choice.
+# passes INT and TERM on to the tool. GitLab's shell executor signals the job's whole process group, which
+# the tool is in: it gets the signal directly, and passing it on would give it a second one (which skips
+# the 2 s grace for calls in flight), so on GitLab (GITLAB_CI=true) nothing is passed on (other executors:
+# unverified, README.md). RECONCILER_FORWARD_SIGNALS (1: pass on, 0: not) overrides the choice.
 run_tool() {
   run_child "$1" "$2" reconciler "${@:3}"
 }
