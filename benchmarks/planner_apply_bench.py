@@ -31,8 +31,8 @@ USER, PASSWORD = "bench@example.com", "local-only"
 
 
 def planner_alone(images: int) -> dict:
-    from reconciler.cloud.model import Image, Member
-    from reconciler.model import CloudTarget, CopySpec, DesiredState, ImageSpec, RootConfig, Settings, Source
+    from reconciler.cloud.records import Image, Member
+    from reconciler.desired import CloudConfig, CopySpec, DesiredState, ImageSpec, RootConfig, Settings, Source
     from reconciler.plan import Target
     from reconciler.planner import build_plan
     from reconciler.render.json import render_json
@@ -61,7 +61,7 @@ def planner_alone(images: int) -> dict:
                                            MappingProxyType(props)))  # fmt: skip
             if shared:
                 members[image_id] = (Member(image_id, PARTNER, "accepted"),)
-    root = RootConfig(Path("."), "scale", CloudTarget("nhn", OWNER, None), "KR1", Settings())
+    root = RootConfig(Path("."), "scale", CloudConfig("nhn", OWNER, None), "KR1", Settings())
     desired = DesiredState(root, tuple(specs), ("images.yaml",))
     snapshot = Snapshot(OWNER, ("JP1", "KR1", "KR2"), ("JP1", "KR1", "KR2"),
                         MappingProxyType({r: tuple(v) for r, v in by_region.items()}), MappingProxyType(members),

@@ -46,7 +46,7 @@ from reconciler.apply_schedule import (  # the statuses are part of apply's inte
 from reconciler.cancel import Cancellation
 from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudCancelled, CloudError, CloudTimeout, CloudTransportError, Conflict
-from reconciler.cloud.model import IMAGE_BASE_ATTRIBUTES, Image, PatchOp
+from reconciler.cloud.records import IMAGE_BASE_ATTRIBUTES, Image, PatchOp
 from reconciler.errors import ReconcilerError
 from reconciler.plan import Action, Change, Plan, Ref
 from reconciler.plan_kinds import KINDS, SERVER
@@ -563,7 +563,7 @@ class Applier:
         return source_id
 
     def _do_copy(self, action: Action, _observed: Observed) -> str:
-        """Streamed, verified copy (region_copy.py); a target that fails is deleted by the copy itself."""
+        """Streamed, verified copy (region_copy.py); a destination that fails is deleted by the copy itself."""
         source_region = action.details["source_region"]
         source_id = self._copy_source_id(action)
         source = self.client.wait_for_image(source_region, source_id, status="active", timeout=self.timeout)
@@ -580,10 +580,10 @@ class Applier:
             progress=lambda state: self.progress("progress", action, state),
             clock=self.clock,
         )
-        self._remember(action, result.target_id)
+        self._remember(action, result.destination_id)
         if result.refused_properties:
             self.notes[action.id] = f"the copy refused properties: {', '.join(result.refused_properties)}"
-        return result.target_id
+        return result.destination_id
 
 
 # How each kind of action is carried out (plan_kinds.KINDS names them all: a test holds the two together).

@@ -18,8 +18,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from reconciler import markers
-from reconciler.cloud.model import Image, Server
-from reconciler.model import DesiredState
+from reconciler.cloud.records import Image, Server
+from reconciler.desired import DesiredState
 
 
 @dataclass(frozen=True, slots=True)

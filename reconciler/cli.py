@@ -277,8 +277,8 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 def _add_simulator(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """`reconciler simulator init|serve`. Built here, not in reconciler.simulator.cli, because importing
-    anything under reconciler.simulator starts the whole simulator package (jsonschema, yaml)."""
+    """`reconciler simulator init|serve`. Built here, not in reconciler.simulator.cli, because importing that
+    module loads the simulator's server, the seed schema and YAML, which `--help` must not."""
     sim = subparsers.add_parser(
         "simulator",
         parents=parents,

@@ -14,7 +14,7 @@ from reconciler.cloud.environment import ENV_NAMES
 from reconciler.cloud.errors import CloudConfigError
 from reconciler.cloud.nhn import NhnCloudClient, connect
 from reconciler.cloud.transport import DEFAULT_TIMEOUT
-from reconciler.model import CloudTarget, RootConfig
+from reconciler.desired import CloudConfig, RootConfig
 from reconciler.plan import Target
 
 # The simulator's objects change state per poll, not per second: no reason to wait long between polls.
@@ -23,7 +23,7 @@ SIMULATOR_POLL_DELAYS = (0.02, 0.2)
 
 @contextlib.contextmanager
 def open_cloud(
-    config: RootConfig, cloud: CloudTarget, env: Mapping[str, str]
+    config: RootConfig, cloud: CloudConfig, env: Mapping[str, str]
 ) -> Iterator[tuple[NhnCloudClient, Target]]:
     opener = _open_simulator if cloud.kind == "simulator" else _open_nhn
     with opener(config, cloud, env) as opened:
@@ -32,7 +32,7 @@ def open_cloud(
 
 @contextlib.contextmanager
 def _open_nhn(
-    config: RootConfig, cloud: CloudTarget, env: Mapping[str, str]
+    config: RootConfig, cloud: CloudConfig, env: Mapping[str, str]
 ) -> Iterator[tuple[NhnCloudClient, Target]]:
     credentials = Credentials.from_environment(env)
     assert cloud.project is not None
@@ -45,7 +45,7 @@ def _open_nhn(
 
 @contextlib.contextmanager
 def _open_simulator(
-    config: RootConfig, cloud: CloudTarget, env: Mapping[str, str]
+    config: RootConfig, cloud: CloudConfig, env: Mapping[str, str]
 ) -> Iterator[tuple[NhnCloudClient, Target]]:
     # Imported here, not at the top: a real-cloud run never loads the simulator (its HTTP server, its seed
     # schema, YAML).
@@ -77,7 +77,7 @@ def http_timeout(env: Mapping[str, str]) -> tuple[float, float]:
     return (min(DEFAULT_TIMEOUT[0], seconds), seconds)
 
 
-def _target(config: RootConfig, cloud: CloudTarget, client: NhnCloudClient, identity: str, project: str) -> Target:
+def _target(config: RootConfig, cloud: CloudConfig, client: NhnCloudClient, identity: str, project: str) -> Target:
     regions = cloud.regions or client.image_regions()
     state = None
     if cloud.kind == "simulator" and cloud.state is not None:

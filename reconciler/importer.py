@@ -24,10 +24,10 @@ import yaml
 
 from reconciler import markers
 from reconciler.cloud.client import CloudClient
-from reconciler.cloud.model import Image
+from reconciler.cloud.records import Image
+from reconciler.desired import DesiredState
 from reconciler.errors import UsageError
 from reconciler.lock_claims import is_bookkeeping
-from reconciler.model import DesiredState
 from reconciler.render import escape
 
 KEY_SANITISER = re.compile(r"[^A-Za-z0-9._-]+")

@@ -45,7 +45,7 @@ from reconciler.cloud.errors import (
     Forbidden,
     NotFound,
 )
-from reconciler.cloud.model import Image, set_ops
+from reconciler.cloud.records import Image, set_ops
 from reconciler.errors import ReconcilerError
 from reconciler.lock_claims import (
     CLAIM,

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler import markers
-from reconciler.cloud.model import Image, parse_server_time
+from reconciler.cloud.records import Image, parse_server_time
 
 # The claim's property names, which live with every other marker name (reconciler/markers.py).
 CLAIM = markers.LOCK_CLAIM

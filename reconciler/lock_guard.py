@@ -17,7 +17,7 @@ from typing import Any
 from reconciler.cancel import Cancellation
 from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudCancelled
-from reconciler.cloud.model import Image, Member, PatchOp, Server
+from reconciler.cloud.records import Image, Member, PatchOp, Server
 from reconciler.lock import LockSession
 
 

@@ -9,9 +9,9 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from reconciler import markers
-from reconciler.cloud.model import Image
+from reconciler.cloud.records import Image
+from reconciler.desired import DesiredState
 from reconciler.lock_claims import is_bookkeeping
-from reconciler.model import DesiredState
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler import markers
-from reconciler.cloud.model import Image
+from reconciler.cloud.records import Image
 from reconciler.plan import Action, ActionId, Ref
 from reconciler.plan_codec import action_to_json
 from reconciler.plan_kinds import KINDS

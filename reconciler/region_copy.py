@@ -1,15 +1,15 @@
 """Copy an image to another region with documented calls only: there is no
 copy API, so the data goes through this process, streamed, never held whole and never in a file.
 
-1. Create the target: private, unprotected, with the markers and the source's disk/container format and
+1. Create the destination: private, unprotected, with the markers and the source's disk/container format and
    `os_type` (NHN requires it), then every other source property that is not read-only, reserved or a
-   marker; properties the target refuses are reported, not fatal.
-2. Stream `GET {source}/file` into `PUT {target}/file`, computing md5 and sha512 on the way.
-3. Wait for the target to be active and verify: the bytes streamed must match the source's checksums,
-   and the target's checksums must match the bytes streamed (NHN calls `queued` "converting": that it
+   marker; properties the destination refuses are reported, not fatal.
+2. Stream `GET {source}/file` into `PUT {destination}/file`, computing md5 and sha512 on the way.
+3. Wait for the destination to be active and verify: the bytes streamed must match the source's checksums,
+   and the destination's checksums must match the bytes streamed (NHN calls `queued` "converting": that it
    keeps uploaded bytes unchanged is unverified, so this is checked, not assumed).
-4. Anything that goes wrong after the target exists deletes it: the copy's own unfinished work never
-   stays behind to be taken for a good copy. (A process killed mid-copy leaves a target that is not
+4. Anything that goes wrong after the destination exists deletes it: the copy's own unfinished work never
+   stays behind to be taken for a good copy. (A process killed mid-copy leaves a destination that is not
    `active` or has no checksum; the next plan recognises it as incomplete and replaces it.)
 """
 
@@ -25,11 +25,11 @@ from typing import Any
 from reconciler import markers
 from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudApiError, CloudError
-from reconciler.cloud.model import IMAGE_BASE_ATTRIBUTES, Image, PatchOp
+from reconciler.cloud.records import IMAGE_BASE_ATTRIBUTES, Image, PatchOp
 
 log = logging.getLogger(__name__)
 
-# Attributes the target is created with; the rest of the source's properties follow in a PATCH.
+# Attributes the destination is created with; the rest of the source's properties follow in a PATCH.
 CREATE_ATTRIBUTES = ("disk_format", "container_format", "min_disk", "min_ram")
 ESSENTIAL_PROPERTIES = ("os_type",)
 # Never copied: the tool's markers (the copy gets its own), the download flag (the source's is on only
@@ -63,7 +63,7 @@ class CopyProgress:
 
 @dataclass(frozen=True)
 class CopyResult:
-    target_id: str
+    destination_id: str
     bytes: int
     md5: str
     sha512: str
@@ -87,7 +87,7 @@ def copyable_properties(source: Image) -> dict[str, str]:
 def copy_image(
     client: CloudClient,
     source: Image,
-    target_region: str,
+    destination_region: str,
     *,
     name: str,
     marks: Mapping[str, str],
@@ -95,7 +95,7 @@ def copy_image(
     progress: ProgressCallback | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> CopyResult:
-    """Copy `source` (active) into `target_region`; see the module docstring."""
+    """Copy `source` (active) into `destination_region`; see the module docstring."""
     started = clock()
     properties = copyable_properties(source)
     if markers.PROPS in source.properties:
@@ -104,32 +104,32 @@ def copy_image(
     attributes.update({n: properties.pop(n) for n in ESSENTIAL_PROPERTIES if n in properties})
     attributes.update(marks)
     attributes.update(name=name, visibility="private", protected=False)
-    target = client.create_image(target_region, attributes)
+    destination = client.create_image(destination_region, attributes)
     try:
-        refused = _add_properties(client, target, properties)
+        refused = _add_properties(client, destination, properties)
         state = CopyProgress(total=source.size, clock=clock)
         hashing = _Hashing(state, progress)
         client.prepare_transfer(source.size)
         with client.download_image_data(source.region, source.id) as download:
-            client.upload_image_data(target_region, target.id, hashing.wrap(download.chunks()))
+            client.upload_image_data(destination_region, destination.id, hashing.wrap(download.chunks()))
         md5, sha512 = hashing.md5.hexdigest(), hashing.sha512.hexdigest()
         _verify_streamed(source, md5, sha512, state.copied)
-        copied = client.wait_for_image(target_region, target.id, status="active", timeout=timeout)
+        copied = client.wait_for_image(destination_region, destination.id, status="active", timeout=timeout)
         if copied.checksum != md5 or (copied.os_hash_value and copied.os_hash_value != sha512):
             raise CloudError(
-                f"the copy in {target_region} does not match the bytes sent: its checksum is {copied.checksum} "
+                f"the copy in {destination_region} does not match the bytes sent: its checksum is {copied.checksum} "
                 f"(sha512 {_short(copied.os_hash_value)}), the bytes sent have {md5} (sha512 {_short(sha512)}); "
                 "the copy was deleted",
-                hint="the target region changed the image's bytes (NHN may convert uploads): see docs/copies.md",
+                hint="the destination region changed the image's bytes (NHN may convert uploads): see docs/copies.md",
             )
     except BaseException:
         # The copy's own unfinished work: never leave it to be taken for a good copy.
         try:
-            client.delete_image(target_region, target.id)
+            client.delete_image(destination_region, destination.id)
         except CloudError as cleanup:
-            log.warning("could not delete the failed copy %s in %s: %s", target.id, target_region, cleanup)
+            log.warning("could not delete the failed copy %s in %s: %s", destination.id, destination_region, cleanup)
         raise
-    return CopyResult(target.id, state.copied, md5, sha512, clock() - started, refused)
+    return CopyResult(destination.id, state.copied, md5, sha512, clock() - started, refused)
 
 
 class _Hashing:
@@ -161,14 +161,14 @@ def _verify_streamed(source: Image, md5: str, sha512: str, size: int) -> None:
         raise CloudError(f"the bytes read from {source.region} do not match the source image: " + "; ".join(problems))
 
 
-def _add_properties(client: CloudClient, target: Image, properties: Mapping[str, str]) -> tuple[str, ...]:
-    """Set the source's properties on the target; one refused property does not lose the others."""
-    wanted = {n: v for n, v in properties.items() if target.properties.get(n) != v}
+def _add_properties(client: CloudClient, destination: Image, properties: Mapping[str, str]) -> tuple[str, ...]:
+    """Set the source's properties on the destination; one refused property does not lose the others."""
+    wanted = {n: v for n, v in properties.items() if destination.properties.get(n) != v}
     if not wanted:
         return ()
     ops = [PatchOp("add", n, v) for n, v in sorted(wanted.items())]
     try:
-        client.update_image(target.region, target.id, ops)
+        client.update_image(destination.region, destination.id, ops)
         return ()
     except CloudApiError as err:
         if err.status not in (400, 403, 409):
@@ -176,12 +176,12 @@ def _add_properties(client: CloudClient, target: Image, properties: Mapping[str,
     refused = []
     for op in ops:
         try:
-            client.update_image(target.region, target.id, [op])
+            client.update_image(destination.region, destination.id, [op])
         except CloudApiError as err:
             if err.status not in (400, 403, 409):
                 raise
             refused.append(op.name)
-            log.warning("the copy in %s refused property %s: %s", target.region, op.name, err.server_message)
+            log.warning("the copy in %s refused property %s: %s", destination.region, op.name, err.server_message)
     return tuple(refused)
 
 

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
-from reconciler.cloud.model import Image
+from reconciler.cloud.records import Image
+from reconciler.desired import CloudConfig
 from reconciler.errors import ReconcilerError, UsageError
-from reconciler.model import CloudTarget
 from reconciler.plan import FORMAT_VERSION, Action, Plan, Target
 from reconciler.plan_codec import plan_to_json
 from reconciler.plan_kinds import KINDS
@@ -51,7 +51,7 @@ class StalePlanError(ReconcilerError):
     difference."""
 
 
-def saved_target(cloud: CloudTarget, target: Target) -> dict[str, Any]:
+def saved_target(cloud: CloudConfig, target: Target) -> dict[str, Any]:
     saved = {"kind": target.kind, "project": target.project}
     if cloud.kind == "simulator":
         saved["state"] = str(cloud.state)
@@ -138,7 +138,7 @@ def _kind(mode: int) -> str:
     return next((words for test, words in kinds if test(mode)), "not a regular file")
 
 
-def save(path: Path, plan: Plan, cloud: CloudTarget) -> None:
+def save(path: Path, plan: Plan, cloud: CloudConfig) -> None:
     _refuse_unreplaceable(path)  # again: reading the cloud took a while, and the path may have changed meanwhile
     document = plan_to_json(plan)
     document["saved"] = {"target": saved_target(cloud, plan.target), "tool": tool_identity()}
@@ -224,7 +224,7 @@ def _tool_text(tool: Mapping[str, Any]) -> str:
     return f"{version} (commit {escape.text(str(commit)[:12])})" if commit else version
 
 
-def check_target(document: Mapping[str, Any], cloud: CloudTarget, target: Target) -> None:
+def check_target(document: Mapping[str, Any], cloud: CloudConfig, target: Target) -> None:
     saved = document["saved"]["target"]
     now = saved_target(cloud, target)
     if saved != now:

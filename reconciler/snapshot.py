@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudConfigError, CloudError, NotFound
-from reconciler.cloud.model import Image, Server
+from reconciler.cloud.records import Image, Server
+from reconciler.desired import DesiredState
 from reconciler.live import UUID, Snapshot, frozen
-from reconciler.model import DesiredState
 from reconciler.ownership import classify_desired, referenced_ids
 
 

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from reconciler.cloud.environment import identity_url_setting, split_identity_url
-from reconciler.model import CloudTarget, RootConfig
+from reconciler.desired import CloudConfig, RootConfig
 
 
-def effective_cloud(config: RootConfig, sim_state: Path | None) -> CloudTarget:
+def effective_cloud(config: RootConfig, sim_state: Path | None) -> CloudConfig:
     """The root's cloud, unless `--sim-state` (given by whoever runs the tool) points elsewhere."""
     if sim_state is None:
         return config.cloud
@@ -29,7 +29,7 @@ def short_project(project: str | None) -> str:
     return f"{project[:4]}…{project[-4:]}" if len(project) > 12 else project
 
 
-def describe(config: RootConfig, cloud: CloudTarget, env: Mapping[str, str]) -> str:
+def describe(config: RootConfig, cloud: CloudConfig, env: Mapping[str, str]) -> str:
     regions = " ".join(cloud.regions) if cloud.regions else "all catalog regions"
     if cloud.kind == "simulator":
         state = cloud.state

@@ -21,11 +21,9 @@ import jsonschema
 import yaml
 
 from reconciler import markers, schema_messages
-from reconciler.errors import UsageError
-from reconciler.gc_pause import gc_paused
-from reconciler.model import (
+from reconciler.desired import (
     DEFAULT_STATE,
-    CloudTarget,
+    CloudConfig,
     CopySpec,
     DesiredState,
     ImageSpec,
@@ -34,6 +32,8 @@ from reconciler.model import (
     Settings,
     Source,
 )
+from reconciler.errors import UsageError
+from reconciler.gc_pause import gc_paused
 from reconciler.render import escape
 from reconciler.root import ROOT_FILE, find_root, inside, walk_root
 from reconciler.schemas import load_schema
@@ -261,7 +261,7 @@ def _root_config(root: Path, doc: LocatedDocument) -> tuple[RootConfig | None, l
     project = cloud.get("project")
     if simulator and project is None and not problems:
         project = _first_simulated_project(state, seed)
-    target = CloudTarget(
+    target = CloudConfig(
         kind=cloud["kind"],
         project=project,
         regions=tuple(cloud["regions"]) if "regions" in cloud else None,

@@ -15,7 +15,7 @@ from dataclasses import fields
 from types import MappingProxyType
 from typing import Any
 
-from reconciler.cloud.model import Image, Member, Server
+from reconciler.cloud.records import Image, Member, Server
 from reconciler.snapshot import Snapshot
 
 FORMAT = 1  # bump when the document's shape changes; snapshot_from_json refuses any other

@@ -184,7 +184,7 @@ def test_a_protected_image_is_never_deleted_even_if_the_plan_says_so(tmp_path):
     with open_cloud(desired.root, desired.root.cloud, {}) as (client, target):
         plan = build_plan(desired, read_snapshot(client, desired), target)
         (delete,) = [a for a in plan.actions if a.kind == "delete"]
-        from reconciler.cloud.model import set_ops
+        from reconciler.cloud.records import set_ops
 
         client.update_image("KR1", delete.image_id, set_ops({"protected": True}))
         report = Applier(client, plan).run()
@@ -294,7 +294,7 @@ def test_the_guards_refuse_an_action_aimed_at_an_image_or_server_the_root_does_n
     import dataclasses
 
     from reconciler.apply_guard import GuardContext
-    from reconciler.cloud.model import set_ops
+    from reconciler.cloud.records import set_ops
 
     root = copy_root("running-u2-stop", tmp_path)
     desired = load_desired_state(root)

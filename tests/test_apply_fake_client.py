@@ -16,7 +16,7 @@ from typing import Any
 from reconciler.apply import DONE, FAILED, INTERRUPTED, SKIPPED, STALE, Applier
 from reconciler.cancel import Cancellation
 from reconciler.cloud.errors import CloudCancelled, CloudError
-from reconciler.cloud.model import Image, PatchOp, Server
+from reconciler.cloud.records import Image, PatchOp, Server
 from reconciler.plan import Action, Change, Dependency, Plan, Reason, Ref, Target
 
 SET = "web-platform"

@@ -28,7 +28,7 @@ import pytest
 from snapshot_data import snapshot_from_json, snapshot_to_json
 
 from reconciler import target
-from reconciler.cloud.model import Image, parse_server_time
+from reconciler.cloud.records import Image, parse_server_time
 from reconciler.connect import open_cloud
 from reconciler.plan import Target
 from reconciler.snapshot import Snapshot, read_snapshot

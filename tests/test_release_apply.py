@@ -19,7 +19,7 @@ from reconciler.apply import DONE, SKIPPED, STALE, Applier
 from reconciler.apply_guard import GuardContext
 from reconciler.cancel import Cancellation
 from reconciler.cli import main
-from reconciler.cloud.model import set_ops
+from reconciler.cloud.records import set_ops
 from reconciler.connect import open_cloud
 from reconciler.lock import apply_lock
 from reconciler.lock_guard import LockGuardedClient

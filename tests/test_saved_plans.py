@@ -19,7 +19,7 @@ from support import cloud_unchanged_but_lock_traces, let_lock_leases_expire
 
 from reconciler import __version__
 from reconciler.cli import main
-from reconciler.cloud.model import set_ops
+from reconciler.cloud.records import set_ops
 from reconciler.connect import open_cloud
 from reconciler.validate import load_desired_state
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from reconciler.cloud.model import Image, ImageListing, Member, PatchOp, Server, Volume
+from reconciler.cloud.records import Image, ImageListing, Member, PatchOp, Server, Volume
 
 
 class ImageDownload(Protocol):

@@ -22,7 +22,7 @@ import requests
 
 from reconciler.cloud.auth import Credentials, KeystoneV2Auth, TrustedHeaderAuth
 from reconciler.cloud.errors import CloudError, CloudResponseError, CloudTransportError, Conflict, NotFound
-from reconciler.cloud.model import Image, ImageListing, Member, PatchOp, Server, Volume, parse_server_time
+from reconciler.cloud.records import Image, ImageListing, Member, PatchOp, Server, Volume, parse_server_time
 from reconciler.cloud.transport import DEFAULT_TIMEOUT, Transport, json_body, make_session
 from reconciler.cloud.waiting import poll
 

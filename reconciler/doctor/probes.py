@@ -30,7 +30,7 @@ from reconciler.cloud.errors import (
     CloudTransportError,
     Unauthorized,
 )
-from reconciler.cloud.model import Image, PatchOp, parse_server_time
+from reconciler.cloud.records import Image, PatchOp, parse_server_time
 from reconciler.doctor.report import Cleanup, Observation, RegionReport
 from reconciler.doctor.scratch import PROPERTY, ScratchImages, clean_earlier_runs
 from reconciler.doctor.users import images_in_use

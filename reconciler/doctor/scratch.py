@@ -13,7 +13,7 @@ from typing import Any
 
 from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudApiError, CloudError, CloudTransportError, Forbidden, Unauthorized
-from reconciler.cloud.model import Image, PatchOp, parse_server_time
+from reconciler.cloud.records import Image, PatchOp, parse_server_time
 from reconciler.doctor.report import Cleanup, Kept, Undeletable
 from reconciler.lock_claims import DOCTOR
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.cloud.model import parse_server_time
+from reconciler.cloud.records import parse_server_time
 from reconciler.doctor.report import (
     ERROR,
     FAILED,

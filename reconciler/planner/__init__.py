@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.desired import DesiredState, ImageSpec
 from reconciler.gc_pause import gc_paused
 from reconciler.live import Snapshot
 from reconciler.lock_claims import claim_of, is_bookkeeping, iso
-from reconciler.model import DesiredState, ImageSpec
 from reconciler.plan import Plan, Target
 
 from . import copies, deletion, fields, guards, identity, imaging, protection, removals, sharing, temporary

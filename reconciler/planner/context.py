@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler import markers
-from reconciler.cloud.model import Image
+from reconciler.cloud.records import Image
+from reconciler.desired import DesiredState, ImageSpec, Removal
 from reconciler.live import Snapshot
-from reconciler.model import DesiredState, ImageSpec, Removal
 from reconciler.ownership import Ownership, classify_desired, referenced_ids
 from reconciler.plan import Finding, Target
 

@@ -5,8 +5,8 @@ enabled for the copies made and restored after them (docs/copies.md)."""
 from __future__ import annotations
 
 from reconciler import markers
-from reconciler.cloud.model import Image
-from reconciler.model import CopySpec, ImageSpec
+from reconciler.cloud.records import Image
+from reconciler.desired import CopySpec, ImageSpec
 from reconciler.plan import Change, Reason, Ref
 
 from .context import INCOMPLETE, TRUE, PlanContext, bool_text, src

@@ -5,8 +5,8 @@ declared key in regions it no longer declares, and the unfinished copies of a re
 from __future__ import annotations
 
 from reconciler import markers
-from reconciler.cloud.model import Image
-from reconciler.model import ImageSpec
+from reconciler.cloud.records import Image
+from reconciler.desired import ImageSpec
 from reconciler.plan import Reason, Ref
 
 from .context import PlanContext, is_unfinished_copy, removal_source

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler import markers
-from reconciler.model import ImageSpec
+from reconciler.desired import ImageSpec
 from reconciler.plan import Change
 
 from .context import bool_text, quoted

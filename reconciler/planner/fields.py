@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from reconciler import markers
-from reconciler.model import ImageSpec
+from reconciler.desired import ImageSpec
 from reconciler.plan import Change, Reason
 
 from .context import PlanContext, src

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler import markers
-from reconciler.cloud.model import Image
+from reconciler.cloud.records import Image
 from reconciler.plan import Action, ActionId, Change, Dependency, Reason, Ref
 from reconciler.plan_kinds import RANK
 

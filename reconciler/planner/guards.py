@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from reconciler import markers
-from reconciler.cloud.model import Image
+from reconciler.cloud.records import Image
 
 from .context import PlanContext, joined, quoted, src
 

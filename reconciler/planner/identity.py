@@ -5,9 +5,9 @@ names (re-keyed), or one `source.image` adopts. When none is, the key's image is
 from __future__ import annotations
 
 from reconciler import markers
-from reconciler.cloud.model import Image
+from reconciler.cloud.records import Image
+from reconciler.desired import ImageSpec
 from reconciler.live import UUID
-from reconciler.model import ImageSpec
 from reconciler.plan import Change, Reason, Ref
 
 from .context import PlanContext, src

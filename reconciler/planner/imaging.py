@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 
 from reconciler import markers
-from reconciler.cloud.model import Server
-from reconciler.model import ImageSpec
+from reconciler.cloud.records import Server
+from reconciler.desired import ImageSpec
 from reconciler.plan import Change, Reason, Ref
 
 from .context import PlanContext, src

@@ -3,7 +3,7 @@ and the shares that need it), so that a protected image is never patched by this
 
 from __future__ import annotations
 
-from reconciler.model import ImageSpec
+from reconciler.desired import ImageSpec
 from reconciler.plan import Change, Reason
 
 from .context import PlanContext, src

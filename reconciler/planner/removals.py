@@ -7,7 +7,7 @@ key with no live image is warned: the entry has nothing left to do."""
 from __future__ import annotations
 
 from reconciler import markers
-from reconciler.cloud.model import Image
+from reconciler.cloud.records import Image
 from reconciler.plan import Change, Reason
 
 from .context import TRUE, PlanContext, is_unfinished_copy, removal_source

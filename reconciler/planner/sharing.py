@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler import markers
-from reconciler.model import ImageSpec
+from reconciler.desired import ImageSpec
 from reconciler.plan import Change, Reason
 
 from .context import PlanContext, joined, quoted, src

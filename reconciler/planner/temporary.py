@@ -6,8 +6,8 @@ leftover: a planned delete of key `~rc-<S><K>` that counts against max_deletions
 from __future__ import annotations
 
 from reconciler import markers
-from reconciler.cloud.model import Image, Server, parse_server_time
-from reconciler.model import ImageSpec
+from reconciler.cloud.records import Image, Server, parse_server_time
+from reconciler.desired import ImageSpec
 from reconciler.plan import Reason, Ref
 
 from .context import PlanContext, seconds, src

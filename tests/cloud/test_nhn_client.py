@@ -32,8 +32,8 @@ from reconciler.cloud.errors import (
     NotFound,
     RateLimited,
 )
-from reconciler.cloud.model import set_ops
 from reconciler.cloud.nhn import NhnCloudClient, connect
+from reconciler.cloud.records import set_ops
 from reconciler.simulator.identity import TokenStore
 from reconciler.snapshot import ServerIndex
 
@@ -174,7 +174,7 @@ def test_a_name_with_a_colon_is_asked_for_as_an_exact_match(sim, connect_to):
     ],
 )
 def test_server_times_parse(text, epoch, reason):
-    from reconciler.cloud.model import parse_server_time
+    from reconciler.cloud.records import parse_server_time
 
     assert parse_server_time(text) == epoch, reason
 

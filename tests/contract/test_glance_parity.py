@@ -15,8 +15,8 @@ from datetime import datetime
 import pytest
 
 from reconciler.cloud.errors import BadRequest, CloudApiError, Forbidden
-from reconciler.cloud.model import set_ops
 from reconciler.cloud.nhn import PATCH_CONTENT_TYPE
+from reconciler.cloud.records import set_ops
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")  # second precision, as Glance prints them
 SECOND = 1.1  # Glance's timestamps have whole seconds: wait past one to see one move

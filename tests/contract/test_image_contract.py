@@ -10,8 +10,8 @@ import uuid
 import pytest
 
 from reconciler.cloud.errors import BadRequest, CloudApiError, Conflict, Forbidden, NotFound
-from reconciler.cloud.model import PatchOp, set_ops
 from reconciler.cloud.nhn import PATCH_CONTENT_TYPE
+from reconciler.cloud.records import PatchOp, set_ops
 from reconciler.simulator.qcow2 import Qcow2Image
 
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler import markers
-from reconciler.cloud.model import Image, Server, parse_server_time
+from reconciler.cloud.records import Image, Server, parse_server_time
+from reconciler.desired import CopySpec, DesiredState, ImageSpec, Removal
 from reconciler.gc_pause import gc_paused
 from reconciler.lock_claims import claim_of, is_bookkeeping, iso
-from reconciler.model import CopySpec, DesiredState, ImageSpec, Removal
 from reconciler.plan import Action, Change, Dependency, Finding, Plan, Reason, Target
 from reconciler.snapshot import UUID, Snapshot
 

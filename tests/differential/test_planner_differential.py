@@ -34,8 +34,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from reconciler import markers
-from reconciler.cloud.model import Image, Member, Server
-from reconciler.model import DesiredState
+from reconciler.cloud.records import Image, Member, Server
+from reconciler.desired import DesiredState
 from reconciler.plan import Target
 from reconciler.planner import build_plan
 from reconciler.render.json import render_json

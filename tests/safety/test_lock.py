@@ -15,8 +15,8 @@ from support import OWNER, OWNER_USER
 from reconciler import lock
 from reconciler.cloud.auth import Credentials
 from reconciler.cloud.errors import CloudError
-from reconciler.cloud.model import PatchOp
 from reconciler.cloud.nhn import connect
+from reconciler.cloud.records import PatchOp
 from reconciler.lock import LockedError, LockLostError, apply_lock, renew_once
 from reconciler.lock_claims import CLAIM, HELD, HOLDER, LEGACY, LEGACY_EXPIRES, STATE, claim_name, iso, legacy_lock_id
 from reconciler.lock_guard import LockGuardedClient

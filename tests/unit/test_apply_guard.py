@@ -8,7 +8,7 @@ from types import MappingProxyType
 import pytest
 
 from reconciler.apply_guard import GuardContext, image_refusal, server_refusal
-from reconciler.cloud.model import Image, Server
+from reconciler.cloud.records import Image, Server
 from reconciler.markers import temporary_name
 
 SET = "web-platform"

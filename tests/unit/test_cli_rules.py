@@ -28,7 +28,7 @@ RULE_MODULES = frozenset(
         "reconciler.plan_codec",
         "reconciler.ownership",
         "reconciler.live",
-        "reconciler.cloud.model",
+        "reconciler.cloud.records",
     }
 )
 

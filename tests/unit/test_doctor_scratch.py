@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.cloud.model import Image, parse_server_time
+from reconciler.cloud.records import Image, parse_server_time
 from reconciler.doctor.scratch import leftover_problem, looks_like_scratch
 
 NOW = parse_server_time("2026-11-30T12:00:00Z")

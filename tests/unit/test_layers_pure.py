@@ -12,7 +12,7 @@ PURE = (
     "reconciler.planner",
     "reconciler.plan",
     "reconciler.live",
-    "reconciler.model",
+    "reconciler.desired",
     "reconciler.ownership",
     "reconciler.markers",
     "reconciler.render.text",

@@ -6,7 +6,7 @@ from types import MappingProxyType
 
 import pytest
 
-from reconciler.cloud.model import Image
+from reconciler.cloud.records import Image
 from reconciler.lock_claims import (
     CLAIM,
     HELD,

@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 import pytest
 
-from reconciler.cloud.model import Image
+from reconciler.cloud.records import Image
 from reconciler.plan import Action, Change, Dependency, Reason
 from reconciler.plan_match import match
 

@@ -15,7 +15,7 @@ from types import MappingProxyType
 import pytest
 
 from reconciler import markers
-from reconciler.cloud.model import Image, Member, Server, parse_server_time
+from reconciler.cloud.records import Image, Member, Server, parse_server_time
 from reconciler.plan import Change, Target
 from reconciler.planner import build_plan
 from reconciler.snapshot import Snapshot
@@ -229,7 +229,7 @@ def test_min_disk_below_the_virtual_size_is_warned(tmp_path):
 
 def test_an_active_instance_still_marked_by_a_crash_gets_its_mark_cleared(tmp_path):
     """Found by the fault suite: the restart succeeded but clearing the mark failed."""
-    from reconciler.cloud.model import Server
+    from reconciler.cloud.records import Server
 
     state = desired(tmp_path, f"web:\n  source: {{image: {HOME}}}\nbatch:\n  source: {{instance: batch-01}}\n")
     batch_image = managed("00000000-0000-4000-8000-000000000007", key="batch")

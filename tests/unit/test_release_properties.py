@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler import markers
-from reconciler.cloud.model import Image, Member
-from reconciler.model import DesiredState
+from reconciler.cloud.records import Image, Member
+from reconciler.desired import DesiredState
 from reconciler.plan import Plan, Target
 from reconciler.planner import INCOMPLETE, build_plan
 from reconciler.snapshot import Snapshot

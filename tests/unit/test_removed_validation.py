@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.model import Removal
+from reconciler.desired import Removal
 from reconciler.validate import InvalidRootError, load_desired_state
 
 ROOT_CONFIG = """\

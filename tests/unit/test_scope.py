@@ -8,7 +8,7 @@ from types import MappingProxyType
 import pytest
 
 from reconciler import markers
-from reconciler.cloud.model import Image
+from reconciler.cloud.records import Image
 from reconciler.errors import UsageError
 from reconciler.scope import check_named_keys, known_keys
 

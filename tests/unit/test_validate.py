@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import schema_messages
-from reconciler.model import DesiredState
+from reconciler.desired import DesiredState
 from reconciler.root import NotARootError, find_root, manifest_files
 from reconciler.validate import InvalidRootError, load_desired_state
 
@@ -198,7 +198,11 @@ RULES = [
             "most 235 (it is created under the name plus a 20-character temporary token)"
         ],
     ),
-    ("empty file", {"a.yaml": "# nothing here\n"}, ["a.yaml:1:1: empty file: a manifest holds version: 1 and images:, removed: or both"]),
+    (
+        "empty file",
+        {"a.yaml": "# nothing here\n"},
+        ["a.yaml:1:1: empty file: a manifest holds version: 1 and images:, removed: or both"],
+    ),
     (
         "binary file",
         {"a.yaml": b"version: 1\x00\x01\x02"},

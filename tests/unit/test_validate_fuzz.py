@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.model import DesiredState
+from reconciler.desired import DesiredState
 from reconciler.validate import InvalidRootError, load_desired_state
 
 ROOT_CONFIG = textwrap.dedent(

@@ -25,7 +25,7 @@ def _frozen_mapping() -> Mapping[str, Location]:
 
 
 @dataclass(frozen=True, slots=True)
-class CloudTarget:
+class CloudConfig:
     """Where a root's images live: `kind` "nhn" or "simulator"."""
 
     kind: str
@@ -58,7 +58,7 @@ class RootConfig:
 
     path: Path  # the root folder
     set: str
-    cloud: CloudTarget
+    cloud: CloudConfig
     default_region: str | None
     settings: Settings
     file: str = "reconciler.yaml"
