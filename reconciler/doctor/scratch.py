@@ -204,49 +204,74 @@ def clean_earlier_runs(
     deleted: list[str] = []
     kept: list[Kept] = []
     undeletable: list[Undeletable] = []
-    notes: list[str] = []
-    in_use: frozenset[str] | None = None
-    users_read = False
+    in_use = _UsersOnce(users)
     for image in listing.images:
         if not looks_like_scratch(image) or image.properties.get(PROPERTY) == run_id:
             continue
-        problem = leftover_problem(image, listing.server_time)
-        if problem is None:
-            try:
-                # Only a shared image has members (Glance answers 403 for the others).
-                members = len(client.list_members(region, image.id)) if image.visibility == "shared" else 0
-            except (Unauthorized, CloudTransportError):
-                raise
-            except CloudError as err:
-                kept.append(Kept(image.id, image.name, f"its members could not be read: {_message(err)}"))
-                continue
-            problem = leftover_problem(image, listing.server_time, members=members)
-        if problem is None:
-            if not users_read:
-                users_read = True
-                try:
-                    in_use, user_notes = users()
-                except (Unauthorized, CloudTransportError):
-                    raise
-                except CloudError as err:
-                    in_use, user_notes = None, (f"the images' users could not be read: {_message(err)}",)
-                notes.extend(user_notes)
-            if in_use is None:
-                problem = "its users could not be read"
-            else:
-                problem = leftover_problem(image, listing.server_time, members=0, used=image.id in in_use)
+        problem = _keep_reason(client, region, image, listing.server_time, in_use)
         if problem is not None:
             kept.append(Kept(image.id, image.name, problem))
             continue
         try:
-            if not _unprotect_and_delete(client, region, image.id):
-                continue
+            if _unprotect_and_delete(client, region, image.id):
+                deleted.append(image.id)
+        except (Unauthorized, CloudTransportError):
+            raise
         except CloudError as err:
-            if isinstance(err, Unauthorized | CloudTransportError):
-                raise
             undeletable.append(Undeletable(image.id, image.name, _message(err)))
-            continue
-        deleted.append(image.id)
     return Cleanup(
-        earlier_deleted=tuple(deleted), earlier_kept=tuple(kept), undeletable=tuple(undeletable), notes=tuple(notes)
+        earlier_deleted=tuple(deleted),
+        earlier_kept=tuple(kept),
+        undeletable=tuple(undeletable),
+        notes=tuple(in_use.notes),
     )
+
+
+def _keep_reason(
+    client: CloudClient, region: str, image: Image, server_time: float | None, in_use: _UsersOnce
+) -> str | None:
+    """`leftover_problem` with the facts it needs read one at a time, each only for an image that passes
+    the rules before it: first the image alone, then its members, then its users."""
+    problem = leftover_problem(image, server_time)
+    if problem is None:
+        problem = _members_problem(client, region, image, server_time)
+    if problem is None:
+        used = in_use.ids()
+        if used is None:
+            return "its users could not be read"
+        problem = leftover_problem(image, server_time, members=0, used=image.id in used)
+    return problem
+
+
+def _members_problem(client: CloudClient, region: str, image: Image, server_time: float | None) -> str | None:
+    try:
+        # Only a shared image has members (Glance answers 403 for the others).
+        members = len(client.list_members(region, image.id)) if image.visibility == "shared" else 0
+    except (Unauthorized, CloudTransportError):
+        raise
+    except CloudError as err:
+        return f"its members could not be read: {_message(err)}"
+    return leftover_problem(image, server_time, members=members)
+
+
+class _UsersOnce:
+    """The ids of the images in use, read on first need and at most once (a read lists every server and volume)."""
+
+    def __init__(self, users: Callable[[], tuple[frozenset[str] | None, tuple[str, ...]]]) -> None:
+        self._users = users
+        self._read = False
+        self._ids: frozenset[str] | None = None
+        self.notes: list[str] = []
+
+    def ids(self) -> frozenset[str] | None:
+        """The ids, or None when they could not be read (with a note why)."""
+        if not self._read:
+            self._read = True
+            try:
+                self._ids, notes = self._users()
+            except (Unauthorized, CloudTransportError):
+                raise
+            except CloudError as err:
+                self._ids, notes = None, (f"the images' users could not be read: {_message(err)}",)
+            self.notes.extend(notes)
+        return self._ids
