@@ -184,55 +184,73 @@ def build_manifest(
             continue
         if name_prefix and not (image.name or "").startswith(name_prefix):
             continue
-        if image.status != "active" or image.visibility == "public" or not image.properties.get("os_type"):
-            why = (
-                image.status if image.status != "active" else "public" if image.visibility == "public" else "no os_type"
-            )
+        why = _left_out(image)
+        if why is not None:
             notes.append(f"left out {image.name} ({image.id}): {why}")
-            continue
-        unwritable = _unwritable_name(image.name)
-        if unwritable is not None:
-            notes.append(f"left out {image.name} ({image.id}): {unwritable}")
             continue
         members = _members(client, image)
         key = key_for(image.name, image.id, taken)
         spec = _declaration(image, members, key, notes)
         if region != desired.root.default_region:
             spec = {"region": region, **spec}
-        copies = []
-        for other in sorted(r for r in regions if r != region):
-            twin = next(
-                (
-                    i
-                    for i in by_region[other]
-                    if i.name == image.name
-                    and i.checksum == image.checksum
-                    and i.id not in used_as_copy
-                    and _same_declared_fields(i, image)
-                ),
-                None,
-            )
-            if twin is None:
-                continue
-            used_as_copy.add(twin.id)
-            copy: dict[str, Any] = {"region": other, "image": twin.id}
-            if twin.protected != image.protected:
-                copy["protected"] = twin.protected
-            copies.append(copy)
+        copies = _copies(image, sorted(r for r in regions if r != region), by_region, used_as_copy)
         if copies:
             spec["copies"] = copies
             twins = [next(i for i in by_region[c["region"]] if i.id == c["image"]) for c in copies]
-            shared = _project_members(members)
-            if any(
-                _project_members(_members(client, twin)) != shared or twin.visibility != image.visibility
-                for twin in twins
-            ):
+            if _shared_differently(client, image, members, twins):
                 # share applies to the home image and every copy: with different members per region,
                 # declaring one list would change some. Leave sharing alone (share absent).
                 spec.pop("share", None)
                 notes.append(f"{key}: share left out, its copies are shared differently; members are left alone")
         images[key] = spec
     return {"version": 1, "images": images}, notes
+
+
+def _left_out(image: Image) -> str | None:
+    """Why a home image is not declared: not active, public, no os_type, or a name no manifest can hold."""
+    if image.status != "active":
+        return image.status
+    if image.visibility == "public":
+        return "public"
+    if not image.properties.get("os_type"):
+        return "no os_type"
+    return _unwritable_name(image.name)
+
+
+def _copies(
+    image: Image, other_regions: list[str], by_region: dict[str, list[Image]], used_as_copy: set[str]
+) -> list[dict[str, Any]]:
+    """The image's copies as declared: in each other region, the first image not yet taken as a copy with
+    its name, checksum and declared fields (taken now, in `used_as_copy`)."""
+    copies = []
+    for other in other_regions:
+        twin = next(
+            (
+                i
+                for i in by_region[other]
+                if i.name == image.name
+                and i.checksum == image.checksum
+                and i.id not in used_as_copy
+                and _same_declared_fields(i, image)
+            ),
+            None,
+        )
+        if twin is None:
+            continue
+        used_as_copy.add(twin.id)
+        copy: dict[str, Any] = {"region": other, "image": twin.id}
+        if twin.protected != image.protected:
+            copy["protected"] = twin.protected
+        copies.append(copy)
+    return copies
+
+
+def _shared_differently(client: CloudClient, image: Image, members: list[str], twins: list[Image]) -> bool:
+    """Whether some copy has other project members or another visibility than the home image."""
+    shared = _project_members(members)
+    return any(
+        _project_members(_members(client, twin)) != shared or twin.visibility != image.visibility for twin in twins
+    )
 
 
 # These images existed before the tool: deleting a key from this file deletes its images. The way out
