@@ -206,58 +206,92 @@ def match(
     """Match F (`fresh`) against S (`saved`, the saved document's actions as read). `images`: the live
     images F was planned from (for rule (a))."""
     by_id = {str(a.get("id")): a for a in saved if isinstance(a, Mapping)}
-    refs = placeholders(list(by_id.values()), images, set_name)
     keys_made = {(str(a.get("key")), str(a.get("region"))) for a in by_id.values() if a.get("kind") == "copy"}
-    fresh_ids = {a.id for a in fresh}
-    housekeeping = [a for a in fresh if is_housekeeping(a, keys_made)]
-    housekeeping_ids = {a.id for a in housekeeping}
-
-    # Pair each F action with the S action it stands for.
-    pairs: dict[str, str] = {}
-    for action in fresh:
-        if action.id in by_id:
-            pairs[action.id] = action.id
-        elif action.kind == "adopt" and action.reason.code == "interrupted_create":
-            candidate = str(ActionId("create", action.key, action.region))  # rule (b)
-            if by_id.get(candidate, {}).get("kind") == "create":
-                pairs[action.id] = candidate
-        elif action.kind == "protect":  # rule (c)
-            for s_id, s_action in by_id.items():
-                if (
-                    s_action.get("kind") == "protect"
-                    and (s_action.get("key"), s_action.get("region")) == (action.key, action.region)
-                    and s_action.get("compensates")
-                    and s_action.get("compensates") not in fresh_ids
-                    and s_id not in fresh_ids
-                ):
-                    pairs[action.id] = s_id
-                    break
+    housekeeping_ids = {a.id for a in fresh if is_housekeeping(a, keys_made)}
+    pairs = _pairs(fresh, by_id)
     matched_saved = set(pairs.values())
     absent = {s_id for s_id in by_id if s_id not in matched_saved}
-    dropped = housekeeping_ids | absent
+    compare = _Comparison(
+        by_id, placeholders(list(by_id.values()), images, set_name), housekeeping_ids | absent, resume
+    )
 
     differences: list[Difference] = []
     for action in fresh:
         s_id = pairs.get(action.id)
         if action.id in housekeeping_ids:
+            # Allowed without S; but where S has it too, S must say the same of what it acts on.
             if s_id is not None:
-                # Allowed without S; but where S has it too, S must say the same of what it acts on. Its
-                # `expects` may differ: a run interrupted after S was made (a stop, say) marks the object.
-                fresh_view = _fresh_view(action, refs)
-                made = resume and _about_made(fresh_view)
-                fresh_doc = _comparable(fresh_view, dropped, resume=resume, made=made)
-                saved_doc = _comparable(by_id[s_id], dropped, resume=resume, made=made)
-                fresh_doc.pop("expects", None)
-                saved_doc.pop("expects", None)
-                differences.extend(_field_differences(action.id, saved_doc, fresh_doc))
-            continue
-        if s_id is None:
+                differences.extend(compare.housekeeping(action, s_id))
+        elif s_id is None:
             differences.append(Difference(action.id, "not planned", _describe(action_to_json(action))))
-            continue
-        fresh_view = _fresh_view(action, refs)
-        made = resume and _about_made(fresh_view) and _about_made(by_id[s_id])
-        fresh_doc = _comparable(fresh_view, dropped, resume=resume, made=made)
-        saved_doc = _comparable(by_id[s_id], dropped, resume=resume, made=made)
+        else:
+            differences.extend(compare.paired(action, s_id))
+    already_done: list[str] = []
+    for s_id in sorted(absent - housekeeping_ids):
+        if resume:
+            already_done.append(s_id)
+        else:
+            differences.append(Difference(s_id, _describe(by_id[s_id]), "not planned"))
+    return Match(tuple(differences), tuple(sorted(housekeeping_ids)), tuple(already_done), pairs)
+
+
+def _pairs(fresh: Sequence[Action], by_id: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Each F action's id -> the id of the S action it stands for, where there is one."""
+    fresh_ids = {a.id for a in fresh}
+    pairs: dict[str, str] = {}
+    for action in fresh:
+        s_id = _stands_for(action, by_id, fresh_ids)
+        if s_id is not None:
+            pairs[action.id] = s_id
+    return pairs
+
+
+def _stands_for(action: Action, by_id: Mapping[str, Mapping[str, Any]], fresh_ids: set[str]) -> str | None:
+    """The S action `action` stands for: the one with its id, else by rule (b) or (c); None if none."""
+    if action.id in by_id:
+        return action.id
+    if action.kind == "adopt" and action.reason.code == "interrupted_create":
+        candidate = str(ActionId("create", action.key, action.region))  # rule (b)
+        return candidate if by_id.get(candidate, {}).get("kind") == "create" else None
+    if action.kind == "protect":  # rule (c)
+        for s_id, s_action in by_id.items():
+            if (
+                s_action.get("kind") == "protect"
+                and (s_action.get("key"), s_action.get("region")) == (action.key, action.region)
+                and s_action.get("compensates")
+                and s_action.get("compensates") not in fresh_ids
+                and s_id not in fresh_ids
+            ):
+                return s_id
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Comparison:
+    """What one F action is compared with its S action by: S's actions by id, rule (a)'s references, the
+    ids dropped from `depends_on` and `compensates` (rule (d)), and whether this is a resume."""
+
+    by_id: Mapping[str, Mapping[str, Any]]
+    refs: Mapping[str, str]
+    dropped: set[str]
+    resume: bool
+
+    def housekeeping(self, action: Action, s_id: str) -> list[Difference]:
+        """A housekeeping action S has too. Its `expects` may differ: a run interrupted after S was made
+        (a stop, say) marks the object."""
+        fresh_view = _fresh_view(action, self.refs)
+        made = self.resume and _about_made(fresh_view)
+        fresh_doc = _comparable(fresh_view, self.dropped, resume=self.resume, made=made)
+        saved_doc = _comparable(self.by_id[s_id], self.dropped, resume=self.resume, made=made)
+        fresh_doc.pop("expects", None)
+        saved_doc.pop("expects", None)
+        return _field_differences(action.id, saved_doc, fresh_doc)
+
+    def paired(self, action: Action, s_id: str) -> list[Difference]:
+        fresh_view = _fresh_view(action, self.refs)
+        made = self.resume and _about_made(fresh_view) and _about_made(self.by_id[s_id])
+        fresh_doc = _comparable(fresh_view, self.dropped, resume=self.resume, made=made)
+        saved_doc = _comparable(self.by_id[s_id], self.dropped, resume=self.resume, made=made)
         if s_id != action.id:  # rules (b) and (c): what the two set, not how they are named
             if action.kind == "adopt":
                 fresh_doc = {k: v.get("after") for k, v in fresh_doc.get("changes", {}).items()}
@@ -265,13 +299,4 @@ def match(
             else:
                 fresh_doc = {"changes": fresh_doc.get("changes"), "image_id": fresh_doc.get("image_id")}
                 saved_doc = {"changes": saved_doc.get("changes"), "image_id": saved_doc.get("image_id")}
-        differences.extend(_field_differences(action.id, saved_doc, fresh_doc))
-    already_done: list[str] = []
-    for s_id in sorted(absent):
-        if s_id in housekeeping_ids:
-            continue
-        if resume:
-            already_done.append(s_id)
-        else:
-            differences.append(Difference(s_id, _describe(by_id[s_id]), "not planned"))
-    return Match(tuple(differences), tuple(sorted(housekeeping_ids)), tuple(already_done), pairs)
+        return _field_differences(action.id, saved_doc, fresh_doc)
