@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.errors import UsageError
@@ -79,49 +79,75 @@ def walk_root(root: Path, excluded: Iterable[Path] = ()) -> tuple[list[Path], li
     """Every manifest under `root`, and everything that was refused instead of read, both sorted by path
     relative to the root."""
     root = root.resolve()
-    skip = {_resolved(p) for p in excluded} | {root / ROOT_FILE}
-    found: list[Path] = []
-    refused: list[Refused] = []
-    folders = [root]
-    while folders:
-        folder = folders.pop()
+    walk = _Walk(root, {_resolved(p) for p in excluded} | {root / ROOT_FILE})
+    while walk.folders:
+        walk.read(walk.folders.pop())
+    order = lambda p: p.relative_to(root).as_posix()  # noqa: E731
+    return sorted(walk.found, key=order), sorted(walk.refused, key=lambda r: order(r.path))
+
+
+@dataclass
+class _Walk:
+    """One walk of a root: the folders still to read, the manifests found, what was refused."""
+
+    root: Path
+    skip: set[Path]  # read by no one: the root file and the files `cloud:` names
+    found: list[Path] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.folders.append(self.root)
+
+    def read(self, folder: Path) -> None:
+        """Take in what `folder` holds: its manifests, its folders (read next), and what is refused."""
+        for entry in self._entries(folder):
+            self._take(entry)
+
+    def _entries(self, folder: Path) -> list[os.DirEntry[str]]:
+        """The folder's entries; none when it cannot be read or is a nested root (both refused)."""
         try:
             with os.scandir(folder) as listing:
                 entries = list(listing)
         except OSError as err:
-            refused.append(Refused(folder, f"cannot read the folder: {err.strerror}"))
-            continue
-        if folder != root and any(entry.name == ROOT_FILE for entry in entries):
-            refused.append(Refused(folder / ROOT_FILE, nested_root_message(folder.relative_to(root).as_posix())))
-            continue
-        for entry in entries:
-            name = entry.name
-            if name.startswith("."):
-                continue
-            path = Path(entry.path)
-            manifest = name.endswith(MANIFEST_SUFFIXES)
-            try:
-                link = entry.is_symlink()
-                folder_here = not link and entry.is_dir(follow_symlinks=False)
-            except OSError as err:
-                refused.append(Refused(path, f"cannot read it: {err.strerror}"))
-                continue
-            if folder_here:
-                folders.append(path)
-                continue
-            if link:
-                if _resolved(path) in skip:
-                    continue
-                problem = _link_problem(root, path, manifest)
-                if problem is not None:
-                    refused.append(Refused(path, problem))
-                    continue
-                if os.path.isdir(path):
-                    continue  # stays inside the root: the folder is read where it is
-            if manifest and _resolved(path) not in skip:
-                found.append(path)
-    order = lambda p: p.relative_to(root).as_posix()  # noqa: E731
-    return sorted(found, key=order), sorted(refused, key=lambda r: order(r.path))
+            self.refused.append(Refused(folder, f"cannot read the folder: {err.strerror}"))
+            return []
+        if folder != self.root and any(entry.name == ROOT_FILE for entry in entries):
+            self.refused.append(
+                Refused(folder / ROOT_FILE, nested_root_message(folder.relative_to(self.root).as_posix()))
+            )
+            return []
+        return entries
+
+    def _take(self, entry: os.DirEntry[str]) -> None:
+        if entry.name.startswith("."):
+            return
+        path = Path(entry.path)
+        manifest = entry.name.endswith(MANIFEST_SUFFIXES)
+        try:
+            link = entry.is_symlink()
+            folder_here = not link and entry.is_dir(follow_symlinks=False)
+        except OSError as err:
+            self.refused.append(Refused(path, f"cannot read it: {err.strerror}"))
+            return
+        if folder_here:
+            self.folders.append(path)
+            return
+        if link and not self._follows(path, manifest):
+            return
+        if manifest and _resolved(path) not in self.skip:
+            self.found.append(path)
+
+    def _follows(self, link: Path, manifest: bool) -> bool:
+        """Whether the symbolic link `link` is read like the file it names: not when that is skipped, when
+        the link is refused, or when it names a folder inside the root (read where it is)."""
+        if _resolved(link) in self.skip:
+            return False
+        problem = _link_problem(self.root, link, manifest)
+        if problem is not None:
+            self.refused.append(Refused(link, problem))
+            return False
+        return not os.path.isdir(link)
 
 
 def _link_problem(root: Path, link: Path, manifest: bool) -> str | None:
