@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -48,6 +49,7 @@ from reconciler.simulator.image_records import (
 
 if TYPE_CHECKING:
     from reconciler.simulator.app import SimulatorApp
+    from reconciler.simulator.state import Transaction
 
 PATCH_TYPES = ("application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch")
 SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at")
@@ -93,7 +95,7 @@ def _schema_error(reason: str) -> HttpError:
     return HttpError(400, f"Provided object does not match schema 'image': {reason}")
 
 
-def _check_value(name: str, value: Any) -> None:
+def _check_value(name: str, value: Any) -> None:  # noqa: C901 - one branch per attribute of Glance's image schema
     """Validate one attribute's value as Glance's image schema does (400 on a mismatch)."""
     if name == "name":
         if value is not None and (not isinstance(value, str) or len(value) > 255):
@@ -147,68 +149,98 @@ def _check_attribute_name(name: str) -> None:
 
 
 def _list_images(app: SimulatorApp, req: Request) -> Response:
-    project = req.token.project
-    limit = _limit(req)
-    sort = _sort_spec(req)
-    visibility = req.arg("visibility")
-    if visibility is not None and visibility not in (*VISIBILITIES, "all"):
-        raise HttpError(400, f"Invalid visibility value: {visibility}")
-    member_status = req.arg("member_status") or "accepted"
-    if member_status not in (*MEMBER_STATUSES, "all"):
-        raise HttpError(400, f"Invalid status: {member_status}")
-    os_hidden = (req.arg("os_hidden") or "false").lower()
-    if os_hidden not in ("true", "false"):
-        raise HttpError(400, f"Invalid value '{os_hidden}' for 'os_hidden' filter. Valid values are 'true' or 'false'.")
-    tags = req.query.get("tag", [])
-    filters = _field_filters(app, req)
-
+    query = _ListQuery.of(app, req)
     with app.store.transaction() as txn:
         region = region_of(txn, req)
         lag = app.behaviour.listing_lag_s
         horizon = txn.now() - lag
-
-        def listed(record: dict[str, Any]) -> dict[str, Any] | None:
-            """The fields this listing shows of `record`, or None when it is not listed."""
+        shown: list[Shown] = []
+        for record in txn.doc["images"].values():
             if record["region"] != region:
-                return None
+                continue
             # With listing_lag_s, a listing shows each image as it was that long ago.
             fields = lagged_fields(record, horizon) if lag > 0 else record["fields"]
-            if fields is None or fields.get("os_hidden", False) != (os_hidden == "true"):
-                return None
-            if not _matches_visibility(record, fields, project, visibility, member_status):
-                return None
-            if any(t not in fields["tags"] for t in tags) or not all(f(fields) for f in filters):
-                return None
-            return fields
-
-        shown = ((r, listed(r)) for r in txn.doc["images"].values())
-        candidates = _sorted([(r, f) for r, f in shown if f is not None], sort)
-        marker = req.arg("marker")
-        if marker is not None:
-            marker_record = txn.doc["images"].get(marker)
-            if marker_record is None or marker_record["region"] != region:
-                raise HttpError(400, f"No image found with ID {marker}")
-            if not can_see(marker_record, project):
-                raise HttpError(403, f"Forbidding request, image {marker} not visible")
-            # The order is total (id breaks ties), so when the marker is listed itself, what sorts after
-            # it is what follows it.
-            at = next((i for i, (r, _) in enumerate(candidates) if r is marker_record), None)
-            if at is not None:
-                candidates = candidates[at + 1 :]
-            else:
-                candidates = [(r, f) for r, f in candidates if _compare(f, marker_record["fields"], sort) > 0]
-        page = candidates[:limit]
+            if fields is not None and query.lists(record, fields):
+                shown.append((record, fields))
+        candidates = _after_marker(txn, req, region, _sorted(shown, query.sort), query.sort)
+        page = candidates[: query.limit]
         images = [present(r, f) for r, f in page]
         for record, _ in page:
             advance(txn, app, record)
+    return json_response(200, _list_body(req, images, query.limit))
 
+
+@dataclass(frozen=True, slots=True)
+class _ListQuery:
+    """A listing's parameters, checked (400 on a malformed one before any work)."""
+
+    project: str
+    limit: int
+    sort: list[tuple[str, str]]
+    visibility: str | None
+    member_status: str
+    os_hidden: bool
+    tags: list[str]
+    filters: list[Callable[[dict[str, Any]], bool]]
+
+    @classmethod
+    def of(cls, app: SimulatorApp, req: Request) -> _ListQuery:
+        project = req.token.project
+        limit = _limit(req)
+        sort = _sort_spec(req)
+        visibility = req.arg("visibility")
+        if visibility is not None and visibility not in (*VISIBILITIES, "all"):
+            raise HttpError(400, f"Invalid visibility value: {visibility}")
+        member_status = req.arg("member_status") or "accepted"
+        if member_status not in (*MEMBER_STATUSES, "all"):
+            raise HttpError(400, f"Invalid status: {member_status}")
+        os_hidden = (req.arg("os_hidden") or "false").lower()
+        if os_hidden not in ("true", "false"):
+            raise HttpError(
+                400, f"Invalid value '{os_hidden}' for 'os_hidden' filter. Valid values are 'true' or 'false'."
+            )
+        tags = req.query.get("tag", [])
+        filters = _field_filters(app, req)
+        return cls(project, limit, sort, visibility, member_status, os_hidden == "true", tags, filters)
+
+    def lists(self, record: dict[str, Any], fields: dict[str, Any]) -> bool:
+        """Whether the listing shows `record`, whose shown fields are `fields`."""
+        if fields.get("os_hidden", False) != self.os_hidden:
+            return False
+        if not _matches_visibility(record, fields, self.project, self.visibility, self.member_status):
+            return False
+        return all(t in fields["tags"] for t in self.tags) and all(f(fields) for f in self.filters)
+
+
+def _after_marker(
+    txn: Transaction, req: Request, region: str, candidates: list[Shown], sort: list[tuple[str, str]]
+) -> list[Shown]:
+    """The sorted candidates that follow the request's `marker` image (all of them without one)."""
+    marker = req.arg("marker")
+    if marker is None:
+        return candidates
+    marker_record = txn.doc["images"].get(marker)
+    if marker_record is None or marker_record["region"] != region:
+        raise HttpError(400, f"No image found with ID {marker}")
+    if not can_see(marker_record, req.token.project):
+        raise HttpError(403, f"Forbidding request, image {marker} not visible")
+    # The order is total (id breaks ties), so when the marker is listed itself, what sorts after it is
+    # what follows it.
+    at = next((i for i, (r, _) in enumerate(candidates) if r is marker_record), None)
+    if at is not None:
+        return candidates[at + 1 :]
+    return [(r, f) for r, f in candidates if _compare(f, marker_record["fields"], sort) > 0]
+
+
+def _list_body(req: Request, images: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    """A listing page, with links to the first page and, after a full page, the next one."""
     params = [(k, v) for k, values in req.query.items() if k != "marker" for v in values]
     body: dict[str, Any] = {"images": images, "schema": "/v2/schemas/images", "first": "/v2/images"}
     if params:
         body["first"] = f"/v2/images?{urlencode(params)}"
     if images and len(images) == limit:
         body["next"] = f"/v2/images?{urlencode([*params, ('marker', images[-1]['id'])])}"
-    return json_response(200, body)
+    return body
 
 
 def _matches_visibility(
@@ -343,18 +375,7 @@ def _limit(req: Request) -> int:
 
 def _sort_spec(req: Request) -> list[tuple[str, str]]:
     """[(key, dir)], with Glance's tie-breakers created_at and id appended."""
-    keys: list[str] = []
-    dirs: list[str] = []
-    if req.arg("sort"):
-        for part in req.arg("sort").split(","):
-            key, _, direction = part.strip().partition(":")
-            keys.append(key)
-            dirs.append(direction or "desc")
-    else:
-        for value in req.query.get("sort_key", []):
-            keys.extend(k.strip() for k in value.split(","))
-        for value in req.query.get("sort_dir", []):
-            dirs.extend(d.strip() for d in value.split(","))
+    keys, dirs = _sort_request(req)
     for key in keys:
         if key not in SORT_KEYS:
             raise HttpError(400, f"Invalid sort key: {key}. It must be one of the following: {', '.join(SORT_KEYS)}.")
@@ -372,6 +393,24 @@ def _sort_spec(req: Request) -> list[tuple[str, str]]:
             keys.append(key)
             dirs.append(default_dir)
     return list(zip(keys, dirs, strict=True))
+
+
+def _sort_request(req: Request) -> tuple[list[str], list[str]]:
+    """The sort keys and directions as asked, unchecked: `sort=key:dir,...` (a direction defaults to
+    desc), else the `sort_key` and `sort_dir` lists."""
+    keys: list[str] = []
+    dirs: list[str] = []
+    if req.arg("sort"):
+        for part in req.arg("sort").split(","):
+            key, _, direction = part.strip().partition(":")
+            keys.append(key)
+            dirs.append(direction or "desc")
+        return keys, dirs
+    for value in req.query.get("sort_key", []):
+        keys.extend(k.strip() for k in value.split(","))
+    for value in req.query.get("sort_dir", []):
+        dirs.extend(d.strip() for d in value.split(","))
+    return keys, dirs
 
 
 Shown = tuple[dict[str, Any], dict[str, Any]]  # a record and the fields a listing shows of it
@@ -497,27 +536,7 @@ def _update_image(app: SimulatorApp, req: Request) -> Response:
             # Only the PATCH that changes `protected` itself gets through in strict mode.
             _refuse_if_protected_in_strict_mode(app, record)
         for kind, name, value in ops:
-            _check_attribute_name(name)
-            if name == "owner":
-                raise HttpError(403, "Owner can't be updated by non admin.")
-            if kind == "remove":
-                if name in BASE_ATTRIBUTES:
-                    raise HttpError(403, f"Property {name} may not be removed.")
-                if name not in fields:
-                    raise HttpError(409, f"Property {name} does not exist.")
-                del fields[name]
-                continue
-            if kind == "replace" and name not in BASE_ATTRIBUTES and name not in fields:
-                raise HttpError(409, f"Property {name} does not exist.")
-            _check_value(name, value)
-            if name == "visibility" and value == "public" and fields["visibility"] != "public":
-                raise HttpError(403, "You are not authorized to complete publicize_image action.")
-            if name in ("disk_format", "container_format") and fields["status"] != "queued" and value != fields[name]:
-                raise HttpError(403, f"Attribute {name} can be only replaced for a queued image.")
-            if name == "protected" and value is False and fields["protected"] and not app.behaviour.unprotect_allowed:
-                # Knob: a cloud where a protected image stays protected (NHN: "cannot be modified").
-                raise HttpError(403, f"Image {fields['id']} is protected and cannot be unprotected.")
-            fields[name] = value
+            _apply_op(app, fields, kind, name, value)
         # Glance 33 saves the image for every non-empty PATCH, so updated_at moves even when no value
         # changes (a lease renewal relies on that); the patch_moves_updated_at knob turns it off.
         if ops and app.behaviour.patch_moves_updated_at:
@@ -528,6 +547,31 @@ def _update_image(app: SimulatorApp, req: Request) -> Response:
             note_change(txn, app, record, before)
             txn.changed()
         return json_response(200, present(record))
+
+
+def _apply_op(app: SimulatorApp, fields: dict[str, Any], kind: str, name: str, value: Any) -> None:
+    """Apply one JSON-patch op to `fields` (a copy), or refuse it as Glance does."""
+    _check_attribute_name(name)
+    if name == "owner":
+        raise HttpError(403, "Owner can't be updated by non admin.")
+    if kind == "remove":
+        if name in BASE_ATTRIBUTES:
+            raise HttpError(403, f"Property {name} may not be removed.")
+        if name not in fields:
+            raise HttpError(409, f"Property {name} does not exist.")
+        del fields[name]
+        return
+    if kind == "replace" and name not in BASE_ATTRIBUTES and name not in fields:
+        raise HttpError(409, f"Property {name} does not exist.")
+    _check_value(name, value)
+    if name == "visibility" and value == "public" and fields["visibility"] != "public":
+        raise HttpError(403, "You are not authorized to complete publicize_image action.")
+    if name in ("disk_format", "container_format") and fields["status"] != "queued" and value != fields[name]:
+        raise HttpError(403, f"Attribute {name} can be only replaced for a queued image.")
+    if name == "protected" and value is False and fields["protected"] and not app.behaviour.unprotect_allowed:
+        # Knob: a cloud where a protected image stays protected (NHN: "cannot be modified").
+        raise HttpError(403, f"Image {fields['id']} is protected and cannot be unprotected.")
+    fields[name] = value
 
 
 def _delete_image(app: SimulatorApp, req: Request) -> Response:
