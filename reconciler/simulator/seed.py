@@ -11,6 +11,7 @@ import difflib
 import math
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +99,32 @@ def _reference_problems(doc: LocatedDocument) -> list[Problem]:
     def report(path: DocPath, message: str) -> None:
         problems.append(Problem(doc.location_of(path), f"{format_path(path)}: {message}"))
 
+    _project_problems(seed, report)
+    _placement_problems(seed, report)
+    _member_problems(seed, report)
+    try:
+        check_fault_routes(Behaviour.from_dict(seed.get("behaviour")))
+    except ValueError as err:
+        report(("behaviour", "faults"), str(err))
+    return problems
+
+
+_Report = Callable[[DocPath, str], None]
+
+
+def _project_problems(seed: dict[str, Any], report: _Report) -> None:
+    seen: set[str] = set()
+    for i, project in enumerate(seed["projects"]):
+        if project["id"] in seen:
+            report(("projects", i, "id"), "duplicate project id")
+        seen.add(project["id"])
+
+
+def _placement_problems(seed: dict[str, Any], report: _Report) -> None:
+    """Each server and image names a seeded project and region, and no two share an id. Two servers may
+    share a name, as on Nova: the reconciler must cope with the ambiguity."""
     regions = set(seed["regions"])
     projects = {p["id"] for p in seed["projects"]}
-    seen_projects: set[str] = set()
-    for i, project in enumerate(seed["projects"]):
-        if project["id"] in seen_projects:
-            report(("projects", i, "id"), "duplicate project id")
-        seen_projects.add(project["id"])
-
     ids: set[str] = set()
     for section in ("servers", "images"):
         for i, item in enumerate(seed.get(section) or []):
@@ -118,8 +137,8 @@ def _reference_problems(doc: LocatedDocument) -> list[Problem]:
                     report((section, i, "id"), "duplicate id")
                 ids.add(item["id"])
 
-    # Two servers may share a name, as on Nova: the reconciler must cope with the ambiguity.
 
+def _member_problems(seed: dict[str, Any], report: _Report) -> None:
     for i, image in enumerate(seed.get("images") or []):
         if image.get("members") and image.get("visibility", "private") != "shared":
             report(("images", i, "members"), "only images with visibility: shared have members")
@@ -128,12 +147,6 @@ def _reference_problems(doc: LocatedDocument) -> list[Problem]:
             report(("images", i, "members"), "a project is listed twice")
         if image["project"] in member_ids:
             report(("images", i, "members"), "the owner cannot be a member of its own image")
-
-    try:
-        check_fault_routes(Behaviour.from_dict(seed.get("behaviour")))
-    except ValueError as err:
-        report(("behaviour", "faults"), str(err))
-    return problems
 
 
 def _stable_uuid(*parts: str) -> str:
