@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import jsonschema
 import yaml
@@ -337,6 +337,28 @@ def _image_problems(doc: LocatedDocument, key: Any, image: dict[str, Any], confi
         location = doc.key_location_of(base + path) if at_key else doc.location_of(base + path)
         found.append(Problem(location, f"{format_path(base + path)}: {message}"))
 
+    _property_problems(image, report)
+    _name_problems(image, report)
+    if "region" not in image and config.default_region is None:
+        report((), "no region: set region: here or defaults.region in reconciler.yaml", at_key=True)
+    _copy_region_problems(image, image.get("region", config.default_region), report)
+    share = image.get("share")
+    if isinstance(share, list) and config.cloud.project:
+        for i, project in enumerate(share):
+            if project == config.cloud.project:
+                report(("share", i), "that is the set's own project; share with other projects")
+    return found
+
+
+class _Report(Protocol):
+    """Reports a problem at `path` under the image (at the key itself with `at_key`)."""
+
+    def __call__(self, path: DocPath, message: str, *, at_key: bool = False) -> None: ...
+
+
+def _property_problems(image: dict[str, Any], report: _Report) -> None:
+    """No custom property takes a reserved name (markers.reserved_property: the tool's markers, a field's
+    own property, NHN's, an image attribute)."""
     properties = image.get("properties")
     if isinstance(properties, dict):
         for name in properties:
@@ -344,31 +366,23 @@ def _image_problems(doc: LocatedDocument, key: Any, image: dict[str, Any], confi
             if reason:
                 report(("properties", name), reason, at_key=True)
 
-    _name_problems(image, report)
 
-    home = image.get("region", config.default_region)
-    if "region" not in image and config.default_region is None:
-        report((), "no region: set region: here or defaults.region in reconciler.yaml", at_key=True)
+def _copy_region_problems(image: dict[str, Any], home: Any, report: _Report) -> None:
+    """Copies go to regions other than the home region, one copy per region."""
     copies = image.get("copies")
-    if isinstance(copies, list):
-        seen: dict[str, int] = {}
-        for i, copy in enumerate(copies):
-            region = copy.get("region") if isinstance(copy, dict) else copy
-            if not isinstance(region, str):
-                continue
-            if region == home:
-                report(("copies", i), f"{region} is the home region; copies go to other regions")
-            elif region in seen:
-                report(("copies", i), f"{region} is listed twice (first as copies[{seen[region]}])")
-            else:
-                seen[region] = i
-
-    share = image.get("share")
-    if isinstance(share, list) and config.cloud.project:
-        for i, project in enumerate(share):
-            if project == config.cloud.project:
-                report(("share", i), "that is the set's own project; share with other projects")
-    return found
+    if not isinstance(copies, list):
+        return
+    seen: dict[str, int] = {}
+    for i, copy in enumerate(copies):
+        region = copy.get("region") if isinstance(copy, dict) else copy
+        if not isinstance(region, str):
+            continue
+        if region == home:
+            report(("copies", i), f"{region} is the home region; copies go to other regions")
+        elif region in seen:
+            report(("copies", i), f"{region} is listed twice (first as copies[{seen[region]}])")
+        else:
+            seen[region] = i
 
 
 def _name_problems(image: dict[str, Any], report: Callable[[DocPath, str], None]) -> None:
