@@ -121,15 +121,7 @@ def image_entry(draw: st.DrawFn, key: str, ids: Ids, old_keys: list[str]) -> dic
     if draw(st.booleans()):
         entry["region"] = draw(st.sampled_from(REGIONS))
     home = entry.get("region", HOME)
-    if draw(st.booleans()):
-        source: dict[str, Any] = {"image": ids.new()}
-        if draw(st.booleans()):
-            source["takeover"] = draw(st.sampled_from([True, False]))
-    else:
-        source = {"instance": draw(st.sampled_from([*SERVERS, SERVERS["golden-1"]]))}
-        if draw(st.booleans()):
-            source["running"] = draw(st.sampled_from(["stop", "allow", "refuse"]))
-    entry["source"] = source
+    entry["source"] = draw_source(draw, ids)
     if old_keys and draw(st.booleans()):
         entry["moved_from"] = old_keys.pop()
     for field_name, values in (
@@ -144,7 +136,34 @@ def image_entry(draw: st.DrawFn, key: str, ids: Ids, old_keys: list[str]) -> dic
     if draw(st.booleans()):
         names = draw(st.lists(st.sampled_from(["login_username", "team", "os_type"]), unique=True))
         entry["properties"] = {name: draw(st.sampled_from(["ubuntu", "linux", "web"])) for name in names}
-    copies = []
+    copies = draw_copies(draw, key, home, ids)
+    if copies:
+        entry["copies"] = copies
+    if draw(st.booleans()):
+        entry["share"] = draw(st.sampled_from([[], [PARTNERS[0]], list(PARTNERS)]))
+    return entry
+
+
+# The draw_* helpers draw with their caller's `draw` (no strategy of their own), so the examples drawn are
+# the same as when their bodies were inline.
+
+
+def draw_source(draw: st.DrawFn, ids: Ids) -> dict[str, Any]:
+    """An entry's source: an image (taken over or not) or an instance (with a running policy or not)."""
+    if draw(st.booleans()):
+        source: dict[str, Any] = {"image": ids.new()}
+        if draw(st.booleans()):
+            source["takeover"] = draw(st.sampled_from([True, False]))
+    else:
+        source = {"instance": draw(st.sampled_from([*SERVERS, SERVERS["golden-1"]]))}
+        if draw(st.booleans()):
+            source["running"] = draw(st.sampled_from(["stop", "allow", "refuse"]))
+    return source
+
+
+def draw_copies(draw: st.DrawFn, key: str, home: str, ids: Ids) -> list[Any]:
+    """An entry's copies, in regions other than `home`: plain, named, protected or adopted by id."""
+    copies: list[Any] = []
     for region in draw(st.lists(st.sampled_from([r for r in REGIONS if r != home]), unique=True)):
         shape = draw(st.sampled_from(["plain", "named", "protected", "adopted"]))
         if shape == "plain":
@@ -155,11 +174,7 @@ def image_entry(draw: st.DrawFn, key: str, ids: Ids, old_keys: list[str]) -> dic
             copies.append({"region": region, "protected": draw(st.booleans())})
         else:
             copies.append({"region": region, "image": ids.new()})
-    if copies:
-        entry["copies"] = copies
-    if draw(st.booleans()):
-        entry["share"] = draw(st.sampled_from([[], [PARTNERS[0]], list(PARTNERS)]))
-    return entry
+    return copies
 
 
 @st.composite
@@ -262,19 +277,28 @@ def source_of(spec_source: Any) -> str:
 @st.composite
 def home_of(draw: st.DrawFn, cloud: Cloud, spec: Any, foreign: dict[str, Image | None]) -> str | None:
     """The key's live home image, in one of the ways one can be (or none); its id."""
-    key, region, name = spec.key, spec.region, spec.display_name
-    elsewhere = draw(st.sampled_from([region, region, *REGIONS]))
+    elsewhere = draw(st.sampled_from([spec.region, spec.region, *REGIONS]))
     ways = ["marked", "none", "temporary", "marked-elsewhere", "none", "duplicate"]
     if spec.source.image is not None:
         ways = ["adoptable", *ways, "adoptable", "other-set", "other-key", "foreign", "invisible"]
     if spec.moved_from is not None:
         ways += ["moved", "moved"]
     way = draw(st.sampled_from(ways))
-    mine = marks(SET, key, draw(st.sampled_from([source_of(spec.source), "image:" + image_id(0xBEEF)])))
-    adopt = spec.source.image
+    mine = marks(SET, spec.key, draw(st.sampled_from([source_of(spec.source), "image:" + image_id(0xBEEF)])))
+    if way in ("adoptable", "other-set", "other-key", "foreign", "invisible"):
+        return draw_adoption_home(draw, cloud, spec, foreign, way, elsewhere)
+    return draw_own_home(draw, cloud, spec, way, mine, elsewhere)
+
+
+def draw_own_home(
+    draw: st.DrawFn, cloud: Cloud, spec: Any, way: str, mine: dict[str, str], elsewhere: str
+) -> str | None:
+    """A home image this set made (`mine`: its markers), in `way`; its id, or None for none."""
+    key, region, name = spec.key, spec.region, spec.display_name
     if way == "none":
         return None
     if way in ("marked", "duplicate"):
+        adopt = spec.source.image
         first = draw(live_image(cloud, region, name, mine, image=adopt if draw(st.booleans()) else None))
         if way == "duplicate":
             draw(live_image(cloud, region, draw(st.sampled_from([name, f"{name}-copy"])), mine))
@@ -285,9 +309,16 @@ def home_of(draw: st.DrawFn, cloud: Cloud, spec: Any, foreign: dict[str, Image |
         temporary = markers.temporary_name(name, SET, key, region)
         extra = mine if draw(st.booleans()) else {}
         return draw(live_image(cloud, region, temporary, extra, statuses=("active", "queued", "saving", "killed"))).id
-    if way == "moved":
-        assert spec.moved_from is not None
-        return draw(live_image(cloud, region, name, marks(SET, spec.moved_from, source_of(spec.source)))).id
+    assert way == "moved" and spec.moved_from is not None
+    return draw(live_image(cloud, region, name, marks(SET, spec.moved_from, source_of(spec.source)))).id
+
+
+def draw_adoption_home(
+    draw: st.DrawFn, cloud: Cloud, spec: Any, foreign: dict[str, Image | None], way: str, elsewhere: str
+) -> str | None:
+    """The image `source.image` names, in `way`: adoptable, another set's or key's, another project's
+    (in `foreign`) or none at all; its id when this project sees it."""
+    key, region, name, adopt = spec.key, spec.region, spec.display_name, spec.source.image
     if way == "adoptable":
         return draw(live_image(cloud, elsewhere, draw(st.sampled_from([name, "by-hand"])), {}, image=adopt)).id
     if way == "other-set":

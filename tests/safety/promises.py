@@ -31,18 +31,27 @@ def fingerprint(root: Path) -> dict[str, Any]:
 
 def violations(root: Path, before: dict[str, Any], *, converged: bool) -> list[str]:
     doc = state(root)
-    images = doc["images"]
-    found: list[str] = []
-    for image_id in before["protected"]:
-        if image_id not in images:
-            found.append(f"protected image {image_id} was deleted")
+    found = _untouched_violations(doc["images"], before)
+    if converged:
+        found += _convergence_violations(doc["images"])
+        found += _server_violations(doc["servers"], before)
+    return found
+
+
+def _untouched_violations(images: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    """Whatever happened: no protected image deleted, no image of another owner deleted or changed."""
+    found = [f"protected image {image_id} was deleted" for image_id in before["protected"] if image_id not in images]
     for image_id, fields in before["untouchable"].items():
         if image_id not in images:
             found.append(f"image {image_id} of another owner was deleted")
         elif images[image_id]["fields"] != fields:
             found.append(f"image {image_id} of another owner was changed")
-    if not converged:
-        return found
+    return found
+
+
+def _convergence_violations(images: dict[str, Any]) -> list[str]:
+    """Once converged: one active image per declared identity (home or copy), each present."""
+    found = []
     identities = Counter(
         (r["fields"].get("reconciler_key"), r["region"] if "reconciler_copy_of" in r["fields"] else "home")
         for r in images.values()
@@ -60,8 +69,14 @@ def violations(root: Path, before: dict[str, Any], *, converged: bool) -> list[s
     for record in images.values():
         if record["fields"].get("reconciler_set") == SET and record["fields"]["status"] != "active":
             found.append(f"{record['fields']['id']} of this set is left {record['fields']['status']}")
+    return found
+
+
+def _server_violations(servers: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    """Once converged: every instance as it was, and none still marked as stopped by the tool."""
+    found = []
     for server_id, status in before["servers"].items():
-        server = doc["servers"][server_id]
+        server = servers[server_id]
         if server["status"] != status:
             found.append(f"instance {server['name']} is {server['status']}, it was {status}")
         if "reconciler_stopped_by" in server["metadata"]:
