@@ -76,19 +76,7 @@ def _resolve_duplicates(ctx: PlanContext, spec: ImageSpec, candidates: list[Imag
                 src(spec),
             )
             continue
-        delete = ctx.graph.add(
-            "delete",
-            spec.key,
-            duplicate.region,
-            Reason(
-                "duplicate",
-                f"a duplicate of {original.id} made by an interrupted or concurrent run (created after the original)",
-                None,
-            ),
-            duplicate.id,
-            image_suffix=True,
-        )
-        delete.expects[str(Ref.image(duplicate.region, duplicate.id))] = {"protected": False, markers.KEY: spec.key}
+        _delete(ctx, spec, duplicate, original, "created after the original", {markers.KEY: spec.key})
     return original
 
 
@@ -132,23 +120,29 @@ def _delete_duplicate(ctx: PlanContext, spec: ImageSpec, duplicate: Image, origi
             src(spec),
         )
         return
+    _delete(
+        ctx,
+        spec,
+        duplicate,
+        original,
+        f"temporary name {duplicate.name}",
+        {"status": duplicate.status, "name": duplicate.name},
+    )
+
+
+def _delete(
+    ctx: PlanContext, spec: ImageSpec, duplicate: Image, original: Image, how: str, expects: dict[str, object]
+) -> None:
+    """The planned delete of a duplicate the tool made (`how` it is told apart), expecting it unprotected."""
     delete = ctx.graph.add(
         "delete",
         spec.key,
         duplicate.region,
-        Reason(
-            "duplicate",
-            f"a duplicate of {original.id} made by an interrupted or concurrent run (temporary name {duplicate.name})",
-            None,
-        ),
+        Reason("duplicate", f"a duplicate of {original.id} made by an interrupted or concurrent run ({how})", None),
         duplicate.id,
         image_suffix=True,
     )
-    delete.expects[str(Ref.image(duplicate.region, duplicate.id))] = {
-        "protected": False,
-        "status": duplicate.status,
-        "name": duplicate.name,
-    }
+    delete.expects[str(Ref.image(duplicate.region, duplicate.id))] = {"protected": False, **expects}
 
 
 def _rekey(ctx: PlanContext, spec: ImageSpec, live: Image, old_key: str) -> ImageState:
