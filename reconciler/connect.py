@@ -1,6 +1,6 @@
-"""Open the client for a root's target: NHN Cloud with credentials from the environment, or the
-embedded simulator started in-process on loopback. Either way the same
-HTTP client is used."""
+"""Open the client for a root's target: NHN Cloud with credentials from the environment (NHN_CLOUD_*, or
+the root's own `cloud.credentials` prefix), or the embedded simulator started in-process on loopback.
+Either way the same HTTP client is used."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from reconciler.cloud.auth import Credentials
-from reconciler.cloud.environment import ENV_NAMES
+from reconciler.cloud.environment import credential_names, first_set
 from reconciler.cloud.errors import CloudConfigError
 from reconciler.cloud.nhn import NhnCloudClient, connect
 from reconciler.cloud.transport import DEFAULT_TIMEOUT
@@ -34,7 +34,7 @@ def open_cloud(
 def _open_nhn(
     config: RootConfig, cloud: CloudConfig, env: Mapping[str, str]
 ) -> Iterator[tuple[NhnCloudClient, Target]]:
-    credentials = Credentials.from_environment(env)
+    credentials = Credentials.from_environment(env, prefix=cloud.credentials)
     assert cloud.project is not None
     client = connect(credentials, cloud.project, timeout=http_timeout(env))
     try:
@@ -53,7 +53,7 @@ def _open_simulator(
 
     assert cloud.state is not None
     with running_simulator(cloud.state, seed_path=cloud.seed) as server:
-        project, user, password = _simulator_identity(cloud.state, cloud.project, env)
+        project, user, password = _simulator_identity(cloud.state, cloud.project, env, cloud.credentials)
         credentials = Credentials(user, password, identity_url=server.identity_url)
         client = connect(credentials, project, poll_delays=SIMULATOR_POLL_DELAYS, timeout=http_timeout(env))
         try:
@@ -89,17 +89,21 @@ def _target(config: RootConfig, cloud: CloudConfig, client: NhnCloudClient, iden
     return Target(kind=cloud.kind, project=project, identity=identity, regions=tuple(regions), state=state)
 
 
-def _simulator_identity(state: Path, project: str | None, env: Mapping[str, str]) -> tuple[str, str, str]:
+def _simulator_identity(
+    state: Path, project: str | None, env: Mapping[str, str], prefix: str | None
+) -> tuple[str, str, str]:
     """The project and the user a simulator target acts as: its project's first seeded user, unless the
-    environment names a user."""
+    environment names a user. A root with `cloud.credentials` (an nhn root run with --sim-state) is named
+    a user by its prefix's variables only: NHN_CLOUD_* may be another root's user."""
     doc = json.loads(state.read_text(encoding="utf-8"))
     projects = doc["projects"]
     if project is None:
         project = next(iter(projects), None)
     if project is None or project not in projects:
         raise CloudConfigError(f"the simulator state {state} has no project {project}")
-    username = next((env[n] for n in ENV_NAMES["username"] if env.get(n)), None)
-    password = next((env[n] for n in ENV_NAMES["password"] if env.get(n)), None)
+    names = credential_names(prefix)
+    _, username = first_set(env, names["username"])
+    _, password = first_set(env, names["password"])
     if username and password:
         return project, username, password
     users = projects[project]["users"]

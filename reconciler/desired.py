@@ -34,6 +34,8 @@ class CloudConfig:
     protected_patch: str = "permissive"
     state: Path | None = None  # simulator: absolute path of the state file
     seed: Path | None = None  # simulator: absolute path of the seed, if any
+    # nhn: the environment prefix of this root's API user (PARTNER reads PARTNER_USERNAME, ...); None: NHN_CLOUD_*.
+    credentials: str | None = None
 
 
 DEFAULT_REFRESH_CONCURRENCY = 32

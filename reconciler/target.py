@@ -1,5 +1,6 @@
 """The one-line description of a run's target that every output starts with:
-kind, identity host, project, regions; `SIMULATOR` in capitals when it is one. A run never guesses it."""
+kind, identity host (and the user's variable when the root names `cloud.credentials`), project, regions;
+`SIMULATOR` in capitals when it is one. A run never guesses it."""
 
 from __future__ import annotations
 
@@ -38,4 +39,7 @@ def describe(config: RootConfig, cloud: CloudConfig, env: Mapping[str, str]) -> 
     else:
         variable, url = identity_url_setting(env)
         where = f"nhn {split_identity_url(url, variable).hostname}"
+        if cloud.credentials:
+            # Which API user a root acts as is part of its target when roots use different ones.
+            where += f" as {cloud.credentials}_USERNAME"
     return f"set {config.set} · {where} · project {short_project(cloud.project)} · {regions}"

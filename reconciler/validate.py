@@ -21,6 +21,7 @@ import jsonschema
 import yaml
 
 from reconciler import markers, schema_messages
+from reconciler.cloud.environment import RESERVED_PREFIXES
 from reconciler.desired import (
     DEFAULT_STATE,
     CloudConfig,
@@ -268,7 +269,9 @@ def _root_config(root: Path, doc: LocatedDocument) -> tuple[RootConfig | None, l
         protected_patch=cloud.get("protected_patch", "permissive"),
         state=state,
         seed=seed,
+        credentials=cloud.get("credentials"),
     )
+    problems.extend(_credentials_problems(doc, target.credentials))
     settings = data.get("settings") or {}
     set_location = doc.location_of(("set",))
     config = RootConfig(
@@ -280,6 +283,22 @@ def _root_config(root: Path, doc: LocatedDocument) -> tuple[RootConfig | None, l
         settings=Settings(**settings),
     )
     return config, problems
+
+
+def _credentials_problems(doc: LocatedDocument, prefix: str | None) -> list[Problem]:
+    """A `cloud.credentials` prefix that names the default variables is refused: NHN_CLOUD or OS would read
+    the default user under another name and hide that the root meant a user of its own. (The schema checks
+    the prefix's form, and refuses it for kind: simulator, whose users are its seed's.)"""
+    if prefix not in RESERVED_PREFIXES:
+        return []
+    return [
+        Problem(
+            doc.location_of(("cloud", "credentials")),
+            f"cloud.credentials: {prefix} is reserved (the default {prefix}_* variables are read without it); "
+            "name a prefix of this root's own, like PARTNER for PARTNER_USERNAME and PARTNER_API_PASSWORD, "
+            "or leave cloud.credentials out to use NHN_CLOUD_*",
+        )
+    ]
 
 
 def _wrong_kind_of_file(key: str, path: Path) -> str | None:

@@ -3,8 +3,9 @@ header mode for a real Glance run without Keystone (the contract tests' third ti
 
 Credentials come only from the environment: `NHN_CLOUD_USERNAME`,
 `NHN_CLOUD_API_PASSWORD`, optional `NHN_CLOUD_TENANT_ID` and `NHN_CLOUD_IDENTITY_URL`, or the OpenStack
-`OS_*` names (their list and the identity URL's rules: environment.py). The password and tokens never
-appear in a repr, a log line or an exception.
+`OS_*` names; a root with `cloud.credentials: PREFIX` reads PREFIX_USERNAME, PREFIX_API_PASSWORD and
+PREFIX_TENANT_ID instead (their lists and the identity URL's rules: environment.py). The password and
+tokens never appear in a repr, a log line or an exception.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from urllib.parse import urlsplit
 
 import requests
 
-from reconciler.cloud.environment import ENV_NAMES, NHN_IDENTITY_URL, check_identity_url, identity_url_setting
+from reconciler.cloud.environment import (
+    NHN_IDENTITY_URL,
+    check_identity_url,
+    credential_names,
+    first_set,
+    identity_url_setting,
+)
 from reconciler.cloud.errors import CloudConfigError, CloudResponseError, CloudTransportError, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -35,26 +42,44 @@ class Credentials:
     password: str = field(repr=False)
     identity_url: str = NHN_IDENTITY_URL
     tenant_id: str | None = None
+    # The variable the tenant id came from, named when it is not the root's project.
+    tenant_variable: str = field(default="NHN_CLOUD_TENANT_ID", compare=False)
 
     @classmethod
-    def from_environment(cls, env: Mapping[str, str]) -> Credentials:
-        def first(kind: str) -> str | None:
-            for name in ENV_NAMES[kind]:
-                if env.get(name):
-                    return env[name]
-            return None
-
-        username, password = first("username"), first("password")
-        missing = [ENV_NAMES[k][0] for k, v in (("username", username), ("password", password)) if not v]
+    def from_environment(cls, env: Mapping[str, str], prefix: str | None = None) -> Credentials:
+        """The credentials of a root: from NHN_CLOUD_* (or OS_*), or with `prefix` (the root's
+        `cloud.credentials`) from exactly PREFIX_USERNAME, PREFIX_API_PASSWORD and PREFIX_TENANT_ID."""
+        names = credential_names(prefix)
+        _, username = first_set(env, names["username"])
+        _, password = first_set(env, names["password"])
+        missing = [names[kind][0] for kind, value in (("username", username), ("password", password)) if not value]
         if missing:
-            raise CloudConfigError(
-                f"no credentials: {' and '.join(missing)} not set",
-                hint="export NHN_CLOUD_USERNAME and NHN_CLOUD_API_PASSWORD (the API password from the console's "
-                "API security settings, not the console password); OS_USERNAME / OS_PASSWORD work too",
-            )
+            raise _missing_credentials(missing, prefix)
         assert username is not None and password is not None
+        tenant_variable, tenant_id = first_set(env, names["tenant_id"])
         variable, url = identity_url_setting(env)
-        return cls(username, password, check_identity_url(url, variable), first("tenant_id"))
+        return cls(
+            username,
+            password,
+            check_identity_url(url, variable),
+            tenant_id,
+            tenant_variable=tenant_variable or names["tenant_id"][0],
+        )
+
+
+def _missing_credentials(missing: list[str], prefix: str | None) -> CloudConfigError:
+    if prefix is None:
+        return CloudConfigError(
+            f"no credentials: {' and '.join(missing)} not set",
+            hint="export NHN_CLOUD_USERNAME and NHN_CLOUD_API_PASSWORD (the API password from the console's "
+            "API security settings, not the console password); OS_USERNAME / OS_PASSWORD work too",
+        )
+    # Never a fallback to NHN_CLOUD_* / OS_*: they may be another project's user, set for another root.
+    return CloudConfigError(
+        f"no credentials for cloud.credentials {prefix}: {' and '.join(missing)} not set",
+        hint=f"export {prefix}_USERNAME and {prefix}_API_PASSWORD (the API password of the user for this root's "
+        "project); a root that names cloud.credentials reads only these, never NHN_CLOUD_* or OS_*",
+    )
 
 
 class Authenticator(Protocol):
@@ -93,7 +118,7 @@ class KeystoneV2Auth:
     ) -> None:
         if credentials.tenant_id and credentials.tenant_id != project_id:
             raise CloudConfigError(
-                f"NHN_CLOUD_TENANT_ID {credentials.tenant_id} is not cloud.project {project_id}",
+                f"{credentials.tenant_variable} {credentials.tenant_id} is not cloud.project {project_id}",
                 hint="the credentials and the root must name the same project",
             )
         self.project_id = project_id

@@ -2,6 +2,11 @@
 credentials and the identity URL, and the rules an identity URL must meet (https except for loopback, the
 v2.0 base, no credentials inside it).
 
+A root that names `cloud.credentials: PREFIX` reads exactly PREFIX_USERNAME, PREFIX_API_PASSWORD and
+PREFIX_TENANT_ID, and nothing else: several projects in one run can each act as their own API user, and a
+missing variable is an error rather than a silent switch to another user (NHN_CLOUD_* or OS_*). The
+identity URL is the same for every root.
+
 Pure on purpose: the one-line target description (reconciler/target.py) reads the identity URL's host
 from here, and describing a run's target must not load `requests` (reconciler/cloud/auth.py does).
 """
@@ -21,6 +26,26 @@ ENV_NAMES = {
     "tenant_id": ("NHN_CLOUD_TENANT_ID", "OS_TENANT_ID", "OS_PROJECT_ID"),
     "identity_url": ("NHN_CLOUD_IDENTITY_URL", "OS_AUTH_URL"),
 }
+# The prefixes of the default names above: a root naming one would read the default user under another name.
+RESERVED_PREFIXES = ("NHN_CLOUD", "OS")
+# A prefix's own names, by kind; the tenant id is optional like NHN_CLOUD_TENANT_ID.
+PREFIXED_SUFFIXES = {"username": "_USERNAME", "password": "_API_PASSWORD", "tenant_id": "_TENANT_ID"}
+
+
+def credential_names(prefix: str | None) -> dict[str, tuple[str, ...]]:
+    """The variables each credential is read from, first found wins: the default NHN_CLOUD_* / OS_* names,
+    or, for a root's `cloud.credentials` prefix, its three names and no other."""
+    if prefix is None:
+        return {kind: ENV_NAMES[kind] for kind in PREFIXED_SUFFIXES}
+    return {kind: (prefix + suffix,) for kind, suffix in PREFIXED_SUFFIXES.items()}
+
+
+def first_set(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, str] | tuple[None, None]:
+    """(variable, value) of the first of `names` the environment sets to something non-empty."""
+    for name in names:
+        if env.get(name):
+            return name, env[name]
+    return None, None
 
 
 def is_loopback_host(host: str | None) -> bool:
