@@ -111,18 +111,15 @@ def test_a_prefixed_root_authenticates_as_its_own_user_not_the_default_one(
     sim, tmp_path, monkeypatch, capsys, authenticated
 ):
     both_users(monkeypatch)
+    # The control first: the same environment, a root that names no prefix, the NHN_CLOUD_* user.
+    code, _, err = run(capsys, "plan", str(nhn_root(tmp_path, credentials=None, name="default")), "--format", "json")
+    assert code == 0, err
+    assert authenticated and set(authenticated) == {OWNER_USER[0]}
+    authenticated.clear()
     code, out, err = run(capsys, "plan", str(nhn_root(tmp_path)), "--format", "json")
     assert code == 0, err
     assert authenticated and set(authenticated) == {PARTNER_BOT[0]}
     assert json.loads(out)["target"]["project"] == OWNER
-
-
-def test_a_root_without_the_key_still_uses_nhn_cloud_variables(sim, tmp_path, monkeypatch, capsys, authenticated):
-    # The control: the same environment, a root that names no prefix, the other user.
-    both_users(monkeypatch)
-    code, _, err = run(capsys, "plan", str(nhn_root(tmp_path, credentials=None)), "--format", "json")
-    assert code == 0, err
-    assert authenticated and set(authenticated) == {OWNER_USER[0]}
 
 
 def test_the_target_line_names_the_prefix_user_variable(sim, tmp_path, monkeypatch, capsys):
