@@ -34,6 +34,9 @@ def plan_copies(ctx: PlanContext, spec: ImageSpec, home: ImageState) -> tuple[di
                 src(spec, f"copies.{region}"),
             )
             continue
+        if region == home.region:
+            _refuse_copy_beside_home(ctx, spec, home, region)
+            continue
         state, step = _plan_copy(ctx, spec, home, copy)
         if step is not None:
             made.append(step)
@@ -41,6 +44,23 @@ def plan_copies(ctx: PlanContext, spec: ImageSpec, home: ImageState) -> tuple[di
             states[region] = state
             ctx.name_of(spec, region, state.live, copy_name(spec, home, copy), f"copies.{region}")
     return states, made
+
+
+def _refuse_copy_beside_home(ctx: PlanContext, spec: ImageSpec, home: ImageState, region: str) -> None:
+    """The home image lives in a declared copy region (its region changed; region is create-time only): a
+    copy there would be a second image of the key in one region, with the same steps and ids as the home
+    image's. Refused; the key's live copies there are left alone, not deleted."""
+    for live in ctx.copies.get((spec.key, region), []):
+        ctx.account(live.id)
+    ctx.refuse(
+        "ownership_conflict",
+        spec.key,
+        region,
+        f"the home image {home.image_id} lives in {region}, where a copy is declared too: a copy beside its "
+        "home image would be a second image of the key in one region",
+        f"remove {region} from copies (the home image is there), or set region: {region}",
+        src(spec, f"copies.{region}"),
+    )
 
 
 def plan_download(ctx: PlanContext, spec: ImageSpec, home: ImageState, made: list[Step]) -> None:
