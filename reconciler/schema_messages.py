@@ -24,6 +24,10 @@ SHOWN_PREFIX = 40
 
 # What a pattern stands for, by the $defs name the schemas give it.
 PATTERN_MEANINGS = {
+    "^[A-Z][A-Z0-9_]{0,30}$": (
+        "an environment prefix like PARTNER: an uppercase letter, then uppercase letters, digits or '_', at most "
+        "31 characters"
+    ),
     "^[A-Z]{2,3}[0-9]+$": "a region name like KR1 or JP1",
     "^[0-9a-f]{32}$": "a project id (32 lowercase hexadecimal characters)",
     "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$": (
@@ -36,6 +40,7 @@ PATTERN_MEANINGS = {
 # fails only by its length is told its length and the limit (the longest value the pattern matches), not
 # that its characters are wrong.
 PATTERN_MAX_LENGTHS = {
+    "^[A-Z][A-Z0-9_]{0,30}$": 31,
     "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$": 128,
     "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$": 63,
 }

@@ -64,6 +64,15 @@ def test_a_malformed_prefix_is_a_located_problem(tmp_path, written):
     assert problems[0].startswith("reconciler.yaml:6:16: cloud.credentials: "), problems
 
 
+def test_a_malformed_prefix_is_explained_in_words(tmp_path):
+    (problem,) = problems_of(root_with(tmp_path, nhn_cloud("partner")))
+    assert problem.endswith("'partner' is not an environment prefix like PARTNER: an uppercase letter, then uppercase "
+                            "letters, digits or '_', at most 31 characters")  # fmt: skip
+    (tmp_path / "long").mkdir()
+    (too_long,) = problems_of(root_with(tmp_path / "long", nhn_cloud("A" * 40)))
+    assert "40 characters" in too_long and "31" in too_long, too_long
+
+
 @pytest.mark.parametrize("reserved", ["NHN_CLOUD", "OS"])
 def test_the_default_prefixes_are_reserved(tmp_path, reserved):
     problems = problems_of(root_with(tmp_path, nhn_cloud(reserved)))
