@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler import markers
-from reconciler.cloud.records import Image, Member
+from reconciler.cloud.records import Image, Member, Server
 from reconciler.desired import DesiredState
 from reconciler.plan import Target
 from reconciler.planner import build_plan
@@ -33,7 +33,7 @@ ADOPTED = "00000000-0000-4000-8000-0000000000a1"  # web's source.image
 COPY_ADOPTED = "00000000-0000-4000-8000-0000000000c1"  # web's copies[].image in KR2
 # Keys the live images may carry: declared (web, api), re-keyed away (old), released (kept), destroyed
 # (gone), and simply undeclared (stray).
-KEYS = ("web", "api", "old", "kept", "gone", "stray")
+KEYS = ("web", "api", "app", "app2", "old", "kept", "gone", "stray")
 SHARES = {"absent": None, "none": "[]", "one": f"[{PARTNERS[0]}]"}
 
 
@@ -46,6 +46,10 @@ def manifest(share: str, protected: str, copy_image: bool) -> str:
         f"  web:\n    source: {{image: {ADOPTED}}}\n    moved_from: old\n    copies: [{copy}]\n"
         f"{share_line}{protected_line}"
         f"  api:\n    source: {{image: {ADOPTED[:-2]}b1}}\n{share_line}{protected_line}"
+        # Two keys imaging one instance; app's copy in KR2 overrides the key's protection.
+        f"  app:\n    source: {{instance: app-vm, running: stop}}\n    copies: [{{region: KR2, protected: false}}]\n"
+        f"{share_line}{protected_line}"
+        "  app2:\n    source: {instance: app-vm, running: stop}\n"
         "removed:\n  - {key: kept, destroy: false}\n  - {key: gone, destroy: true}\n"
     )
 
@@ -113,8 +117,21 @@ def cloud(draw: st.DrawFn) -> Snapshot:
         )
         for i in images
     }
+    server = Server(
+        region="KR1",
+        id="5e000000-0000-4000-8000-000000000001",
+        name="app-vm",
+        status=draw(st.sampled_from(["ACTIVE", "SHUTOFF"])),
+        task_state=None,
+        flavor_id="f1",
+        flavor_name="m2.c1m2",
+        root_device=draw(st.sampled_from(["local", "volume"])),
+        root_volume_id=None,
+        metadata=MappingProxyType(draw(st.sampled_from([{}, {markers.STOPPED_BY: f"{SET}:t0k3n"}]))),
+    )
     return Snapshot(
         project=PROJECT, regions=REGIONS, catalog_regions=REGIONS,
+        servers=MappingProxyType({("KR1", "app-vm"): server}),
         images=MappingProxyType({r: tuple(sorted((i for i in images if i.region == r), key=lambda i: i.id)) for r in REGIONS}),
         members=MappingProxyType(members),
         server_time=MappingProxyType({r: 1798243200.0 for r in REGIONS}),
@@ -132,12 +149,40 @@ def cloud(draw: st.DrawFn) -> Snapshot:
     st.sampled_from(sorted(SHARES)),
     st.sampled_from(["absent", "true", "false"]),
     st.booleans(),
+    st.sampled_from([frozenset(), frozenset({"web"}), frozenset({"app", "kept"})]),
 )
-def test_build_plan_never_raises_and_ids_are_unique(snapshot, strict, share, protected, copy_image):
-    plan = build_plan(desired(strict, share, protected, copy_image), snapshot, TARGET, max_deletions=1000)
+def test_build_plan_never_raises_and_ids_are_unique(snapshot, strict, share, protected, copy_image, targets):
+    plan = build_plan(
+        desired(strict, share, protected, copy_image), snapshot, TARGET, max_deletions=1000, targets=targets
+    )
     ids = [a.id for a in plan.actions]
     assert len(ids) == len(set(ids)), ids
     for action in plan.actions:
         assert {d.id for d in action.depends_on} <= set(ids), action
         if "compensates" in action.details:
             assert action.details["compensates"] in ids, action
+
+
+def test_a_home_image_in_a_declared_copy_region_refuses_the_copy_instead_of_crashing():
+    """The shape the property found first: web's home image lives in KR2 (its region changed), where web
+    declares a copy, next to a stray copy there; shared, protected, strict. Before, the copy's protect and
+    shares took the home image's ids and build_plan raised on a duplicate id."""
+    home_id, stray_id = ADOPTED, "00000000-0000-4000-8000-000000000002"
+    marks = {markers.SET: SET, markers.KEY: "web", markers.SOURCE: f"image:{home_id}"}
+    home = image(home_id, "KR2", "web", "active", False, marks)
+    stray = image(stray_id, "KR2", "web", "active", False, {**marks, markers.COPY_OF: home_id})
+    snapshot = Snapshot(
+        project=PROJECT, regions=REGIONS, catalog_regions=REGIONS,
+        images=MappingProxyType({"KR1": (), "KR2": (home, stray)}),
+        members=MappingProxyType({i: (Member(i, PARTNERS[1], "accepted"),) for i in (home_id, stray_id)}),
+    )  # fmt: skip
+    plan = build_plan(desired(True, "one", "true", False), snapshot, TARGET, targets=frozenset({"web"}))
+    conflicts = [f for f in plan.refusals if f.code == "ownership_conflict"]
+    assert [(f.key, f.region) for f in conflicts] == [("web", "KR2")]
+    # The home image's own sharing and protection are planned once; the stray copy is left alone.
+    assert sorted(a.id for a in plan.actions if a.region == "KR2") == [
+        "protect:web:KR2",
+        f"share:web:KR2:{PARTNERS[0]}",
+        f"unshare:web:KR2:{PARTNERS[1]}",
+    ]
+    assert all(a.image_id == home_id for a in plan.actions if a.region == "KR2")
