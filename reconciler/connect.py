@@ -98,7 +98,8 @@ def _simulator_identity(
     doc = json.loads(state.read_text(encoding="utf-8"))
     projects = doc["projects"]
     if project is None:
-        project = next(iter(projects), None)
+        # The seed's first project (a state written before it was recorded: the first listed).
+        project = doc.get("default_project") or next(iter(projects), None)
     if project is None or project not in projects:
         raise CloudConfigError(f"the simulator state {state} has no project {project}")
     names = credential_names(prefix)

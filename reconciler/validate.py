@@ -317,7 +317,8 @@ def _first_simulated_project(state: Path | None, seed: Path | None) -> str | Non
     Unreadable files leave it unknown here; starting the simulator reports them."""
     try:
         if state is not None and state.is_file():
-            return next(iter(json.loads(state.read_text(encoding="utf-8"))["projects"]), None)
+            doc = json.loads(state.read_text(encoding="utf-8"))
+            return doc.get("default_project") or next(iter(doc["projects"]), None)
         if seed is not None and seed.is_file():
             projects = yaml.safe_load(seed.read_text(encoding="utf-8"))["projects"]
             return str(projects[0]["id"])

@@ -171,6 +171,7 @@ def state_from_seed(seed: dict[str, Any]) -> dict[str, Any]:
     state = empty_state()
     state["regions"] = list(seed["regions"])
     state["behaviour"] = Behaviour.from_dict(seed.get("behaviour")).to_dict()
+    state["default_project"] = seed["projects"][0]["id"] if seed["projects"] else None
     for project in seed["projects"]:
         state["projects"][project["id"]] = {
             "name": project.get("name", project["id"]),

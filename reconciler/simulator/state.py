@@ -52,6 +52,9 @@ def empty_state() -> dict[str, Any]:
         "format_version": STATE_FORMAT_VERSION,
         "regions": [],
         "projects": {},
+        # The seed's first project, which a root without cloud.project acts as. Kept apart because the state
+        # is written with sorted keys, so "the first of projects" would be the lowest id once reloaded.
+        "default_project": None,
         "flavors": {},
         "servers": {},
         "volumes": {},
