@@ -26,6 +26,7 @@ from types import MappingProxyType
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from planner_worlds import image_record
 
 from reconciler import markers
 from reconciler.cloud.records import Image, Member
@@ -69,12 +70,7 @@ def desired(strict: bool) -> DesiredState:
 
 
 def image(image_id: str, region: str, name: str, status: str, protected: bool, props: dict[str, str]) -> Image:
-    return Image(
-        region=region, id=image_id, name=name, status=status, visibility="shared", protected=protected,
-        owner=PROJECT, min_disk=0, min_ram=0, size=1024, virtual_size=1024, checksum="c" * 32, os_hash_value=None,
-        disk_format="qcow2", container_format="bare", tags=(), created_at="2026-11-26T00:00:00Z", updated_at=None,
-        properties=MappingProxyType({"os_type": "linux", **props}),
-    )  # fmt: skip
+    return image_record(PROJECT, image_id, region, name, status, protected, props)
 
 
 @dataclass(frozen=True)
