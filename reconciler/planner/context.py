@@ -159,9 +159,6 @@ class PlanContext:
         homes = sum(1 for image in self.own.home.get(key, []) if image.region == region)
         return homes + len(self.copies.get((key, region), []))
 
-    def removal_at_work(self, removal: Removal) -> bool:
-        return bool(self.live_images_of(removal.key))
-
     def name_of(self, spec: ImageSpec, region: str, live: Image | None, name: str, field_path: str) -> None:
         """Remember the name this key's image in `region` will have (new: made, or renamed, here)."""
         new = live is None or live.name != name

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,12 +150,6 @@ class ActionGraph:
         """The steps of these kinds for `key` in `region`, in the order they were added."""
         return [step for step in self._by_image.get((key, region), []) if step.kind in kinds]
 
-    def __iter__(self) -> Iterator[Step]:
-        return iter(self._steps.values())
-
-    def __len__(self) -> int:
-        return len(self._steps)
-
     def shorten_image_suffixes(self) -> None:
         """An id that ends with an image id ends with its first 8 characters, as people read them, unless two
         images of its kind, key and region share those (Glance lets a client choose an image id): then every
@@ -218,8 +211,3 @@ def _frozen(step: Step) -> Action:
         depends_on=tuple(step.depends_on),
         details=step.details,
     )
-
-
-def after_all(step: Step, others: Iterable[Step], reason: str) -> None:
-    for other in others:
-        step.after(other, reason)
