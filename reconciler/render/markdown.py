@@ -15,6 +15,7 @@ the rest of the comment, `@someone` in a name cannot ping, and `|` cannot split 
 
 from __future__ import annotations
 
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -37,7 +38,7 @@ MARKDOWN = Style(name=escape.code, value=_md_value)
 prose = escape.markdown  # running text that is not the tool's own: messages, hints
 
 
-def _verdict(document: dict[str, Any]) -> str:
+def verdict(document: dict[str, Any]) -> str:
     summary = document["summary"]
     total = sum(summary["actions"].values())
     refusals = summary["refusals"]
@@ -259,6 +260,7 @@ class _Content:
     """Everything the comment can show, made once; a _Layout says how much of it a budget keeps."""
 
     max_chars: int
+    budget: int  # the characters this rendering may use: budget_for(max_chars), or one root's share of it
     head: str  # the target, the verdict (and a partial plan's note)
     table: str
     banner: str  # never cut
@@ -266,11 +268,10 @@ class _Content:
     refusals: str  # never cut
     warnings: _Cuttable
     blocks: tuple[_Block, ...]
-    footer: str  # the summary and "Nothing was changed."
-
-    @property
-    def budget(self) -> int:
-        return budget_for(self.max_chars)
+    footer: str  # the summary and, alone in its comment, "Nothing was changed."
+    # One root's section of a comment for several roots: the comment's own head says when the whole is over
+    # its budget, and "Nothing was changed." closes the comment, not each section.
+    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,33 +296,66 @@ def render_markdown(document: dict[str, Any], *, max_chars: int = DEFAULT_MAX_CH
     if max_chars < MIN_MAX_CHARS:
         raise ValueError(f"max_chars is {max_chars:,}: the Markdown rendering needs at least {MIN_MAX_CHARS:,}")
     content = _content(document, max_chars)
+    return _compose(content, _layout(content))
+
+
+class PlanSection:
+    """One plan as a section of a comment for several roots (render/roots.py), made once and composed for
+    any share of the comment's budget. Its head is `title` (the root), then the target and the verdict; it
+    ends with the plan's summary. What must stay is what render_markdown never cuts; the rest is cut in the
+    same order, and the closing line says what went from this root's share."""
+
+    def __init__(self, document: dict[str, Any], *, title: str, max_chars: int) -> None:
+        self._content = _content(document, max_chars, title=title)
+
+    def render(self, budget: int) -> str:
+        """The section in at most `budget` characters, or its must-stay part when that does not fit."""
+        content = replace(self._content, budget=budget)
+        return _compose(content, _layout(content))
+
+    @property
+    def whole(self) -> int:
+        """Its length shown whole."""
+        return len(self.render(sys.maxsize))
+
+    @property
+    def least(self) -> int:
+        """The length of its must-stay part (with the closing line saying what went)."""
+        return len(self.render(0))
+
+
+def _layout(content: _Content) -> _Layout:
+    """The most of `content` that fits its budget, cut in the order render_markdown gives."""
     warnings = len(content.warnings.items)
     whole = _Layout(frozenset(range(len(content.blocks))), warnings)
     if _fits(content, whole):
-        return _compose(content, whole)
+        return whole
     counted = _Layout(frozenset(), 0, others=0)  # no detail block; warnings and other changes only counted
     for bare in (replace(counted, warnings=warnings, others=None), replace(counted, others=None), counted):
         if _fits(content, bare):
-            return _compose(content, _grown(content, bare))
+            return _grown(content, bare)
     short = replace(counted, reasons=False)
-    return _compose(content, short if _fits(content, short) else replace(short, lean=True))
+    return short if _fits(content, short) else replace(short, lean=True)
 
 
-def _content(document: dict[str, Any], max_chars: int) -> _Content:
+def _content(document: dict[str, Any], max_chars: int, *, title: str | None = None) -> _Content:
     blocks = _image_blocks(document)
     graph = _mermaid(document)
     if graph:
         blocks.append(_Block(graph))
+    summary = summary_line(document, show=head_text)
     return _Content(
         max_chars=max_chars,
-        head=_head(document),
+        budget=budget_for(max_chars),
+        head=_head(document, title),
         table=_table(document),
         banner=_banner(document),
         short_banner=_banner(document, reasons=False),
         refusals=_refusals(document),
         warnings=_warnings(document),
         blocks=tuple(blocks),
-        footer=f"{summary_line(document, show=_head_text)}\n\nNothing was changed.",
+        footer=summary if title is not None else f"{summary}\n\nNothing was changed.",
+        shared=title is not None,
     )
 
 
@@ -383,7 +417,7 @@ def _compose(content: _Content, layout: _Layout) -> str:
         parts += [others.text(listed) if others.items else ""]
     parts += [block.text for i, block in enumerate(content.blocks) if i in layout.blocks]
     composed = _joined([p for p in [*parts, _closing_line(content, layout, others, listed), content.footer] if p])
-    if len(composed) <= content.budget:
+    if len(composed) <= content.budget or content.shared:
         return composed
     rest = [p for p in [*parts[1:], _closing_line(content, layout, others, listed, over=True), content.footer] if p]
     return _joined([content.head, _over_budget(content, len(_joined([content.head, *rest]))), *rest])
@@ -411,6 +445,13 @@ def _closing_line(content: _Content, layout: _Layout, others: _Cuttable, listed:
     if not cuts:
         return ""
     said = ", ".join(cuts[:-1]) + (" and " if len(cuts) > 1 else "") + cuts[-1]
+    if content.shared:
+        # The same words whatever this root's share, so its length does not depend on the share.
+        return (
+            f"_Left out to fit this root's share of the comment's {budget_for(content.max_chars):,} characters "
+            f"(95% of --max-chars {content.max_chars:,}; the rest is room for the CI job's wrapper): {said}. "
+            "`reconciler plan --format text` and the saved plans (`reconciler plan --out`) show everything._"
+        )
     return (
         f"_Left out to {'come as close as it can to' if over else 'stay under'} {content.budget:,} characters (95% "
         f"of --max-chars {content.max_chars:,}; the rest is room for the CI job's wrapper): {said}. The saved plan "
@@ -437,11 +478,14 @@ def _over_budget(content: _Content, length_without: int) -> str:
         total = length_without + len(note) + 2
 
 
-def _head(document: dict[str, Any]) -> str:
-    head = [f"#### {target_line(document, show=_head_text)}", "", _verdict(document)]
+def _head(document: dict[str, Any], title: str | None = None) -> str:
+    """The target and the verdict; under `title` (one root's section) the target is a line of its own."""
+    target = target_line(document, show=head_text)
+    head = [f"#### {target}"] if title is None else [f"#### {title}", "", target]
+    head += ["", verdict(document)]
     partial = document["info"].get("partial")
     if partial:
-        what = _head_text(partial["description"])
+        what = head_text(partial["description"])
         head += ["", f"> [!NOTE]\n> Partial plan ({what}): other images were not considered."]
     return "\n".join(head)
 
@@ -449,7 +493,7 @@ def _head(document: dict[str, Any]) -> str:
 HEAD_TEXT_MAX = 120  # characters of one foreign string in the head or the summary, before escaping
 
 
-def _head_text(value: str) -> str:
+def head_text(value: str) -> str:
     """A foreign string in the parts always kept (a state path, a --target list): clipped, so that those
     parts stay small under any budget, then escaped."""
     return prose(value if len(value) <= HEAD_TEXT_MAX else value[: HEAD_TEXT_MAX - 1] + "…")
