@@ -30,3 +30,19 @@ def load_schema(name: str) -> dict[str, Any]:
     """Load `schemas/<name>.schema.json` (e.g. `load_schema("seed")`)."""
     path = schema_dir() / f"{name}.schema.json"
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+@cache
+def validator(name: str) -> Any:
+    """A Draft 2020-12 validator for `schemas/<name>.schema.json` that resolves its references to the other
+    schemas shipped with it by their `$id` (the plans schema refers to the plan schema), never over the
+    network."""
+    import jsonschema
+    from referencing import Registry, Resource
+
+    resources = []
+    for path in sorted(schema_dir().glob("*.schema.json")):
+        contents = load_schema(path.name.removesuffix(".schema.json"))
+        resources.append((contents["$id"], Resource.from_contents(contents)))
+    registry: Registry = Registry().with_resources(resources)
+    return jsonschema.Draft202012Validator(load_schema(name), registry=registry)

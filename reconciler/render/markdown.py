@@ -448,9 +448,8 @@ def _closing_line(content: _Content, layout: _Layout, others: _Cuttable, listed:
     if content.shared:
         # The same words whatever this root's share, so its length does not depend on the share.
         return (
-            f"_Left out to fit this root's share of the comment's {budget_for(content.max_chars):,} characters "
-            f"(95% of --max-chars {content.max_chars:,}; the rest is room for the CI job's wrapper): {said}. "
-            "`reconciler plan --format text` and the saved plans (`reconciler plan --out`) show everything._"
+            f"_Left out to fit this root's share of the comment's {budget_for(content.max_chars):,} characters: "
+            f"{said}. `reconciler plan --format text` shows everything._"
         )
     return (
         f"_Left out to {'come as close as it can to' if over else 'stay under'} {content.budget:,} characters (95% "
