@@ -13,11 +13,10 @@ string in them that the tool did not write itself (a name, a path, a server's me
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +94,18 @@ def _add_root(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("root", nargs="?", default=".", type=Path, metavar="ROOT", help="the root folder (default: .)")
 
 
+def _add_roots(parser: argparse.ArgumentParser) -> None:
+    """validate, plan and apply take several roots, each its own target, set and lock (reconciler.roots)."""
+    parser.add_argument(
+        "roots",
+        nargs="*",
+        default=[Path(".")],
+        type=Path,
+        metavar="ROOT",
+        help="the root folders, handled in this order (default: .)",
+    )
+
+
 def _add_scope(parser: argparse.ArgumentParser) -> None:
     """What plan and apply share: the deletion limit and the keys they cover."""
     parser.add_argument("--max-deletions", type=int, metavar="N", help="override settings.max_deletions")
@@ -117,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a root's files offline",
         description="Check reconciler.yaml and every manifest under ROOT; report every problem as file:line:column.",
     )
-    _add_root(validate)
-    validate.set_defaults(handler=run_validate)
+    _add_roots(validate)
+    validate.set_defaults(handler=run_validate, format="text")
     plan = subparsers.add_parser(
         "plan",
         parents=subcommand_options,
@@ -126,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read the live cloud, compare it with ROOT's manifests and print an ordered, explained plan. "
         "Nothing is changed.",
     )
-    _add_root(plan)
+    _add_roots(plan)
     plan.add_argument(
         "--format",
         choices=("text", "json", "markdown"),
@@ -155,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Make a plan as `plan` does, show it, ask for confirmation, and carry it out. "
         "A plan with refusals is never applied; a protected image is never deleted.",
     )
-    _add_root(apply)
+    _add_roots(apply)
     apply.add_argument("--auto-approve", action="store_true", help="apply without asking (needed without a terminal)")
     apply.add_argument(
         "--parallelism", type=int, metavar="N", help="concurrent actions (default: settings.parallelism)"
@@ -352,17 +363,9 @@ def run_import(args: argparse.Namespace) -> int:
 
 def start_command(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
     """Validate the root and print the target line first: a run never guesses its target."""
-    from reconciler import target
-    from reconciler.validate import load_desired_state
+    from reconciler.commands import output
 
-    _check_max_deletions(getattr(args, "max_deletions", None))
-    desired = load_desired_state(args.root)
-    sim_state = Path(args.sim_state) if args.sim_state else None
-    cloud = target.effective_cloud(desired.root, sim_state)
-    heading = f"reconciler {command} · {escape.text(target.describe(desired.root, cloud, os.environ))}"
-    # JSON and Markdown carry the target inside the document: the heading goes to stderr.
-    print(heading, file=sys.stdout if args.format == "text" else sys.stderr, flush=True)
-    return desired, cloud
+    return output.start(args, command, args.root)
 
 
 def _check_max_deletions(value: int | None) -> None:
@@ -404,343 +407,32 @@ def _check_apply_flags(args: argparse.Namespace) -> None:
     _check_wait("--lock-timeout", args.lock_timeout, zero=True)
 
 
-def _plan_options(args: argparse.Namespace, desired: Any, snapshot: Any) -> dict[str, Any]:
-    """--max-deletions, --target and --exclude; a key that names nothing is an error, not a no-op. apply's
-    --timeout too: a temporary-name image creating for longer is a leftover (plan: the planner's default)."""
-    from reconciler import scope
-
-    desired_keys = (spec.key for spec in desired.images)
-    scope.check_named_keys([*args.target, *args.exclude], desired_keys, snapshot.all_images(), desired.root.set)
-    return {
-        "max_deletions": args.max_deletions,
-        "targets": frozenset(args.target),
-        "excludes": frozenset(args.exclude),
-        "timeout": getattr(args, "timeout", None),
-    }
-
-
-def _show_plan(plan: Any, args: argparse.Namespace, stream: Any, *, applying: bool = False) -> None:
-    from reconciler.render.text import colorize, render_text
-
-    text = render_text(plan.to_json(), applying=applying).split("\n", 1)[1]  # the target line was printed already
-    stream.write(colorize(text) if _use_colour(args) and stream is sys.stdout else text)
-    stream.flush()
-
-
 def run_plan(args: argparse.Namespace) -> int:
-    from reconciler import saved_plan
-    from reconciler.connect import open_cloud
-    from reconciler.planner import build_plan
-    from reconciler.render.json import render_json
-    from reconciler.render.markdown import render_markdown
-    from reconciler.snapshot import read_snapshot
+    from reconciler.commands import plan
 
+    _check_max_deletions(args.max_deletions)
     _check_plan_flags(args)
-    if args.out is not None:
-        _refuse_narrowing(args, "plan --out")
-        saved_plan.check_destination(args.out)  # before the cloud is read: a typo costs no round trips
-    desired, cloud = start_command(args, "plan")
-    with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
-        snapshot = read_snapshot(client, desired)
-    plan = build_plan(desired, snapshot, plan_target, **_plan_options(args, desired, snapshot))
-    if args.out is not None:
-        saved_plan.save(args.out, plan, cloud)
-        print(
-            f"Saved the plan to {escape.text(str(args.out))}; apply it with: {saved_plan.apply_command(args.out)} "
-            "(it runs only if a fresh plan still matches it)",
-            file=sys.stderr,
-        )
-    if args.format == "json":
-        sys.stdout.write(render_json(plan.to_json()))
-    elif args.format == "markdown":
-        sys.stdout.write(render_markdown(plan.to_json(), max_chars=args.max_chars))
-    else:
-        _show_plan(plan, args, sys.stdout)
-    if plan.refusals:
-        return EXIT_REFUSED
-    if args.detailed_exitcode and plan.actions:
-        return EXIT_CHANGES
-    return EXIT_OK
-
-
-def _concurrency(args: argparse.Namespace, desired: Any) -> dict[str, int | None]:
-    """Apply's limits: the flags, else the root's settings."""
-    settings = desired.root.settings
-    return {
-        "parallelism": args.parallelism or settings.parallelism,
-        "region_parallelism": args.region_parallelism or settings.region_parallelism,
-    }
-
-
-def _refuse_narrowing(args: argparse.Namespace, command: str) -> None:
-    """Saved plans cover the whole root: no scope flag with `command` (saved_plan.refuse_narrowing)."""
-    from reconciler import saved_plan
-
-    saved_plan.refuse_narrowing(command, targets=args.target, excludes=args.exclude, max_deletions=args.max_deletions)
-
-
-# Set when an apply was cancelled by a signal: `entry` then exits without waiting for worker threads whose
-# calls were still in flight (they were given their grace period already).
-_CANCELLED: list[int] = []
+    return plan.run(args)
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    from reconciler.cancel import Cancellation
-    from reconciler.lock import LockedError
-    from reconciler.saved_plan import StalePlanError
+    from reconciler import saved_plan
+    from reconciler.commands import apply
 
-    cancellation = Cancellation()
-    try:
-        with cancellation.installed():
-            code = _run_apply(args, cancellation)
-    except LockedError:
-        if cancellation.requested:
-            return _cancelled(args, cancellation, ran=False)
-        _json_outcome(args, "lock_held")
-        raise
-    except StalePlanError as err:
-        _json_outcome(args, "plan_mismatch", message=err.message, details=err.details)
-        raise
-    except RunCancelled:
-        return _cancelled(args, cancellation, ran=False)
-    if cancellation.requested:
-        return _cancelled(args, cancellation, ran=True)
-    return code
-
-
-class RunCancelled(ReconcilerError):
-    """A signal came before any action started; the lock (if taken) was released on the way out."""
-
-
-def _stop_if_cancelled(cancellation: Any) -> None:
-    if cancellation.requested:
-        raise RunCancelled("cancelled")
-
-
-def _cancelled(args: argparse.Namespace, cancellation: Any, *, ran: bool) -> int:
-    """Exit 130 (SIGINT) or 143 (SIGTERM) after a cancellation, saying what it left."""
-    _CANCELLED.append(cancellation.exit_code)
-    human = sys.stderr
-    if not ran:
-        print(f"Cancelled by {cancellation.signal_name} before any change: nothing was changed.", file=human)
-        _json_outcome(args, "interrupted")
-    else:
-        print(
-            f"Cancelled by {cancellation.signal_name}: compensations ran; what is listed as left is finished by "
-            "the next apply.",
-            file=human,
-        )
-    return cancellation.exit_code
-
-
-def _run_apply(args: argparse.Namespace, cancellation: Any) -> int:
-    from reconciler.apply import Applier
-    from reconciler.apply_guard import GuardContext
-    from reconciler.connect import open_cloud
-    from reconciler.planner import build_plan
-    from reconciler.snapshot import read_snapshot
-
+    _check_max_deletions(args.max_deletions)
     _check_apply_flags(args)
     if args.plan is not None:
-        _refuse_narrowing(args, "apply --plan")
-        return _apply_saved(args, cancellation)
-    desired, cloud = start_command(args, "apply")
-    human = sys.stderr if args.format == "json" else sys.stdout
-    with (
-        open_cloud(desired.root, cloud, os.environ) as (client, plan_target),
-        _locked(args, client, plan_target, desired, cancellation) as (guarded, session),
-    ):
-        snapshot = read_snapshot(client, desired)
-        plan = build_plan(desired, snapshot, plan_target, **_plan_options(args, desired, snapshot))
-        _stop_if_cancelled(cancellation)
-        _show_plan(plan, args, human, applying=True)
-        if plan.refusals:
-            print("Nothing was applied: the plan has refusals.", file=human)
-            _json_outcome(args, "refused")
-            return EXIT_REFUSED
-        if not plan.actions:
-            _json_outcome(args, "applied")
-            return EXIT_OK
-        if not args.auto_approve and not _confirm(plan, human, cancellation):
-            return EXIT_ERROR
-        _stop_if_cancelled(cancellation)
-        applier = Applier(
-            guarded, plan, **_concurrency(args, desired), timeout=args.timeout, progress=_progress_printer(human),
-            lock=session, guard=GuardContext.from_desired(desired), cancellation=cancellation,
-        )  # fmt: skip
-        report = applier.run()
-    return _report(args, report, session, human)
-
-
-def _report(args: argparse.Namespace, report: Any, session: Any, human: Any) -> int:
-    from reconciler.apply import failures, summarise
-
-    for failure in failures(report):
-        print(f"  {failure.status}: {escape.text(failure.action.id)}: {escape.text(failure.message)}", file=human)
-    print(summarise(report), file=human)
-    if report.outcome == "interrupted":
-        _json_report(args, report)
-        return EXIT_ERROR  # run_apply turns it into 130 or 143
-    if session.lost:
-        print(
-            f"error: lock lost: the apply lock of set {session.set_name} could not be renewed in time "
-            f"({escape.text(str(session.lost_reason))}); the run stopped starting actions",
-            file=sys.stderr,
+        # Saved plans cover the whole root (saved_plan.refuse_narrowing).
+        saved_plan.refuse_narrowing(
+            "apply --plan", targets=args.target, excludes=args.exclude, max_deletions=args.max_deletions
         )
-    _json_report(args, report)
-    return EXIT_OK if report.succeeded and not session.lost else EXIT_ERROR
-
-
-def _json_report(args: argparse.Namespace, report: Any) -> None:
-    from reconciler.render.json import render_json
-
-    if args.format == "json":
-        sys.stdout.write(render_json(report.to_json()))
-
-
-@contextlib.contextmanager
-def _locked(
-    args: argparse.Namespace, client: Any, plan_target: Any, desired: Any, cancellation: Any
-) -> Iterator[tuple[Any, Any]]:
-    """Hold the set's apply lock (docs/safety.md) and give apply a client that checks it, and the
-    cancellation, before each change. Waiting for the lock ends at once on a cancellation."""
-    from reconciler.lock import apply_lock
-    from reconciler.lock_guard import LockGuardedClient
-
-    def sleep(seconds: float) -> None:
-        cancellation.wait(seconds)
-        _stop_if_cancelled(cancellation)
-
-    with apply_lock(
-        client,
-        desired.root.set,
-        lease_s=args.lock_lease,
-        timeout_s=args.lock_timeout,
-        legacy_region=plan_target.regions[0] if plan_target.regions else None,
-        sleep=sleep,
-    ) as session:
-        _stop_if_cancelled(cancellation)
-        yield LockGuardedClient(client, session, cancellation), session
-
-
-def _apply_saved(args: argparse.Namespace, cancellation: Any) -> int:
-    """apply --plan FILE [--resume]: compute a fresh plan and run it only if it matches the saved one
-    (docs/safety.md, "Saved plans"). Nothing read from the file is ever carried out."""
-    from reconciler import saved_plan
-    from reconciler.apply import Applier
-    from reconciler.apply_guard import GuardContext
-    from reconciler.connect import open_cloud
-    from reconciler.planner import build_plan
-    from reconciler.snapshot import read_snapshot
-
-    desired, cloud = start_command(args, "apply")
-    human = sys.stderr if args.format == "json" else sys.stdout
-    document = saved_plan.load(args.plan)
-    saved_plan.check_tool(document, args.plan)
-    journal = saved_plan.Journal.for_plan(args.plan)
-    saved_plan.check_not_partly_applied(journal, args.plan, resume=args.resume)
-    with (
-        open_cloud(desired.root, cloud, os.environ) as (client, plan_target),
-        _locked(args, client, plan_target, desired, cancellation) as (guarded, session),
-    ):
-        saved_plan.check_target(document, cloud, plan_target)
-        saved_plan.check_set(document, desired.root.set, args.plan)
-        snapshot = read_snapshot(client, desired)
-        fresh = build_plan(desired, snapshot, plan_target, timeout=args.timeout)
-        if fresh.refusals:
-            # Refusals come from the fresh plan alone: a saved file with its refusals removed changes nothing.
-            _show_plan(fresh, args, human, applying=True)
-            print("Nothing was applied: the plan has refusals.", file=human)
-            _json_outcome(args, "refused")
-            return EXIT_REFUSED
-        _stop_if_cancelled(cancellation)
-        images = snapshot.all_images()
-        result = saved_plan.check_fresh(
-            document, args.plan, fresh.actions, images, desired.root.set, resume=args.resume
-        )
-        _show_plan(fresh, args, human, applying=True)
-        for action_id in result.housekeeping:
-            shown = escape.text(action_id)
-            print(f"  housekeeping: {shown} (finishes what an interrupted run of this set left)", file=human)
-        for action_id in result.already_done:
-            print(f"  already done: {escape.text(action_id)}", file=human)
-        if not fresh.actions:
-            print("Nothing to do: every action of the saved plan is done.", file=human)
-            journal.discard()
-            _json_outcome(args, "applied")
-            return EXIT_OK
-        if not args.auto_approve and not _confirm(fresh, human, cancellation):
-            return EXIT_ERROR
-        _stop_if_cancelled(cancellation)
-        progress = journal.recording(_progress_printer(human))
-        report = Applier(
-            guarded, fresh, **_concurrency(args, desired), timeout=args.timeout, progress=progress, lock=session,
-            guard=GuardContext.from_desired(desired), cancellation=cancellation,
-        ).run()  # fmt: skip
-    if report.succeeded:
-        journal.discard()
-    elif journal.resumable(r.status for r in report.results):
-        resume = saved_plan.apply_command(args.plan, resume=True)
-        print(f"Finish it after fixing the cause with: {resume}", file=human)
-    return _report(args, report, session, human)
-
-
-def _json_outcome(args: argparse.Namespace, outcome: str, **extra: Any) -> None:
-    """With --format json, stdout holds the report even when nothing ran, so that a CI recipe can tell a
-    stale plan (plan again) from a failure by `outcome`."""
-    from reconciler.apply import ApplyReport
-    from reconciler.render.json import render_json
-
-    if args.format == "json":
-        document = ApplyReport(outcome=outcome).to_json()
-        document.update(extra)
-        sys.stdout.write(render_json(document))
-
-
-def _confirm(plan: Any, stream: Any, cancellation: Any) -> bool:
-    if not sys.stdin.isatty():
-        raise UsageError(
-            "no terminal to confirm the plan on", hint="review the plan, then run again with --auto-approve"
-        )
-    stream.write(f"\nApply these {len(plan.actions)} actions to the target named above? Only 'yes' is accepted: ")
-    stream.flush()
-    cancellation.interrupt_prompt = True  # Ctrl-C at the prompt: nothing has started, stop at once
-    try:
-        answer = sys.stdin.readline()
-    finally:
-        cancellation.interrupt_prompt = False
-    if answer.strip() != "yes":
-        print("Apply cancelled; nothing was changed.", file=stream)
-        return False
-    return True
-
-
-def _progress_printer(stream: Any) -> Any:
-    """Apply's progress lines on `stream` (reconciler.render.progress)."""
-    from reconciler.render.progress import progress_printer
-
-    return progress_printer(stream)
-
-
-def _use_colour(args: argparse.Namespace) -> bool:
-    return sys.stdout.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
+    return apply.run(args)
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from reconciler import target
-    from reconciler.validate import load_desired_state
+    from reconciler.commands import validate
 
-    state = load_desired_state(args.root)
-    sim_state = Path(args.sim_state) if args.sim_state else None
-    cloud = target.effective_cloud(state.root, sim_state)
-    print(f"reconciler validate · {escape.text(target.describe(state.root, cloud, os.environ))}")
-    removed = f", {_count(len(state.removed), 'removed key')}" if state.removed else ""
-    print(f"OK: {_count(len(state.images), 'image')}{removed} in {_count(len(state.files), 'file')}")
-    return EXIT_OK
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+    return validate.run(args)
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -764,21 +456,13 @@ def _configure_logging(verbosity: int) -> None:
     logging.getLogger("urllib3").setLevel(logging.NOTSET if verbosity > 0 else logging.ERROR)
 
 
-def _print_error(err: ReconcilerError) -> None:
-    """An error's details, message and hint, each line escaped: they quote names, paths and servers' text,
-    any of which may hold an ESC sequence or a line break that would rewrite the terminal or fake a line."""
-    for line in err.details:
-        print(escape.text(line), file=sys.stderr)
-    print(f"error: {escape.text(err.message)}", file=sys.stderr)
-    if err.hint:
-        print(f"hint: {escape.text(err.hint)}", file=sys.stderr)
-
-
 def entry() -> None:
     """The console script: `main`, then exit. After a cancelled apply, worker threads may still be inside
     a call (they had their grace period): exit without waiting for them."""
+    from reconciler.commands.output import CANCELLED
+
     code = main()
-    if _CANCELLED:
+    if CANCELLED:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -795,7 +479,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except ReconcilerError as err:
-        _print_error(err)
+        from reconciler.commands.output import print_error
+
+        print_error(err)
         return err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

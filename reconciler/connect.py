@@ -1,6 +1,8 @@
 """Open the client for a root's target: NHN Cloud with credentials from the environment (NHN_CLOUD_*, or
 the root's own `cloud.credentials` prefix), or the embedded simulator started in-process on loopback.
-Either way the same HTTP client is used."""
+Either way the same HTTP client is used. A run of several roots starts one simulator per state file and
+serves every root that uses it from that one (`Simulators`): they are projects of one simulated cloud, and
+a later root sees what an earlier root's apply did."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import contextlib
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from reconciler.cloud.auth import Credentials
 from reconciler.cloud.environment import credential_names, first_set
@@ -21,13 +24,46 @@ from reconciler.plan import Target
 SIMULATOR_POLL_DELAYS = (0.02, 0.2)
 
 
+class Simulators:
+    """The embedded simulators of one run, one per state file, each started when a root first needs it and
+    stopped when the run ends (use as a context manager)."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._servers: dict[Path, Any] = {}
+
+    def __enter__(self) -> Simulators:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def server(self, state: Path, seed: Path | None) -> Any:
+        """The running simulator of `state` (created from `seed` if missing)."""
+        # Imported here, not at the top: a real-cloud run never loads the simulator (its HTTP server, its
+        # seed schema, YAML).
+        from reconciler.simulator.embedded import running_simulator
+
+        key = state.resolve()
+        if key not in self._servers:
+            self._servers[key] = self._stack.enter_context(running_simulator(state, seed_path=seed))
+        return self._servers[key]
+
+
 @contextlib.contextmanager
 def open_cloud(
-    config: RootConfig, cloud: CloudConfig, env: Mapping[str, str]
+    config: RootConfig, cloud: CloudConfig, env: Mapping[str, str], simulators: Simulators | None = None
 ) -> Iterator[tuple[NhnCloudClient, Target]]:
-    opener = _open_simulator if cloud.kind == "simulator" else _open_nhn
-    with opener(config, cloud, env) as opened:
-        yield opened
+    """The client of one root's target. `simulators`: the run's embedded simulators, shared by its roots;
+    without it a simulator target gets its own for the duration of the block."""
+    if cloud.kind != "simulator":
+        with _open_nhn(config, cloud, env) as opened:
+            yield opened
+        return
+    with contextlib.ExitStack() as own:
+        shared = simulators if simulators is not None else own.enter_context(Simulators())
+        with _open_simulator(config, cloud, env, shared) as opened:
+            yield opened
 
 
 @contextlib.contextmanager
@@ -45,21 +81,17 @@ def _open_nhn(
 
 @contextlib.contextmanager
 def _open_simulator(
-    config: RootConfig, cloud: CloudConfig, env: Mapping[str, str]
+    config: RootConfig, cloud: CloudConfig, env: Mapping[str, str], simulators: Simulators
 ) -> Iterator[tuple[NhnCloudClient, Target]]:
-    # Imported here, not at the top: a real-cloud run never loads the simulator (its HTTP server, its seed
-    # schema, YAML).
-    from reconciler.simulator.embedded import running_simulator
-
     assert cloud.state is not None
-    with running_simulator(cloud.state, seed_path=cloud.seed) as server:
-        project, user, password = _simulator_identity(cloud.state, cloud.project, env, cloud.credentials)
-        credentials = Credentials(user, password, identity_url=server.identity_url)
-        client = connect(credentials, project, poll_delays=SIMULATOR_POLL_DELAYS, timeout=http_timeout(env))
-        try:
-            yield client, _target(config, cloud, client, "loopback", project)
-        finally:
-            client.close()
+    server = simulators.server(cloud.state, cloud.seed)
+    project, user, password = _simulator_identity(cloud.state, cloud.project, env, cloud.credentials)
+    credentials = Credentials(user, password, identity_url=server.identity_url)
+    client = connect(credentials, project, poll_delays=SIMULATOR_POLL_DELAYS, timeout=http_timeout(env))
+    try:
+        yield client, _target(config, cloud, client, "loopback", project)
+    finally:
+        client.close()
 
 
 def http_timeout(env: Mapping[str, str]) -> tuple[float, float]:

@@ -140,9 +140,23 @@ def _kind(mode: int) -> str:
 
 def save(path: Path, plan: Plan, cloud: CloudConfig) -> None:
     _refuse_unreplaceable(path)  # again: reading the cloud took a while, and the path may have changed meanwhile
+    _write_json(path, _saved_document(plan, cloud))
+
+
+def save_roots(path: Path, plans: Sequence[tuple[str, Plan, CloudConfig]]) -> None:
+    """The plans of a run of several roots, (root as given, plan, its cloud) in the run's order, as one
+    `reconciler-plans` document whose roots[] are each a saved plan."""
+    from reconciler import roots_document
+
+    _refuse_unreplaceable(path)
+    entries = [{"root": root, "plan": _saved_document(plan, cloud)} for root, plan, cloud in plans]
+    _write_json(path, roots_document.document(entries))
+
+
+def _saved_document(plan: Plan, cloud: CloudConfig) -> dict[str, Any]:
     document = plan_to_json(plan)
     document["saved"] = {"target": saved_target(cloud, plan.target), "tool": tool_identity()}
-    _write_json(path, document)
+    return document
 
 
 def _shown(path: Path) -> str:
@@ -165,28 +179,85 @@ def _read_text(path: Path) -> str:
         raise UsageError(f"apply --plan {shown}: not a saved plan (not UTF-8 text at byte {err.start})") from None
 
 
-def load(path: Path) -> dict[str, Any]:
-    """The saved plan, checked against the plan schema (it is a file anyone may have edited): a located
-    error for anything else."""
+def _read_document(path: Path) -> Any:
     text = _read_text(path)
     try:
-        document = json.loads(text)
+        return json.loads(text)
     except ValueError as err:
         raise ReconcilerError(f"{_shown(path)} is not a saved plan: not JSON ({err})") from None
+
+
+def _holds_several(document: Any) -> bool:
+    from reconciler import roots_document
+
+    return isinstance(document, dict) and document.get("format") == roots_document.FORMAT
+
+
+def load(path: Path) -> dict[str, Any]:
+    """The saved plan of one root, checked against the plan schema (it is a file anyone may have edited): a
+    located error for anything else."""
+    document = _read_document(path)
+    if _holds_several(document):
+        raise UsageError(
+            f"{_shown(path)} holds the saved plans of several roots, and this run names one",
+            hint="apply it naming the same roots, in the same order, as the plan that saved it",
+        )
+    return _checked(document, path)
+
+
+def load_roots(path: Path, roots: Sequence[str]) -> list[dict[str, Any]]:
+    """The saved plan of each of `roots` (as given, normalised), from a `reconciler-plans` file saved by
+    `plan ROOT ROOT ... --out`: it must name the same roots in the same order."""
+    from reconciler import roots_document
+
+    document = _read_document(path)
+    if not _holds_several(document):
+        raise UsageError(
+            f"{_shown(path)} holds the saved plan of one root, and this run names {len(roots)}",
+            hint="make the plan of these roots in one run: reconciler plan ROOT ROOT ... --out FILE",
+        )
+    problems = roots_document.validate(document)
+    if problems:
+        raise StalePlanError(
+            f"{_shown(path)} is not a valid saved plan of several roots: nothing was applied",
+            hint="make a new plan with `reconciler plan ROOT ROOT ... --out`",
+            details=[f"  {_shown(path)}: {escape.text(problem)}" for problem in problems[:20]],
+        )
+    entries = roots_document.entries(document)
+    saved_roots = [str(entry["root"]) for entry in entries]
+    if saved_roots != list(roots):
+        raise StalePlanError(
+            f"{_shown(path)} was saved for the roots {_listed(saved_roots)}; this run names {_listed(roots)}: "
+            "nothing was applied",
+            hint="name the same roots, in the same order, as the plan that saved it",
+        )
+    return [_checked(entry.get("plan"), path, where=f"{entry['root']}: ") for entry in entries]
+
+
+def _listed(roots: Sequence[str]) -> str:
+    return ", ".join(escape.text(root) for root in roots)
+
+
+def _checked(document: Any, path: Path, where: str = "") -> dict[str, Any]:
+    """One root's saved plan, checked: `where` names the root inside a file of several."""
     if not isinstance(document, dict) or document.get("format_version") != FORMAT_VERSION or "saved" not in document:
-        raise ReconcilerError(f"{_shown(path)} is not a plan saved by `reconciler plan --out` (format_version 1)")
+        raise ReconcilerError(
+            f"{_shown(path)}: {escape.text(where)}not a plan saved by `reconciler plan --out` (format_version 1)"
+        )
     import jsonschema
 
     from reconciler.schemas import load_schema
 
     validator = jsonschema.Draft202012Validator(load_schema("plan"))
-    problems = sorted(_schema_problem(path, error) for error in validator.iter_errors(document))
+    problems = sorted(_schema_problem(path, error, where) for error in validator.iter_errors(document))
     saved = document.get("saved")
     if not isinstance(saved, dict) or not isinstance(saved.get("target"), dict):
-        problems.append(f"  {_shown(path)}: saved/target: missing")
+        problems.append(f"  {_shown(path)}: {escape.text(where)}saved/target: missing")
     ids = [a.get("id") for a in document.get("actions", []) if isinstance(a, dict)]
     for twice in sorted({i for i in ids if ids.count(i) > 1 and isinstance(i, str)}):
-        problems.append(f"  {_shown(path)}: actions: the id {escape.text(twice)} appears more than once")
+        problems.append(
+            f"  {_shown(path)}: {escape.text(where)}actions: the id {escape.text(twice)} appears more than once"
+        )
     if problems:
         raise StalePlanError(
             f"{_shown(path)} is not a valid saved plan: nothing was applied",
@@ -196,9 +267,9 @@ def load(path: Path) -> dict[str, Any]:
     return document
 
 
-def _schema_problem(path: Path, error: Any) -> str:
+def _schema_problem(path: Path, error: Any, root: str = "") -> str:
     where = "/".join(escape.text(str(p)) for p in error.absolute_path) or "(document)"
-    return f"  {_shown(path)}: {where}: {escape.text(error.message[:200])}"
+    return f"  {_shown(path)}: {escape.text(root)}{where}: {escape.text(error.message[:200])}"
 
 
 def check_tool(document: Mapping[str, Any], path: Path) -> None:
@@ -270,20 +341,23 @@ def _whole_plan_hint(given: list[str]) -> str:
     return "; ".join(hints)
 
 
-def apply_command(path: Path, *, resume: bool = False) -> str:
+def apply_command(path: Path, *, resume: bool = False, roots: Sequence[str] | None = None) -> str:
     """The command that applies the plan saved at `path` (or resumes it), to copy and paste: the path is
     quoted (a space or a `;` in it would split or extend the command) and escaped like every string the tool
-    did not write."""
-    return f"reconciler apply --plan {escape.text(shlex.quote(str(path)))}" + (" --resume" if resume else "")
+    did not write. `roots`: the roots a plan of several was saved for, named in their order."""
+    words = ["--plan", str(path), *(roots or [])]
+    command = "reconciler apply " + " ".join(escape.text(shlex.quote(word)) for word in words)
+    return command + (" --resume" if resume else "")
 
 
-def check_not_partly_applied(journal: Journal, path: Path, *, resume: bool) -> None:
+def check_not_partly_applied(journal: Journal, path: Path, *, resume: bool, command: str | None = None) -> None:
     """A saved plan that an earlier run partly applied is finished with --resume, never applied again as a
-    whole: the fresh plan no longer has what is done, and would not match the saved one."""
+    whole: the fresh plan no longer has what is done, and would not match the saved one. `command`: the
+    one that resumes it (default: apply --plan PATH --resume)."""
     if journal.done and not resume:
         raise UsageError(
             f"{_shown(path)} was partly applied already ({len(journal.done)} actions done)",
-            hint=f"finish it with: {apply_command(path, resume=True)}",
+            hint=f"finish it with: {command or apply_command(path, resume=True)}",
         )
 
 
@@ -331,10 +405,12 @@ class Journal:
     made: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def for_plan(cls, plan_path: Path) -> Journal:
-        """The journal beside `plan_path`; one that cannot be read as a journal is set aside with a
-        warning (it is untrusted, and decides nothing: it only tells a user to pass --resume)."""
-        path = plan_path.with_name(plan_path.name + ".progress.json")
+    def for_plan(cls, plan_path: Path, part: int | None = None) -> Journal:
+        """The journal beside `plan_path` (`part`: of its Nth root, in a saved plan of several); one that
+        cannot be read as a journal is set aside with a warning (it is untrusted, and decides nothing: it
+        only tells a user to pass --resume)."""
+        suffix = ".progress.json" if part is None else f".root-{part}.progress.json"
+        path = plan_path.with_name(plan_path.name + suffix)
         if not path.exists():
             return cls(path)
         try:

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from reconciler import cli
+from reconciler.commands import output
 from reconciler.cli import main
 from reconciler.cloud.errors import BadRequest
 from reconciler.cloud.nhn import NhnCloudClient
@@ -115,7 +115,7 @@ def test_apply_progress_and_failure_lines_escape_a_servers_message(tmp_path, cap
 
 def test_progress_lines_escape_notes_skips_and_copy_routes():
     stream = io.StringIO()
-    show = cli._progress_printer(stream)
+    show = output.progress_printer(stream)
     copy = SimpleNamespace(
         id="copy:web:JP1", kind="copy", key="web", region="JP1", details={"source_region": f"KR1{HOSTILE}"}
     )

@@ -43,7 +43,8 @@ PARSER_ERRORS = {
     "missing argument": (["plan", "{root}", "--detailed-exitcode", "--out"], "expected one argument"),
     "missing required option": (["import", "{root}"], "the following arguments are required: --region"),
     "unknown command": (["plna", "{root}"], "invalid choice: 'plna'"),
-    "extra positional": (["plan", "{root}", "{root}", "--detailed-exitcode"], "unrecognized arguments"),
+    # plan, apply and validate take several roots; the commands of one root take one.
+    "extra positional": (["import", "{root}", "{root}", "--region", "KR1"], "unrecognized arguments"),
     "simulator without its command": (["simulator"], "the following arguments are required"),
 }
 

@@ -1,0 +1,411 @@
+"""`reconciler apply ROOT [ROOT ...]` (and `--plan FILE`): plan, show, confirm, carry out.
+
+Several roots are applied one after another in the order given. Each root's plan is made when its turn
+comes (so a consumer root sees what its owner root's apply just shared), shown, confirmed on its own
+without --auto-approve, and carried out under its own set's lock. The run stops at the first root that
+errors, refuses or fails, and lists the roots after it as not run: an owner that failed to publish must not
+have its consumers act on it. Every root is validated before the first one is applied: bad input changes
+nothing anywhere. A cancellation (SIGINT, SIGTERM) ends the root at work as for one root, and the rest are
+not run. The exit code combines the roots' (reconciler.exit_codes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler import exit_codes
+from reconciler.commands import output
+from reconciler.errors import ReconcilerError, UsageError
+from reconciler.render import escape
+
+REPORTS_FORMAT = "reconciler-apply-reports"
+
+
+class RunCancelled(ReconcilerError):
+    """A signal came before any action of the root started; the lock (if taken) was released on the way out."""
+
+
+@dataclass
+class Reports:
+    """apply's JSON output with --format json. One root: its report, written as soon as it is known, as it
+    always was. Several: one `reconciler-apply-reports` document holding each root's report (or why it has
+    none), written when the run ends."""
+
+    args: argparse.Namespace
+    several: bool
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    root: str = ""
+    reported: bool = False
+
+    def start(self, root: str) -> None:
+        self.root, self.reported = root, False
+
+    def add(self, document: dict[str, Any]) -> None:
+        from reconciler.render.json import render_json
+
+        self.reported = True
+        if self.args.format != "json":
+            return
+        if not self.several:
+            sys.stdout.write(render_json(document))
+            return
+        self.documents.append({"root": self.root, **document})
+
+    def outcome(self, outcome: str, **extra: Any) -> None:
+        """A report of no action: a CI recipe tells a stale plan (plan again) from a failure by `outcome`."""
+        from reconciler.apply import ApplyReport
+
+        document = ApplyReport(outcome=outcome).to_json()
+        document.update(extra)
+        self.add(document)
+
+    def unreported(self, outcome: str, **extra: Any) -> None:
+        """After a root ended: `outcome` if it left no report of its own."""
+        if not self.reported:
+            self.outcome(outcome, **extra)
+
+    def write(self, outcomes: list[tuple[str, str]]) -> None:
+        from reconciler.render.json import render_json
+
+        if self.args.format != "json" or not self.several:
+            return
+        done = {d["root"] for d in self.documents}
+        roots = self.documents + [{"root": root, "outcome": "not_run"} for root, _ in outcomes if root not in done]
+        sys.stdout.write(render_json({"format": REPORTS_FORMAT, "format_version": "1", "roots": roots}))
+
+
+def run(args: argparse.Namespace) -> int:
+    from reconciler.cancel import Cancellation
+
+    cancellation = Cancellation()
+    reports = Reports(args, several=len(args.roots) > 1)
+    with cancellation.installed():
+        if not reports.several:
+            reports.start(str(args.roots[0]))
+            return _apply_root(args, args.roots[0], None, cancellation, reports, simulators=None)
+        return _apply_several(args, cancellation, reports)
+
+
+def _apply_several(args: argparse.Namespace, cancellation: Any, reports: Reports) -> int:
+    from reconciler.connect import Simulators
+    from reconciler.roots import load_roots
+
+    if args.target or args.exclude:
+        raise UsageError(
+            "--target and --exclude narrow the plan of one root, and this run names several",
+            hint="apply the root whose keys they name on its own",
+        )
+    saved = _saved_roots(args) if args.plan is not None else None
+    roots = load_roots(args.roots, Path(args.sim_state) if args.sim_state else None)
+    invalid = [root for root in roots if root.error is not None]
+    if invalid:
+        for root in invalid:
+            print(f"{escape.text(root.given)}:", file=sys.stderr)
+            output.print_error(root.error)
+        raise UsageError(
+            f"{output.count(len(invalid), 'root')} of {len(roots)} cannot be read: nothing was applied",
+            hint="every root is checked before the first one is applied",
+        )
+    outcomes: list[tuple[str, str]] = [(root.given, "not run") for root in roots]
+    codes = []
+    human = output.human_stream(args)
+    from reconciler.render.roots import section_heading
+
+    with Simulators() as simulators:
+        for index, (root, path) in enumerate(zip(roots, args.roots, strict=True)):
+            print(f"\n{section_heading(index + 1, len(roots), root.given)}", file=human, flush=True)
+            reports.start(root.given)
+            document = saved[index] if saved is not None else None
+            try:
+                code = _apply_root(args, path, document, cancellation, reports, simulators, part=index + 1)
+            except ReconcilerError as err:
+                output.print_error(err)
+                reports.unreported("error", message=err.message)
+                code = err.exit_code
+            codes.append(code)
+            outcomes[index] = (root.given, _word(code))
+            if code != exit_codes.OK:
+                break
+    reports.write(outcomes)
+    _summary(outcomes, human)
+    return exit_codes.combined(codes)
+
+
+def _word(code: int) -> str:
+    return {
+        exit_codes.OK: "done",
+        exit_codes.REFUSED: "refused: nothing applied",
+        exit_codes.SIGINT: "cancelled (SIGINT)",
+        exit_codes.SIGTERM: "cancelled (SIGTERM)",
+    }.get(code, "failed")
+
+
+def _summary(outcomes: list[tuple[str, str]], stream: Any) -> None:
+    print("\nRoots:", file=stream)
+    for root, word in outcomes:
+        print(f"  {escape.text(root)}: {word}", file=stream)
+    left = [root for root, word in outcomes if word == "not run"]
+    if left:
+        print(f"{output.count(len(left), 'root')} not run: the run stops at the first root that does not succeed.",
+              file=stream)  # fmt: skip
+    stream.flush()
+
+
+def _saved_roots(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The saved plan of each root of the run, in order: the file must hold the plans of exactly these roots."""
+    from reconciler import saved_plan
+    from reconciler.roots import given_name
+
+    return saved_plan.load_roots(args.plan, [given_name(path) for path in args.roots])
+
+
+def _apply_root(
+    args: argparse.Namespace,
+    root: Path,
+    document: dict[str, Any] | None,
+    cancellation: Any,
+    reports: Reports,
+    simulators: Any,
+    part: int | None = None,
+) -> int:
+    """One root's apply; every way it ends is an exit code or an error (its JSON outcome recorded first)."""
+    from reconciler.lock import LockedError
+    from reconciler.saved_plan import StalePlanError
+
+    run = _RootRun(args, root, cancellation, reports, simulators, part, several=reports.several)
+    try:
+        code = run.saved(document) if args.plan is not None else run.fresh()
+    except LockedError:
+        if cancellation.requested:
+            return run.cancelled(ran=False)
+        reports.outcome("lock_held")
+        raise
+    except StalePlanError as err:
+        reports.outcome("plan_mismatch", message=err.message, details=err.details)
+        raise
+    except RunCancelled:
+        return run.cancelled(ran=False)
+    if cancellation.requested:
+        return run.cancelled(ran=True)
+    return code
+
+
+def _stop_if_cancelled(cancellation: Any) -> None:
+    if cancellation.requested:
+        raise RunCancelled("cancelled")
+
+
+@dataclass
+class _RootRun:
+    """The steps of one root's apply, fresh or from a saved plan."""
+
+    args: argparse.Namespace
+    root: Path
+    cancellation: Any
+    reports: Reports
+    simulators: Any
+    part: int | None
+    several: bool
+
+    @property
+    def human(self) -> Any:
+        return output.human_stream(self.args)
+
+    def cancelled(self, *, ran: bool) -> int:
+        """Exit 130 (SIGINT) or 143 (SIGTERM) after a cancellation, saying what it left."""
+        cancellation = self.cancellation
+        output.CANCELLED.append(cancellation.exit_code)
+        if not ran:
+            what = "this root" if self.several else "nothing was changed"
+            said = f"before any change to {what}" if self.several else f"before any change: {what}"
+            print(f"Cancelled by {cancellation.signal_name} {said}.", file=sys.stderr)
+            self.reports.outcome("interrupted")
+        else:
+            print(
+                f"Cancelled by {cancellation.signal_name}: compensations ran; what is listed as left is finished by "
+                "the next apply.",
+                file=sys.stderr,
+            )
+        return cancellation.exit_code
+
+    def fresh(self) -> int:
+        from reconciler.apply import Applier
+        from reconciler.apply_guard import GuardContext
+        from reconciler.commands.plan import plan_options
+        from reconciler.connect import open_cloud
+        from reconciler.planner import build_plan
+        from reconciler.snapshot import read_snapshot
+
+        args, human = self.args, self.human
+        desired, cloud = output.start(args, "apply", self.root)
+        with (
+            open_cloud(desired.root, cloud, os.environ, self.simulators) as (client, plan_target),
+            self._locked(client, plan_target, desired) as (guarded, session),
+        ):
+            snapshot = read_snapshot(client, desired)
+            plan = build_plan(desired, snapshot, plan_target, **plan_options(args, desired, snapshot))
+            _stop_if_cancelled(self.cancellation)
+            output.show_plan(plan, args, human, applying=True)
+            if plan.refusals:
+                print("Nothing was applied: the plan has refusals.", file=human)
+                self.reports.outcome("refused")
+                return exit_codes.REFUSED
+            if not plan.actions:
+                self.reports.outcome("applied")
+                return exit_codes.OK
+            if not args.auto_approve and not self._confirm(plan):
+                return exit_codes.ERROR
+            _stop_if_cancelled(self.cancellation)
+            applier = Applier(
+                guarded, plan, **_concurrency(args, desired), timeout=args.timeout,
+                progress=output.progress_printer(human), lock=session, guard=GuardContext.from_desired(desired),
+                cancellation=self.cancellation,
+            )  # fmt: skip
+            report = applier.run()
+        return self._report(report, session)
+
+    def saved(self, document: dict[str, Any] | None) -> int:
+        """apply --plan FILE [--resume]: compute a fresh plan and run it only if it matches the saved one
+        (docs/safety.md, "Saved plans"). Nothing read from the file is ever carried out."""
+        from reconciler import saved_plan
+        from reconciler.apply import Applier
+        from reconciler.apply_guard import GuardContext
+        from reconciler.connect import open_cloud
+        from reconciler.planner import build_plan
+        from reconciler.snapshot import read_snapshot
+
+        args, human = self.args, self.human
+        desired, cloud = output.start(args, "apply", self.root)
+        if document is None:
+            document = saved_plan.load(args.plan)
+        saved_plan.check_tool(document, args.plan)
+        journal = saved_plan.Journal.for_plan(args.plan, part=self.part)
+        resume_command = saved_plan.apply_command(args.plan, resume=True, roots=self._roots())
+        saved_plan.check_not_partly_applied(journal, args.plan, resume=args.resume, command=resume_command)
+        with (
+            open_cloud(desired.root, cloud, os.environ, self.simulators) as (client, plan_target),
+            self._locked(client, plan_target, desired) as (guarded, session),
+        ):
+            saved_plan.check_target(document, cloud, plan_target)
+            saved_plan.check_set(document, desired.root.set, args.plan)
+            snapshot = read_snapshot(client, desired)
+            fresh = build_plan(desired, snapshot, plan_target, timeout=args.timeout)
+            if fresh.refusals:
+                # Refusals come from the fresh plan alone: a saved file with its refusals removed changes nothing.
+                output.show_plan(fresh, args, human, applying=True)
+                print("Nothing was applied: the plan has refusals.", file=human)
+                self.reports.outcome("refused")
+                return exit_codes.REFUSED
+            _stop_if_cancelled(self.cancellation)
+            images = snapshot.all_images()
+            result = saved_plan.check_fresh(
+                document, args.plan, fresh.actions, images, desired.root.set, resume=args.resume
+            )
+            output.show_plan(fresh, args, human, applying=True)
+            for action_id in result.housekeeping:
+                shown = escape.text(action_id)
+                print(f"  housekeeping: {shown} (finishes what an interrupted run of this set left)", file=human)
+            for action_id in result.already_done:
+                print(f"  already done: {escape.text(action_id)}", file=human)
+            if not fresh.actions:
+                print("Nothing to do: every action of the saved plan is done.", file=human)
+                journal.discard()
+                self.reports.outcome("applied")
+                return exit_codes.OK
+            if not args.auto_approve and not self._confirm(fresh):
+                return exit_codes.ERROR
+            _stop_if_cancelled(self.cancellation)
+            progress = journal.recording(output.progress_printer(human))
+            report = Applier(
+                guarded, fresh, **_concurrency(args, desired), timeout=args.timeout, progress=progress,
+                lock=session, guard=GuardContext.from_desired(desired), cancellation=self.cancellation,
+            ).run()  # fmt: skip
+        if report.succeeded:
+            journal.discard()
+        elif journal.resumable(r.status for r in report.results):
+            print(f"Finish it after fixing the cause with: {resume_command}", file=human)
+        return self._report(report, session)
+
+    def _roots(self) -> list[str] | None:
+        """The roots a command to copy must name: all of the run's when it has several."""
+        return [str(root) for root in self.args.roots] if self.several else None
+
+    def _report(self, report: Any, session: Any) -> int:
+        from reconciler.apply import failures, summarise
+
+        human = self.human
+        for failure in failures(report):
+            print(f"  {failure.status}: {escape.text(failure.action.id)}: {escape.text(failure.message)}", file=human)
+        print(summarise(report), file=human)
+        if report.outcome == "interrupted":
+            self.reports.add(report.to_json())
+            return exit_codes.ERROR  # _apply_root turns it into 130 or 143
+        if session.lost:
+            print(
+                f"error: lock lost: the apply lock of set {session.set_name} could not be renewed in time "
+                f"({escape.text(str(session.lost_reason))}); the run stopped starting actions",
+                file=sys.stderr,
+            )
+        self.reports.add(report.to_json())
+        return exit_codes.OK if report.succeeded and not session.lost else exit_codes.ERROR
+
+    @contextlib.contextmanager
+    def _locked(self, client: Any, plan_target: Any, desired: Any) -> Iterator[tuple[Any, Any]]:
+        """Hold the set's apply lock (docs/safety.md) and give apply a client that checks it, and the
+        cancellation, before each change. Waiting for the lock ends at once on a cancellation."""
+        from reconciler.lock import apply_lock
+        from reconciler.lock_guard import LockGuardedClient
+
+        cancellation = self.cancellation
+
+        def sleep(seconds: float) -> None:
+            cancellation.wait(seconds)
+            _stop_if_cancelled(cancellation)
+
+        with apply_lock(
+            client,
+            desired.root.set,
+            lease_s=self.args.lock_lease,
+            timeout_s=self.args.lock_timeout,
+            legacy_region=plan_target.regions[0] if plan_target.regions else None,
+            sleep=sleep,
+        ) as session:
+            _stop_if_cancelled(cancellation)
+            yield LockGuardedClient(client, session, cancellation), session
+
+    def _confirm(self, plan: Any) -> bool:
+        stream, cancellation = self.human, self.cancellation
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "no terminal to confirm the plan on", hint="review the plan, then run again with --auto-approve"
+            )
+        where = "this root's target" if self.several else "the target named above"
+        stream.write(f"\nApply these {len(plan.actions)} actions to {where}? Only 'yes' is accepted: ")
+        stream.flush()
+        cancellation.interrupt_prompt = True  # Ctrl-C at the prompt: nothing has started, stop at once
+        try:
+            answer = sys.stdin.readline()
+        finally:
+            cancellation.interrupt_prompt = False
+        if answer.strip() != "yes":
+            print("Apply cancelled; nothing was changed.", file=stream)
+            if self.several:
+                self.reports.outcome("declined")
+            return False
+        return True
+
+
+def _concurrency(args: argparse.Namespace, desired: Any) -> dict[str, int | None]:
+    """Apply's limits: the flags, else the root's settings."""
+    settings = desired.root.settings
+    return {
+        "parallelism": args.parallelism or settings.parallelism,
+        "region_parallelism": args.region_parallelism or settings.region_parallelism,
+    }
