@@ -78,7 +78,11 @@ class Reports:
             return
         done = {d["root"] for d in self.documents}
         roots = self.documents + [{"root": root, "outcome": "not_run"} for root, _ in outcomes if root not in done]
-        sys.stdout.write(render_json({"format": REPORTS_FORMAT, "format_version": "1", "roots": roots}))
+        # The run's outcome is the first root's that did not apply (the run stopped there), else "applied":
+        # a recipe reads it as it reads one root's.
+        outcome = next((r["outcome"] for r in roots if r["outcome"] != "applied"), "applied")
+        document = {"format": REPORTS_FORMAT, "format_version": "1", "outcome": outcome, "roots": roots}
+        sys.stdout.write(render_json(document))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,6 +120,7 @@ def _apply_several(args: argparse.Namespace, cancellation: Any, reports: Reports
     outcomes: list[tuple[str, str]] = [(root.given, "not run") for root in roots]
     codes = []
     human = output.human_stream(args)
+    output.root_headings(args, "apply", roots)
     from reconciler.render.roots import section_heading
 
     with Simulators() as simulators:
@@ -140,7 +145,7 @@ def _apply_several(args: argparse.Namespace, cancellation: Any, reports: Reports
 
 def _word(code: int) -> str:
     return {
-        exit_codes.OK: "done",
+        exit_codes.OK: "applied",
         exit_codes.REFUSED: "refused: nothing applied",
         exit_codes.SIGINT: "cancelled (SIGINT)",
         exit_codes.SIGTERM: "cancelled (SIGTERM)",

@@ -43,6 +43,17 @@ def heading(args: argparse.Namespace, command: str, description: str) -> None:
     print(f"reconciler {command} · {escape.text(description)}", file=human_stream(args), flush=True)
 
 
+def root_headings(args: argparse.Namespace, command: str, roots: list[Any]) -> None:
+    """A run of several roots names every root's target before any cloud is read."""
+    stream = human_stream(args)
+    print(f"reconciler {command} · {len(roots)} roots", file=stream)
+    for index, root in enumerate(roots, start=1):
+        described = root.describe(os.environ)
+        where = escape.text(described) if described else "(its files are invalid: see its section)"
+        print(f"  {index}. {escape.text(root.given)}: {where}", file=stream)
+    stream.flush()
+
+
 def use_colour(args: argparse.Namespace) -> bool:
     return sys.stdout.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
 

@@ -104,7 +104,7 @@ def _plan_several(args: argparse.Namespace) -> int:
             hint="plan the root whose keys they name on its own",
         )
     roots = load_roots(args.roots, Path(args.sim_state) if args.sim_state else None)
-    _headings(args, roots)
+    output.root_headings(args, "plan", roots)
     entries: list[dict[str, Any]] = []
     codes: list[int] = []
     saved: list[tuple[str, Any, Any]] = []
@@ -127,17 +127,6 @@ def _plan_several(args: argparse.Namespace) -> int:
             )
     _print_several(args, entries)
     return exit_codes.combined(codes)
-
-
-def _headings(args: argparse.Namespace, roots: list[Any]) -> None:
-    """Every root's target, before any cloud is read."""
-    stream = output.human_stream(args)
-    print(f"reconciler plan · {len(roots)} roots", file=stream)
-    for index, root in enumerate(roots, start=1):
-        described = root.describe(os.environ)
-        where = escape.text(described) if described else "(its files are invalid: see its section)"
-        print(f"  {index}. {escape.text(root.given)}: {where}", file=stream)
-    stream.flush()
 
 
 def _plan_root(args: argparse.Namespace, root: Any, simulators: Any) -> tuple[dict[str, Any], int, Any]:
