@@ -320,8 +320,18 @@ class PlanSection:
 
     @property
     def least(self) -> int:
-        """The length of its must-stay part (with the closing line saying what went)."""
-        return len(self.render(0))
+        """The length of its must-stay part (with the closing line saying what went): the shortest it renders,
+        which `render` gives for any budget at least this long."""
+        return least_length(self.render)
+
+
+def least_length(render: Callable[[int], str]) -> int:
+    """The shortest text `render(budget)` gives: what it gives for no room at all, unless a layout it tries
+    first fits in that and is shorter still (a plan with nothing to cut is shown whole)."""
+    length = len(render(0))
+    while (shorter := len(render(length))) < length:
+        length = shorter
+    return length
 
 
 def _layout(content: _Content) -> _Layout:
@@ -434,7 +444,7 @@ def _closing_line(content: _Content, layout: _Layout, others: _Cuttable, listed:
     cuts = []
     if layout.lean and content.table:
         cuts.append("the table")
-    if not layout.reasons:
+    if not layout.reasons and content.banner:
         cuts.append("the reasons of the risky changes")
     if len(layout.blocks) < len(content.blocks):
         cuts.append(_of(len(content.blocks) - len(layout.blocks), len(content.blocks), "detail block"))

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from reconciler.plan_kinds import KINDS, RISKY_KINDS
 from reconciler.render import MIN_MAX_CHARS, escape
-from reconciler.render.markdown import PlanSection, budget_for, head_text, prose, verdict
+from reconciler.render.markdown import PlanSection, budget_for, head_text, least_length, prose, verdict
 from reconciler.render.text import render_text, target_line
 
 Entry = dict[str, Any]
@@ -195,7 +195,7 @@ class _ErrorSection:
 
     @property
     def least(self) -> int:
-        return len(self.render(0))
+        return least_length(self.render)
 
 
 def render_roots_markdown(entries: Sequence[Entry], *, max_chars: int) -> str:
