@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from support import OWNER, OWNER_USER, PARTNER, standard_seed
+from support import OWNER, OWNER_USER, PARTNER, PARTNER_USER, standard_seed
 
 from reconciler.cli import main
 from reconciler.simulator.seed import state_from_seed
@@ -265,3 +265,76 @@ def test_the_prefix_password_never_shows(sim, tmp_path, monkeypatch, capsys, cap
     outputs += [out, err, caplog.text]
     haystack = "\n".join(outputs)
     assert PARTNER_BOT[1] not in haystack
+
+
+# -- several roots in one run: each root its own user, each tenant id checked against its own roots ----------
+
+
+def partner_root(tmp_path: Path, prefix: str = "PARTNER") -> Path:
+    """A root of the PARTNER project acting as that project's user, through `prefix`."""
+    root = tmp_path / "partner-root"
+    root.mkdir()
+    (root / "reconciler.yaml").write_text(
+        f"version: 1\nset: partner-images\ncloud: {{kind: nhn, project: {PARTNER}, regions: [KR1], "
+        f"credentials: {prefix}}}\ndefaults: {{region: KR1}}\n"
+    )
+    return root
+
+
+def owner_and_partner_users(monkeypatch) -> None:
+    """NHN_CLOUD_* for the owner project's user, PARTNER_* for the partner project's user."""
+    monkeypatch.setenv("NHN_CLOUD_USERNAME", OWNER_USER[0])
+    monkeypatch.setenv("NHN_CLOUD_API_PASSWORD", OWNER_USER[1])
+    monkeypatch.setenv("PARTNER_USERNAME", PARTNER_USER[0])
+    monkeypatch.setenv("PARTNER_API_PASSWORD", PARTNER_USER[1])
+
+
+def test_two_roots_each_authenticate_as_their_own_user(sim, tmp_path, monkeypatch, capsys, authenticated):
+    owner_and_partner_users(monkeypatch)
+    monkeypatch.setenv("NHN_CLOUD_TENANT_ID", OWNER)
+    monkeypatch.setenv("PARTNER_TENANT_ID", PARTNER)
+    owner, partner = nhn_root(tmp_path, credentials=None), partner_root(tmp_path)
+    code, out, err = run(capsys, "plan", str(owner), str(partner), "--format", "json")
+    assert code == 0, err
+    assert [r["target"]["project"] for r in json.loads(out)["roots"]] == [OWNER, PARTNER]
+    assert set(authenticated) == {OWNER_USER[0], PARTNER_USER[0]}
+    lines = err.splitlines()
+    assert "as PARTNER_USERNAME" in lines[2] and "as PARTNER_USERNAME" not in lines[1], lines
+
+
+def test_a_tenant_id_is_checked_against_its_own_roots_only(sim, tmp_path, monkeypatch, capsys, authenticated):
+    # PARTNER_TENANT_ID names the owner project: the partner root errors, naming it; the owner root, which
+    # reads NHN_CLOUD_*, is still planned.
+    owner_and_partner_users(monkeypatch)
+    monkeypatch.setenv("NHN_CLOUD_TENANT_ID", OWNER)
+    monkeypatch.setenv("PARTNER_TENANT_ID", OWNER)
+    owner, partner = nhn_root(tmp_path, credentials=None), partner_root(tmp_path)
+    code, out, err = run(capsys, "plan", str(owner), str(partner), "--format", "json")
+    assert code == 1, err
+    first, second = json.loads(out)["roots"]
+    assert first["target"]["project"] == OWNER and "error" not in first
+    assert f"PARTNER_TENANT_ID {OWNER} is not cloud.project {PARTNER}" in second["error"]["message"]
+    assert set(authenticated) == {OWNER_USER[0]}
+
+
+def test_a_missing_variable_of_one_root_is_named_and_never_taken_from_another(
+    sim, tmp_path, monkeypatch, capsys, authenticated
+):
+    owner_and_partner_users(monkeypatch)
+    monkeypatch.delenv("PARTNER_API_PASSWORD")
+    owner, partner = nhn_root(tmp_path, credentials=None), partner_root(tmp_path)
+    code, out, err = run(capsys, "plan", str(owner), str(partner))
+    assert code == 1, err
+    assert "PARTNER_API_PASSWORD not set" in out, out
+    assert set(authenticated) == {OWNER_USER[0]}  # NHN_CLOUD_* served the owner root only
+    code, _, err = run(capsys, "apply", str(owner), str(partner), "--auto-approve")
+    assert code == 1 and "PARTNER_API_PASSWORD not set" in err, err
+
+
+def test_a_malformed_prefix_is_located_in_its_root(sim, tmp_path, monkeypatch, capsys):
+    owner_and_partner_users(monkeypatch)
+    owner, partner = nhn_root(tmp_path, credentials=None), partner_root(tmp_path, prefix="partner-bot")
+    code, out, err = run(capsys, "plan", str(owner), str(partner), "--format", "json")
+    assert code == 1
+    second = json.loads(out)["roots"][1]
+    assert second["target"] is None and "reconciler.yaml:3" in json.dumps(second["error"]), second
