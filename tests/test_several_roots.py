@@ -9,6 +9,10 @@ only that root makes) or to error (a project the simulator does not have)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +55,9 @@ def managed_image(n: int, *, extra: int = 0, protected: bool = False, key: str =
     }
 
 
-def seed(faults: list[dict[str, Any]] | None = None, refusing: tuple[int, ...] = ()) -> dict[str, Any]:
+def seed(
+    faults: list[dict[str, Any]] | None = None, refusing: tuple[int, ...] = (), latency_ms: int = 0
+) -> dict[str, Any]:
     images = [managed_image(n) for n in PROJECTS]
     # An undeclared protected image of the set: its root's plan deletes it, which is refused.
     images += [managed_image(n, extra=9, protected=True, key="old") for n in refusing]
@@ -63,8 +69,8 @@ def seed(faults: list[dict[str, Any]] | None = None, refusing: tuple[int, ...] =
         ],
         "images": images,
     }
-    if faults:
-        doc["behaviour"] = {"faults": faults}
+    if faults or latency_ms:
+        doc["behaviour"] = {"faults": faults or [], "latency_ms": latency_ms}
     return doc
 
 
@@ -368,3 +374,37 @@ def test_validate_reports_each_root(world, tmp_path, capsys):
     assert "images/app.yaml:4" in err and "1 root of 2 invalid: root2" in err, err
     code, out, err = run(capsys, "validate", "root1", "root1")
     assert code == 1 and "named twice" in err
+
+
+# -- a cancellation ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("signum", "expected"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_during_the_first_root_ends_the_run_and_the_next_root_is_not_run(world, tmp_path, signum, expected):
+    # Every call takes 200 ms: the signal comes while root 1's update is in flight.
+    state = world(latency_ms=200)
+    for n in (1, 2):
+        make_root(tmp_path, n)
+    env = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARIABLES}
+    command = [sys.executable, "-m", "reconciler", "apply", "root1", "root2", "--sim-state", str(state)]
+    with subprocess.Popen(
+        [*command, "--auto-approve", "--no-color"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if line.strip().startswith("start") and "update app" in line:
+                process.send_signal(signum)
+                break
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == expected, "".join(seen) + out + err
+    assert "root2: not run" in out, out
+    assert tier(state, 2) is None
+    assert "== root 2 of 2" not in "".join(seen) + out
