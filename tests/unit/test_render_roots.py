@@ -375,3 +375,14 @@ def test_the_shared_budget_holds_whenever_what_must_stay_fits(drawn, max_chars):
     else:
         assert f"> This comment is {len(markdown):,} characters long" in markdown
         assert len(markdown) - len(markdown.split("\n\n")[2]) - 2 == must_stay_length(markdown, entries, max_chars)
+
+
+def test_a_closing_line_names_the_banners_reasons_only_when_there_is_a_banner():
+    """A plan without a risky change cut to its least (here, refusals over the budget) has no reasons to leave
+    out: its closing line, alone or as a section, does not say it left them out."""
+    document = plan(create=5, refusals=30)
+    single = render_markdown(document, max_chars=MIN_MAX_CHARS)
+    assert CAUTION in single and "Left out" in single
+    assert "the reasons of the risky changes" not in single
+    section = PlanSection(document, title="root 1 of 2: `a`", max_chars=MIN_MAX_CHARS).render(0)
+    assert "Left out" in section and "the reasons of the risky changes" not in section
