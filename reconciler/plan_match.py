@@ -12,7 +12,10 @@ computes a fresh plan F from the root at hand and the live cloud, and runs F onl
 (c) F's `protect` matches S's bracket-closing `protect` of the same (key, region) when S's opening
     `unprotect` is no longer in F (it ran);
 (d) from `depends_on` and `compensates`, the ids of housekeeping actions and of S actions absent from F
-    are dropped.
+    are dropped;
+(e) with `--resume`, F's action may lack some of the `changes` of the S action of the same id: the
+    interrupted run made them (a share whose visibility changed before adding the member failed). Every
+    change F still has must be S's, before and after: F does a part of what was reviewed, never more.
 
 Compared: kind, key, region, the id's phase, the image reference, `changes`, `expects` (references
 normalised by (a)), `depends_on` as a set, `compensates`, and every other field except the display-only
@@ -181,6 +184,14 @@ def _comparable(doc: Mapping[str, Any], dropped: set[str], *, resume: bool, made
     return out
 
 
+def _without_changes_made(saved_doc: dict[str, Any], fresh_doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Rule (e): S's action without the changes F no longer has (an interrupted run made them)."""
+    saved_changes, fresh_changes = saved_doc.get("changes"), fresh_doc.get("changes")
+    if not isinstance(saved_changes, Mapping) or not isinstance(fresh_changes, Mapping):
+        return saved_doc
+    return {**saved_doc, "changes": {k: v for k, v in saved_changes.items() if k in fresh_changes}}
+
+
 def _describe(doc: Mapping[str, Any]) -> str:
     what = f"{doc.get('kind')} of {doc.get('key')} in {doc.get('region')}"
     image = doc.get("image_id")
@@ -292,6 +303,8 @@ class _Comparison:
         made = self.resume and _about_made(fresh_view) and _about_made(self.by_id[s_id])
         fresh_doc = _comparable(fresh_view, self.dropped, resume=self.resume, made=made)
         saved_doc = _comparable(self.by_id[s_id], self.dropped, resume=self.resume, made=made)
+        if self.resume and s_id == action.id:
+            saved_doc = _without_changes_made(saved_doc, fresh_doc)
         if s_id != action.id:  # rules (b) and (c): what the two set, not how they are named
             if action.kind == "adopt":
                 fresh_doc = {k: v.get("after") for k, v in fresh_doc.get("changes", {}).items()}

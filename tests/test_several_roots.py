@@ -408,3 +408,44 @@ def test_a_signal_during_the_first_root_ends_the_run_and_the_next_root_is_not_ru
     assert "root2: not run" in out, out
     assert tier(state, 2) is None
     assert "== root 2 of 2" not in "".join(seen) + out
+
+
+def test_a_saved_run_that_stopped_at_root_2_is_finished_with_resume(world, tmp_path, capsys):
+    state = world(faults=[{"route": SHARE_ROUTE, "on_call": 1, "status": 403}])
+    make_root(tmp_path, 1)
+    make_root(tmp_path, 2, share=True)
+    code, _, err = run(capsys, "plan", "root1", "root2", "--sim-state", str(state), "--out", "plans.json")
+    assert code == 0, err
+    apply = ["apply", "--plan", "plans.json", "root1", "root2", "--sim-state", str(state), "--auto-approve"]
+    code, out, err = run(capsys, *apply)
+    assert code == 1, out + err
+    assert [tier(state, n) for n in (1, 2)] == ["gold", "gold"]  # root 2's update ran; its share failed
+    assert "finish the run with: reconciler apply --plan plans.json root1 root2 --resume" in out, out
+    # Without --resume the partly applied run is refused before root 1 is even planned.
+    code, out, err = run(capsys, *apply)
+    assert code == 1 and "was partly applied already" in err, err
+    assert "== root 1 of 2" not in out
+    # The cause is fixed (the fault is gone; each run's simulator counts calls afresh, so it would fire again).
+    doc = json.loads(state.read_text(encoding="utf-8"))
+    doc["behaviour"]["faults"] = []
+    state.write_text(json.dumps(doc), encoding="utf-8")
+    code, out, err = run(capsys, *apply, "--resume")
+    assert code == 0, out + err
+    members = json.loads(state.read_text(encoding="utf-8"))["images"][image_id(2)]["members"]
+    assert CONSUMER in members
+    assert not list(tmp_path.glob("plans.json.*progress.json"))
+
+
+def test_a_saved_plan_of_another_set_is_refused_before_any_root_is_applied(world, tmp_path, capsys):
+    state = world()
+    make_root(tmp_path, 1)
+    make_root(tmp_path, 2)
+    code, _, err = run(capsys, "plan", "root1", "root2", "--sim-state", str(state), "--out", "plans.json")
+    assert code == 0, err
+    config = tmp_path / "root2" / "reconciler.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("set: set-2", "set: set-9"), encoding="utf-8")
+    code, out, err = run(
+        capsys, "apply", "--plan", "plans.json", "root1", "root2", "--sim-state", str(state), "--auto-approve"
+    )
+    assert code == 1 and "was saved for set 'set-2'" in err, err
+    assert tier(state, 1) is None

@@ -117,6 +117,8 @@ def _apply_several(args: argparse.Namespace, cancellation: Any, reports: Reports
             f"{output.count(len(invalid), 'root')} of {len(roots)} cannot be read: nothing was applied",
             hint="every root is checked before the first one is applied",
         )
+    if saved is not None:
+        _check_saved(args, roots, saved)
     outcomes: list[tuple[str, str]] = [(root.given, "not run") for root in roots]
     codes = []
     human = output.human_stream(args)
@@ -140,7 +142,32 @@ def _apply_several(args: argparse.Namespace, cancellation: Any, reports: Reports
                 break
     reports.write(outcomes)
     _summary(outcomes, human)
+    if saved is not None and codes[-1] != exit_codes.OK and len(codes) > 1:
+        # The roots before the stop are applied: only --resume can take the run on from where it stopped
+        # (their saved actions are done now, and a fresh plan of them no longer has them).
+        resume = saved_plan_command(args)
+        print(f"The roots before it are applied; after fixing the cause, finish the run with: {resume}", file=human)
     return exit_codes.combined(codes)
+
+
+def saved_plan_command(args: argparse.Namespace) -> str:
+    """The command that resumes this run of a saved plan of several roots."""
+    from reconciler import saved_plan
+
+    return saved_plan.apply_command(args.plan, resume=True, roots=[str(root) for root in args.roots])
+
+
+def _check_saved(args: argparse.Namespace, roots: list[Any], saved: list[dict[str, Any]]) -> None:
+    """What a saved plan of several roots can be refused for without reading a cloud, checked for every root
+    before the first is applied: the tool that saved it, each root's set, a partly applied run."""
+    from reconciler import saved_plan
+
+    resume = saved_plan_command(args)
+    for index, (root, document) in enumerate(zip(roots, saved, strict=True), start=1):
+        saved_plan.check_tool(document, args.plan)
+        saved_plan.check_set(document, root.desired.root.set, args.plan)
+        journal = saved_plan.Journal.for_plan(args.plan, part=index)
+        saved_plan.check_not_partly_applied(journal, args.plan, resume=args.resume, command=resume)
 
 
 def _word(code: int) -> str:

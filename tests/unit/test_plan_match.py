@@ -196,3 +196,22 @@ def test_housekeeping_may_be_added_and_nothing_else():
     replacing = action("copy:web:JP1", image_id=None, reason="incomplete_copy", source_region="KR1",
                        expects={f"KR1/{HOME}": {"status": "active"}}, depends=["delete:web:JP1:replace"])  # fmt: skip
     assert match(saved_of([copy_]), (replace, replacing), [], SET, resume=False).ok
+
+
+def test_with_resume_a_change_the_interrupted_run_made_is_not_asked_again():
+    # The share's visibility change ran, adding the member failed: the fresh share only adds the member.
+    member_only = action("share:web:KR1:" + PARTNER, member=PARTNER)
+    assert match(saved_of([SHARE]), [member_only], [], SET, resume=True).ok
+    assert not match(saved_of([SHARE]), [member_only], [], SET, resume=False).ok
+
+
+def test_with_resume_a_change_that_was_not_reviewed_still_refuses():
+    more = action("share:web:KR1:" + PARTNER, member=PARTNER, changes={"visibility": ("private", "shared"),
+                  "protected": (False, True)})  # fmt: skip
+    other = action("share:web:KR1:" + PARTNER, member=PARTNER, changes={"visibility": ("private", "public")})
+    member_only = action("share:web:KR1:" + PARTNER, member=PARTNER)
+    assert not match(saved_of([SHARE]), [more], [], SET, resume=True).ok
+    assert not match(saved_of([SHARE]), [other], [], SET, resume=True).ok
+    # Rule (e) forgives what F lacks, never another member.
+    assert not match(edit([SHARE], 0, member="0aa1bb22cc33dd44ee55ff6600112233"), [member_only], [], SET,
+                     resume=True).ok  # fmt: skip
