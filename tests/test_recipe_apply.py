@@ -48,7 +48,7 @@ def report(outcome: str) -> str:
 
 
 def reviewed_plan(job: Job) -> Path:
-    plan = job.tmp / "reviewed" / "plan.json"
+    plan = job.tmp / "reviewed" / "plans.json"
     plan.parent.mkdir(parents=True, exist_ok=True)
     plan.write_text("{}")
     return plan
@@ -91,10 +91,10 @@ def test_a_plan_mismatch_plans_again_on_main_and_waits_for_approval(tmp_path):
     calls = job.reconciler_calls()
     assert [c[0] for c in calls] == ["apply", "plan"]
     replan = job.work / "replan"
-    assert calls[1] == ["plan", ".", "--format", "markdown", "--out", str(replan / "plan.json")]
+    assert calls[1] == ["plan", ".", "--format", "markdown", "--out", str(replan / "plans.json")]
     outputs = job.outputs()
     assert outputs["outcome"] == "plan_mismatch"
-    assert outputs["plan-file"] == str(replan / "plan.json") and outputs["comment-file"] == str(replan / "comment.md")
+    assert outputs["plan-file"] == str(replan / "plans.json") and outputs["comment-file"] == str(replan / "comment.md")
     assert (replan / "comment.md").read_text() == "#### the new plan\n"
 
     # GitLab marks the job "allowed to fail" with its own exit code, so the manual job shows.
@@ -151,7 +151,7 @@ def test_the_approval_job_without_a_new_plan_says_so(tmp_path):
     """GitLab shows the manual approval job on every pipeline: run when the apply made no new plan, it
     refuses and says why."""
     job = Job(tmp_path, fake_reconciler=True)
-    result = job.run("apply.sh", ".", "--plan", job.work / "replan" / "plan.json", **on_github(job, **APPROVED))
+    result = job.run("apply.sh", ".", "--plan", job.work / "replan" / "plans.json", **on_github(job, **APPROVED))
     assert result.returncode == 1 and "no new plan waits for approval" in result.stderr
     assert job.reconciler_calls() == []
 
@@ -237,7 +237,7 @@ def test_sigint_to_the_apply_script_reaches_the_tool_which_runs_its_compensation
     root = simulator_root(tmp_path)
     planned = job.run("plan.sh", root)
     assert planned.returncode == 0, planned.stderr
-    plan = job.work / "plan.json"
+    plan = job.work / "plans.json"
 
     process = job.start("apply.sh", root, "--plan", plan, **on_github(job))
     deadline = time.monotonic() + 30

@@ -47,7 +47,7 @@ def download(run_id: int, name: str, *, plan: str | None) -> dict:
     args = ["run", "download", str(run_id), "--repo", REPO, "--name", name, "--dir", "DIR"]
     if plan is None:
         return {"args": args, "exit": 1, "stderr": "no valid artifacts found to download\n"}
-    return {"args": args, "files": {"plan.json": plan}}
+    return {"args": args, "files": {"plans.json": plan}}
 
 
 def find_plan(job: Job, answers: list[dict]):
@@ -91,9 +91,9 @@ def test_apply_on_merge_takes_the_plan_of_the_pull_request_that_made_the_merge_c
         ["run", "download", str(100 + merged), "--repo", REPO, "--name", name, "--dir", str(job.work / "reviewed")]
     ]
     outputs = job.outputs()
-    assert outputs["plan-file"] == str(job.work / "reviewed" / "plan.json")
+    assert outputs["plan-file"] == str(job.work / "reviewed" / "plans.json")
     assert outputs["pull-request"] == str(merged)
-    assert json.loads((job.work / "reviewed" / "plan.json").read_text()) == {"the": f"plan of {merged}"}
+    assert json.loads((job.work / "reviewed" / "plans.json").read_text()) == {"the": f"plan of {merged}"}
 
 
 def test_the_newest_plan_of_the_head_commit_is_tried_first_then_older_ones(tmp_path):
@@ -136,7 +136,7 @@ def test_a_forks_run_at_the_same_commit_never_supplies_the_plan(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert [c["args"][2] for c in job.gh_calls() if c["args"][:2] == ["run", "download"]] == ["100"]
-    assert json.loads((job.work / "reviewed" / "plan.json").read_text()) == {"from": "pull request 7"}
+    assert json.loads((job.work / "reviewed" / "plans.json").read_text()) == {"from": "pull request 7"}
 
 
 def test_a_run_listed_for_another_pull_request_is_never_taken(tmp_path):
@@ -362,9 +362,9 @@ def test_a_plan_passes_its_markdown_and_saved_plan_on(tmp_path):
     result = job.run("plan.sh", "root")
     assert result.returncode == 3
     (call,) = job.reconciler_calls()
-    assert call == ["plan", "root", "--format", "markdown", "--out", str(job.work / "plan.json")]
+    assert call == ["plan", "root", "--format", "markdown", "--out", str(job.work / "plans.json")]
     outputs = job.outputs()
-    assert outputs["outcome"] == "refused" and outputs["plan-file"] == str(job.work / "plan.json")
+    assert outputs["outcome"] == "refused" and outputs["plan-file"] == str(job.work / "plans.json")
     assert (job.work / "comment.md").read_text() == "#### refusals\n"
 
 

@@ -57,8 +57,8 @@ def plan_routes(mrs: list[dict]) -> dict:
             ],
         ),
         f"GET {API}/pipelines/90/jobs": (200, [{"id": 1001, "name": "plan", "status": "success", "artifacts": [{}]}]),
-        f"GET {API}/jobs/1101/artifacts/reconciler-ci/plan.json": (200, '{"the": "reviewed plan"}'),
-        f"GET {API}/jobs/1001/artifacts/reconciler-ci/plan.json": (200, '{"the": "plan of an older push"}'),
+        f"GET {API}/jobs/1101/artifacts/reconciler-ci/plans.json": (200, '{"the": "reviewed plan"}'),
+        f"GET {API}/jobs/1001/artifacts/reconciler-ci/plans.json": (200, '{"the": "plan of an older push"}'),
     }
 
 
@@ -69,9 +69,9 @@ def test_the_apply_job_receives_the_plan_artifact_of_the_merge_request_that_made
     with gitlab.serving() as url:
         result = job.run("gitlab-find-plan.sh", **gitlab_env(url, CI_COMMIT_SHA=MERGE))
     assert result.returncode == 0, result.stderr
-    assert json.loads((job.work / "reviewed" / "plan.json").read_text()) == {"the": "reviewed plan"}
-    fetched = [r.path for r in gitlab.requests if r.path.endswith("plan.json")]
-    assert fetched == [f"{API}/jobs/1101/artifacts/reconciler-ci/plan.json"]
+    assert json.loads((job.work / "reviewed" / "plans.json").read_text()) == {"the": "reviewed plan"}
+    fetched = [r.path for r in gitlab.requests if r.path.endswith("plans.json")]
+    assert fetched == [f"{API}/jobs/1101/artifacts/reconciler-ci/plans.json"]
     assert all(r.headers.get("PRIVATE-TOKEN") == TOKEN for r in gitlab.requests)
     assert not any(TOKEN in r.path or TOKEN in json.dumps(r.query) for r in gitlab.requests)
 
@@ -98,17 +98,17 @@ def test_a_commit_no_merge_request_was_merged_as_is_refused(tmp_path):
         result = job.run("gitlab-find-plan.sh", **gitlab_env(url, CI_COMMIT_SHA=MERGE))
     assert result.returncode == 1 and "was not made by merging one merge request" in result.stderr
     assert not any("artifacts" in r.path for r in gitlab.requests)
-    assert not (job.work / "reviewed" / "plan.json").exists()
+    assert not (job.work / "reviewed" / "plans.json").exists()
 
 
 def test_a_merge_request_without_a_finished_plan_of_its_head_is_refused(tmp_path):
     routes = plan_routes([merge_request(5, HEAD, "merged", MERGE)])
-    del routes[f"GET {API}/jobs/1101/artifacts/reconciler-ci/plan.json"]  # expired
+    del routes[f"GET {API}/jobs/1101/artifacts/reconciler-ci/plans.json"]  # expired
     job = Job(tmp_path)
     with FakeGitLab(routes).serving() as url:
         result = job.run("gitlab-find-plan.sh", **gitlab_env(url, CI_COMMIT_SHA=MERGE))
     assert result.returncode == 1 and "merge request !5 was merged without a finished plan job" in result.stderr
-    assert not (job.work / "reviewed" / "plan.json").exists()
+    assert not (job.work / "reviewed" / "plans.json").exists()
 
 
 # -- a retried apply job ----------------------------------------------------------------------------------
@@ -126,7 +126,7 @@ def test_a_retried_apply_job_passes_resume(tmp_path, jobs, resumes):
     gitlab = FakeGitLab({f"GET {API}/pipelines/77/jobs": (200, listing), **tip()})
     job = Job(tmp_path, fake_reconciler=True)
     job.answer_reconciler({"apply": {"stdout": json.dumps({"outcome": "applied"})}})
-    plan = tmp_path / "plan.json"
+    plan = tmp_path / "plans.json"
     plan.write_text("{}")
     with gitlab.serving() as url:
         result = job.run("apply.sh", ".", "--plan", plan, **apply_env(url))
@@ -139,7 +139,7 @@ def test_a_retried_apply_job_passes_resume(tmp_path, jobs, resumes):
 
 def test_a_retry_that_cannot_be_told_fails_the_job(tmp_path):
     job = Job(tmp_path, fake_reconciler=True)
-    plan = tmp_path / "plan.json"
+    plan = tmp_path / "plans.json"
     plan.write_text("{}")
     with FakeGitLab(tip()).serving() as url:
         result = job.run("apply.sh", ".", "--plan", plan, **apply_env(url))
@@ -154,7 +154,7 @@ def test_a_commit_that_is_no_longer_the_default_branchs_tip_is_not_applied(tmp_p
     """A retried apply job of an older pipeline would apply older manifests over later merges."""
     gitlab = FakeGitLab({**tip("9" * 40), f"GET {API}/pipelines/77/jobs": (200, [])})
     job = Job(tmp_path, fake_reconciler=True)
-    plan = tmp_path / "plan.json"
+    plan = tmp_path / "plans.json"
     plan.write_text("{}")
     with gitlab.serving() as url:
         result = job.run("apply.sh", ".", "--plan", plan, **apply_env(url))
@@ -173,7 +173,7 @@ def test_the_approval_job_applies_only_behind_a_declared_protected_environment(t
     gitlab = FakeGitLab({**tip(), f"GET {API}/pipelines/77/jobs": (200, [])})
     job = Job(tmp_path, fake_reconciler=True)
     job.answer_reconciler({"apply": {"stdout": json.dumps({"outcome": "applied"})}})
-    plan = tmp_path / "plan.json"
+    plan = tmp_path / "plans.json"
     plan.write_text("{}")
     env = apply_env("", RECONCILER_REPLANNED="1", CI_JOB_NAME="apply-replanned")
     if declared:

@@ -49,7 +49,7 @@ def job_with_a_slow_tool(tmp_path: Path) -> Job:
     tool = job.bin / "reconciler"
     tool.write_text(f"#!{sys.executable}\n{FAKE_TOOL}")
     tool.chmod(0o755)
-    (tmp_path / "plan.json").write_text("{}")
+    (tmp_path / "plans.json").write_text("{}")
     job.answer_gh([{"args": ["api", f"repos/{REPO}/branches/main"], "stdout": json.dumps({"commit": {"sha": SHA}})}])
     return job
 
@@ -101,7 +101,7 @@ def test_killing_the_jobs_process_group_leaves_no_tool_behind(tmp_path, command)
     """GitLab kills a cancelled job's process group with SIGKILL: a tool in a group of its own would go on
     changing images with nobody watching."""
     job = job_with_a_slow_tool(tmp_path)
-    process = start(job, f'"{CI}/run.sh" {command} . --plan "{tmp_path}/plan.json" || exit $?', **GITHUB)
+    process = start(job, f'"{CI}/run.sh" {command} . --plan "{tmp_path}/plans.json" || exit $?', **GITHUB)
     pid, group, _ = tool_pid_and_group(job)
     try:
         assert group == process.pid, "the tool left the job's process group"
@@ -120,7 +120,7 @@ def test_sigint_to_the_jobs_process_reaches_the_tool_once_through_each_script(tm
     """GitHub's runner sends SIGINT to the step's process alone: run.sh passes it to apply.sh, which passes
     it to the tool, which was not started with SIGINT ignored; it compensates and the job exits 130."""
     job = job_with_a_slow_tool(tmp_path)
-    process = start(job, f'exec "{CI}/run.sh" apply . --plan "{tmp_path}/plan.json"', **GITHUB)
+    process = start(job, f'exec "{CI}/run.sh" apply . --plan "{tmp_path}/plans.json"', **GITHUB)
     pid, group, disposition = tool_pid_and_group(job)
     assert disposition == "int-default" and group == process.pid
     process.send_signal(signal.SIGINT)

@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 GITOPS = REPO / "examples" / "gitops"
 WORKFLOWS = sorted((GITOPS / ".github" / "workflows").glob("*.yml"))
 ACTION = "FILL-IN-OWNER/reconciler@FILL-IN-COMMIT"
+ROOTS = ["platform", "storefront"]  # the example's two roots, one project each
 
 
 def workflow(name: str) -> dict:
@@ -42,9 +43,10 @@ def check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess[s
     )
 
 
-def test_the_gitops_root_is_valid(capsys):
-    assert main(["validate", str(GITOPS)]) == 0
-    assert "OK: 3 images in 2 files" in capsys.readouterr().out  # workflow files are not manifests
+def test_the_gitops_roots_are_valid(capsys):
+    assert main(["validate", str(GITOPS / "platform"), str(GITOPS / "storefront")]) == 0
+    out = capsys.readouterr().out
+    assert "OK: 3 images in 2 files" in out and "OK: 1 image in 1 file" in out  # workflows are not manifests
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
@@ -215,9 +217,9 @@ def test_the_gitlab_apply_job_fetches_the_reviewed_plan_and_the_approval_job_get
     pipeline = gitlab()
     apply = pipeline["apply"]
     assert apply["script"][0].startswith("ci/gitlab-find-plan.sh")
-    assert apply["script"][1] == 'ci/run.sh apply . --plan "$RECONCILER_WORK/reviewed/plan.json"'
+    assert apply["script"][1] == 'ci/run.sh apply "$RECONCILER_ROOTS" --plan "$RECONCILER_WORK/reviewed/plans.json"'
     assert apply["resource_group"] == "reconciler-apply" and apply["allow_failure"] == {"exit_codes": [2]}
-    assert "reconciler-ci/replan/plan.json" in apply["artifacts"]["paths"]
+    assert "reconciler-ci/replan/plans.json" in apply["artifacts"]["paths"]
     replanned = pipeline["apply-replanned"]
     assert replanned["needs"] == [{"job": "apply", "artifacts": True}]
     (rule,) = replanned["rules"]
@@ -228,7 +230,7 @@ def test_the_gitlab_apply_job_fetches_the_reviewed_plan_and_the_approval_job_get
     defined = [pipeline["variables"], *(job.get("variables", {}) for job in pipeline.values() if isinstance(job, dict))]
     assert not any("RECONCILER_REPLAN_APPROVAL" in variables for variables in defined)
     plan = pipeline["plan"]
-    assert plan["artifacts"]["when"] == "always" and "reconciler-ci/plan.json" in plan["artifacts"]["paths"]
+    assert plan["artifacts"]["when"] == "always" and "reconciler-ci/plans.json" in plan["artifacts"]["paths"]
     assert pipeline["variables"]["RECONCILER_WORK"] == "$CI_PROJECT_DIR/reconciler-ci"
 
 
@@ -237,8 +239,9 @@ def test_the_pre_commit_hook_runs_validate(tmp_path):
     assert hook["id"] == "reconciler-validate" and hook["pass_filenames"] is False
     entry = hook["entry"].split()
     assert entry[:2] == ["reconciler", "validate"]
-    # As pre-commit runs it: in the repository root, no file names passed.
+    # As pre-commit runs it: in the repository root, no file names passed, the roots as the hook's args
+    # (the example's README shows `args: [platform, storefront]`).
     result = subprocess.run(
-        [sys.executable, "-m", "reconciler", *entry[1:]], cwd=GITOPS, capture_output=True, text=True
+        [sys.executable, "-m", "reconciler", *entry[1:], *ROOTS], cwd=GITOPS, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr

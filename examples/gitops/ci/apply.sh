@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# apply.sh ROOT --plan FILE [ARGS...]: applies a reviewed saved plan as a CI job should:
+# apply.sh ROOT... --plan FILE [ARGS...]: applies a reviewed saved plan of those roots (the leading
+# arguments that are not options, in the order they were planned) as a CI job should:
 # - only while this commit is the tip of the branch (GITHUB_SHA on GITHUB_REF_NAME, or CI_COMMIT_SHA on
 #   CI_DEFAULT_BRANCH, asked of GitHub or GitLab): a re-run of an older apply must not apply or plan from
 #   older manifests and undo later merges. When the branch has moved on, the outcome is `superseded` and
 #   the job succeeds without applying: the newer commit's apply does it;
-# - `reconciler apply ROOT --auto-approve --format json --lock-timeout 300 --plan FILE ARGS...`: another
-#   apply of the set holding the lock is waited for up to 5 minutes;
+# - `reconciler apply ROOT... --auto-approve --format json --lock-timeout 300 --plan FILE ARGS...`: another
+#   apply of a root's set holding its lock is waited for up to 5 minutes. With several roots the tool goes
+#   root by root and stops at the first that does not apply; its JSON document's top-level outcome is that
+#   root's (the others after it are not run), or applied;
 # - with --resume when this job is a re-run (GITHUB_RUN_ATTEMPT above 1, or a retried GitLab job), so a
 #   cancelled apply's re-run finishes it (the fresh plan decides what runs, never the journal);
-# - outcome plan_mismatch (the cloud or main changed since the review): checks the tip again, plans again
-#   on this checkout into WORK/replan/ for someone to approve, and exits RECONCILER_REPLANNED_EXIT
-#   (default 0) when that plan was made;
+# - outcome plan_mismatch (the cloud or main changed since the review; at any root, those before it
+#   applied): checks the tip again, plans every root again on this checkout into WORK/replan/ for someone
+#   to approve, and exits RECONCILER_REPLANNED_EXIT (default 0) when that plan was made;
 # - RECONCILER_REPLANNED=1 (the approval job's apply of that new plan): refuses unless the repository
 #   declares that the approval gate exists (RECONCILER_REPLAN_APPROVAL, set by whoever configured it:
 #   required-reviewers on GitHub, protected-environment on GitLab; README.md), and a second mismatch fails;
@@ -21,9 +24,9 @@ set -euo pipefail
 here=$(dirname "$0")
 . "$here/lib.sh"
 
-[ $# -ge 1 ] || fail "usage: apply.sh ROOT --plan FILE [ARGS...]"
-root=$1
-shift
+take_roots "$@"
+[ ${#roots[@]} -ge 1 ] || fail "usage: apply.sh ROOT... --plan FILE [ARGS...]"
+set -- "${rest[@]}"
 plan=""
 previous=""
 for arg in "$@"; do
@@ -104,8 +107,9 @@ esac
 
 report="$work/report.json"
 rm -f "$report"
-run_tool "$report" - apply "$root" --auto-approve --format json --lock-timeout 300 "${resume[@]}" "$@"
+run_tool "$report" - apply "${roots[@]}" --auto-approve --format json --lock-timeout 300 "${resume[@]}" "$@"
 outcome=$(json_field "$report" outcome)
+root_outcomes "$report" | sed 's/^/apply.sh: root /' >&2
 output exit-code "$tool_status"
 output outcome "$outcome"
 output report-file "$report"
@@ -118,10 +122,10 @@ ensure_tip "new plan"
 echo "apply.sh: the reviewed plan no longer matches the cloud and main (nothing was changed); planning again on this commit, for approval" >&2
 replan="$work/replan"
 mkdir -p "$replan"
-run_child - - env GITHUB_OUTPUT= RECONCILER_WORK="$replan" "$here/plan.sh" "$root"
+run_child - - env GITHUB_OUTPUT= RECONCILER_WORK="$replan" "$here/plan.sh" "${roots[@]}"
 if [ "$tool_status" -ne 0 ]; then
   fail "the new plan could not be made, or has refusals (exit $tool_status): nothing to approve"
 fi
-output plan-file "$replan/plan.json"
+output plan-file "$replan/plans.json"
 output comment-file "$replan/comment.md"
 exit "${RECONCILER_REPLANNED_EXIT:-0}"

@@ -18,7 +18,7 @@ author=${RECONCILER_COMMENT_AUTHOR:-github-actions[bot]}
 [ -f "$file" ] || fail "$file does not exist: there is nothing to post"
 payload="$(work_dir)/comment.json"
 run_url="${GITHUB_SERVER_URL:-https://github.com}/$repo/actions/runs/${GITHUB_RUN_ID:-}"
-where="the saved plan (plan.json) in the artifacts of $run_url, and \`reconciler plan --format text\` on this branch"
+where="the saved plan (plans.json) in the artifacts of $run_url, and \`reconciler plan --format text\` on this branch"
 python3 "$here/github_json.py" comment-body "$marker" "$file" "$where" >"$payload"
 
 comments=$(gh api --paginate "repos/$repo/issues/$pr/comments?per_page=100")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # github-find-plan.sh: on a push to main, downloads the saved plan reviewed in the pull request whose merge
-# made this commit (GITHUB_SHA) into WORK/reviewed/plan.json, or refuses (exit 1). The pull request is
+# made this commit (GITHUB_SHA) into WORK/reviewed/plans.json, or refuses (exit 1). The pull request is
 # the one GitHub merged as this commit; its plan is the artifact reconciler-plan-NUMBER-HEAD_SHA of a
 # finished pull_request run of the plan workflow (RECONCILER_PLAN_WORKFLOW, default
 # reconciler-plan.yml) at that pull request's head commit, from a branch of this repository and of that
@@ -25,9 +25,9 @@ read -r pr head ref < <(python3 "$here/github_json.py" merged-pull "$sha" <<<"$p
 artifact="reconciler-plan-$pr-$head"
 runs=$(gh api "repos/$repo/actions/workflows/$workflow/runs?event=pull_request&head_sha=$head&per_page=100")
 for run in $(python3 "$here/github_json.py" plan-runs "$head" "$repo" "$pr" "$ref" <<<"$runs"); do
-  if gh run download "$run" --repo "$repo" --name "$artifact" --dir "$dest" && [ -s "$dest/plan.json" ]; then
+  if gh run download "$run" --repo "$repo" --name "$artifact" --dir "$dest" && [ -s "$dest/plans.json" ]; then
     echo "github-find-plan.sh: the plan reviewed in pull request #$pr at $head (run $run)" >&2
-    output plan-file "$dest/plan.json"
+    output plan-file "$dest/plans.json"
     output pull-request "$pr"
     exit 0
   fi

@@ -1,7 +1,8 @@
 # Shared by the recipe scripts beside this file (sourced, never run). Bash 4.4 or newer.
 #
-# RECONCILER_WORK is where the scripts keep what a job makes: the saved plan, its journal
-# (plan.json.progress.json), the report and the comment body. On GitHub it defaults to
+# RECONCILER_WORK is where the scripts keep what a job makes: the saved plan (plans.json, whatever the
+# number of roots), its journals (plans.json.root-N.progress.json with several roots), the report and the
+# comment body. On GitHub it defaults to
 # $RUNNER_TEMP/reconciler, outside the checkout, so actions/checkout never cleans it mid-job.
 #
 # RECONCILER_VENV, when set, is the virtual environment install.sh made: its bin/ comes first on PATH.
@@ -27,6 +28,32 @@ output() {
 fail() {
   printf '%s: %s\n' "${0##*/}" "$*" >&2
   exit 1
+}
+
+# split_roots LIST: sets `roots` to the roots in LIST, one string separated by whitespace (the action's
+# `root` input, the pipelines' RECONCILER_ROOTS). A root whose path holds whitespace cannot be given this
+# way: when LIST names an existing folder as a whole, that is what was meant, and it is refused.
+split_roots() {
+  read -ra roots <<<"$1"
+  [ ${#roots[@]} -gt 0 ] || fail "no root given: name one or more root folders, separated by spaces"
+  if [ ${#roots[@]} -gt 1 ] && [ -d "$1" ]; then
+    fail "the root '$1' has whitespace in its path, which is not supported: roots are separated by whitespace (rename the folder)"
+  fi
+  local root
+  for root in "${roots[@]}"; do
+    [[ $root != -* ]] || fail "the root '$root' starts with '-': name it as ./$root"
+  done
+}
+
+# take_roots ARGS...: sets `roots` to the leading arguments that are not options (the roots, in order)
+# and `rest` to the others (the options, passed on as they are). A root cannot start with '-'.
+take_roots() {
+  roots=()
+  while [ $# -gt 0 ] && [[ $1 != -* ]]; do
+    roots+=("$1")
+    shift
+  done
+  rest=("$@")
 }
 
 # run_tool OUT ERR ARGS...: runs `reconciler ARGS...` with stdout in the file OUT and stderr in the file
@@ -101,5 +128,21 @@ try:
 except (OSError, ValueError, AttributeError):
     value = None
 print(value if isinstance(value, str) else "")
+PY
+}
+
+# root_outcomes FILE: one line "ROOT: OUTCOME" per root of the reconciler-apply-reports document in FILE
+# (several roots), or nothing (one root's report, or no document).
+root_outcomes() {
+  python3 - "$1" <<'PY'
+import json, sys
+try:
+    with open(sys.argv[1], encoding="utf-8") as handle:
+        roots = json.load(handle).get("roots")
+except (OSError, ValueError, AttributeError):
+    roots = None
+for entry in roots if isinstance(roots, list) else []:
+    if isinstance(entry, dict):
+        print(f"{entry.get('root')}: {entry.get('outcome')}")
 PY
 }

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# plan.sh ROOT [ARGS...]: `reconciler plan ROOT --format markdown --out WORK/plan.json ARGS...`, and the
-# body of the pull-request comment in WORK/comment.md: the Markdown plan, or, when the plan failed, the
-# error text (never an empty comment). Outputs: exit-code, outcome (planned, changes, refused, failed,
-# interrupted), plan-file (empty when none was saved), comment-file. Exits with the tool's code.
+# plan.sh ROOT... [ARGS...]: `reconciler plan ROOT... --format markdown --out WORK/plans.json ARGS...` (the
+# roots are the leading arguments that are not options), and the body of the pull-request comment in
+# WORK/comment.md: the Markdown plan, one section per root under one verdict; when the plan failed, the
+# error text (never an empty comment). With several roots, a root that could not be planned still gets its
+# section, saying why, so a failed plan that printed its Markdown posts it, with a line saying that no plan
+# was saved (the tool saves one only when every root was planned). Outputs: exit-code, outcome (planned,
+# changes, refused, failed, interrupted), plan-file (empty when none was saved), comment-file. Exits with
+# the tool's code.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-[ $# -ge 1 ] || fail "usage: plan.sh ROOT [ARGS...]"
-root=$1
-shift
+take_roots "$@"
+[ ${#roots[@]} -ge 1 ] || fail "usage: plan.sh ROOT... [ARGS...]"
 work=$(work_dir)
-plan="$work/plan.json"
-rm -f "$plan" "$work/plan.md" "$work/plan.err" "$work/comment.md"
+plan="$work/plans.json"
+rm -f "$plan" "$work/plans.md" "$work/plans.err" "$work/comment.md"
 
-run_tool "$work/plan.md" "$work/plan.err" plan "$root" --format markdown --out "$plan" "$@"
-cat "$work/plan.err" >&2
+run_tool "$work/plans.md" "$work/plans.err" plan "${roots[@]}" --format markdown --out "$plan" "${rest[@]}"
+cat "$work/plans.err" >&2
 
 case $tool_status in
   0) outcome=planned ;;
@@ -24,10 +27,15 @@ case $tool_status in
   *) outcome=failed ;;
 esac
 
-if [ "$outcome" != failed ] && [ -s "$work/plan.md" ]; then
-  cp "$work/plan.md" "$work/comment.md"
+if [ ! -s "$work/plans.md" ]; then
+  python3 "$(dirname "$0")/error_comment.py" "$tool_status" "$work/plans.err" >"$work/comment.md"
+elif [ "$outcome" = failed ]; then
+  {
+    cat "$work/plans.md"
+    printf '\n**reconciler plan failed** (exit %s): no saved plan was kept, so nothing can be applied on merge until every root plans.\n' "$tool_status"
+  } >"$work/comment.md"
 else
-  python3 "$(dirname "$0")/error_comment.py" "$tool_status" "$work/plan.err" >"$work/comment.md"
+  cp "$work/plans.md" "$work/comment.md"
 fi
 
 output exit-code "$tool_status"
