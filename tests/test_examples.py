@@ -1,15 +1,20 @@
 """The examples do what their READMEs say: the quickstart's plan shows a create from a running instance
-with its warning, a copy, a share and a rename, and converges; a protected image retires in two steps."""
+with its warning, a copy, a share and a rename, and converges; a protected image retires in two steps; the
+GitOps example's two roots validate, plan and apply in one command as its README says."""
 
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from reconciler.cli import main
+from reconciler.simulator.seed import state_from_seed
+from reconciler.simulator.state import write_state_file
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -72,3 +77,56 @@ def test_a_protected_image_retires_in_two_steps(tmp_path, capsys):
     capsys.readouterr()
     code, document = plan(root, capsys)
     assert (code, document["actions"]) == (0, [])
+
+
+GITOPS_ROOTS = ["platform", "storefront"]
+
+
+def readme_block(readme: Path, heading: str) -> list[str]:
+    """The commands of the first ```sh block after HEADING, one per line."""
+    text = readme.read_text(encoding="utf-8")
+    after = text[text.index(heading) :]
+    block = after[after.index("```sh\n") + len("```sh\n") :]
+    return [line for line in block[: block.index("```")].splitlines() if line.strip()]
+
+
+def test_the_gitops_readme_plans_and_applies_its_two_roots_in_one_command(tmp_path, capsys, monkeypatch):
+    """The commands of "Try it" as written (their /tmp files moved under tmp_path), from a copy of the
+    example: both roots validate, plan into one saved plan, apply from it in one command, and converge."""
+    root = tmp_path / "gitops"
+    shutil.copytree(EXAMPLES / "gitops", root)
+    monkeypatch.chdir(root)
+    commands = readme_block(root / "README.md", "### Try it")
+    assert [c.split()[1] for c in commands] == ["simulator", "validate", "plan", "apply", "plan"]
+    for command in commands:
+        argv = shlex.split(command.replace("/tmp/", f"{tmp_path}/"))
+        assert argv[0] == "reconciler" and main(argv[1:]) == 0, (command, capsys.readouterr())
+        if argv[1] in ("plan", "apply") and "--out" not in argv and "--plan" not in argv:
+            assert "Nothing was changed." in capsys.readouterr().out
+    saved = json.loads((tmp_path / "gitops-plans.json").read_text(encoding="utf-8"))
+    assert saved["format"] == "reconciler-plans" and len(saved["roots"]) == 2
+
+    # What the README says the plan held, and that nothing is left to do in either root.
+    state = ["--sim-state", str(tmp_path / "gitops-sim.json"), "--format", "json"]
+    assert main(["plan", *GITOPS_ROOTS, *state]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [plan["actions"] for plan in document["roots"]] == [[], []]
+    images = json.loads((tmp_path / "gitops-sim.json").read_text(encoding="utf-8"))["images"].values()
+    keys = {(image["fields"].get("reconciler_set"), image["fields"].get("reconciler_key")) for image in images}
+    assert {("golden-images", "web-base-2026-11"), ("golden-images", "spark-worker-2026-11")} <= keys
+    assert {("golden-images", "spark-worker-2026-10"), ("storefront-images", "checkout-2026-11")} <= keys
+
+
+def test_the_gitops_roots_plan_as_the_readme_says(tmp_path, capsys, monkeypatch):
+    """Against the seed: 14 actions in platform (a stop for imaging, a copy to JP1, shares, a re-key), one
+    create in storefront, whose root acts as its own API user (STOREFRONT_USERNAME, named in its target)."""
+    monkeypatch.chdir(EXAMPLES / "gitops")
+    state = tmp_path / "sim.json"
+    write_state_file(state, state_from_seed(yaml.safe_load(Path("simulator-seed.yaml").read_text(encoding="utf-8"))))
+    assert main(["validate", *GITOPS_ROOTS]) == 0
+    assert "nhn api-identity-infrastructure.nhncloudservice.com as STOREFRONT_USERNAME" in capsys.readouterr().out
+    assert main(["plan", *GITOPS_ROOTS, "--sim-state", str(state), "--format", "json"]) == 0
+    platform, storefront = json.loads(capsys.readouterr().out)["roots"]
+    kinds = [action["kind"] for action in platform["actions"]]
+    assert len(kinds) == 14 and {"stop_instance", "copy", "share"} <= set(kinds)
+    assert [(a["kind"], a["key"]) for a in storefront["actions"]] == [("create", "checkout-2026-11")]

@@ -245,3 +245,33 @@ def test_the_pre_commit_hook_runs_validate(tmp_path):
         [sys.executable, "-m", "reconciler", *entry[1:], *ROOTS], cwd=GITOPS, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_every_recipe_passes_both_roots_with_each_projects_own_api_user():
+    """The roots are listed once per file (RECONCILER_ROOTS) and every validate, plan and apply gets them;
+    the storefront root's own user (STOREFRONT_*) follows the same read-only / write split as the default
+    one, in the same steps."""
+    storefront = yaml.safe_load((GITOPS / "storefront" / "reconciler.yaml").read_text())
+    assert storefront["cloud"]["credentials"] == "STOREFRONT"
+    for path in WORKFLOWS:
+        doc = yaml.safe_load(path.read_text())
+        assert doc["env"]["RECONCILER_ROOTS"].split() == ROOTS, path.name
+        for job in doc["jobs"].values():
+            for step in steps_using(job, ACTION):
+                if step["with"]["command"] in ("validate", "plan", "apply"):
+                    assert step["with"]["root"] == "${{ env.RECONCILER_ROOTS }}", (path.name, step)
+                env = step.get("env", {})
+                for variable in ("USERNAME", "API_PASSWORD"):
+                    default = env.get(f"NHN_CLOUD_{variable}")
+                    own = env.get(f"STOREFRONT_{variable}")
+                    assert (default is None) == (own is None), (path.name, step)
+                    if default is not None:
+                        assert own == default.replace("secrets.NHN_CLOUD_", "secrets.STOREFRONT_"), (path.name, own)
+    pipeline = gitlab()
+    assert pipeline["variables"]["RECONCILER_ROOTS"].split() == ROOTS
+    for name in ("validate", "plan", "apply", "apply-replanned", "drift"):
+        (run,) = [line for line in pipeline[name]["script"] if line.startswith("ci/run.sh")]
+        assert run.split()[2] == '"$RECONCILER_ROOTS"', (name, run)
+    for name in ("plan", "drift"):
+        assert pipeline[name]["variables"]["STOREFRONT_API_PASSWORD"] == "$RECONCILER_STOREFRONT_READONLY_API_PASSWORD"
+    assert "reconciler-ci/plans.json" in pipeline["plan"]["artifacts"]["paths"]
