@@ -19,8 +19,17 @@ if TYPE_CHECKING:
     from reconciler.simulator.app import SimulatorApp
 
 PREFIX = "/compute/{region}/v2/{tenant_id}"
-VM_STATES = {"ACTIVE": "active", "SHUTOFF": "stopped", "SUSPENDED": "suspended", "PAUSED": "paused", "ERROR": "error"}
-POWER_STATES = {"ACTIVE": 1, "SHUTOFF": 4, "SUSPENDED": 7, "PAUSED": 3, "ERROR": 0}
+VM_STATES = {
+    "ACTIVE": "active",
+    "BUILD": "building",
+    "SHUTOFF": "stopped",
+    "SUSPENDED": "suspended",
+    "PAUSED": "paused",
+    "ERROR": "error",
+}
+POWER_STATES = {"ACTIVE": 1, "BUILD": 0, "SHUTOFF": 4, "SUSPENDED": 7, "PAUSED": 3, "ERROR": 0}
+# A new server's disk holds this much (MiB) of content, as a seeded server's does by default.
+NEW_SERVER_DISK_MB = 16
 
 
 def check_scope(txn: Transaction, req: Request) -> str:
@@ -36,6 +45,30 @@ def check_scope(txn: Transaction, req: Request) -> str:
             f"Context's project_id '{req.token.project}'",
         )
     return region
+
+
+# -- volume attachments (Nova attaches; Cinder shows them) ----------------------------------------
+
+
+def attach(volume: dict[str, Any], server_id: str, device: str) -> None:
+    """Attach a volume: Cinder then shows it `in-use`, with the server and device in `attachments`."""
+    volume.update(attached_to=server_id, device=device, status="in-use")
+
+
+def detach(volume: dict[str, Any]) -> None:
+    """Detach a volume: `available` again, with no attachments."""
+    volume.update(attached_to=None, device=None, status="available")
+
+
+def attached_volumes(volumes: Any, server_id: str) -> list[dict[str, Any]]:
+    """The volumes attached to a server, by device (the root, /dev/vda, first)."""
+    return sorted((v for v in volumes if v.get("attached_to") == server_id), key=lambda v: v["device"])
+
+
+def next_free_device(volumes: Any, server_id: str) -> str:
+    """The first of /dev/vdb, /dev/vdc, ... no volume of the server is attached on (vda is the root's)."""
+    taken = {v["device"] for v in attached_volumes(volumes, server_id)}
+    return next(f"/dev/vd{letter}" for letter in "bcdefghijklmnopqrstuvwxyz" if f"/dev/vd{letter}" not in taken)
 
 
 def _server(txn: Transaction, req: Request) -> dict[str, Any]:
@@ -88,7 +121,7 @@ def _links(app: SimulatorApp, server: dict[str, Any], kind: str, item_id: str) -
     return [{"rel": "self", "href": f"{base}/{kind}/{item_id}"}, {"rel": "bookmark", "href": bookmark}]
 
 
-def _view(app: SimulatorApp, server: dict[str, Any]) -> dict[str, Any]:
+def _view(app: SimulatorApp, txn: Transaction, server: dict[str, Any]) -> dict[str, Any]:
     task = server.get("task") or {}
     local = server["root"] == "local"
     image: Any = ""
@@ -120,7 +153,9 @@ def _view(app: SimulatorApp, server: dict[str, Any]) -> dict[str, Any]:
         "OS-EXT-STS:power_state": POWER_STATES.get(server["status"], 0),
         "OS-EXT-AZ:availability_zone": f"{server['region'].lower()}-pub-a",
         "OS-DCF:diskConfig": "MANUAL",
-        "os-extended-volumes:volumes_attached": [] if local else [{"id": server["root_volume_id"]}],
+        "os-extended-volumes:volumes_attached": [
+            {"id": v["id"]} for v in attached_volumes(txn.doc["volumes"].values(), server["id"])
+        ],
     }
 
 
@@ -164,7 +199,9 @@ def _list(app: SimulatorApp, req: Request, detail: bool) -> Response:
         for server in page:
             image_records.settle_snapshot(txn, server)
         views = [
-            _view(app, s) if detail else {"id": s["id"], "name": s["name"], "links": _links(app, s, "servers", s["id"])}
+            _view(app, txn, s)
+            if detail
+            else {"id": s["id"], "name": s["name"], "links": _links(app, s, "servers", s["id"])}
             for s in page
         ]
         if detail:
@@ -191,7 +228,7 @@ def _list_servers_detail(app: SimulatorApp, req: Request) -> Response:
 def _get_server(app: SimulatorApp, req: Request) -> Response:
     with app.store.transaction() as txn:
         server = _server(txn, req)
-        view = _view(app, server)
+        view = _view(app, txn, server)
         _advance(txn, app, server)
         return json_response(200, {"server": view})
 
@@ -199,11 +236,203 @@ def _get_server(app: SimulatorApp, req: Request) -> Response:
 def _volume_attachments(app: SimulatorApp, req: Request) -> Response:
     with app.store.transaction() as txn:
         server = _server(txn, req)
-        attachments = []
-        if server["root"] == "volume":
-            volume_id = server["root_volume_id"]
-            attachments.append({"id": volume_id, "volumeId": volume_id, "serverId": server["id"], "device": "/dev/vda"})
+        attachments = [
+            {"id": v["id"], "volumeId": v["id"], "serverId": server["id"], "device": v["device"]}
+            for v in attached_volumes(txn.doc["volumes"].values(), server["id"])
+        ]
     return json_response(200, {"volumeAttachments": attachments})
+
+
+# -- create and delete: how images gain and lose users ---------------------------------------------
+
+# nova/exception.py InvalidBDMBootSequence
+BOOT_SEQUENCE_INVALID = (
+    "Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping "
+    "combination is not valid."
+)
+
+
+def _invalid_input(field: str, value: Any, reason: str) -> HttpError:
+    """Nova's schema refusal (nova/api/validation/validators.py)."""
+    return HttpError(400, f"Invalid input for field/attribute {field}. Value: {value}. {reason}")
+
+
+def _id_from_href(ref: Any) -> str:
+    """Nova takes an id or a link to one (nova/api/openstack/common.py get_id_from_href)."""
+    return str(ref).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _create_request(req: Request) -> dict[str, Any]:
+    """The `server` object of a create, with the shapes Nova's schema checks (servers.py `create`)."""
+    body = req.json_object()
+    server = body.get("server")
+    if not isinstance(server, dict):
+        raise _invalid_input("server", server, "'server' is a required property")
+    for key in ("name", "flavorRef"):
+        if key not in server:
+            raise _invalid_input("server", server, f"'{key}' is a required property")
+    name = server["name"]
+    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+        raise _invalid_input("name", name, "It must be a string of 1 to 255 characters, not only spaces.")
+    if not isinstance(server["flavorRef"], (str, int)) or server["flavorRef"] == "":
+        raise _invalid_input("flavorRef", server["flavorRef"], "It must be a non-empty string or an integer.")
+    if not isinstance(server.get("imageRef", ""), str):
+        raise _invalid_input("imageRef", server["imageRef"], "It must be a string.")
+    metadata = server.get("metadata") or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise _invalid_input("metadata", metadata, "Values must be strings.")
+    mappings = server.get("block_device_mapping_v2")
+    if mappings is not None and (not isinstance(mappings, list) or not all(isinstance(m, dict) for m in mappings)):
+        raise _invalid_input("block_device_mapping_v2", mappings, "It must be a list of objects.")
+    return server
+
+
+def _boot_mapping(server: dict[str, Any]) -> dict[str, Any] | None:
+    """The root (boot_index 0) of `block_device_mapping_v2`, if any."""
+    for mapping in server.get("block_device_mapping_v2") or []:
+        if str(mapping.get("boot_index")) == "0":
+            return mapping
+    return None
+
+
+def usable_image(txn: Transaction, project: str, region: str, image_id: str) -> dict[str, Any] | None:
+    """The image `project` may boot from or copy in `region`, as Glance lets it read it; None otherwise."""
+    record = txn.doc["images"].get(image_id)
+    if record is None or record["region"] != region or not image_records.can_see(record, project):
+        return None
+    return record
+
+
+def _boot_image(txn: Transaction, project: str, region: str, image_ref: str) -> dict[str, Any]:
+    """The active image a server boots from (ComputeAPI.create: ImageNotFound, ImageNotActive)."""
+    image_id = _id_from_href(image_ref)
+    record = usable_image(txn, project, region, image_id)
+    if record is None:
+        raise HttpError(400, "Can not find requested image")
+    if record["fields"]["status"] != "active":
+        raise HttpError(400, f"Image {image_id} is not active.")
+    return record
+
+
+def _boot_volume(txn: Transaction, project: str, region: str, mapping: dict[str, Any]) -> dict[str, Any]:
+    """The available, bootable volume of the project a server boots from (Nova's _validate_bdm)."""
+    if mapping.get("source_type") != "volume" or mapping.get("destination_type", "volume") != "volume":
+        raise HttpError(
+            400,
+            "Block Device Mapping is Invalid: the simulator boots only from an existing volume "
+            "(source_type: volume, destination_type: volume).",
+        )
+    volume_id = str(mapping.get("uuid") or "")
+    volume = txn.doc["volumes"].get(volume_id)
+    if volume is None or volume["region"] != region or volume["project"] != project:
+        raise HttpError(400, f"Block Device Mapping is Invalid: failed to get volume {volume_id}.")
+    if volume["status"] != "available" or volume.get("task"):
+        status = "creating" if volume.get("task") else volume["status"]
+        # Cinder's attachment_create, as Nova reports it (InvalidVolume).
+        raise HttpError(
+            400,
+            f"Invalid volume: Volume {volume_id} status must be available or downloading to reserve, "
+            f"but the current status is {status}.",
+        )
+    if volume["bootable"] != "true":
+        raise HttpError(400, f"Block Device {volume_id} is not bootable.")
+    return volume
+
+
+def _new_server(
+    txn: Transaction, project: str, region: str, request: dict[str, Any], flavor_id: str, image: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A server record booted from `image` (None: unknown, as a blank volume's), inheriting its os_*."""
+    fields = image["fields"] if image is not None else {}
+    now = txn.utc_now()
+    metadata = {"os_type": fields.get("os_type") or "linux"}
+    metadata.update({k: fields[k] for k in ("os_distro", "os_version") if isinstance(fields.get(k), str)})
+    if fields.get("name"):
+        metadata["image_name"] = fields["name"]
+    metadata.update(request.get("metadata") or {})
+    return {
+        "id": txn.new_uuid("server"),
+        "project": project,
+        "region": region,
+        "name": request["name"],
+        "flavor_id": flavor_id,
+        "status": "ACTIVE",
+        "task": None,
+        "os_type": metadata["os_type"],
+        "os_distro": metadata.get("os_distro"),
+        "os_version": metadata.get("os_version"),
+        "base_image": fields.get("name"),
+        "base_image_id": fields.get("id"),
+        "disk_mb": NEW_SERVER_DISK_MB,
+        "root": "local",
+        "root_volume_id": None,
+        "metadata": metadata,
+        "created": now,
+        "updated": now,
+    }
+
+
+def _create_server(app: SimulatorApp, req: Request) -> Response:
+    """Nova's boot: from an image (`imageRef`) onto a local disk, or from an existing volume
+    (`imageRef: ""` and a `block_device_mapping_v2` root of source_type volume). 202 with the new server's
+    id and links; it is BUILD (task_state spawning) for `server_ready_after_polls` polls, then ACTIVE."""
+    request = _create_request(req)
+    image_ref = request.get("imageRef") or ""
+    mapping = _boot_mapping(request)
+    if not image_ref and not request.get("block_device_mapping_v2"):
+        raise HttpError(400, "Missing imageRef attribute")
+    if bool(image_ref) == bool(mapping):  # neither root, or both: the simulator takes one of them
+        raise HttpError(400, BOOT_SEQUENCE_INVALID)
+    with app.store.transaction() as txn:
+        region = check_scope(txn, req)
+        project = req.token.project
+        flavor_id = _id_from_href(request["flavorRef"])
+        flavor = txn.doc["flavors"].get(flavor_id)
+        if flavor is None:
+            raise HttpError(400, f"Flavor {flavor_id} could not be found.")
+        if image_ref:
+            image = _boot_image(txn, project, region, image_ref)
+            if not flavor["disk"]:  # NHN's volume-rooted flavors have no local disk
+                raise HttpError(403, "Only volume-backed servers are allowed for flavors with zero disk.")
+            server = _new_server(txn, project, region, request, flavor_id, image)
+        else:
+            assert mapping is not None
+            volume = _boot_volume(txn, project, region, mapping)
+            image = txn.doc["images"].get(volume.get("image_id") or "")
+            server = _new_server(txn, project, region, request, flavor_id, image)
+            server.update(root="volume", root_volume_id=volume["id"], base_image_id=volume.get("image_id"))
+            attach(volume, server["id"], "/dev/vda")
+        _start_transition(txn, app, server, "spawning", "ACTIVE")
+        if server["task"]:
+            server["status"] = "BUILD"
+        txn.doc["servers"][server["id"]] = server
+        txn.changed()
+        links = _links(app, server, "servers", server["id"])
+        admin_pass = txn.new_uuid("admin-pass").replace("-", "")[:12]
+    view = {
+        "id": server["id"],
+        "links": links,
+        "OS-DCF:diskConfig": "MANUAL",
+        "security_groups": request.get("security_groups") or [{"name": "default"}],
+        "adminPass": admin_pass,
+    }
+    return json_response(202, {"server": view}, {"Location": links[0]["href"]})
+
+
+def _delete_server(app: SimulatorApp, req: Request) -> Response:
+    """Nova's delete, carried out at once (Nova's `deleting` task is not modelled): the server is gone
+    from the listings and its volumes are detached (`available`), its boot volume included (Nova keeps a
+    volume it did not create: delete_on_termination is false)."""
+    with app.store.transaction() as txn:
+        server = _server(txn, req)
+        for volume in attached_volumes(txn.doc["volumes"].values(), server["id"]):
+            detach(volume)
+        snapshot = txn.doc["images"].get((server.get("task") or {}).get("image_id") or "")
+        if snapshot is not None:
+            snapshot.pop("snapshot_of", None)  # its image goes on being made without the server
+        del txn.doc["servers"][server["id"]]
+        txn.changed()
+    return empty_response(204)
 
 
 # -- metadata -------------------------------------------------------------------------------------
@@ -442,8 +671,10 @@ def routes() -> list[Route]:
         Route("GET", "/compute/{region}/v2", "compute", _version, auth=False),
         r("GET", "", _version, auth=False),
         r("GET", "/servers", _list_servers),
+        r("POST", "/servers", _create_server),
         r("GET", "/servers/detail", _list_servers_detail),
         r("GET", "/servers/{server_id}", _get_server),
+        r("DELETE", "/servers/{server_id}", _delete_server),
         r("POST", "/servers/{server_id}/action", _action),
         r("GET", "/servers/{server_id}/os-volume_attachments", _volume_attachments),
         r("GET", "/servers/{server_id}/metadata", _get_metadata),
