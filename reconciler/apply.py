@@ -48,12 +48,14 @@ from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudCancelled, CloudError, CloudTimeout, CloudTransportError, Conflict
 from reconciler.cloud.records import IMAGE_BASE_ATTRIBUTES, Image, PatchOp
 from reconciler.errors import ReconcilerError
+from reconciler.live import ImageUser, described
 from reconciler.plan import Action, Change, Plan, Ref
 from reconciler.plan_kinds import KINDS, SERVER
 
 if TYPE_CHECKING:
     from reconciler.lock import LockSession
 from reconciler.region_copy import copy_image
+from reconciler.snapshot import users_by_image
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +185,9 @@ class Applier:
         self.made: dict[tuple[str, str], str] = {}
         self.made_by_action: dict[str, str] = {}
         self.notes: dict[str, str] = {}  # what a done action wants reported (e.g. refused properties)
+        # Who uses each image, by region: listed again before this run's first delete there (_users_now).
+        self._usage: dict[str, Mapping[str, tuple[ImageUser, ...]]] = {}
+        self._usage_lock = threading.Lock()
 
     # -- running the schedule (apply_schedule.py decides; this runs the calls and the threads) --------
 
@@ -543,8 +548,22 @@ class Applier:
         if live.protected:
             # Never delete a protected image, whatever the plan says.
             raise StaleError(f"image {image_id} is protected now: it was not deleted")
+        if self.guard is None or self.guard.delete_in_use != "allow":
+            users = self._users_now(action.region).get(image_id)
+            if users:
+                # A server was booted from it, or a volume made from it, since the plan was made.
+                raise StaleError(f"image {image_id} is in use now by {described(users)}: it was not deleted")
         self.client.delete_image(action.region, image_id)
         return image_id
+
+    def _users_now(self, region: str) -> Mapping[str, tuple[ImageUser, ...]]:
+        """Who uses the images of `region`, listed (servers and volumes, paged) before this run's first
+        delete there: the plan's usage data may be minutes old."""
+        with self._usage_lock:
+            if region not in self._usage:
+                servers, volumes = self.client.list_servers(region), self.client.list_volumes(region)
+                self._usage[region] = users_by_image(servers, volumes)
+            return self._usage[region]
 
     def _remove_unfinished_copies(self, action: Action, marks: Mapping[str, str]) -> None:
         """A copy interrupted by a crash left its target unfinished: that is this copy's own work, which

@@ -30,6 +30,8 @@ class GuardContext:
     adopted: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)  # key -> {(region, id)}
     moved_from: Mapping[str, str] = field(default_factory=dict)  # key -> the key it had before
     instances: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # key -> (region, name or id)
+    # settings.delete_in_use: "allow" lets a delete go on while a server or volume uses the image.
+    delete_in_use: str = "refuse"
 
     @classmethod
     def from_desired(cls, desired: DesiredState) -> GuardContext:
@@ -52,6 +54,7 @@ class GuardContext:
             {k: frozenset(v) for k, v in adopted.items()},
             moved,
             instances,
+            desired.root.settings.delete_in_use,
         )
 
 

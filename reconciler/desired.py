@@ -52,6 +52,9 @@ class Settings:
     # A root that declares nothing plans no deletion and refuses while its set has live images (a folder
     # that went missing must not become deletes); true lifts both, to retire a whole set deliberately.
     allow_empty_set: bool = False
+    # "refuse": a delete of an image a server or volume of the project uses is refused (image_in_use);
+    # "allow": it is planned, with a warning.
+    delete_in_use: str = "refuse"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ planning (reconciler/snapshot.py reads it through the cloud client). Pure: no I/
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -15,6 +15,35 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 def frozen(mapping: Mapping | None = None) -> Mapping:
     return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class ImageUser:
+    """Something of the project that uses an image: a server booted from it (Nova's `image.id`), or a
+    volume made from it, attached or not (Cinder's `volume_image_metadata.image_id`)."""
+
+    kind: str  # "server" or "volume"
+    id: str
+    name: str | None
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.name} ({self.id})" if self.name else f"{self.kind} {self.id}"
+
+
+# The users a refusal, a warning or an error names; the rest are counted.
+NAMED_USERS = 5
+
+
+def described(users: Iterable[ImageUser]) -> str:
+    """Up to NAMED_USERS users by kind, name and id, and how many there are."""
+    listed = list(users)
+    named = ", ".join(user.describe() for user in listed[:NAMED_USERS])
+    more = len(listed) - NAMED_USERS
+    return f"{named} and {more} more ({len(listed)} in all)" if more > 0 else named
+
+
+# region -> image id -> the project's servers and volumes that use it, sorted.
+Usage = Mapping[str, Mapping[str, tuple[ImageUser, ...]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +65,10 @@ class Snapshot:
     # epoch; None or absent when unknown): how old a temporary-name image is, judged on the server's
     # clock, never on this machine's (docs/plan-format.md, "Temporary names").
     server_time: Mapping[str, float | None] = field(default_factory=frozen)
+    # Who uses each image, for the regions read for it only (a region absent has no usage data): read
+    # where the plan deletes something (reconciler/planning.py), so that a plan without deletes reads no
+    # server or volume list for it.
+    usage: Usage = field(default_factory=frozen)
 
     def all_images(self) -> list[Image]:
         return [image for region in self.regions for image in self.images.get(region, ())]

@@ -4,14 +4,16 @@ client: everything the planner needs is observed first; the planner itself does 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudConfigError, CloudError, NotFound
-from reconciler.cloud.records import Image, Server
+from reconciler.cloud.records import Image, Server, Volume
 from reconciler.desired import DesiredState
-from reconciler.live import UUID, Snapshot, frozen
+from reconciler.live import UUID, ImageUser, Snapshot, frozen
 from reconciler.ownership import classify_desired, referenced_ids
 
 
@@ -75,6 +77,36 @@ def read_snapshot(client: CloudClient, desired: DesiredState, *, concurrency: in
         servers=frozen(servers),
         foreign=frozen(foreign),
         server_time=frozen(server_time),
+    )
+
+
+def with_usage(client: CloudClient, snapshot: Snapshot, regions: Iterable[str], workers: int) -> Snapshot:
+    """`snapshot` with who uses each image in `regions` added: every server (any status) and every volume
+    (attached or not) of the project there, each list paged, the regions in parallel."""
+    wanted = sorted(set(regions) - set(snapshot.usage))
+    if not wanted:
+        return snapshot
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, 2 * len(wanted)))) as pool:
+        servers = pool.map(client.list_servers, wanted)
+        volumes = pool.map(client.list_volumes, wanted)
+        read = {region: users_by_image(s, v) for region, s, v in zip(wanted, servers, volumes, strict=True)}
+    return dataclasses.replace(snapshot, usage=frozen({**snapshot.usage, **read}))
+
+
+def users_by_image(servers: list[Server], volumes: list[Volume]) -> Mapping[str, tuple[ImageUser, ...]]:
+    """Who uses each image, from one region's servers and volumes (an image nobody uses is absent)."""
+    found: dict[str, list[ImageUser]] = defaultdict(list)
+    for server in servers:
+        if server.image_id:
+            found[server.image_id].append(ImageUser("server", server.id, server.name))
+    for volume in volumes:
+        if volume.image_id:
+            found[volume.image_id].append(ImageUser("volume", volume.id, volume.name))
+    return frozen(
+        {
+            image_id: tuple(sorted(users, key=lambda u: (u.kind, u.name or "", u.id)))
+            for image_id, users in found.items()
+        }
     )
 
 

@@ -272,8 +272,7 @@ class _RootRun:
         from reconciler.apply_guard import GuardContext
         from reconciler.commands.plan import plan_options
         from reconciler.connect import open_cloud
-        from reconciler.planner import build_plan
-        from reconciler.snapshot import read_snapshot
+        from reconciler.planning import plan_live
 
         args, human = self.args, self.human
         desired, cloud = output.start(args, "apply", self.root)
@@ -281,8 +280,7 @@ class _RootRun:
             open_cloud(desired.root, cloud, os.environ, self.simulators) as (client, plan_target),
             self._locked(client, plan_target, desired) as (guarded, session),
         ):
-            snapshot = read_snapshot(client, desired)
-            plan = build_plan(desired, snapshot, plan_target, **plan_options(args, desired, snapshot))
+            _, plan = plan_live(client, desired, plan_target, lambda snapshot: plan_options(args, desired, snapshot))
             _stop_if_cancelled(self.cancellation)
             output.show_plan(plan, args, human, applying=True)
             if plan.refusals:
@@ -310,8 +308,7 @@ class _RootRun:
         from reconciler.apply import Applier
         from reconciler.apply_guard import GuardContext
         from reconciler.connect import open_cloud
-        from reconciler.planner import build_plan
-        from reconciler.snapshot import read_snapshot
+        from reconciler.planning import plan_live
 
         args, human = self.args, self.human
         desired, cloud = output.start(args, "apply", self.root)
@@ -327,8 +324,7 @@ class _RootRun:
         ):
             saved_plan.check_target(document, cloud, plan_target)
             saved_plan.check_set(document, desired.root.set, args.plan)
-            snapshot = read_snapshot(client, desired)
-            fresh = build_plan(desired, snapshot, plan_target, timeout=args.timeout)
+            snapshot, fresh = plan_live(client, desired, plan_target, lambda _: {"timeout": args.timeout})
             if fresh.refusals:
                 # Refusals come from the fresh plan alone: a saved file with its refusals removed changes nothing.
                 output.show_plan(fresh, args, human, applying=True)

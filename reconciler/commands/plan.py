@@ -61,15 +61,13 @@ def plan_code(plan: Any, args: argparse.Namespace) -> int:
 def _plan_one(args: argparse.Namespace, root: Path) -> int:
     from reconciler import saved_plan
     from reconciler.connect import open_cloud
-    from reconciler.planner import build_plan
+    from reconciler.planning import plan_live
     from reconciler.render.json import render_json
     from reconciler.render.markdown import render_markdown
-    from reconciler.snapshot import read_snapshot
 
     desired, cloud = output.start(args, "plan", root)
     with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
-        snapshot = read_snapshot(client, desired)
-    plan = build_plan(desired, snapshot, plan_target, **plan_options(args, desired, snapshot))
+        _, plan = plan_live(client, desired, plan_target, lambda snapshot: plan_options(args, desired, snapshot))
     if args.out is not None:
         saved_plan.save(args.out, plan, cloud)
         _say_saved(args)
@@ -132,15 +130,14 @@ def _plan_several(args: argparse.Namespace) -> int:
 def _plan_root(args: argparse.Namespace, root: Any, simulators: Any) -> tuple[dict[str, Any], int, Any]:
     """One root's entry (its plan's document, or its error), exit code, and plan (None on an error)."""
     from reconciler.connect import open_cloud
-    from reconciler.planner import build_plan
-    from reconciler.snapshot import read_snapshot
+    from reconciler.planning import plan_live
 
     if root.error is not None:
         return error_entry(root, root.error), root.error.exit_code, None
     try:
         with open_cloud(root.desired.root, root.cloud, os.environ, simulators) as (client, plan_target):
-            snapshot = read_snapshot(client, root.desired)
-        plan = build_plan(root.desired, snapshot, plan_target, **plan_options(args, root.desired, snapshot))
+            options = lambda snapshot: plan_options(args, root.desired, snapshot)  # noqa: E731
+            _, plan = plan_live(client, root.desired, plan_target, options)
     except ReconcilerError as err:
         return error_entry(root, err), err.exit_code, None
     return {"root": root.given, "plan": plan.to_json()}, plan_code(plan, args), plan

@@ -7,7 +7,8 @@ the state of the image at hand (docs/architecture.md):
 - identity: which live image is a declared key's (markers, an interrupted create, `moved_from`,
   `source.image`); temporary: this set's temporary-name images; imaging: creates from instances;
 - fields, copies, sharing, protection: what each declared image, and each of its copies, must change;
-- removals (`removed:`), deletion (what left the manifests), guards (plan-wide refusals and warnings).
+- removals (`removed:`), deletion (what left the manifests), in_use (no delete of an image a server or
+  volume uses), guards (plan-wide refusals and warnings).
 
 Concerns never import each other: they meet in the context (graph.py: the steps; context.py: the records
 they share) and in the fixed order of `_plan` below, which *is* the behaviour.
@@ -23,11 +24,12 @@ from reconciler.live import Snapshot
 from reconciler.lock_claims import claim_of, is_bookkeeping, iso
 from reconciler.plan import Plan, Target
 
-from . import copies, deletion, fields, guards, identity, imaging, protection, removals, sharing, temporary
+from . import copies, deletion, fields, guards, identity, imaging, in_use, protection, removals, sharing, temporary
 from .context import INCOMPLETE, PlanContext, Scope, src
 from .graph import ImageState
+from .usage import usage_needed
 
-__all__ = ["DEFAULT_TIMEOUT_S", "INCOMPLETE", "build_plan"]
+__all__ = ["DEFAULT_TIMEOUT_S", "INCOMPLETE", "build_plan", "usage_needed"]
 
 # apply's --timeout default: a create running longer than this has failed (plan uses the default).
 DEFAULT_TIMEOUT_S = 3600.0
@@ -89,6 +91,7 @@ def _plan(ctx: PlanContext) -> None:
     if not withheld:
         deletion.plan_deletions(ctx)
     deletion.deletes_last(ctx)
+    in_use.guard_deletes(ctx)
     temporary.keep_leftovers(ctx, withheld)
     guards.max_deletions(ctx)
 

@@ -12,6 +12,7 @@ from reconciler.plan import Reason, Ref
 
 from .context import PlanContext, seconds, src
 from .graph import Step
+from .usage import leftover_users
 
 # A temporary-name image in one of these, younger than the timeout, is a create still running.
 CREATING = frozenset({"queued", "saving"})
@@ -62,7 +63,7 @@ def keep_leftovers(ctx: PlanContext, withheld: bool) -> None:
     waited_for = {d.id for step in ctx.graph.of_kind("create") for d in step.depends_on}
     kept: list[tuple[Step, str, Image]] = []
     for delete, image in sorted(ctx.leftovers, key=lambda pair: (pair[0].id not in waited_for, pair[0].id)):
-        in_use = _leftover_in_use(image)
+        in_use = leftover_users(ctx.snapshot, image)
         if withheld:
             kept.append((delete, "an empty root plans no deletion", image))
         elif in_use is not None:
@@ -86,14 +87,6 @@ def keep_leftovers(ctx: PlanContext, withheld: bool) -> None:
         )
     dropped = {id(delete) for delete, _, _ in kept}
     ctx.leftovers = [(step, image) for step, image in ctx.leftovers if id(step) not in dropped]
-
-
-def _leftover_in_use(image: Image) -> str | None:
-    """Why a leftover cannot be deleted because something uses it, or None. The in-use guard (servers booted
-    from an image, volumes made from it) is not built yet: when it is, a leftover it stops is kept with a
-    `leftover_kept` warning here, never refused."""
-    del image
-    return None
 
 
 def _age(ctx: PlanContext, image: Image) -> float | None:

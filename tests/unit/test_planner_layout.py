@@ -11,9 +11,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "reconciler" / "planner"
 CONCERNS = {
-    "identity", "temporary", "imaging", "fields", "copies", "sharing", "protection", "removals", "deletion", "guards",
+    "identity", "temporary", "imaging", "fields", "copies", "sharing", "protection", "removals", "deletion", "guards", "in_use",
 }  # fmt: skip
-INFRASTRUCTURE = {"context", "graph", "patching", "field_table", "download_flag"}
+INFRASTRUCTURE = {"context", "graph", "patching", "field_table", "download_flag", "usage"}
 MAX_LINES = 400
 
 

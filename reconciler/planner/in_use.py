@@ -1,0 +1,65 @@
+"""The in-use guard: a delete of an image that a server of the project was booted from, or that a volume of
+the project (attached or not) was made from, is refused (`image_in_use`): their rebuild, evacuation and
+resize need the image. `settings.delete_in_use: allow` plans it with a warning instead. A delete of a
+shared image warns that other projects' servers and volumes are invisible to this one.
+
+Who uses an image is known only for the regions the snapshot has usage data for (`Snapshot.usage`):
+reconciler/planning.py plans once, reads servers and volumes in the regions `usage_needed` names, and plans
+again (usage.py). A leftover of an interrupted create that is in use is kept with a warning instead
+(temporary.keep_leftovers), never refused."""
+
+from __future__ import annotations
+
+from reconciler.cloud.records import Image
+
+from .context import PlanContext
+from .usage import described, users_of
+
+
+def guard_deletes(ctx: PlanContext) -> None:
+    """Every planned delete but a leftover's (temporary.keep_leftovers judges those): refused when the image
+    is in use, unless the root allows it; a warning for a shared image."""
+    allow = ctx.desired.root.settings.delete_in_use == "allow"
+    leftovers = {step.id for step, _ in ctx.leftovers}
+    images = {image.id: image for image in ctx.snapshot.all_images()}
+    for delete in ctx.graph.of_kind("delete"):
+        image = images.get(delete.image_id or "")
+        if delete.id in leftovers or image is None:
+            continue
+        users = users_of(ctx.snapshot, delete.region, image.id) or ()
+        if users and not allow:
+            ctx.graph.remove(delete)
+            ctx.deletions = [step for step in ctx.deletions if step is not delete]
+            ctx.refuse(
+                "image_in_use",
+                delete.key,
+                delete.region,
+                f"{_named(image)} is in use by {described(users)}: deleting it would break their rebuild, "
+                "evacuation and resize",
+                f"delete those first (or rebuild the servers from another image), or keep {delete.key} "
+                "declared; settings.delete_in_use: allow deletes it anyway",
+                delete.reason.source,
+            )
+            continue
+        if users:
+            ctx.warn(
+                "image_in_use",
+                delete.key,
+                delete.region,
+                f"{_named(image)} is in use by {described(users)}, and is deleted anyway "
+                "(settings.delete_in_use: allow): their rebuild, evacuation and resize will fail",
+                delete.reason.source,
+            )
+        if image.visibility in ("shared", "community", "public"):
+            ctx.warn(
+                "shared_image_deleted",
+                delete.key,
+                delete.region,
+                f"{_named(image)} is {image.visibility}: other projects' servers and volumes may use it, and this "
+                "project cannot see them",
+                delete.reason.source,
+            )
+
+
+def _named(image: Image) -> str:
+    return f"{image.name} ({image.id})" if image.name else image.id

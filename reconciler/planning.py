@@ -1,0 +1,33 @@
+"""Plan against the live cloud: read the snapshot, plan, and where the plan deletes an image in a region
+whose usage was not read, read who uses the images there (servers and volumes, paged) and plan again.
+
+Both plans are made by the pure planner; the I/O is here and in reconciler/snapshot.py. A root whose plan
+deletes nothing reads no server or volume list for it (tests/test_request_counts.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from reconciler.cloud.client import CloudClient
+from reconciler.desired import DesiredState
+from reconciler.live import Snapshot
+from reconciler.plan import Plan, Target
+from reconciler.planner import build_plan, usage_needed
+from reconciler.snapshot import read_snapshot, with_usage
+
+# The planner's options for a snapshot (--target, --exclude, --max-deletions, --timeout): they are checked
+# against what the snapshot holds (a --target key that names nothing is an error).
+Options = Callable[[Snapshot], dict[str, Any]]
+
+
+def plan_live(client: CloudClient, desired: DesiredState, target: Target, options: Options) -> tuple[Snapshot, Plan]:
+    """The snapshot the plan was made from, and the plan."""
+    snapshot = read_snapshot(client, desired)
+    chosen = options(snapshot)
+    plan = build_plan(desired, snapshot, target, **chosen)
+    regions = usage_needed(snapshot, plan)
+    if not regions:
+        return snapshot, plan
+    snapshot = with_usage(client, snapshot, regions, desired.root.settings.refresh_concurrency)
+    return snapshot, build_plan(desired, snapshot, target, **chosen)
