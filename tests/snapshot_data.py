@@ -4,7 +4,9 @@ recorded live state with no simulator (tests/test_golden_pure.py).
 The document is deterministic (sorted keys, two-space indentation, one trailing newline) and round-trips
 exactly: `snapshot_from_json(snapshot_to_json(s)) == s`, and writing what was read gives the same text.
 Mappings keyed by tuples are written as lists of objects (JSON keys are strings): `servers` is a list of
-`{"region", "ref", "server"}`, sorted by region, then ref.
+`{"region", "ref", "server"}`, sorted by region, then ref. `usage` (region -> image id -> its users as
+`{"kind", "id", "name"}`) is written only when some region's usage was read: a plan that deletes nothing
+reads none, and its document has no `usage` key (an empty region, `{}`, is one read and used by nobody).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from types import MappingProxyType
 from typing import Any
 
 from reconciler.cloud.records import Image, Member, Server
+from reconciler.live import ImageUser
 from reconciler.snapshot import Snapshot
 
 FORMAT = 1  # bump when the document's shape changes; snapshot_from_json refuses any other
 IMAGE_FIELDS = tuple(f.name for f in fields(Image))
 MEMBER_FIELDS = tuple(f.name for f in fields(Member))
 SERVER_FIELDS = tuple(f.name for f in fields(Server))
+USER_FIELDS = tuple(f.name for f in fields(ImageUser))
 
 
 class SnapshotDataError(ValueError):
@@ -43,6 +47,11 @@ def snapshot_to_json(snapshot: Snapshot) -> str:
         "foreign": {image_id: None if i is None else _image_doc(i) for image_id, i in snapshot.foreign.items()},
         "server_time": dict(snapshot.server_time),
     }
+    if snapshot.usage:
+        document["usage"] = {
+            region: {image_id: [_user_doc(u) for u in users] for image_id, users in found.items()}
+            for region, found in snapshot.usage.items()
+        }
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
@@ -70,6 +79,14 @@ def snapshot_from_json(text: str, *, where: str = "snapshot.json") -> Snapshot:
             {image_id: None if doc is None else _image(doc, where) for image_id, doc in document["foreign"].items()}
         ),
         server_time=_frozen(document["server_time"]),
+        usage=_frozen(
+            {
+                region: _frozen(
+                    {image_id: tuple(_user(doc, where) for doc in docs) for image_id, docs in found.items()}
+                )
+                for region, found in document.get("usage", {}).items()
+            }
+        ),
     )
 
 
@@ -93,6 +110,10 @@ def _server_doc(server: Server) -> dict[str, Any]:
     doc = {name: getattr(server, name) for name in SERVER_FIELDS}
     doc["metadata"] = dict(server.metadata)
     return doc
+
+
+def _user_doc(user: ImageUser) -> dict[str, Any]:
+    return {name: getattr(user, name) for name in USER_FIELDS}
 
 
 def _fields(doc: Any, names: tuple[str, ...], kind: str, where: str) -> dict[str, Any]:
@@ -119,3 +140,7 @@ def _member(doc: Any, where: str) -> Member:
 def _server(doc: Any, where: str) -> Server:
     values = _fields(doc, SERVER_FIELDS, "server", where)
     return Server(**{**values, "metadata": MappingProxyType(dict(values["metadata"]))})
+
+
+def _user(doc: Any, where: str) -> ImageUser:
+    return ImageUser(**_fields(doc, USER_FIELDS, "image user", where))

@@ -1,6 +1,8 @@
 """The live state behind each golden plan, as data: `tests/cases/<name>/snapshot.json` is the `Snapshot`
 that `reconciler plan` reads from the embedded simulator for that case, written by tests/snapshot_data.py.
-tests/test_golden_pure.py plans from it with no simulator.
+tests/test_golden_pure.py plans from it with no simulator. Like the command, the capture reads who uses the
+images (servers and volumes) only in the regions where a first plan deletes something (reconciler/planning.py):
+the snapshot holds that usage, so one pure plan from it is the command's second plan.
 
 Capture (with the goldens' flag, and review the diff):
 `RECONCILER_UPDATE_GOLDEN=1 python -m pytest -q tests/test_golden_snapshots.py`.
@@ -31,7 +33,8 @@ from reconciler import target
 from reconciler.cloud.records import Image, parse_server_time
 from reconciler.connect import open_cloud
 from reconciler.plan import Target
-from reconciler.snapshot import Snapshot, read_snapshot
+from reconciler.planning import plan_live
+from reconciler.snapshot import Snapshot
 from reconciler.validate import load_desired_state
 
 CASES = Path(__file__).resolve().parent / "cases"
@@ -49,16 +52,17 @@ def case_names() -> list[str]:
 
 
 def capture(case: str, tmp_path: Path) -> tuple[Snapshot, Target]:
-    """The snapshot and target `reconciler plan <root>` reads for `case`, as run_plan in reconciler/cli.py
-    gets them, times fixed (normalize_times). The root is copied without `.reconciler/` (ignored by git): a
-    state left there by an earlier run would be read instead of the seed."""
+    """The snapshot and target `reconciler plan <root>` reads for `case`, as reconciler/commands/plan.py
+    gets them (plan_live: usage read where the plan deletes), times fixed (normalize_times). The root is
+    copied without `.reconciler/` (ignored by git): a state left there by an earlier run would be read
+    instead of the seed."""
     root = tmp_path / case / "root"
     shutil.copytree(CASES / case / "root", root, ignore=shutil.ignore_patterns(".reconciler"))
     desired = load_desired_state(root)
     cloud = target.effective_cloud(desired.root, None)
     env = {name: value for name, value in os.environ.items() if name not in CREDENTIAL_VARIABLES}
     with open_cloud(desired.root, cloud, env) as (client, plan_target):
-        snapshot = read_snapshot(client, desired)
+        snapshot, _ = plan_live(client, desired, plan_target, lambda _: {})
     return normalize_times(case, snapshot), plan_target
 
 
