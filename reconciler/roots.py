@@ -8,10 +8,13 @@ twice, or two roots of the same project and set (each would plan the other's ima
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from reconciler import target
 from reconciler.desired import CloudConfig, DesiredState
@@ -70,17 +73,14 @@ def _refuse_same_folder(paths: Sequence[Path]) -> None:
 
 
 def _refuse_same_project_and_set(roots: Sequence[Root]) -> None:
-    seen: dict[tuple[str, str | None, str | None, str], Root] = {}
+    seen: dict[tuple[str, object, str | None, str], Root] = {}
     for root in roots:
         if root.desired is None or root.cloud is None:
             continue
         cloud = root.cloud
-        # Where the project lives: one simulator state, or the real cloud (one identity URL per run). A
-        # simulator root without cloud.project acts as its state's first project: None stands for it.
-        where = str(cloud.state) if cloud.kind == "simulator" else None
-        key = (cloud.kind, where, cloud.project, root.desired.root.set)
+        key = (cloud.kind, _where(cloud), project_of(cloud), root.desired.root.set)
         if key in seen:
-            project = escape.text(cloud.project or "(the simulator's first project)")
+            project = escape.text(key[2] or "(the simulator's first project)")
             first, again = escape.text(seen[key].given), escape.text(root.given)
             raise UsageError(
                 f"the roots {first} and {again} both manage set {escape.text(root.desired.root.set)} in project "
@@ -89,3 +89,32 @@ def _refuse_same_project_and_set(roots: Sequence[Root]) -> None:
                 "two roots",
             )
         seen[key] = root
+
+
+def _where(cloud: CloudConfig) -> object:
+    """Which cloud a project lives in: one simulator state file (the same file under any path or link), or
+    the real cloud (one identity URL per run)."""
+    if cloud.kind != "simulator" or cloud.state is None:
+        return None
+    try:
+        found = cloud.state.stat()
+    except OSError:
+        return str(cloud.state.resolve())
+    return (found.st_dev, found.st_ino)
+
+
+def project_of(cloud: CloudConfig) -> str | None:
+    """The root's project. A simulator root without cloud.project acts as its state's first project (the
+    seed's, until the state exists): read offline, so that a root naming that project by id is the same."""
+    if cloud.project is not None or cloud.kind != "simulator":
+        return cloud.project
+    try:
+        if cloud.state is not None and cloud.state.exists():
+            doc = json.loads(cloud.state.read_text(encoding="utf-8"))
+            return doc.get("default_project") or next(iter(doc.get("projects") or {}), None)
+        if cloud.seed is not None:
+            seed = yaml.safe_load(cloud.seed.read_text(encoding="utf-8"))
+            return str(seed["projects"][0]["id"])
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, yaml.YAMLError):
+        return None  # an unreadable state or seed fails when its root runs, with its own error
+    return None

@@ -18,9 +18,11 @@ display only: `--resume` trusts the fresh plan, never the journal. Each rule of 
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import logging
 import os
+import re
 import shlex
 import stat
 import tempfile
@@ -141,6 +143,16 @@ def _kind(mode: int) -> str:
 def save(path: Path, plan: Plan, cloud: CloudConfig) -> None:
     _refuse_unreplaceable(path)  # again: reading the cloud took a while, and the path may have changed meanwhile
     _write_json(path, _saved_document(plan, cloud))
+    _discard_journals(path)
+
+
+def _discard_journals(path: Path) -> None:
+    """The journals of the plan a new one replaces: they list actions of that plan, and would ask the new
+    one for --resume (or, by position, name another root's actions)."""
+    for journal in path.parent.glob(f"{glob.escape(path.name)}.*progress.json"):
+        rest = journal.name[len(path.name) :]
+        if rest == ".progress.json" or re.fullmatch(r"\.root-[0-9]+\.progress\.json", rest):
+            journal.unlink(missing_ok=True)
 
 
 def save_roots(path: Path, plans: Sequence[tuple[str, Plan, CloudConfig]]) -> None:
@@ -151,6 +163,7 @@ def save_roots(path: Path, plans: Sequence[tuple[str, Plan, CloudConfig]]) -> No
     _refuse_unreplaceable(path)
     entries = [{"root": root, "plan": _saved_document(plan, cloud)} for root, plan, cloud in plans]
     _write_json(path, roots_document.document(entries))
+    _discard_journals(path)
 
 
 def _saved_document(plan: Plan, cloud: CloudConfig) -> dict[str, Any]:
@@ -311,6 +324,32 @@ def check_target(document: Mapping[str, Any], cloud: CloudConfig, target: Target
         )
 
 
+def check_target_offline(
+    document: Mapping[str, Any], cloud: CloudConfig, project: str | None, identity: str | None, path: Path
+) -> None:
+    """check_target's verdict where it can be had without a cloud (a run of several roots checks every root
+    before the first is applied): the kind, the project (when known without asking the simulator), the
+    state file or the identity URL. check_target still runs when the root's turn comes."""
+    saved = document["saved"]["target"]
+    now: dict[str, Any] = {"kind": cloud.kind}
+    if project is not None:
+        now["project"] = project
+    if cloud.kind == "simulator":
+        now["state"] = str(cloud.state)
+    elif identity is not None:
+        now["identity"] = identity
+    differences = [
+        f"  {escape.text(k)}: saved {saved.get(k)!r}, now {v!r}" for k, v in sorted(now.items()) if saved.get(k) != v
+    ]
+    if differences:
+        raise StalePlanError(
+            f"{_shown(path)}: the saved plan of set {escape.text(str(document.get('set')))} was made for another "
+            "target: nothing was applied",
+            hint="apply the plan against the target it was made for, or make a new plan",
+            details=["the target differs:", *differences],
+        )
+
+
 # -- the rules of `plan --out` and `apply --plan` ----------------------------------------------------
 
 
@@ -345,8 +384,9 @@ def apply_command(path: Path, *, resume: bool = False, roots: Sequence[str] | No
     """The command that applies the plan saved at `path` (or resumes it), to copy and paste: the path is
     quoted (a space or a `;` in it would split or extend the command) and escaped like every string the tool
     did not write. `roots`: the roots a plan of several was saved for, named in their order."""
-    words = ["--plan", str(path), *(roots or [])]
-    command = "reconciler apply " + " ".join(escape.text(shlex.quote(word)) for word in words)
+    # A path that starts with "-" would read as an option: "./" keeps it a path.
+    paths = [f"./{word}" if word.startswith("-") else word for word in (str(path), *(roots or []))]
+    command = "reconciler apply --plan " + " ".join(escape.text(shlex.quote(word)) for word in paths)
     return command + (" --resume" if resume else "")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -449,3 +450,170 @@ def test_a_saved_plan_of_another_set_is_refused_before_any_root_is_applied(world
     )
     assert code == 1 and "was saved for set 'set-2'" in err, err
     assert tier(state, 1) is None
+
+
+# -- what the hostile review found (issue 21) -----------------------------------------------------------------
+
+
+def test_a_root_without_project_is_the_simulators_first_project(world, tmp_path, capsys):
+    state = world()
+    make_root(tmp_path, 1)
+    other = make_root(tmp_path, 1, name="no-project")
+    config = other / "reconciler.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace(f", project: {PROJECTS[1]}", ""), encoding="utf-8")
+    code, out, err = run(capsys, "apply", "root1", "no-project", "--sim-state", str(state), "--auto-approve")
+    assert code == 1 and "both manage set set-1" in err, err
+    assert tier(state, 1) is None
+
+
+def test_a_refusal_before_the_first_root_still_writes_the_reports_document(world, tmp_path, capsys):
+    state = world()
+    for n in (1, 2):
+        make_root(tmp_path, n)
+    code, _, err = run(capsys, "plan", "root1", "root2", "--sim-state", str(state), "--out", "plans.json")
+    assert code == 0, err
+    config = tmp_path / "root2" / "reconciler.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("set: set-2", "set: set-9"), encoding="utf-8")
+    argv = ["apply", "--plan", "plans.json", "root1", "root2", "--sim-state", str(state), "--auto-approve"]
+    code, out, err = run(capsys, *argv, "--format", "json")
+    assert code == 1, err
+    report = json.loads(out)
+    assert report["outcome"] == "plan_mismatch" and "set-2" in report["message"]
+    assert [(r["root"], r["outcome"]) for r in report["roots"]] == [("root1", "not_run"), ("root2", "not_run")]
+    assert tier(state, 1) is None
+
+
+def test_a_saved_root_for_another_target_is_refused_before_any_root_is_applied(world, tmp_path, capsys):
+    state = world()
+    for n in (1, 2, 3):
+        make_root(tmp_path, n)
+    code, _, err = run(capsys, "plan", "root1", "root2", "--sim-state", str(state), "--out", "plans.json")
+    assert code == 0, err
+    # Root 2 now targets project 3 under the same set name (dev and prod roots often share one).
+    config = tmp_path / "root2" / "reconciler.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace(PROJECTS[2], PROJECTS[3]), encoding="utf-8")
+    code, out, err = run(
+        capsys, "apply", "--plan", "plans.json", "root1", "root2", "--sim-state", str(state), "--auto-approve"
+    )
+    assert code == 1 and "made for another target" in err, err
+    assert "== root 1 of 2" not in out
+    assert tier(state, 1) is None
+
+
+def test_a_missing_credential_of_a_later_root_stops_the_run_before_the_first(world, tmp_path, capsys, monkeypatch):
+    root1 = make_root(tmp_path, 1)
+    # Without --sim-state (which would make every root a simulator one): root 1 has a state of its own.
+    state = root1 / "state.json"
+    shutil.move(world(), state)
+    config = root1 / "reconciler.yaml"
+    text = config.read_text(encoding="utf-8").replace("kind: simulator,", "kind: simulator, state: state.json,")
+    config.write_text(text, encoding="utf-8")
+    partner = tmp_path / "partner"
+    partner.mkdir()
+    (partner / "reconciler.yaml").write_text(
+        f"version: 1\nset: partner\ncloud: {{kind: nhn, project: {PROJECTS[2]}, credentials: PARTNER}}\n",
+        encoding="utf-8",
+    )
+    for name in ("PARTNER_USERNAME", "PARTNER_API_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    code, out, err = run(capsys, "apply", "root1", "partner", "--auto-approve")
+    assert code == 1 and "PARTNER_USERNAME and PARTNER_API_PASSWORD not set" in err, err
+    assert tier(state, 1) is None and "== root 1 of 2" not in out
+
+
+def test_a_saved_plan_with_refusals_applies_no_root(world, tmp_path, capsys):
+    state = world(refusing=(2,))
+    for n in (1, 2):
+        make_root(tmp_path, n)
+    code, _, err = run(capsys, "plan", "root1", "root2", "--sim-state", str(state), "--out", "plans.json")
+    assert code == 3, err
+    code, _, err = run(
+        capsys, "apply", "--plan", "plans.json", "root1", "root2", "--sim-state", str(state), "--auto-approve"
+    )
+    assert code == 1 and "the saved plan of root2 has refusals" in err, err
+    assert tier(state, 1) is None
+
+
+def test_ctrl_c_at_a_later_roots_prompt_still_writes_the_document_and_the_summary(world, tmp_path, capsys, monkeypatch):
+    from reconciler.commands import apply as apply_command
+
+    state = world()
+    for n in (1, 2):
+        make_root(tmp_path, n)
+    answers = iter([True])
+
+    def confirm(self, plan):
+        try:
+            return next(answers)
+        except StopIteration:
+            raise KeyboardInterrupt from None
+
+    monkeypatch.setattr(apply_command._RootRun, "_confirm", confirm)
+    code, out, err = run(capsys, "apply", "root1", "root2", "--sim-state", str(state), "--format", "json")
+    assert code == 130, err
+    report = json.loads(out)
+    assert [(r["root"], r["outcome"]) for r in report["roots"]] == [("root1", "applied"), ("root2", "interrupted")]
+    assert report["outcome"] == "interrupted"
+    assert "root1: applied" in err and "root2: cancelled" in err
+    assert [tier(state, n) for n in (1, 2)] == ["gold", None]
+
+
+def test_a_signal_after_a_roots_work_stops_before_the_next_root(world, tmp_path, capsys, monkeypatch):
+    from reconciler.commands import apply as apply_command
+
+    state = world()
+    for n in (1, 2):
+        make_root(tmp_path, n)
+    original = apply_command._apply_root
+
+    def then_a_signal(args, path, document, cancellation, reports, simulators, part=None):
+        code = original(args, path, document, cancellation, reports, simulators, part=part)
+        cancellation.request(signal.SIGTERM)  # as the handler would, right after the root's last action
+        return code
+
+    monkeypatch.setattr(apply_command, "_apply_root", then_a_signal)
+    code, out, err = run(
+        capsys, "apply", "root1", "root2", "--sim-state", str(state), "--auto-approve", "--format", "json"
+    )
+    assert code == 143, err
+    report = json.loads(out)
+    assert report["outcome"] == "interrupted"
+    assert [(r["root"], r["outcome"]) for r in report["roots"]] == [("root1", "applied"), ("root2", "not_run")]
+    assert "root1: applied" in err and "root2: not run" in err
+    assert [tier(state, n) for n in (1, 2)] == ["gold", None]
+
+
+def test_running_a_stopped_saved_run_again_without_resume_is_refused(world, tmp_path, capsys):
+    # Root 2 stops with no action done (its plan no longer matches): root 1's journal is kept, so running
+    # the same command again asks for --resume instead of failing root 1's match.
+    state = world()
+    for n in (1, 2):
+        make_root(tmp_path, n)
+    code, _, err = run(capsys, "plan", "root1", "root2", "--sim-state", str(state), "--out", "plans.json")
+    assert code == 0, err
+    app = tmp_path / "root2" / "images" / "app.yaml"
+    app.write_text(app.read_text(encoding="utf-8").replace("gold", "silver"), encoding="utf-8")
+    apply = ["apply", "--plan", "plans.json", "root1", "root2", "--sim-state", str(state), "--auto-approve"]
+    code, out, err = run(capsys, *apply)
+    assert code == 1 and tier(state, 1) == "gold", out + err
+    code, out, err = run(capsys, *apply)
+    assert code == 1 and "was partly applied already" in err, err
+    assert "root1 root2 --resume" in err
+
+
+def test_a_new_saved_plan_discards_the_journals_of_the_one_it_replaces(world, tmp_path, capsys):
+    state = world()
+    for n in (1, 2):
+        make_root(tmp_path, n)
+    stale = [tmp_path / "plans.json.root-2.progress.json", tmp_path / "plans.json.progress.json"]
+    for journal in stale:
+        journal.write_text('{"done": ["update:app:KR1"], "made": {}}', encoding="utf-8")
+    keep = tmp_path / "plans.json.root-2.progress.json.bak"
+    keep.write_text("mine", encoding="utf-8")
+    code, _, err = run(capsys, "plan", "root1", "root2", "--sim-state", str(state), "--out", "plans.json")
+    assert code == 0, err
+    assert not any(journal.exists() for journal in stale) and keep.exists()
+    code, _, err = run(
+        capsys, "apply", "--plan", "plans.json", "root1", "root2", "--sim-state", str(state), "--auto-approve"
+    )
+    assert code == 0, err

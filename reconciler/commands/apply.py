@@ -43,14 +43,15 @@ class Reports:
     documents: list[dict[str, Any]] = field(default_factory=list)
     root: str = ""
     reported: bool = False
+    last: str = ""  # the outcome of the root at work, with or without --format json
 
     def start(self, root: str) -> None:
-        self.root, self.reported = root, False
+        self.root, self.reported, self.last = root, False, ""
 
     def add(self, document: dict[str, Any]) -> None:
         from reconciler.render.json import render_json
 
-        self.reported = True
+        self.reported, self.last = True, str(document.get("outcome"))
         if self.args.format != "json":
             return
         if not self.several:
@@ -71,17 +72,19 @@ class Reports:
         if not self.reported:
             self.outcome(outcome, **extra)
 
-    def write(self, outcomes: list[tuple[str, str]]) -> None:
+    def write(self, roots: list[str], stopped: str | None = None, **extra: Any) -> None:
+        """The document of a run of several roots: each root's report, `not_run` for the rest. Its `outcome` is
+        `stopped` when the run stopped before a root (a signal between two roots, a refusal before the
+        first), else the first root's that did not apply (the run stopped there), else "applied": a recipe
+        reads it as it reads one root's."""
         from reconciler.render.json import render_json
 
         if self.args.format != "json" or not self.several:
             return
         done = {d["root"] for d in self.documents}
-        roots = self.documents + [{"root": root, "outcome": "not_run"} for root, _ in outcomes if root not in done]
-        # The run's outcome is the first root's that did not apply (the run stopped there), else "applied":
-        # a recipe reads it as it reads one root's.
-        outcome = next((r["outcome"] for r in roots if r["outcome"] != "applied"), "applied")
-        document = {"format": REPORTS_FORMAT, "format_version": "1", "outcome": outcome, "roots": roots}
+        items = self.documents + [{"root": root, "outcome": "not_run"} for root in roots if root not in done]
+        outcome = stopped or next((r["outcome"] for r in items if r["outcome"] != "applied"), "applied")
+        document = {"format": REPORTS_FORMAT, "format_version": "1", "outcome": outcome, **extra, "roots": items}
         sys.stdout.write(render_json(document))
 
 
@@ -98,14 +101,31 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _apply_several(args: argparse.Namespace, cancellation: Any, reports: Reports) -> int:
-    from reconciler.connect import Simulators
-    from reconciler.roots import load_roots
+    from reconciler.roots import given_name
+    from reconciler.saved_plan import StalePlanError
 
     if args.target or args.exclude:
         raise UsageError(
             "--target and --exclude narrow the plan of one root, and this run names several",
             hint="apply the root whose keys they name on its own",
         )
+    names = [given_name(path) for path in args.roots]
+    try:
+        roots, saved = _ready(args)
+    except StalePlanError as err:
+        reports.write(names, "plan_mismatch", message=err.message, details=err.details)
+        raise
+    except ReconcilerError as err:
+        reports.write(names, "error", message=err.message)
+        raise
+    return _apply_in_turn(args, roots, saved, cancellation, reports)
+
+
+def _ready(args: argparse.Namespace) -> tuple[list[Any], list[dict[str, Any]] | None]:
+    """The roots, and their saved plans with --plan, once everything that can stop the run without reading a
+    cloud has been checked for every root: nothing is applied anywhere when one of them fails."""
+    from reconciler.roots import load_roots
+
     saved = _saved_roots(args) if args.plan is not None else None
     roots = load_roots(args.roots, Path(args.sim_state) if args.sim_state else None)
     invalid = [root for root in roots if root.error is not None]
@@ -117,37 +137,100 @@ def _apply_several(args: argparse.Namespace, cancellation: Any, reports: Reports
             f"{output.count(len(invalid), 'root')} of {len(roots)} cannot be read: nothing was applied",
             hint="every root is checked before the first one is applied",
         )
+    identities = [_identity(root) for root in roots]
     if saved is not None:
-        _check_saved(args, roots, saved)
-    outcomes: list[tuple[str, str]] = [(root.given, "not run") for root in roots]
-    codes = []
-    human = output.human_stream(args)
-    output.root_headings(args, "apply", roots)
+        _check_saved(args, roots, saved, identities)
+    return roots, saved
+
+
+def _identity(root: Any) -> str | None:
+    """A real-cloud root's identity URL, from its credentials, which must all be there: a missing variable
+    of a later root must not be found after the roots before it were applied."""
+    from reconciler.cloud.auth import Credentials
+
+    if root.cloud.kind == "simulator":
+        return None
+    return Credentials.from_environment(os.environ, prefix=root.cloud.credentials).identity_url
+
+
+def _apply_in_turn(
+    args: argparse.Namespace, roots: list[Any], saved: list[dict[str, Any]] | None, cancellation: Any, reports: Reports
+) -> int:
+    from reconciler.connect import Simulators
     from reconciler.render.roots import section_heading
 
+    outcomes: dict[str, str] = {}
+    codes: list[int] = []
+    stopped: str | None = None
+    human = output.human_stream(args)
+    output.root_headings(args, "apply", roots)
     with Simulators() as simulators:
         for index, (root, path) in enumerate(zip(roots, args.roots, strict=True)):
+            if cancellation.requested:  # between two roots: the next one is not started
+                stopped = "interrupted"
+                codes.append(_cancelled_between(cancellation, roots[index - 1].given))
+                break
             print(f"\n{section_heading(index + 1, len(roots), root.given)}", file=human, flush=True)
             reports.start(root.given)
-            document = saved[index] if saved is not None else None
-            try:
-                code = _apply_root(args, path, document, cancellation, reports, simulators, part=index + 1)
-            except ReconcilerError as err:
-                output.print_error(err)
-                reports.unreported("error", message=err.message)
-                code = err.exit_code
+            code = _apply_one_of_several(args, path, saved[index] if saved else None, cancellation, reports,
+                                         simulators, index + 1)  # fmt: skip
             codes.append(code)
-            outcomes[index] = (root.given, _word(code))
+            outcomes[root.given] = reports.last or "failed"
             if code != exit_codes.OK:
                 break
-    reports.write(outcomes)
-    _summary(outcomes, human)
-    if saved is not None and codes[-1] != exit_codes.OK and len(codes) > 1:
-        # The roots before the stop are applied: only --resume can take the run on from where it stopped
-        # (their saved actions are done now, and a fresh plan of them no longer has them).
+        else:
+            if cancellation.requested:  # after the last root's work: still a cancelled job
+                stopped = "interrupted"
+                codes.append(_cancelled_between(cancellation, roots[-1].given))
+    names = [root.given for root in roots]
+    reports.write(names, stopped)
+    _summary(names, outcomes, human)
+    finished = all(code == exit_codes.OK for code in codes) and len(codes) == len(roots)
+    if saved is not None:
+        _after_saved_run(args, len(roots), finished=finished, started=len(outcomes), human=human)
+    return exit_codes.combined(codes)
+
+
+def _apply_one_of_several(
+    args: argparse.Namespace,
+    path: Path,
+    document: dict[str, Any] | None,
+    cancellation: Any,
+    reports: Reports,
+    simulators: Any,
+    part: int,
+) -> int:
+    """One root of several: its error is printed here, and the run goes on to its summary."""
+    try:
+        return _apply_root(args, path, document, cancellation, reports, simulators, part=part)
+    except KeyboardInterrupt:  # Ctrl-C at this root's prompt: nothing of it had started
+        print("Cancelled at the prompt: nothing of this root was changed.", file=sys.stderr)
+        reports.unreported("interrupted")
+        return exit_codes.SIGINT
+    except ReconcilerError as err:
+        output.print_error(err)
+        reports.unreported("error", message=err.message)
+        return err.exit_code
+
+
+def _cancelled_between(cancellation: Any, after: str) -> int:
+    output.CANCELLED.append(cancellation.exit_code)
+    print(f"Cancelled by {cancellation.signal_name} after root {escape.text(after)}: the roots after it were not "
+          "started.", file=sys.stderr)  # fmt: skip
+    return cancellation.exit_code
+
+
+def _after_saved_run(args: argparse.Namespace, roots: int, *, finished: bool, started: int, human: Any) -> None:
+    """A saved run of several roots keeps every root's journal until the whole run is done, so that running
+    it again without --resume after a stop is refused and names the command that finishes it."""
+    from reconciler import saved_plan
+
+    if finished:
+        for part in range(1, roots + 1):
+            saved_plan.Journal.for_plan(args.plan, part=part).discard()
+    elif started > 1:
         resume = saved_plan_command(args)
         print(f"The roots before it are applied; after fixing the cause, finish the run with: {resume}", file=human)
-    return exit_codes.combined(codes)
 
 
 def saved_plan_command(args: argparse.Namespace) -> str:
@@ -157,33 +240,49 @@ def saved_plan_command(args: argparse.Namespace) -> str:
     return saved_plan.apply_command(args.plan, resume=True, roots=[str(root) for root in args.roots])
 
 
-def _check_saved(args: argparse.Namespace, roots: list[Any], saved: list[dict[str, Any]]) -> None:
-    """What a saved plan of several roots can be refused for without reading a cloud, checked for every root
-    before the first is applied: the tool that saved it, each root's set, a partly applied run."""
+def _check_saved(
+    args: argparse.Namespace, roots: list[Any], saved: list[dict[str, Any]], identities: list[str | None]
+) -> None:
+    """What a saved plan of several roots can be refused for without reading a cloud, for every root before
+    the first is applied: the tool that saved it, each root's set and target, a partly applied run, and a
+    saved plan with refusals (the comment said it cannot be applied: no root of it is)."""
     from reconciler import saved_plan
+    from reconciler.roots import project_of
 
     resume = saved_plan_command(args)
-    for index, (root, document) in enumerate(zip(roots, saved, strict=True), start=1):
+    for index, (root, document, identity) in enumerate(zip(roots, saved, identities, strict=True), start=1):
         saved_plan.check_tool(document, args.plan)
         saved_plan.check_set(document, root.desired.root.set, args.plan)
+        saved_plan.check_target_offline(document, root.cloud, project_of(root.cloud), identity, args.plan)
         journal = saved_plan.Journal.for_plan(args.plan, part=index)
         saved_plan.check_not_partly_applied(journal, args.plan, resume=args.resume, command=resume)
+    refused = [root.given for root, document in zip(roots, saved, strict=True) if document.get("refusals")]
+    if refused:
+        raise UsageError(
+            f"the saved plan of {', '.join(escape.text(name) for name in refused)} has refusals: nothing was applied",
+            hint="a run of several roots is applied only when its reviewed plan could be applied in full: resolve "
+            "the refusals, then plan and review again",
+        )
 
 
-def _word(code: int) -> str:
-    return {
-        exit_codes.OK: "applied",
-        exit_codes.REFUSED: "refused: nothing applied",
-        exit_codes.SIGINT: "cancelled (SIGINT)",
-        exit_codes.SIGTERM: "cancelled (SIGTERM)",
-    }.get(code, "failed")
+WORDS = {
+    "applied": "applied",
+    "refused": "refused: nothing applied",
+    "declined": "declined: nothing applied",
+    "plan_mismatch": "the plan no longer matches: nothing applied",
+    "lock_held": "the lock is held: nothing applied",
+    "interrupted": "cancelled",
+    "failed": "failed",
+    "error": "error",
+}
 
 
-def _summary(outcomes: list[tuple[str, str]], stream: Any) -> None:
+def _summary(roots: list[str], outcomes: dict[str, str], stream: Any) -> None:
     print("\nRoots:", file=stream)
-    for root, word in outcomes:
+    for root in roots:
+        word = WORDS.get(outcomes[root], outcomes[root]) if root in outcomes else "not run"
         print(f"  {escape.text(root)}: {word}", file=stream)
-    left = [root for root, word in outcomes if word == "not run"]
+    left = [root for root in roots if root not in outcomes]
     if left:
         print(f"{output.count(len(left), 'root')} not run: the run stops at the first root that does not succeed.",
               file=stream)  # fmt: skip
@@ -224,9 +323,9 @@ def _apply_root(
         raise
     except RunCancelled:
         return run.cancelled(ran=False)
-    if cancellation.requested:
+    if cancellation.requested and not (reports.several and code == exit_codes.OK and reports.last == "applied"):
         return run.cancelled(ran=True)
-    return code
+    return code  # several roots: a signal after this root's work stops the run before the next root
 
 
 def _stop_if_cancelled(cancellation: Any) -> None:
@@ -344,7 +443,8 @@ class _RootRun:
                 print(f"  already done: {escape.text(action_id)}", file=human)
             if not fresh.actions:
                 print("Nothing to do: every action of the saved plan is done.", file=human)
-                journal.discard()
+                if not self.several:  # several: every root's journal goes when the whole run is done
+                    journal.discard()
                 self.reports.outcome("applied")
                 return exit_codes.OK
             if not args.auto_approve and not self._confirm(fresh):
@@ -355,7 +455,7 @@ class _RootRun:
                 guarded, fresh, **_concurrency(args, desired), timeout=args.timeout, progress=progress,
                 lock=session, guard=GuardContext.from_desired(desired), cancellation=self.cancellation,
             ).run()  # fmt: skip
-        if report.succeeded:
+        if report.succeeded and not self.several:
             journal.discard()
         elif journal.resumable(r.status for r in report.results):
             print(f"Finish it after fixing the cause with: {resume_command}", file=human)

@@ -22,7 +22,15 @@ from typing import Any, Protocol
 
 from reconciler.plan_kinds import KINDS, RISKY_KINDS
 from reconciler.render import MIN_MAX_CHARS, escape
-from reconciler.render.markdown import PlanSection, budget_for, head_text, least_length, prose, verdict
+from reconciler.render.markdown import (
+    HEAD_TEXT_MAX,
+    PlanSection,
+    budget_for,
+    head_text,
+    least_length,
+    prose,
+    verdict,
+)
 from reconciler.render.text import render_text, target_line
 
 Entry = dict[str, Any]
@@ -222,7 +230,12 @@ def render_roots_markdown(entries: Sequence[Entry], *, max_chars: int) -> str:
 
 
 def _title(index: int, total: int, root: str) -> str:
-    return f"root {index} of {total}: {escape.code(root)}"
+    return f"root {index} of {total}: {escape.code(_clipped(root))}"
+
+
+def _clipped(root: str) -> str:
+    """A root's path as the comment shows it: clipped like every foreign string in the parts always kept."""
+    return root if len(root) <= HEAD_TEXT_MAX else root[: HEAD_TEXT_MAX - 1] + "…"
 
 
 def _section(entry: Entry, title: str, max_chars: int) -> _Section:
@@ -306,7 +319,7 @@ def _run_verdict(entries: Sequence[Entry]) -> str:
 def _roots_table(entries: Sequence[Entry]) -> str:
     lines = ["| root | target | verdict |", "|---|---|---|"]
     for entry in entries:
-        root = escape.code(entry["root"], in_table=True)
+        root = escape.code(_clipped(entry["root"]), in_table=True)
         if "plan" in entry:
             target = head_text(_target_words(entry["plan"]))
             said = verdict(entry["plan"])

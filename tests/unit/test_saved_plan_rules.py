@@ -72,6 +72,13 @@ def test_the_command_to_apply_or_resume_quotes_and_escapes_the_path():
     assert "\x1b" not in apply_command(Path("p\x1b[2Jlan.json"))
 
 
+def test_the_command_names_the_roots_of_a_run_of_several_and_keeps_paths_from_reading_as_options():
+    assert apply_command(PLAN, roots=["a", "b c"]) == "reconciler apply --plan plans/plan.json a 'b c'"
+    assert apply_command(Path("-p.json"), roots=["-dash"], resume=True) == (
+        "reconciler apply --plan ./-p.json ./-dash --resume"
+    )
+
+
 # -- set, partial applies, the fresh plan -----------------------------------------------------------
 
 
