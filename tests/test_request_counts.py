@@ -3,10 +3,13 @@ so a regression to per-image reads fails CI."""
 
 from __future__ import annotations
 
+import time
+
 import requests
 from support import OWNER, OWNER_USER, PARTNER
 
 from reconciler.apply import Applier
+from reconciler.cli import main
 from reconciler.cloud.auth import Credentials
 from reconciler.cloud.nhn import NhnCloudClient, connect
 from reconciler.plan import Target
@@ -169,3 +172,90 @@ def test_servers_are_listed_and_read_one_by_one_only_for_a_create(make_sim, tmp_
         "GET /compute/{region}/v2/{tenant_id}/servers/{server_id}/os-volume_attachments": 1,
         "GET /compute/{region}/v2/{tenant_id}/flavors/detail": 1,
     }
+
+
+# -- who uses an image: read only where a plan deletes (issue 22) -----------------------------------
+
+USAGE_LISTS = ("servers/detail", "volumes/detail")
+WEB_HOME = "00000000-0000-4000-8000-0000000000c1"
+WEB_OLD = "00000000-0000-4000-8000-0000000000c2"
+
+
+def usage_world() -> dict:
+    """Three regions with servers and volumes in each, two sets: `web` deletes one image in KR1 (nobody
+    uses it); `scale` (the inventory above) is copied everywhere and has nothing to delete."""
+    seed = inventory()
+    web = {"reconciler_set": "web", "os_type": "linux"}
+    seed["images"] += [
+        {"id": WEB_HOME, "project": OWNER, "region": "KR1", "name": "web-base",
+         "properties": {**web, "reconciler_key": "web-base", "reconciler_source": f"image:{WEB_HOME}"}},
+        {"id": WEB_OLD, "project": OWNER, "region": "KR1", "name": "web-base-old",
+         "properties": {**web, "reconciler_key": "web-base-old", "reconciler_source": f"image:{WEB_OLD}"}},
+    ]  # fmt: skip
+    seed["servers"] = [
+        {"project": OWNER, "region": region, "name": f"app-{region}-{n}", "flavor": "u2.c2m4", "os_type": "linux",
+         "image": WEB_HOME if region == "KR1" else "img-000"}
+        for region in ("KR1", "KR2", "JP1") for n in range(3)
+    ]  # fmt: skip
+    seed["volumes"] = [
+        {"project": OWNER, "region": region, "name": f"data-{region}", "image": WEB_HOME if region == "KR1" else None}
+        for region in ("KR1", "KR2", "JP1")
+    ]
+    for volume in seed["volumes"]:
+        if volume["image"] is None:
+            del volume["image"]
+    return seed
+
+
+def usage_root(tmp_path, name: str) -> str:
+    """The `web` root (web-base declared, web-base-old not) or the `scale` root (every key renamed: 40
+    updates, no delete), on NHN Cloud's API."""
+    folder = tmp_path / name
+    folder.mkdir()
+    if name == "scale":
+        write_root(folder, renamed=True)
+    else:
+        (folder / "reconciler.yaml").write_text(
+            f"version: 1\nset: web\ncloud: {{kind: nhn, project: {OWNER}}}\ndefaults: {{region: KR1}}\n"
+        )
+        (folder / "images.yaml").write_text(f"version: 1\nimages:\n  web-base: {{source: {{image: {WEB_HOME}}}}}\n")
+    return str(folder)
+
+
+def usage_reads(sim, since: float) -> dict[tuple[str, str], int]:
+    """(region, list) -> how many server and volume list pages were read since `since`."""
+    read: dict[tuple[str, str], int] = {}
+    for entry in sim.request_log(since):
+        parts = entry["path"].split("/")  # /compute/KR1/v2/<tenant>/servers/detail
+        listing = "/".join(parts[-2:])
+        if entry["method"] == "GET" and listing in USAGE_LISTS:
+            read[(parts[2], listing)] = read.get((parts[2], listing), 0) + 1
+    return read
+
+
+def test_usage_is_read_only_in_the_regions_a_plan_deletes_in_and_again_before_apply_deletes(
+    make_sim, tmp_path, monkeypatch, capsys
+):
+    """A root without deletes (40 updates) reads no server or volume list, planning or applying; a root deleting one
+    image in KR1 reads one servers and one volumes page there at plan time, and apply one more pair before
+    its delete (its own plan's, then its own check's), none in KR2 or JP1."""
+    sim = make_sim(usage_world())
+    for name, value in (("NHN_CLOUD_USERNAME", OWNER_USER[0]), ("NHN_CLOUD_API_PASSWORD", OWNER_USER[1])):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("NHN_CLOUD_IDENTITY_URL", sim.identity_url)
+    scale, web = usage_root(tmp_path, "scale"), usage_root(tmp_path, "web")
+
+    start = time.time()
+    assert main(["plan", scale, "--detailed-exitcode"]) == 2
+    assert main(["apply", scale, "--auto-approve"]) == 0
+    assert usage_reads(sim, start) == {}, "no delete: no server or volume list"
+
+    start = time.time()
+    assert main(["plan", web, "--format", "json"]) == 0
+    assert '"kind": "delete"' in capsys.readouterr().out
+    assert usage_reads(sim, start) == {("KR1", "servers/detail"): 1, ("KR1", "volumes/detail"): 1}
+
+    start = time.time()
+    assert main(["apply", web, "--auto-approve"]) == 0
+    assert usage_reads(sim, start) == {("KR1", "servers/detail"): 2, ("KR1", "volumes/detail"): 2}
+    capsys.readouterr()
