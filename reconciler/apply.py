@@ -20,6 +20,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -185,9 +186,10 @@ class Applier:
         self.made: dict[tuple[str, str], str] = {}
         self.made_by_action: dict[str, str] = {}
         self.notes: dict[str, str] = {}  # what a done action wants reported (e.g. refused properties)
-        # Who uses each image, by region: listed again before this run's first delete there (_users_now).
+        # Who uses each image, by region: listed again before this run's first delete there (_users_now),
+        # one lock per region so that one region's listing does not hold up another's deletes.
         self._usage: dict[str, Mapping[str, tuple[ImageUser, ...]]] = {}
-        self._usage_lock = threading.Lock()
+        self._usage_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
     # -- running the schedule (apply_schedule.py decides; this runs the calls and the threads) --------
 
@@ -559,7 +561,9 @@ class Applier:
     def _users_now(self, region: str) -> Mapping[str, tuple[ImageUser, ...]]:
         """Who uses the images of `region`, listed (servers and volumes, paged) before this run's first
         delete there: the plan's usage data may be minutes old."""
-        with self._usage_lock:
+        with self._lock:
+            region_lock = self._usage_locks[region]
+        with region_lock:
             if region not in self._usage:
                 servers, volumes = self.client.list_servers(region), self.client.list_volumes(region)
                 self._usage[region] = users_by_image(servers, volumes)

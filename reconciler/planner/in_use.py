@@ -11,6 +11,7 @@ again (usage.py). A leftover of an interrupted create that is in use is kept wit
 from __future__ import annotations
 
 from reconciler.cloud.records import Image
+from reconciler.live import ImageUser
 
 from .context import PlanContext
 from .usage import described, users_of
@@ -34,10 +35,8 @@ def guard_deletes(ctx: PlanContext) -> None:
                 "image_in_use",
                 delete.key,
                 delete.region,
-                f"{_named(image)} is in use by {described(users)}: deleting it would break their rebuild, "
-                "evacuation and resize",
-                f"delete those first (or rebuild the servers from another image), or keep {delete.key} "
-                "declared; settings.delete_in_use: allow deletes it anyway",
+                f"{_named(image)} is in use by {described(users)}: {_harm(users)}",
+                f"{_way_out(users)}, or keep {delete.key} declared; settings.delete_in_use: allow deletes it anyway",
                 delete.reason.source,
             )
             continue
@@ -47,7 +46,7 @@ def guard_deletes(ctx: PlanContext) -> None:
                 delete.key,
                 delete.region,
                 f"{_named(image)} is in use by {described(users)}, and is deleted anyway "
-                "(settings.delete_in_use: allow): their rebuild, evacuation and resize will fail",
+                f"(settings.delete_in_use: allow): {_harm(users)}",
                 delete.reason.source,
             )
         if image.visibility in ("shared", "community", "public"):
@@ -59,6 +58,27 @@ def guard_deletes(ctx: PlanContext) -> None:
                 "project cannot see them",
                 delete.reason.source,
             )
+
+
+def _harm(users: tuple[ImageUser, ...]) -> str:
+    """What deleting the image breaks, for the kinds of users it has."""
+    kinds = {user.kind for user in users}
+    said = []
+    if "server" in kinds:
+        said.append("a server booted from it needs it to rebuild, evacuate or resize")
+    if "volume" in kinds:
+        said.append("a volume made from it still names it as its source (a rebuild or re-image from it fails)")
+    return "; ".join(said)
+
+
+def _way_out(users: tuple[ImageUser, ...]) -> str:
+    kinds = {user.kind for user in users}
+    ways = []
+    if "server" in kinds:
+        ways.append("rebuild or delete those servers")
+    if "volume" in kinds:
+        ways.append("delete those volumes")
+    return " and ".join(ways) + " first"
 
 
 def _named(image: Image) -> str:
