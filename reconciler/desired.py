@@ -106,6 +106,10 @@ class ImageSpec:
     copies: tuple[CopySpec, ...] = ()
     share: tuple[str, ...] | None = None
     locations: Mapping[str, Location] = field(default_factory=_frozen_mapping)
+    # A version of a family (`families:`): the family's name and this version; None for an image of
+    # `images:`. Its key is "<family>-<version>".
+    family: str | None = None
+    version: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -115,6 +119,48 @@ class ImageSpec:
     def location(self, field_path: str = "") -> Location | None:
         """Where `field_path` is written, else where the image's key is."""
         return self.locations.get(field_path) or self.locations.get("")
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A `families:` entry: the versions of one image, oldest first. Validation desugars it: each of the
+    newest `keep` versions is an ordinary declared image (an ImageSpec with `family` and `version` set,
+    key "<name>-<version>", protected exactly when among the newest `protect_newest` unless its override
+    says otherwise); the older listed versions are not declared, and their images are retired."""
+
+    name: str
+    versions: tuple[str, ...]  # every listed version, oldest first
+    keep: int  # resolved: the number of versions when not given
+    protect_newest: int
+    file: str
+    moved_from: str | None = None  # the family this one was called before: its versions are re-keyed
+    location: Location | None = None  # where the family's name is written
+    # Where each listed version is written, and where a version's `protected: true` override is (its
+    # retirement is then refused, naming that line).
+    version_locations: Mapping[str, Location] = field(default_factory=_frozen_mapping)
+    protected_overrides: Mapping[str, Location] = field(default_factory=_frozen_mapping)
+
+    def key(self, version: str) -> str:
+        return f"{self.name}-{version}"
+
+    @property
+    def newest(self) -> str:
+        return self.versions[-1]
+
+    @property
+    def kept(self) -> tuple[str, ...]:
+        """The versions that are declared: the newest `keep`, oldest first."""
+        return self.versions[-self.keep :]
+
+    @property
+    def retired(self) -> tuple[str, ...]:
+        """The listed versions older than the kept ones: their images are deleted."""
+        return self.versions[: -self.keep] if self.keep < len(self.versions) else ()
+
+    @property
+    def protected(self) -> tuple[str, ...]:
+        """The versions the family protects: the newest `protect_newest`."""
+        return self.versions[len(self.versions) - self.protect_newest :] if self.protect_newest else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +176,18 @@ class Removal:
 
 @dataclass(frozen=True, slots=True)
 class DesiredState:
-    """Everything a root declares: its config, its images and its removals, each sorted by key."""
+    """Everything a root declares: its config, its images (a family's kept versions among them), its removals
+    and its families, each sorted by key or name."""
 
     root: RootConfig
     images: tuple[ImageSpec, ...]
     files: tuple[str, ...]  # manifest files read, relative to the root, sorted
     removed: tuple[Removal, ...] = ()
+    # The families declared (their kept versions are in `images` too), sorted by name.
+    families: tuple[Family, ...] = ()
+
+    def family(self, name: str) -> Family | None:
+        return next((family for family in self.families if family.name == name), None)
 
     def image(self, key: str) -> ImageSpec | None:
         for spec in self.images:
