@@ -17,7 +17,15 @@ SOURCE = "reconciler_source"  # "instance:<id>" or "image:<id>", as declared whe
 PROPS = "reconciler_props"  # comma-separated managed property names
 COPY_OF = "reconciler_copy_of"  # on copies: the home image's id
 DOWNLOAD_WAS = "reconciler_download_was"  # while the download flag is enabled for copies: the value to restore
-ALL = (SET, KEY, SOURCE, PROPS, COPY_OF, DOWNLOAD_WAS)
+# On every image of a family (home and copies): the family's name and the image's version. A delete of an
+# image whose FAMILY names a family the root still declares is a retirement (docs/manifest.md, "Families").
+FAMILY = "reconciler_family"
+VERSION = "reconciler_version"
+# "true" on the image of a family's newest version in each region, once everything that version needs there
+# is done: consumers select on it (not on created_at: a replaced copy of an older version can be newer).
+NEWEST = "reconciler_newest"
+# The markers a create or a copy sets on the image it makes (NEWEST comes later, by an update).
+ALL = (SET, KEY, SOURCE, PROPS, COPY_OF, DOWNLOAD_WAS, FAMILY, VERSION)
 
 # The apply lock's claims (reconciler/lock_claims.py) and doctor's scratch images: bookkeeping images the tool
 # keeps for itself, never images of anyone's.

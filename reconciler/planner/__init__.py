@@ -8,7 +8,8 @@ the state of the image at hand (docs/architecture.md):
   `source.image`); temporary: this set's temporary-name images; imaging: creates from instances;
 - fields, copies, sharing, protection: what each declared image, and each of its copies, must change;
 - removals (`removed:`), deletion (what left the manifests), in_use (no delete of an image a server or
-  volume uses), guards (plan-wide refusals and warnings).
+  volume uses; a retirement in use waits), guards (plan-wide refusals and warnings);
+- families: only a family's newest version is built, its newest marker moves, its retirements wait for it.
 
 Concerns never import each other: they meet in the context (graph.py: the steps; context.py: the records
 they share) and in the fixed order of `_plan` below, which *is* the behaviour.
@@ -24,7 +25,20 @@ from reconciler.live import Snapshot
 from reconciler.lock_claims import claim_of, is_bookkeeping, iso
 from reconciler.plan import Plan, Target
 
-from . import copies, deletion, fields, guards, identity, imaging, in_use, protection, removals, sharing, temporary
+from . import (
+    copies,
+    deletion,
+    families,
+    fields,
+    guards,
+    identity,
+    imaging,
+    in_use,
+    protection,
+    removals,
+    sharing,
+    temporary,
+)
 from .context import INCOMPLETE, PlanContext, Scope, src
 from .graph import ImageState
 from .usage import usage_needed
@@ -72,6 +86,7 @@ def _plan(ctx: PlanContext) -> None:
     temporary.sort_temporary(ctx)
     for spec in in_scope:
         _plan_image(ctx, spec)
+    families.move_newest(ctx)
     guards.name_warnings(ctx)
     guards.invalid_marker_warnings(ctx)
     for spec in in_scope:
@@ -90,6 +105,7 @@ def _plan(ctx: PlanContext) -> None:
     withheld = guards.empty_root(ctx)
     if not withheld:
         deletion.plan_deletions(ctx)
+    families.retire(ctx)
     deletion.deletes_last(ctx)
     in_use.guard_deletes(ctx)
     temporary.keep_leftovers(ctx, withheld)
@@ -111,7 +127,7 @@ def _plan_image(ctx: PlanContext, spec: ImageSpec) -> None:
         return
     home = identity.find_home(ctx, spec)
     if home is identity.MAKE:
-        home = imaging.create(ctx, spec)
+        home = imaging.create(ctx, spec) if families.may_build(ctx, spec) else None
     if home is None:
         return  # refused, or nothing can be planned for it now
     assert isinstance(home, ImageState)
@@ -120,12 +136,15 @@ def _plan_image(ctx: PlanContext, spec: ImageSpec) -> None:
     copy_states, made = copies.plan_copies(ctx, spec, home)
     deletion.drop_undeclared_copies(ctx, spec)
     copies.plan_download(ctx, spec, home, made)
+    families.mark_copies(ctx, spec, copy_states)
     for region, state in sorted(copy_states.items()):
         sharing.plan_sharing(ctx, spec, state, spec.share)
         declared, field_path = copies.copy_protection(spec, region)
         protection.plan_protection(ctx, spec, state, declared, field_path=field_path)
     sharing.plan_sharing(ctx, spec, home, spec.share)
     protection.plan_protection(ctx, spec, home, spec.protected)
+    ctx.states[(spec.key, home.region)] = home
+    ctx.states.update(((spec.key, region), state) for region, state in copy_states.items())
 
 
 def _finish(ctx: PlanContext) -> Plan:

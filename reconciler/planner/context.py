@@ -11,7 +11,7 @@ from typing import Any
 
 from reconciler import markers
 from reconciler.cloud.records import Image
-from reconciler.desired import DesiredState, ImageSpec, Removal
+from reconciler.desired import DesiredState, Family, ImageSpec, Removal
 from reconciler.live import Snapshot
 from reconciler.ownership import Ownership, classify_desired, referenced_ids
 from reconciler.plan import Finding, Target
@@ -104,6 +104,12 @@ class PlanContext:
         self.names: dict[tuple[str, str], list[tuple[str, bool, str | None]]] = defaultdict(list)
         # Written by imaging: the steps that act on each server (a create from it, its restart), by server id.
         self.server_steps: dict[str, list[Step]] = defaultdict(list)
+        # Written by the driver: each declared key's planned image by (key, region), home and copies, as the
+        # steps planned for it leave it (the families concern moves the newest marker on them).
+        self.states: dict[tuple[str, str], ImageState] = {}
+        # Written by the families concern: the step that takes the newest marker off an image, by image id
+        # (that image's retirement waits for it).
+        self.newest_removed: dict[str, Step] = {}
 
     # -- findings -------------------------------------------------------------------------------------
 
@@ -154,6 +160,14 @@ class PlanContext:
         for region in sorted(self.copy_regions.get(key, set())):
             found.extend(self.copies.get((key, region), []))
         return found
+
+    def family_of(self, image: Image) -> Family | None:
+        """The declared family an image of this set belongs to (its reconciler_family marker), if any: a delete
+        of such an image is a retirement."""
+        name = image.properties.get(markers.FAMILY)
+        if not isinstance(name, str) or image.properties.get(markers.SET) != self.set:
+            return None
+        return self.desired.family(name)
 
     def live_in_region(self, key: str, region: str) -> int:
         homes = sum(1 for image in self.own.home.get(key, []) if image.region == region)

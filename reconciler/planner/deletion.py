@@ -34,7 +34,8 @@ def delete_left(
             key,
             live.region,
             f"{live.name} ({live.id}) is protected and no longer declared: it will not be deleted",
-            unprotect_hint
+            _retirement_hint(ctx, key, live)
+            or unprotect_hint
             or (
                 f"to keep it, unmanaged, list {key} under removed: with destroy: false; to delete it, set "
                 f"protected: false on {key}, apply, then remove it and apply"
@@ -69,6 +70,27 @@ def delete_left(
     delete.expects[str(Ref.image(live.region, live.id))] = {"protected": False, markers.SET: ctx.set, markers.KEY: key}
     # Unshares and other changes come before deletes; deletes are last.
     ctx.deletions.append(delete)
+
+
+def _retirement_hint(ctx: PlanContext, key: str, live: Image) -> str | None:
+    """How to let a protected version of a declared family be retired, or None for any other image. A family
+    unprotects a version one apply before it retires it (protect_newest < keep); a version still protected
+    either has a `protected: true` override or left both windows in one change."""
+    family = ctx.family_of(live)
+    if family is None:
+        return None
+    version = live.properties.get(markers.VERSION)
+    override = family.protected_overrides.get(version) if isinstance(version, str) else None
+    if override is not None:
+        return (
+            f"the protected: true override of version {version} at {override.file}:{override.line} keeps it "
+            f"protected: remove it (or set protected: false there) while {key} is still kept, apply, then retire it"
+        )
+    return (
+        f"{key} left the protected newest {family.protect_newest} and the kept newest {family.keep} of "
+        f"{family.name} in one change (two versions appended at once?): append one version per apply, so that "
+        "a version is unprotected by one apply and retired by the next, or raise keep by one for one apply"
+    )
 
 
 def plan_deletions(ctx: PlanContext) -> None:

@@ -46,6 +46,16 @@ def wanted_changes(spec: ImageSpec, state: ImageState, *, name: str | None) -> d
             changes[prop] = Change(props[prop], None)
     if spec.properties is not None or markers.PROPS in props:
         want(markers.PROPS, props.get(markers.PROPS), ",".join(sorted(declared)) or None)
+    changes.update(_family_markers(spec, props))
+    return changes
+
+
+def _family_markers(spec: ImageSpec, props: Mapping[str, Any]) -> dict[str, Change]:
+    """A family's version carries its family and version; an image that is no longer one loses them."""
+    changes = {}
+    for marker, value in ((markers.FAMILY, spec.family), (markers.VERSION, spec.version)):
+        if (value is not None or marker in props) and props.get(marker) != value:
+            changes[marker] = Change(props.get(marker), value)
     return changes
 
 

@@ -1,7 +1,9 @@
 """The in-use guard: a delete of an image that a server of the project was booted from, or that a volume of
 the project (attached or not) was made from, is refused (`image_in_use`): their rebuild, evacuation and
 resize need the image. `settings.delete_in_use: allow` plans it with a warning instead. A delete of a
-shared image warns that other projects' servers and volumes are invisible to this one.
+shared image warns that other projects' servers and volumes are invisible to this one. A retirement (the
+delete of a declared family's image: its `family` detail) of an image in use is neither done nor refused:
+it waits with a `retirement_deferred` warning, image by image, and every later plan tries again.
 
 Who uses an image is known only for the regions the snapshot has usage data for (`Snapshot.usage`):
 reconciler/planning.py plans once, reads servers and volumes in the regions `usage_needed` names, and plans
@@ -14,6 +16,7 @@ from reconciler.cloud.records import Image
 from reconciler.live import ImageUser
 
 from .context import PlanContext
+from .graph import Step
 from .usage import described, users_of
 
 
@@ -28,6 +31,9 @@ def guard_deletes(ctx: PlanContext) -> None:
         if delete.id in leftovers or image is None:
             continue
         users = users_of(ctx.snapshot, delete.region, image.id) or ()
+        if users and delete.details.get("family") is not None:
+            _defer(ctx, delete, image, users)
+            continue
         if users and not allow:
             ctx.graph.remove(delete)
             ctx.deletions = [step for step in ctx.deletions if step is not delete]
@@ -58,6 +64,22 @@ def guard_deletes(ctx: PlanContext) -> None:
                 "project cannot see them",
                 delete.reason.source,
             )
+
+
+def _defer(ctx: PlanContext, delete: Step, image: Image, users: tuple[ImageUser, ...]) -> None:
+    """A retirement of an image in use is neither done nor refused: it waits (warned), and every later plan
+    tries again, so that one old version in use never blocks the rest of the family's plan."""
+    ctx.graph.remove(delete)
+    ctx.deletions = [step for step in ctx.deletions if step is not delete]
+    count = f"{len(users)} user" + ("s" if len(users) > 1 else "")
+    ctx.warn(
+        "retirement_deferred",
+        delete.key,
+        delete.region,
+        f"{_named(image)} is retired but in use by {count} ({described(users)}): it is not deleted now; every "
+        f"later plan retires it once they are gone ({_way_out(users)} to let it go)",
+        delete.reason.source,
+    )
 
 
 def _harm(users: tuple[ImageUser, ...]) -> str:

@@ -1,0 +1,170 @@
+"""Families (docs/manifest.md, "Families"): validation made each kept version an ordinary declared image;
+what is left to the planner is what only a family has.
+
+- Only the newest version is ever built: an older kept version without an image is refused
+  (`version_missing`), and so is one a newer listed version already has an image for.
+- Every image of a family, home and copies, carries `reconciler_family` and `reconciler_version` (the
+  field table adds them to creates, adoptions and updates; a copy made here gets them here).
+- In each region `reconciler_newest` moves to the newest version's image once its create or copy, shares and
+  protect there are done: added there first, then taken off the image that had it.
+- Retirement: the delete of an image whose `reconciler_family` names a family the root declares (an older
+  version than the kept ones, or one no longer listed). It, and the unprotect of a version leaving the
+  protected window, wait for everything the new version needs (skipped if any of that fails).
+"""
+
+from __future__ import annotations
+
+from reconciler import markers
+from reconciler.cloud.records import Image
+from reconciler.desired import Family, ImageSpec
+from reconciler.plan import Change, Reason
+
+from .context import TRUE, PlanContext
+from .graph import ImageState, Step
+from .patching import patch
+
+# What a family's new version needs before an older version is unprotected or retired, and before the
+# newest marker moves to it.
+NEW_VERSION_KINDS = ("create", "copy", "share", "protect")
+
+
+def version_source(family: Family, version: str | None) -> str | None:
+    """Where a version is listed (`file:line`), else where the family is."""
+    location = family.version_locations.get(version or "") or family.location
+    return f"{location.file}:{location.line}" if location else family.file
+
+
+def may_build(ctx: PlanContext, spec: ImageSpec) -> bool:
+    """Whether `spec`'s image may be made from its source: always for an image outside a family and for the
+    newest version; an older version without an image is refused (`version_missing`)."""
+    family = ctx.desired.family(spec.family) if spec.family else None
+    if family is None or spec.version is None or spec.version == family.newest:
+        return True
+    newer = family.versions[family.versions.index(spec.version) + 1 :] if spec.version in family.versions else ()
+    built = [version for version in newer if ctx.own.home.get(family.key(version))]
+    why = (
+        f"a newer version ({built[-1]}) has an image: a version is never re-created once a newer one exists"
+        if built
+        else f"only the newest version ({family.newest}) is ever built"
+    )
+    ctx.refuse(
+        "version_missing",
+        spec.key,
+        spec.region,
+        f"version {spec.version} of {family.name} is kept (keep: {family.keep}) but has no image, and {why}",
+        f"adopt an existing image as it with source.image in an override of {spec.version}, remove it from "
+        "versions, or lower keep",
+        version_source(family, spec.version),
+    )
+    return False
+
+
+def mark_copies(ctx: PlanContext, spec: ImageSpec, copy_states: dict[str, ImageState]) -> None:
+    """A copy made in this plan carries its family and version from the start, like its home image."""
+    if spec.family is None:
+        return
+    for state in copy_states.values():
+        made = state.made_by
+        if made is not None and made.kind == "copy":
+            made.changes.setdefault(markers.FAMILY, Change(None, spec.family))
+            made.changes.setdefault(markers.VERSION, Change(None, spec.version))
+
+
+def move_newest(ctx: PlanContext) -> None:
+    """In each region where the newest version of a family has an image (or gets one), `reconciler_newest`
+    is added there once that image is ready, then taken off every other image of the family carrying it."""
+    for family in ctx.desired.families:
+        newest = family.key(family.newest)
+        if newest not in ctx.scope:
+            continue
+        for (key, _region), state in sorted(ctx.states.items(), key=lambda item: item[0]):
+            if key == newest:
+                added = _add_newest(ctx, family, state)
+                _remove_newest(ctx, family, state, added)
+
+
+def _add_newest(ctx: PlanContext, family: Family, state: ImageState) -> Step | None:
+    if state.live is not None and state.live.properties.get(markers.NEWEST) == TRUE:
+        return None
+    before = state.live.properties.get(markers.NEWEST) if state.live is not None else None
+    ready = ctx.graph.at(state.key, state.region, *NEW_VERSION_KINDS)
+    reason = Reason(
+        "newest",
+        f"{family.newest} is the newest version of {family.name}: marked {markers.NEWEST} once its image is "
+        f"ready in {state.region}",
+        version_source(family, family.newest),
+    )
+    group = patch(ctx, state, "update", "newest", {markers.NEWEST: Change(before, TRUE)}, reason)
+    for step in ready:
+        group.first.after(step, "the newest version is marked once everything it needs here is done")
+    return group.action
+
+
+def _remove_newest(ctx: PlanContext, family: Family, newest: ImageState, added: Step | None) -> None:
+    for image in _marked_newest(ctx, family, newest.region):
+        if image.id == newest.image_id:
+            continue
+        key = str(image.properties.get(markers.KEY))
+        if key not in ctx.scope or _has_newest_step(ctx, key, image):
+            continue
+        planned = ctx.states.get((key, image.region))
+        state = planned if planned is not None and planned.image_id == image.id else ImageState.of_live(key, image)
+        reason = Reason(
+            "newest",
+            f"{markers.NEWEST} moves to {family.newest}, the newest version of {family.name}",
+            version_source(family, family.newest),
+        )
+        group = patch(ctx, state, "update", "newest", {markers.NEWEST: Change(TRUE, None)}, reason)
+        group.first.after(added, "the newest marker is added to the newest version first")
+        ctx.newest_removed[image.id] = group.closing or group.action
+
+
+def _has_newest_step(ctx: PlanContext, key: str, image: Image) -> bool:
+    """Two images of one key in one region both marked newest (set by hand): one step per (key, region)."""
+    return any(step.id.endswith(":newest") for step in ctx.graph.at(key, image.region, "update"))
+
+
+def _marked_newest(ctx: PlanContext, family: Family, region: str) -> list[Image]:
+    """This set's images of `family` in `region` that carry the newest marker."""
+    return [
+        image
+        for image in ctx.snapshot.images.get(region, ())
+        if image.properties.get(markers.NEWEST) == TRUE and ctx.family_of(image) is family
+    ]
+
+
+def retire(ctx: PlanContext) -> None:
+    """Each planned delete of a family's image is a retirement: it says so, and it waits for the new version
+    (and for the newest marker to leave it). So does the unprotect of a version leaving the protected window."""
+    images = {image.id: image for image in ctx.snapshot.all_images()}
+    for delete in ctx.deletions:
+        image = images.get(delete.image_id or "")
+        family = ctx.family_of(image) if image is not None else None
+        if image is None or family is None:
+            continue
+        version = image.properties.get(markers.VERSION)
+        version = version if isinstance(version, str) else None
+        delete.reason = Reason("retired", _why_retired(family, version), version_source(family, version))
+        delete.details["family"] = family.name
+        _after_new_version(ctx, family, delete, "retired once the new version is in place")
+        delete.after(ctx.newest_removed.get(image.id), "the newest marker leaves it first")
+    for family in ctx.desired.families:
+        versions = {family.key(version) for version in family.versions if version != family.newest}
+        for unprotect in ctx.graph.of_kind("unprotect"):
+            if unprotect.key in versions and unprotect.reason.code == "unprotect":
+                _after_new_version(ctx, family, unprotect, "unprotected once the new version is in place")
+
+
+def _after_new_version(ctx: PlanContext, family: Family, step: Step, why: str) -> None:
+    newest = family.key(family.newest)
+    for maker in ctx.graph.of_kind(*NEW_VERSION_KINDS):
+        if maker.key == newest:
+            step.after(maker, why)
+
+
+def _why_retired(family: Family, version: str | None) -> str:
+    if version in family.retired:
+        return (
+            f"version {version} of {family.name} is older than the newest {family.keep} (keep: {family.keep}): retired"
+        )
+    return f"version {version} is no longer listed in {family.name}'s versions: retired"
