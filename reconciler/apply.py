@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler import cancel, markers
 from reconciler.apply_guard import GuardContext, image_refusal, server_refusal
 from reconciler.apply_schedule import (  # the statuses are part of apply's interface: re-exported here
+    DEFERRED,
     DONE,
     FAILED,
     INTERRUPTED,
@@ -38,6 +39,7 @@ from reconciler.apply_schedule import (  # the statuses are part of apply's inte
     STALE,
     STATUSES,
     STILL_IN_FLIGHT,
+    SUCCEEDED,
     Schedule,
     Skip,
     Start,
@@ -73,6 +75,10 @@ class StaleError(ReconcilerError):
     """The live object no longer matches what the plan expected: the action did not touch it."""
 
 
+class Deferred(ReconcilerError):
+    """A retirement whose image is in use now: not deleted, and not a failure (the next plan retires it)."""
+
+
 class LeftForNextRun(ReconcilerError):
     """A compensation that cannot run yet (the server is busy with a task): the next plan does it."""
 
@@ -80,7 +86,7 @@ class LeftForNextRun(ReconcilerError):
 @dataclass
 class StepResult:
     action: Action
-    status: str  # done | failed | stale | skipped
+    status: str  # done | failed | stale | skipped | interrupted | left | deferred
     message: str = ""
     seconds: float = 0.0
     image_id: str | None = None
@@ -109,7 +115,7 @@ class ApplyReport:
 
     @property
     def succeeded(self) -> bool:
-        return all(r.status == DONE for r in self.results)
+        return all(r.status in SUCCEEDED for r in self.results)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -292,6 +298,8 @@ class Applier:
             return StepResult(action, LEFT, err.message, self.clock() - started)
         except StaleError as err:
             return StepResult(action, STALE, err.message, self.clock() - started)
+        except Deferred as err:
+            return StepResult(action, DEFERRED, err.message, self.clock() - started)
         except CloudCancelled as err:
             return StepResult(action, INTERRUPTED, err.message, self.clock() - started)
         except ReconcilerError as err:
@@ -550,8 +558,15 @@ class Applier:
         if live.protected:
             # Never delete a protected image, whatever the plan says.
             raise StaleError(f"image {image_id} is protected now: it was not deleted")
-        if self.guard is None or self.guard.delete_in_use != "allow":
+        retirement = action.details.get("family") is not None
+        if retirement or self.guard is None or self.guard.delete_in_use != "allow":
             users = self._users_now(action.region).get(image_id)
+            if users and retirement:
+                # A retirement waits, whatever delete_in_use says: one old version in use blocks nothing.
+                raise Deferred(
+                    f"image {image_id} is in use now by {described(users)}: its retirement is deferred (not a "
+                    "failure); a later plan retires it once they are gone"
+                )
             if users:
                 # A server was booted from it, or a volume made from it, since the plan was made.
                 raise StaleError(f"image {image_id} is in use now by {described(users)}: it was not deleted")

@@ -10,7 +10,8 @@ The rules (docs/safety.md tells why):
   touches its source region too). When every slot is taken nothing more is decided in that pass: a
   failure meanwhile must still be able to stop what has not started.
 - After the first failure (failed, stale, or left for the next run) or once the apply lock is lost, no
-  new action starts; running ones finish. A ready action whose dependency did not complete is skipped.
+  new action starts; running ones finish. A ready action whose dependency did not complete is skipped. A
+  deferred retirement is no failure: the run goes on (what depends on it is skipped: it did not happen).
 - A compensation (an action with `compensates` in its details: the restart after a stop, the protect
   closing a strict bracket, the download-flag restore) runs whatever failed, but only when it is owed:
   what it compensates was done, or started and may have taken effect (see `owed`). When that action did
@@ -32,7 +33,12 @@ from reconciler.plan import Action
 DONE, FAILED, STALE, SKIPPED = "done", "failed", "stale", "skipped"
 # Cancelled while in flight; a compensation that could not run yet (reported "left for the next run").
 INTERRUPTED, LEFT = "interrupted", "left"
-STATUSES = (DONE, FAILED, STALE, SKIPPED, INTERRUPTED, LEFT)
+# A retirement (the delete of a declared family's old version) whose image gained a user since the plan:
+# not done, and not a failure either: the next plan retires it once its users are gone.
+DEFERRED = "deferred"
+STATUSES = (DONE, FAILED, STALE, SKIPPED, INTERRUPTED, LEFT, DEFERRED)
+# The outcomes of a run that went as it should.
+SUCCEEDED = frozenset({DONE, DEFERRED})
 # An action that ends so stops the run: nothing new starts after it (compensations still run).
 STOPS_THE_RUN = frozenset({FAILED, STALE, LEFT})
 # A compensation is owed once these started, even if they did not finish (see `owed`).
