@@ -15,7 +15,10 @@ computes a fresh plan F from the root at hand and the live cloud, and runs F onl
     are dropped;
 (e) with `--resume`, F's action may lack some of the `changes` of the S action of the same id: the
     interrupted run made them (a share whose visibility changed before adding the member failed). Every
-    change F still has must be S's, before and after: F does a part of what was reviewed, never more.
+    change F still has must be S's, before and after: F does a part of what was reviewed, never more;
+(f) an S retirement (a `delete` naming the `family` it retires) that F does not plan while its image is
+    still live was deferred by F (the image is in use now): matched, and reported as deferred. An F
+    retirement that S did not plan (S deferred it) is a difference: a delete nobody reviewed never runs.
 
 Compared: kind, key, region, the id's phase, the image reference, `changes`, `expects` (references
 normalised by (a)), `depends_on` as a set, `compensates`, and every other field except the display-only
@@ -66,6 +69,7 @@ class Match:
     housekeeping: tuple[str, ...] = ()
     already_done: tuple[str, ...] = ()
     matched: Mapping[str, str] = field(default_factory=dict)  # F action id -> S action id
+    deferred: tuple[str, ...] = ()  # S retirements F defers (rule (f)): not run, not a difference
 
     @property
     def ok(self) -> bool:
@@ -238,12 +242,31 @@ def match(
         else:
             differences.extend(compare.paired(action, s_id))
     already_done: list[str] = []
-    for s_id in sorted(absent - housekeeping_ids):
+    deferred = _deferred_retirements(by_id, absent - housekeeping_ids, images)
+    for s_id in sorted(absent - housekeeping_ids - deferred):
         if resume:
             already_done.append(s_id)
         else:
             differences.append(Difference(s_id, _describe(by_id[s_id]), "not planned"))
-    return Match(tuple(differences), tuple(sorted(housekeeping_ids)), tuple(already_done), pairs)
+    return Match(
+        tuple(differences), tuple(sorted(housekeeping_ids)), tuple(already_done), pairs, tuple(sorted(deferred))
+    )
+
+
+def _deferred_retirements(
+    by_id: Mapping[str, Mapping[str, Any]], absent: set[str], images: Iterable[Image]
+) -> set[str]:
+    """Rule (f): the S retirements F does not plan whose image is still live. F plans the retirement of every
+    live image of a family's old version unless that image is in use now (a refusal would stop apply before
+    matching), so such a retirement was deferred, not dropped."""
+    live = {(image.region, image.id) for image in images}
+    return {
+        s_id
+        for s_id in absent
+        if by_id[s_id].get("kind") == "delete"
+        and isinstance(by_id[s_id].get("family"), str)
+        and (by_id[s_id].get("region"), by_id[s_id].get("image_id")) in live
+    }
 
 
 def _pairs(fresh: Sequence[Action], by_id: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:

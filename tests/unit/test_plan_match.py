@@ -215,3 +215,24 @@ def test_with_resume_a_change_that_was_not_reviewed_still_refuses():
     # Rule (e) forgives what F lacks, never another member.
     assert not match(edit([SHARE], 0, member="0aa1bb22cc33dd44ee55ff6600112233"), [member_only], [], SET,
                      resume=True).ok  # fmt: skip
+
+
+OLD_VERSION = "00000000-0000-4000-8000-000000000009"
+RETIREMENT = action("delete:web-base-2026-09:KR1", image_id=OLD_VERSION, reason="retired", name="web-base-2026-09",
+                    family="web-base", expects={f"KR1/{OLD_VERSION}": {"protected": False}})  # fmt: skip
+
+
+def test_a_retirement_the_fresh_plan_defers_still_matches_and_is_reported():
+    """S retires an old version; F defers it (its image is in use now, so F does not plan it): matched,
+    reported as deferred, with or without resume."""
+    still_live = [image(OLD_VERSION, name="web-base-2026-09")]
+    for resume in (False, True):
+        result = match(saved_of([*FRESH, RETIREMENT]), FRESH, still_live, SET, resume=resume)
+        assert result.ok and result.deferred == (RETIREMENT.id,) and result.already_done == ()
+    # A plain delete F no longer plans is a difference; so is a retirement F planned that S did not.
+    plain = action("delete:web-base-2026-09:KR1", image_id=OLD_VERSION, reason="undeclared")
+    assert not match(saved_of([*FRESH, plain]), FRESH, still_live, SET, resume=False).ok
+    assert not match(saved_of(FRESH), (*FRESH, RETIREMENT), still_live, SET, resume=False).ok
+    # Its image gone (deleted by hand): nothing was deferred; with resume it is already done.
+    gone = match(saved_of([*FRESH, RETIREMENT]), FRESH, [], SET, resume=True)
+    assert gone.deferred == () and gone.already_done == (RETIREMENT.id,)
