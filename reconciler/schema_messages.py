@@ -22,6 +22,10 @@ from reconciler.yaml_source import DocPath, LocatedDocument, Problem, format_pat
 # thousands of characters, and it is not the tool's text).
 SHOWN_PREFIX = 40
 
+# The schema keyword naming keys left out of an object on purpose, each with why (an annotation: JSON Schema
+# ignores it, this module reads it).
+REFUSED = "x-refused"
+
 # What a pattern stands for, by the $defs name the schemas give it.
 PATTERN_MEANINGS = {
     "^[A-Z][A-Z0-9_]{0,30}$": (
@@ -56,6 +60,11 @@ TYPE_NAMES = {
 }
 
 
+def _yaml_scalar(value: Any) -> str:
+    """A value as YAML writes it where that differs from Python (true, not True)."""
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
 def _yaml_kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
@@ -85,10 +94,14 @@ def _describe(error: jsonschema.ValidationError, doc: LocatedDocument) -> Iterat
     where = format_path(path) or "document"
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = list(error.schema.get("properties", {}))
+        # Keys a schema leaves out on purpose (a family's image has no `protected`: the family owns it) say why.
+        refused = error.schema.get(REFUSED, {})
         for key in sorted(set(error.instance) - set(allowed), key=str):
             message = f"{format_path(path + (key,))}: unknown key"
             close = difflib.get_close_matches(str(key), allowed, n=1)
-            if close:
+            if key in refused:
+                message = f"{format_path(path + (key,))}: not allowed here: {refused[key]}"
+            elif close:
                 message += f" (did you mean {close[0]!r}?)"
             elif allowed:
                 message += f" (expected one of: {', '.join(allowed)})"
@@ -107,10 +120,7 @@ def _describe(error: jsonschema.ValidationError, doc: LocatedDocument) -> Iterat
     if error.validator == "oneOf" and isinstance(error.instance, dict) and error.context:
         # A mapping meant for the object form (e.g. a copy {region: ..., protected: ...}): report what is
         # wrong inside it rather than "matches no form".
-        branch = next(
-            (i for i, b in enumerate(error.validator_value) if isinstance(b, dict) and b.get("type") == "object"), None
-        )
-        inner = [e for e in error.context if branch is not None and list(e.relative_schema_path)[:1] == [branch]]
+        inner = _object_branch_errors(error)
         if inner:
             for sub in inner:
                 yield from _describe(sub, doc)
@@ -124,6 +134,20 @@ def _describe(error: jsonschema.ValidationError, doc: LocatedDocument) -> Iterat
         )
         return
     yield Problem(doc.location_of(path), f"{where}: {_message(error, doc, path)}")
+
+
+def _object_branch_errors(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """The errors of the one oneOf branch that takes a mapping (the others fail on the type at the top),
+    written inline or by $ref; none when no single branch does."""
+    by_branch: dict[Any, list[jsonschema.ValidationError]] = {}
+    for sub in error.context or ():
+        by_branch.setdefault(list(sub.relative_schema_path)[:1][0], []).append(sub)
+    mapping_branches = [
+        errors
+        for errors in by_branch.values()
+        if not any(e.validator == "type" and not e.relative_path for e in errors)
+    ]
+    return mapping_branches[0] if len(mapping_branches) == 1 else []
 
 
 def _parses_as(text: str, expected: Any) -> bool:
@@ -161,6 +185,11 @@ def _length_limit(pattern: str, value: Any) -> int | None:
         return None
     unbounded = _BOUNDED_END.sub("*$", pattern)
     return limit if re.search(unbounded, value) else None
+
+
+def quoted(value: Any) -> str:
+    """A value as a message quotes it: escaped, and cut to its first SHOWN_PREFIX characters."""
+    return _quoted(value)
 
 
 def _quoted(value: Any) -> str:
@@ -203,7 +232,7 @@ def _message(error: jsonschema.ValidationError, doc: LocatedDocument, path: DocP
     if validator == "enum":
         return f"{_quoted(value)} is not one of: {', '.join(str(v) for v in expected)}"
     if validator == "const":
-        return f"must be {expected!r}, not {value!r}"
+        return f"must be {_yaml_scalar(expected)}, not {_yaml_scalar(value)}"
     if validator == "required":
         return error.message.replace("is a required property", "is required")
     if validator in ("maxLength", "minLength", "maxItems", "minItems", "maxProperties", "minProperties"):
@@ -218,10 +247,12 @@ def _message(error: jsonschema.ValidationError, doc: LocatedDocument, path: DocP
 
 
 def _any_of_message(error: jsonschema.ValidationError) -> str:
-    """Branches that each require one key (a manifest needs images:, removed:, or both): name the keys."""
+    """Branches that each require one key (a manifest needs images:, families:, removed:, or several): name
+    the keys."""
     required = [b.get("required", [None])[0] for b in error.validator_value if isinstance(b, dict)]
     if all(required) and len(required) > 1:
-        return f"give {', '.join(f'{name}:' for name in required[:-1])} or {required[-1]}: (or both)"
+        more = "or both" if len(required) == 2 else "or several"
+        return f"give {', '.join(f'{name}:' for name in required[:-1])} or {required[-1]}: ({more})"
     return "does not match any of the accepted forms"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from reconciler.desired import (
     CloudConfig,
     CopySpec,
     DesiredState,
+    Family,
     ImageSpec,
     Removal,
     RootConfig,
@@ -97,8 +99,8 @@ def _load_desired_state(folder: Path) -> DesiredState:
         problems.extend(manifest.problems)
         manifests.append(manifest)
 
-    images = _cross_file(manifests, problems, config)
-    removed = _removals(manifests, problems)
+    images, families, declared = _cross_file(manifests, problems, config)
+    removed = _removals(manifests, declared, problems)
     if problems:
         order = {name: i for i, name in enumerate(sorted([*files, *(display for display, _ in not_read)]))}
         problems.sort(key=lambda p: (order.get(p.location.file, len(order)), p.location.line, p.location.column))
@@ -108,6 +110,7 @@ def _load_desired_state(folder: Path) -> DesiredState:
         images=tuple(sorted(images, key=lambda s: s.key)),
         files=tuple(files),
         removed=tuple(sorted(removed, key=lambda r: r.key)),
+        families=tuple(sorted(families, key=lambda f: f.name)),
     )
 
 
@@ -194,7 +197,7 @@ def _hidden_message(value: str, path: DocPath, *, is_key: bool = False) -> str |
     if not hidden:
         return None
     what = "the key" if is_key else "the value"
-    if not is_key and len(path) == 3 and path[0] == "images" and path[2] == "description":
+    if not is_key and _is_description(path):
         if LINE_BREAKS.intersection(hidden):
             return (
                 "a description is one line, and this one has a line break (a `|` or `>` block scalar keeps them): "
@@ -211,6 +214,15 @@ def _hidden_message(value: str, path: DocPath, *, is_key: bool = False) -> str |
         f"{what} contains {named}{more}: control and format characters (Unicode Cc and Cf, tab and line breaks "
         "included) and letters that show as nothing are refused in every string, since they can hide or rewrite "
         "what a reviewer reads"
+    )
+
+
+def _is_description(path: DocPath) -> bool:
+    """An image's description: under images:, a family's image: or a version's own entry."""
+    if not path or path[-1] != "description":
+        return False
+    return (path[0] == "images" and len(path) == 3) or (
+        path[0] == "families" and len(path) in (4, 5) and path[2] == ("image" if len(path) == 4 else "versions")
     )
 
 
@@ -329,33 +341,83 @@ def _first_simulated_project(state: Path | None, seed: Path | None) -> str | Non
 
 # -- manifests ------------------------------------------------------------------------------------
 
+# `{version}` and `{family}` in a family's name and description; any other `{...}` is a mistake.
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+PLACEHOLDERS = ("version", "family")
+SUBSTITUTED_FIELDS = ("name", "description")
+
 
 @dataclass
 class _Manifest:
     doc: LocatedDocument
     problems: list[Problem]
-    images: dict[str, dict[str, Any]]
+    entries: list[_Entry]  # its images, and the kept versions of its families
+    families: dict[str, dict[str, Any]]  # as written, by name
     removed: list[Any]
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """One declared image as written: an `images:` entry, or a kept version of a family (the family's `image:`
+    with the version's own entry applied over it, placeholders replaced). `path` says where each field is
+    written, so that messages and the model's locations point at the line that gives it."""
+
+    key: str
+    raw: dict[str, Any]
+    doc: LocatedDocument
+    key_path: DocPath  # where the image is named: images.<key>, or the version's entry
+    base: DocPath  # the mapping its fields are written in: images.<key>, or the family's image:
+    own_fields: frozenset[str] = frozenset()  # the fields a version's entry gives (written under key_path)
+    family: str | None = None
+    version: str | None = None
+
+    def path(self, field_path: DocPath) -> DocPath:
+        """Where `field_path` (relative to the image; () for the image itself) is written."""
+        if field_path and field_path[0] in self.own_fields:
+            return self.key_path + field_path
+        return self.base + field_path
+
+    @property
+    def location(self) -> Location:
+        """Where the image is named: its key, or its version's entry."""
+        if self.family is None:
+            return self.doc.key_location_of(self.key_path)
+        return self.doc.location_of(self.key_path)
+
+
 def _check_manifest(doc: LocatedDocument, config: RootConfig) -> _Manifest:
-    problems = _document_problems(doc, "manifest", "a manifest holds version: 1 and images:, removed: or both")
-    images = doc.data.get("images") if isinstance(doc.data, dict) else None
-    images = images if isinstance(images, dict) else {}
-    for key, image in images.items():
-        if isinstance(image, dict):
-            problems.extend(_image_problems(doc, key, image, config))
-    removed = doc.data.get("removed") if isinstance(doc.data, dict) else None
-    return _Manifest(doc, problems, images, removed if isinstance(removed, list) else [])
+    expected = "a manifest holds version: 1 and images:, families:, removed: or several"
+    problems = _document_problems(doc, "manifest", expected)
+    data = doc.data if isinstance(doc.data, dict) else {}
+    entries = [
+        _Entry(key, image, doc, ("images", key), ("images", key))
+        for key, image in _mapping(data.get("images")).items()
+        if isinstance(image, dict)
+    ]
+    families = {name: family for name, family in _mapping(data.get("families")).items() if isinstance(family, dict)}
+    for name, family in families.items():
+        problems.extend(_family_problems(doc, name, family))
+        entries.extend(_version_entries(doc, name, family))
+    for entry in entries:
+        problems.extend(_image_problems(entry, config))
+    removed = data.get("removed")
+    removed = removed if isinstance(removed, list) else []
+    # A problem of a family's image: is found once per kept version: reported once.
+    return _Manifest(doc, list(dict.fromkeys(problems)), entries, families, removed)
 
 
-def _image_problems(doc: LocatedDocument, key: Any, image: dict[str, Any], config: RootConfig) -> list[Problem]:
-    base: DocPath = ("images", key)
+def _mapping(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _image_problems(entry: _Entry, config: RootConfig) -> list[Problem]:
+    image = entry.raw
     found: list[Problem] = []
 
     def report(path: DocPath, message: str, *, at_key: bool = False) -> None:
-        location = doc.key_location_of(base + path) if at_key else doc.location_of(base + path)
-        found.append(Problem(location, f"{format_path(base + path)}: {message}"))
+        where = entry.path(path)
+        location = entry.doc.key_location_of(where) if at_key else entry.doc.location_of(where)
+        found.append(Problem(location, f"{format_path(where)}: {message}"))
 
     _property_problems(image, report)
     _name_problems(image, report)
@@ -433,59 +495,390 @@ def _name_problems(image: dict[str, Any], report: Callable[[DocPath, str], None]
             )
 
 
+# -- families -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """A version as listed: its index in `versions`, the version, and its own entry when it has one."""
+
+    index: int
+    version: str
+    entry: dict[str, Any] | None = None
+
+
+def _listed_versions(family: dict[str, Any]) -> list[_Listed]:
+    """The versions a family lists, oldest first; malformed items are left to the schema's messages."""
+    versions = family.get("versions")
+    listed: list[_Listed] = []
+    for i, item in enumerate(versions if isinstance(versions, list) else []):
+        if isinstance(item, str):
+            listed.append(_Listed(i, item))
+        elif isinstance(item, dict) and isinstance(item.get("version"), str):
+            listed.append(_Listed(i, item["version"], item))
+    return listed
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _keep(family: dict[str, Any], listed: list[_Listed]) -> int:
+    """`keep`, or every listed version when it is absent (or invalid: the schema reported it)."""
+    keep = family.get("keep")
+    return keep if _is_count(keep) and keep >= 1 else max(len(listed), 1)
+
+
+def _version_entries(doc: LocatedDocument, name: str, family: dict[str, Any]) -> list[_Entry]:
+    """The family's kept versions (the newest `keep`) as images: the template's fields, each field the
+    version's entry names replaced whole, {version} and {family} replaced in name and description."""
+    template = _mapping(family.get("image"))
+    listed = _listed_versions(family)
+    entries = []
+    for item in listed[len(listed) - _keep(family, listed) :] if listed else []:
+        own = {field: value for field, value in (item.entry or {}).items() if field != "version"}
+        raw = {**template, **own}
+        for field in SUBSTITUTED_FIELDS:
+            if isinstance(raw.get(field), str):
+                raw[field] = _substitute(raw[field], family=name, version=item.version)
+        entries.append(
+            _Entry(
+                key=f"{name}-{item.version}",
+                raw=raw,
+                doc=doc,
+                key_path=("families", name, "versions", item.index),
+                base=("families", name, "image"),
+                own_fields=frozenset(own),
+                family=name,
+                version=item.version,
+            )
+        )
+    return entries
+
+
+def _substitute(text: str, *, family: str, version: str) -> str:
+    values = {"family": family, "version": version}
+    return PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), text)
+
+
+def _family_problems(doc: LocatedDocument, name: str, family: dict[str, Any]) -> list[Problem]:
+    """What is wrong with one family on its own: its versions, its numbers, its placeholders, protection
+    asked of a copy, a kept version without a source. (Problems across families and files: _cross_file.)"""
+    base: DocPath = ("families", name)
+    found: list[Problem] = []
+
+    def report(path: DocPath, message: str, *, at_key: bool = False) -> None:
+        location = doc.key_location_of(base + path) if at_key else doc.location_of(base + path)
+        found.append(Problem(location, f"{format_path(base + path)}: {message}"))
+
+    listed = _listed_versions(family)
+    _version_problems(name, listed, report)
+    _number_problems(family, len(listed), report)
+    _placeholder_problems(family, report)
+    _copy_protection_problems(family, report)
+    template = _mapping(family.get("image"))
+    if "source" not in template:
+        for item in listed[len(listed) - _keep(family, listed) :] if listed else []:
+            if "source" not in (item.entry or {}):
+                report(
+                    ("versions", item.index),
+                    f"version {item.version} has no source: give source: in the family's image: (instance:, for "
+                    "the newest version) or in this version's entry (image:, to adopt one)",
+                )
+    return found
+
+
+def _version_problems(name: str, listed: list[_Listed], report: _Report) -> None:
+    """Each version is listed once and gives a valid key, `<family>-<version>`."""
+    seen: dict[str, int] = {}
+    for item in listed:
+        path: DocPath = ("versions", item.index)
+        if item.version in seen:
+            report(path, f"version {item.version} is listed twice (first as versions[{seen[item.version]}])")
+            continue
+        seen[item.version] = item.index
+        key = f"{name}-{item.version}"
+        if markers.KEY_PATTERN.fullmatch(name) and not markers.KEY_PATTERN.fullmatch(key):
+            report(path, _version_key_message(item.version, key))
+
+
+def _version_key_message(version: str, key: str) -> str:
+    limit = schema_messages.PATTERN_MAX_LENGTHS[f"^{markers.KEY_PATTERN.pattern}$"]
+    if len(key) > limit and re.fullmatch(r"[A-Za-z0-9._-]*", version):
+        return (
+            f"version {schema_messages.quoted(version)} gives a key of {len(key)} characters, "
+            f"at most {limit} allowed (the family's name, '-' and the version)"
+        )
+    return (
+        f"version {schema_messages.quoted(version)} gives the key {schema_messages.quoted(key)}, which is not a key: "
+        "a version holds only letters, digits, '.', '_' or '-'"
+    )
+
+
+def _number_problems(family: dict[str, Any], count: int, report: _Report) -> None:
+    """protect_newest < keep when keep is given (a version is unprotected one apply before it is retired),
+    else at most the number of versions. (The schema checks keep >= 1 and protect_newest >= 0.)"""
+    keep, protect = family.get("keep"), family.get("protect_newest")
+    if not _is_count(protect):
+        return
+    if _is_count(keep) and keep >= 1 and protect >= keep:
+        never = " (keep: 1 never protects its only version)" if keep == 1 else ""
+        report(
+            ("protect_newest",),
+            f"{protect} is not less than keep ({keep}): a version is unprotected one apply before it is retired, "
+            f"so at most {keep - 1} of the {keep} kept versions can be protected{never}",
+        )
+    elif "keep" not in family and protect > count:
+        listed = f"{count} listed version{'s' if count != 1 else ''}"
+        report(("protect_newest",), f"{protect} is more than the {listed} (keep is not given: every version is kept)")
+
+
+def _placeholder_problems(family: dict[str, Any], report: _Report) -> None:
+    """Only {version} and {family} are replaced, in name and description, of the template and of a version's
+    entry: any other {...} is a typo that would end up in the cloud as written."""
+    written: list[tuple[DocPath, Any]] = []
+    template = _mapping(family.get("image"))
+    written.extend((("image", field), template.get(field)) for field in SUBSTITUTED_FIELDS)
+    for item in _listed_versions(family):
+        if item.entry is not None:
+            written.extend((("versions", item.index, field), item.entry.get(field)) for field in SUBSTITUTED_FIELDS)
+    for path, text in written:
+        if not isinstance(text, str):
+            continue
+        for match in PLACEHOLDER.finditer(text):
+            if match.group(1) not in PLACEHOLDERS:
+                report(
+                    path,
+                    f"unknown placeholder {schema_messages.quoted(match.group(0))}: only {{version}} and {{family}} "
+                    "are replaced",
+                )
+
+
+def _copy_protection_problems(family: dict[str, Any], report: _Report) -> None:
+    """A copy of a family's version is never `protected: true`: the family owns protection (protect_newest, or
+    a version's own `protected: true`, which covers its copies). `protected: false` keeps a region unprotected."""
+    copies: list[tuple[DocPath, Any]] = [(("image", "copies"), _mapping(family.get("image")).get("copies"))]
+    copies.extend(
+        (("versions", item.index, "copies"), item.entry.get("copies"))
+        for item in _listed_versions(family)
+        if item.entry is not None
+    )
+    for path, items in copies:
+        for i, copy in enumerate(items if isinstance(items, list) else []):
+            if isinstance(copy, dict) and copy.get("protected") is True:
+                report(
+                    path + (i, "protected"),
+                    "a family's copy is never protected: true: the family owns protection (protect_newest, or a "
+                    "version's own protected: true, which covers its copies)",
+                )
+
+
 # -- across files ---------------------------------------------------------------------------------
 
 
-def _cross_file(manifests: list[_Manifest], problems: list[Problem], config: RootConfig) -> list[ImageSpec]:
-    first: dict[str, Location] = {}
-    for manifest in manifests:
-        for key in manifest.images:
-            where = manifest.doc.key_location_of(("images", key))
-            if key in first:
-                problems.append(Problem(where, f"images.{key}: key {key} is already declared at {first[key]}"))
-            else:
-                first[key] = where
-    moved: dict[str, Location] = {}
-    for manifest in manifests:
-        for key, image in manifest.images.items():
-            moved_from = image.get("moved_from") if isinstance(image, dict) else None
-            if isinstance(moved_from, str):
-                where = manifest.doc.location_of(("images", key, "moved_from"))
-                if moved_from in moved:
-                    message = f"{moved_from} already moves to another key (at {moved[moved_from]})"
-                    problems.append(Problem(where, f"images.{key}.moved_from: {message}"))
-                else:
-                    moved[moved_from] = where
-            if isinstance(moved_from, str) and moved_from in first:
-                problems.append(
-                    Problem(
-                        manifest.doc.location_of(("images", key, "moved_from")),
-                        f"images.{key}.moved_from: {moved_from} is still declared (at {first[moved_from]}); "
-                        "moved_from names the key this image had before, which must be gone",
-                    )
-                )
+@dataclass(frozen=True)
+class _Claim:
+    """A key as some place declares it: an `images:` key, or a listed version of a family (retired ones
+    too: their images are the family's)."""
+
+    key: str
+    field: str  # images.<key>, or families.<name>.versions[<i>]
+    location: Location
+    family: str | None = None
+    version: str | None = None
+
+    @property
+    def by(self) -> str:
+        return f"version {self.version} of family {self.family}" if self.family else "under images:"
+
+
+@dataclass(frozen=True)
+class _Move:
+    """A `moved_from`: `old` is re-keyed to `new`; `field` and `location` are where it is written (a
+    family's moved_from re-keys each kept version)."""
+
+    old: str
+    new: str
+    field: str
+    location: Location
+
+
+@dataclass(frozen=True)
+class _Declared:
+    """Every name the manifests declare: keys, families (each at its first declaration) and moves."""
+
+    keys: dict[str, _Claim]
+    families: dict[str, tuple[_Manifest, dict[str, Any]]]
+    moves: list[_Move]
+
+    def family_location(self, name: str) -> Location:
+        manifest, _ = self.families[name]
+        return manifest.doc.key_location_of(("families", name))
+
+
+def _cross_file(
+    manifests: list[_Manifest], problems: list[Problem], config: RootConfig
+) -> tuple[list[ImageSpec], list[Family], _Declared]:
+    families = _first_families(manifests, problems)
+    declared = _Declared(_first_keys(manifests, families, problems), families, _moves(manifests, families))
+    problems.extend(_family_name_problems(declared))
+    problems.extend(_move_problems(declared))
     problems.extend(_adoption_problems(manifests))
     if problems:
-        return []
-    return [
-        _image_spec(manifest.doc, key, image, config.default_region)
+        return [], [], declared
+    built = {name: _family(manifest.doc, name, raw) for name, (manifest, raw) in families.items()}
+    specs = [
+        _image_spec(entry, config.default_region, built.get(entry.family) if entry.family else None)
         for manifest in manifests
-        for key, image in manifest.images.items()
+        for entry in manifest.entries
     ]
+    return specs, list(built.values()), declared
 
 
-def _removals(manifests: list[_Manifest], problems: list[Problem]) -> list[Removal]:
-    """The `removed:` entries of every file. A removed key must be gone: declared under images: it would be
-    both managed and released; listed twice, the second entry could say the opposite; named by a
-    moved_from, its images are re-keyed, not released or deleted. Each is reported at the entry."""
-    declared: dict[str, Location] = {}
-    moved: dict[str, tuple[str, Location]] = {}
+def _first_families(manifests: list[_Manifest], problems: list[Problem]) -> dict[str, tuple[_Manifest, dict[str, Any]]]:
+    """Each family at its first declaration; a family declared again is reported there."""
+    first: dict[str, tuple[_Manifest, dict[str, Any]]] = {}
     for manifest in manifests:
-        for key, image in manifest.images.items():
-            declared.setdefault(key, manifest.doc.key_location_of(("images", key)))
-            moved_from = image.get("moved_from") if isinstance(image, dict) else None
-            if isinstance(moved_from, str):
-                moved.setdefault(moved_from, (key, manifest.doc.location_of(("images", key, "moved_from"))))
+        for name, raw in manifest.families.items():
+            where = manifest.doc.key_location_of(("families", name))
+            if name in first:
+                at = first[name][0].doc.key_location_of(("families", name))
+                problems.append(Problem(where, f"families.{name}: family {name} is already declared at {at}"))
+            else:
+                first[name] = (manifest, raw)
+    return first
+
+
+def _claims(manifest: _Manifest, families: dict[str, tuple[_Manifest, dict[str, Any]]]) -> list[_Claim]:
+    """The keys one file declares, in the order they are written: its images, and every version of each
+    family whose first declaration it is (a version listed twice is reported as such, once)."""
+    doc = manifest.doc
+    claims = [
+        _Claim(entry.key, format_path(entry.key_path), entry.location)
+        for entry in manifest.entries
+        if entry.family is None
+    ]
+    for name, raw in manifest.families.items():
+        if families.get(name, (None,))[0] is not manifest:
+            continue
+        seen: set[str] = set()
+        for item in _listed_versions(raw):
+            if item.version not in seen:
+                seen.add(item.version)
+                path = ("families", name, "versions", item.index)
+                where = _version_location(doc, path, item)
+                claims.append(_Claim(f"{name}-{item.version}", format_path(path), where, name, item.version))
+    return sorted(claims, key=lambda c: (c.location.line, c.location.column))
+
+
+def _version_location(doc: LocatedDocument, path: DocPath, item: _Listed) -> Location:
+    """Where a version is written: the string, or its entry's `version:`."""
+    return doc.location_of(path + ("version",) if item.entry is not None else path)
+
+
+def _first_keys(
+    manifests: list[_Manifest], families: dict[str, tuple[_Manifest, dict[str, Any]]], problems: list[Problem]
+) -> dict[str, _Claim]:
+    """Each key at its first declaration; a key declared again (by images: or a family's version) is
+    reported there, naming the first."""
+    first: dict[str, _Claim] = {}
+    for manifest in manifests:
+        for claim in _claims(manifest, families):
+            earlier = first.get(claim.key)
+            if earlier is None:
+                first[claim.key] = claim
+            elif claim.family is None and earlier.family is None:
+                message = f"key {claim.key} is already declared at {earlier.location}"
+                problems.append(Problem(claim.location, f"{claim.field}: {message}"))
+            else:
+                message = (
+                    f"key {claim.key} is already declared at {earlier.location} ({earlier.by}); keys are unique "
+                    "across images: and the versions of every family"
+                )
+                problems.append(Problem(claim.location, f"{claim.field}: {message}"))
+    return first
+
+
+def _moves(manifests: list[_Manifest], families: dict[str, tuple[_Manifest, dict[str, Any]]]) -> list[_Move]:
+    """Every re-keying, in file order: an image's moved_from, and a family's for each of its kept versions."""
+    moves: list[_Move] = []
+    for manifest in manifests:
+        doc = manifest.doc
+        for entry in manifest.entries:
+            if entry.family is None and isinstance(entry.raw.get("moved_from"), str):
+                path = entry.path(("moved_from",))
+                moves.append(_Move(entry.raw["moved_from"], entry.key, format_path(path), doc.location_of(path)))
+            elif entry.family is not None and families.get(entry.family, (None,))[0] is manifest:
+                old = manifest.families[entry.family].get("moved_from")
+                if isinstance(old, str) and old not in families:  # moving from a declared family: reported alone
+                    path = ("families", entry.family, "moved_from")
+                    moves.append(_Move(f"{old}-{entry.version}", entry.key, format_path(path), doc.location_of(path)))
+    return moves
+
+
+def _family_name_problems(declared: _Declared) -> list[Problem]:
+    """A family's name is never a key (theirs are `<family>-<version>`; `--target` takes both)."""
+    found = []
+    for name in declared.families:
+        claim = declared.keys.get(name)
+        if claim is not None:
+            found.append(
+                Problem(
+                    declared.family_location(name),
+                    f"families.{name}: {name} is also a key, declared at {claim.location} ({claim.by}); a family's "
+                    f"name is not a key (its versions' keys are {name}-<version>): rename one of them",
+                )
+            )
+    return found
+
+
+def _move_problems(declared: _Declared) -> list[Problem]:
+    """A key moves to one new key, and only once it is gone; a family moves from a family that is gone."""
+    found: list[Problem] = []
+    for name, (manifest, raw) in declared.families.items():
+        old = raw.get("moved_from")
+        if isinstance(old, str) and old in declared.families:
+            path = ("families", name, "moved_from")
+            found.append(
+                Problem(
+                    manifest.doc.location_of(path),
+                    f"{format_path(path)}: {old} is still declared (at {declared.family_location(old)}); moved_from "
+                    "names the family this one was called before, which must be gone",
+                )
+            )
+    first: dict[str, _Move] = {}
+    for move in declared.moves:
+        if move.old in first:
+            message = f"{move.old} already moves to another key (at {first[move.old].location})"
+            found.append(Problem(move.location, f"{move.field}: {message}"))
+        else:
+            first[move.old] = move
+        claim = declared.keys.get(move.old)
+        if claim is not None:
+            found.append(Problem(move.location, f"{move.field}: {_still_declared(move, claim)}"))
+    return found
+
+
+def _still_declared(move: _Move, claim: _Claim) -> str:
+    if move.field.startswith("images."):
+        return (
+            f"{move.old} is still declared (at {claim.location}); moved_from names the key this image had before, "
+            "which must be gone"
+        )
+    return (
+        f"re-keys {move.old} to {move.new}, but {move.old} is still declared (at {claim.location}, {claim.by}); "
+        "moved_from names the family this one was called before, whose keys must be gone"
+    )
+
+
+def _removals(manifests: list[_Manifest], declared: _Declared, problems: list[Problem]) -> list[Removal]:
+    """The `removed:` entries of every file. A removed key must be gone: declared (under images: or as a
+    family's version) it would be both managed and released; a family's name is no key; listed twice, the
+    second entry could say the opposite; named by a moved_from, its images are re-keyed, not released or
+    deleted. Each is reported at the entry."""
+    moved = {}
+    for move in declared.moves:
+        moved.setdefault(move.old, move)
     found: list[Removal] = []
     first: dict[str, Location] = {}
     for manifest in manifests:
@@ -495,25 +888,9 @@ def _removals(manifests: list[_Manifest], problems: list[Problem]) -> list[Remov
             key, path = entry["key"], ("removed", i, "key")
             where = manifest.doc.location_of(path)
             field = format_path(path)
-            if key in declared:
-                problems.append(
-                    Problem(
-                        where,
-                        f"{field}: {key} is also declared under images: (at {declared[key]}); a key is either managed "
-                        "or removed: delete one of the two",
-                    )
-                )
-            elif key in moved:
-                new_key, at = moved[key]
-                problems.append(
-                    Problem(
-                        where,
-                        f"{field}: {key} is re-keyed to {new_key} by moved_from (at {at}): its images become "
-                        f"{new_key}'s, so it cannot also be removed",
-                    )
-                )
-            elif key in first:
-                problems.append(Problem(where, f"{field}: {key} is already removed at {first[key]}: list it once"))
+            problem = _removal_problem(key, declared, moved, first)
+            if problem:
+                problems.append(Problem(where, f"{field}: {problem}"))
             else:
                 first[key] = where
                 destroy = entry.get("destroy")
@@ -522,19 +899,49 @@ def _removals(manifests: list[_Manifest], problems: list[Problem]) -> list[Remov
     return found
 
 
+def _removal_problem(key: str, declared: _Declared, moved: dict[str, _Move], first: dict[str, Location]) -> str | None:
+    claim = declared.keys.get(key)
+    if claim is not None and claim.family is None:
+        return (
+            f"{key} is also declared under images: (at {claim.location}); a key is either managed or removed: "
+            "delete one of the two"
+        )
+    if claim is not None:
+        return (
+            f"{key} is {claim.by} (at {claim.location}), which manages it (and deletes it once it is retired): a "
+            "key is either managed or removed: delete one of the two"
+        )
+    if key in declared.families:
+        return (
+            f"{key} is a family, declared at {declared.family_location(key)}; removed: takes image keys: to stop "
+            "managing the family, take it out of families: and list its versions' keys here"
+        )
+    if key in moved:
+        move = moved[key]
+        return (
+            f"{key} is re-keyed to {move.new} by moved_from (at {move.location}): its images become {move.new}'s, "
+            "so it cannot also be removed"
+        )
+    if key in first:
+        return f"{key} is already removed at {first[key]}: list it once"
+    return None
+
+
 def _adoption_problems(manifests: list[_Manifest]) -> list[Problem]:
     """An image id adopted twice (by two keys, or a key and a copy): apply would mark the image for each in
     turn, and the next plan refuses it as taken. One image belongs to one key: reported at the second."""
     found: list[Problem] = []
     first: dict[str, tuple[str, Location]] = {}  # lowercased id -> (the field adopting it, where)
     for manifest in manifests:
-        for path, image_id in _adopted_ids(manifest.images):
+        for path, image_id in _adopted_ids(manifest.entries):
             where = manifest.doc.location_of(path)
             field = format_path(path)
             if image_id.lower() not in first:
                 first[image_id.lower()] = (field, where)
                 continue
             other, other_where = first[image_id.lower()]
+            if other_where == where:
+                continue  # a family's image: seen again for its next version (the schema refuses an id there)
             found.append(
                 Problem(
                     where,
@@ -545,49 +952,81 @@ def _adoption_problems(manifests: list[_Manifest]) -> list[Problem]:
     return found
 
 
-def _adopted_ids(images: dict[str, Any]) -> list[tuple[DocPath, str]]:
+def _adopted_ids(entries: list[_Entry]) -> list[tuple[DocPath, str]]:
     """Each image id the declarations adopt (`source.image`, `copies[i].image`), with its path."""
     adopted: list[tuple[DocPath, str]] = []
-    for key, image in images.items():
-        if not isinstance(image, dict):
-            continue
-        source = image.get("source")
+    for entry in entries:
+        source = entry.raw.get("source")
         if isinstance(source, dict) and isinstance(source.get("image"), str):
-            adopted.append((("images", key, "source", "image"), source["image"]))
-        copies = image.get("copies")
+            adopted.append((entry.path(("source", "image")), source["image"]))
+        copies = entry.raw.get("copies")
         for i, copy in enumerate(copies if isinstance(copies, list) else []):
             if isinstance(copy, dict) and isinstance(copy.get("image"), str):
-                adopted.append((("images", key, "copies", i, "image"), copy["image"]))
+                adopted.append((entry.path(("copies", i, "image")), copy["image"]))
     return adopted
 
 
-def _image_spec(doc: LocatedDocument, key: str, raw: dict[str, Any], default_region: str | None) -> ImageSpec:
-    base: DocPath = ("images", key)
-    locations: dict[str, Location] = {"": doc.key_location_of(base)}
+# -- the model ------------------------------------------------------------------------------------
+
+
+def _family(doc: LocatedDocument, name: str, raw: dict[str, Any]) -> Family:
+    listed = _listed_versions(raw)
+    base: DocPath = ("families", name, "versions")
+    return Family(
+        name=name,
+        versions=tuple(item.version for item in listed),
+        keep=_keep(raw, listed),
+        protect_newest=raw.get("protect_newest", 0),
+        file=doc.file,
+        moved_from=raw.get("moved_from"),
+        location=doc.key_location_of(("families", name)),
+        version_locations=MappingProxyType(
+            {item.version: _version_location(doc, base + (item.index,), item) for item in listed}
+        ),
+        protected_overrides=MappingProxyType(
+            {
+                item.version: doc.location_of(base + (item.index, "protected"))
+                for item in listed
+                if item.entry is not None and item.entry.get("protected") is True
+            }
+        ),
+    )
+
+
+def _image_spec(entry: _Entry, default_region: str | None, family: Family | None) -> ImageSpec:
+    doc, raw = entry.doc, entry.raw
+    locations: dict[str, Location] = {"": entry.location}
     for name in raw:
-        locations[name] = doc.location_of(base + (name,))
+        locations[name] = doc.location_of(entry.path((name,)))
     source_raw = raw["source"]
     for name in source_raw:
-        locations[f"source.{name}"] = doc.location_of(base + ("source", name))
+        locations[f"source.{name}"] = doc.location_of(entry.path(("source", name)))
     copies = []
     for i, item in enumerate(raw.get("copies") or []):
-        entry = item if isinstance(item, dict) else {"region": item}
-        location = doc.location_of(base + ("copies", i))
-        locations[f"copies.{entry['region']}"] = location
+        copy = item if isinstance(item, dict) else {"region": item}
+        location = doc.location_of(entry.path(("copies", i)))
+        locations[f"copies.{copy['region']}"] = location
         copies.append(
             CopySpec(
-                region=entry["region"],
-                name=entry.get("name"),
-                protected=entry.get("protected"),
-                image=entry.get("image"),
+                region=copy["region"],
+                name=copy.get("name"),
+                protected=copy.get("protected"),
+                image=copy.get("image"),
                 location=location,
             )
         )
     properties: Mapping[str, str] | None = None
     if "properties" in raw:
         properties = MappingProxyType(dict(raw["properties"]))
+    protected, moved_from = raw.get("protected"), raw.get("moved_from")
+    if family is not None and entry.version is not None:
+        protected = entry.version in family.protected or entry.version in family.protected_overrides
+        locations["protected"] = _protection_location(entry, family)
+        if family.moved_from:
+            moved_from = f"{family.moved_from}-{entry.version}"
+            locations["moved_from"] = doc.location_of(entry.key_path[:2] + ("moved_from",))
     return ImageSpec(
-        key=key,
+        key=entry.key,
         file=doc.file,
         region=raw.get("region") or default_region or "",
         source=Source(
@@ -598,8 +1037,8 @@ def _image_spec(doc: LocatedDocument, key: str, raw: dict[str, Any], default_reg
         ),
         name=raw.get("name"),
         description=raw.get("description"),
-        moved_from=raw.get("moved_from"),
-        protected=raw.get("protected"),
+        moved_from=moved_from,
+        protected=protected,
         min_disk=raw.get("min_disk"),
         min_ram=raw.get("min_ram"),
         download=raw.get("download"),
@@ -607,4 +1046,18 @@ def _image_spec(doc: LocatedDocument, key: str, raw: dict[str, Any], default_reg
         copies=tuple(copies),
         share=tuple(raw["share"]) if "share" in raw else None,
         locations=MappingProxyType(locations),
+        family=entry.family,
+        version=entry.version,
     )
+
+
+def _protection_location(entry: _Entry, family: Family) -> Location:
+    """What decides a version's protection: its own `protected: true`, else the family's protect_newest (the
+    version's entry when that is not written)."""
+    override = family.protected_overrides.get(entry.version or "")
+    if override is not None:
+        return override
+    protect_path = entry.key_path[:2] + ("protect_newest",)
+    if protect_path in entry.doc.locations:
+        return entry.doc.location_of(protect_path)
+    return entry.location
