@@ -39,12 +39,12 @@ def plan_options(args: argparse.Namespace, desired: Any, snapshot: Any) -> dict[
     --timeout too: a temporary-name image creating for longer is a leftover (plan: the planner's default)."""
     from reconciler import scope
 
-    desired_keys = (spec.key for spec in desired.images)
-    scope.check_named_keys([*args.target, *args.exclude], desired_keys, snapshot.all_images(), desired.root.set)
+    # A family's name stands for its keys (reconciler.scope): the planner sees keys only.
+    targets, excludes = scope.named_scope(args.target, args.exclude, desired, snapshot.all_images())
     return {
         "max_deletions": args.max_deletions,
-        "targets": frozenset(args.target),
-        "excludes": frozenset(args.exclude),
+        "targets": targets,
+        "excludes": excludes,
         "timeout": getattr(args, "timeout", None),
     }
 
