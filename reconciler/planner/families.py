@@ -17,7 +17,7 @@ from __future__ import annotations
 from reconciler import markers
 from reconciler.cloud.records import Image
 from reconciler.desired import Family, ImageSpec
-from reconciler.plan import Change, Reason
+from reconciler.plan import ActionId, Change, Reason
 
 from .context import TRUE, PlanContext
 from .graph import ImageState, Step
@@ -121,7 +121,7 @@ def _remove_newest(ctx: PlanContext, family: Family, newest: ImageState, added: 
 
 def _has_newest_step(ctx: PlanContext, key: str, image: Image) -> bool:
     """Two images of one key in one region both marked newest (set by hand): one step per (key, region)."""
-    return any(step.id.endswith(":newest") for step in ctx.graph.at(key, image.region, "update"))
+    return any(ActionId.parse(step.id).phase == "newest" for step in ctx.graph.at(key, image.region, "update"))
 
 
 def _marked_newest(ctx: PlanContext, family: Family, region: str) -> list[Image]:
