@@ -148,6 +148,11 @@ class _Run:
     running: dict[Future[StepResult], str] = field(default_factory=dict)
 
 
+# How old apply's listing of a region's servers and volumes may be when it deletes there: older, it lists
+# them again (one pair of paged lists), so that a server booted during a long run is seen.
+USAGE_MAX_AGE_S = 60.0
+
+
 class Applier:
     def __init__(
         self,
@@ -192,9 +197,10 @@ class Applier:
         self.made: dict[tuple[str, str], str] = {}
         self.made_by_action: dict[str, str] = {}
         self.notes: dict[str, str] = {}  # what a done action wants reported (e.g. refused properties)
-        # Who uses each image, by region: listed again before this run's first delete there (_users_now),
-        # one lock per region so that one region's listing does not hold up another's deletes.
-        self._usage: dict[str, Mapping[str, tuple[ImageUser, ...]]] = {}
+        # Who uses each image, by region, and when it was listed (self.clock): listed again before this
+        # run's first delete there and whenever that listing is older than USAGE_MAX_AGE_S (_users_now), one
+        # lock per region so that one region's listing does not hold up another's deletes.
+        self._usage: dict[str, tuple[float, Mapping[str, tuple[ImageUser, ...]]]] = {}
         self._usage_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
     # -- running the schedule (apply_schedule.py decides; this runs the calls and the threads) --------
@@ -575,14 +581,16 @@ class Applier:
 
     def _users_now(self, region: str) -> Mapping[str, tuple[ImageUser, ...]]:
         """Who uses the images of `region`, listed (servers and volumes, paged) before this run's first
-        delete there: the plan's usage data may be minutes old."""
+        delete there, and again when that listing is older than USAGE_MAX_AGE_S: the plan's usage data may
+        be minutes old, and deletes come last, after creates and copies that may take an hour."""
         with self._lock:
             region_lock = self._usage_locks[region]
         with region_lock:
-            if region not in self._usage:
+            listed = self._usage.get(region)
+            if listed is None or self.clock() - listed[0] > USAGE_MAX_AGE_S:
                 servers, volumes = self.client.list_servers(region), self.client.list_volumes(region)
-                self._usage[region] = users_by_image(servers, volumes)
-            return self._usage[region]
+                listed = self._usage[region] = (self.clock(), users_by_image(servers, volumes))
+            return listed[1]
 
     def _remove_unfinished_copies(self, action: Action, marks: Mapping[str, str]) -> None:
         """A copy interrupted by a crash left its target unfinished: that is this copy's own work, which

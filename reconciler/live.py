@@ -25,9 +25,14 @@ class ImageUser:
     kind: str  # "server" or "volume"
     id: str
     name: str | None
+    # A volume's servers, by name (else id): a volume-rooted server uses its image through its root volume.
+    attached_to: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        return f"{self.kind} {self.name} ({self.id})" if self.name else f"{self.kind} {self.id}"
+        said = f"{self.kind} {self.name} ({self.id})" if self.name else f"{self.kind} {self.id}"
+        if self.attached_to:
+            said += f", attached to server {', '.join(self.attached_to)}"
+        return said
 
 
 # The users a refusal, a warning or an error names; the rest are counted.

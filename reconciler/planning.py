@@ -26,8 +26,10 @@ def plan_live(client: CloudClient, desired: DesiredState, target: Target, option
     snapshot = read_snapshot(client, desired)
     chosen = options(snapshot)
     plan = build_plan(desired, snapshot, target, **chosen)
-    regions = usage_needed(snapshot, plan)
-    if not regions:
-        return snapshot, plan
-    snapshot = with_usage(client, snapshot, regions, desired.root.settings.refresh_concurrency)
-    return snapshot, build_plan(desired, snapshot, target, **chosen)
+    # Each round reads at least one more region, so this ends: a plan with usage data can delete in a
+    # region the first plan did not (a leftover kept for the deletion budget frees the budget once another
+    # is kept for being in use), and that region is read in turn.
+    while regions := usage_needed(snapshot, plan):
+        snapshot = with_usage(client, snapshot, regions, desired.root.settings.refresh_concurrency)
+        plan = build_plan(desired, snapshot, target, **chosen)
+    return snapshot, plan

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudConfigError, CloudError, NotFound
@@ -15,6 +16,8 @@ from reconciler.cloud.records import Image, Server, Volume
 from reconciler.desired import DesiredState
 from reconciler.live import UUID, ImageUser, Snapshot, frozen
 from reconciler.ownership import classify_desired, referenced_ids
+
+T = TypeVar("T")
 
 
 def read_snapshot(client: CloudClient, desired: DesiredState, *, concurrency: int | None = None) -> Snapshot:
@@ -87,21 +90,38 @@ def with_usage(client: CloudClient, snapshot: Snapshot, regions: Iterable[str], 
     if not wanted:
         return snapshot
     with ThreadPoolExecutor(max_workers=max(1, min(workers, 2 * len(wanted)))) as pool:
-        servers = pool.map(client.list_servers, wanted)
-        volumes = pool.map(client.list_volumes, wanted)
+        servers = pool.map(_listing(client.list_servers, "servers"), wanted)
+        volumes = pool.map(_listing(client.list_volumes, "volumes"), wanted)
         read = {region: users_by_image(s, v) for region, s, v in zip(wanted, servers, volumes, strict=True)}
     return dataclasses.replace(snapshot, usage=frozen({**snapshot.usage, **read}))
+
+
+def _listing(lister: Callable[[str], list[T]], what: str) -> Callable[[str], list[T]]:
+    """`lister`, whose error says why the plan reads that list."""
+
+    def listed(region: str) -> list[T]:
+        try:
+            return lister(region)
+        except CloudError as err:
+            raise CloudError(
+                f"listing the {what} of {region}, to know which images they use before deleting any: {err.message}",
+                hint=err.hint or "the plan deletes images in that region, and never deletes one it cannot check",
+            ) from err
+
+    return listed
 
 
 def users_by_image(servers: list[Server], volumes: list[Volume]) -> Mapping[str, tuple[ImageUser, ...]]:
     """Who uses each image, from one region's servers and volumes (an image nobody uses is absent)."""
     found: dict[str, list[ImageUser]] = defaultdict(list)
+    names = {server.id: server.name or server.id for server in servers}
     for server in servers:
         if server.image_id:
             found[server.image_id].append(ImageUser("server", server.id, server.name))
     for volume in volumes:
         if volume.image_id:
-            found[volume.image_id].append(ImageUser("volume", volume.id, volume.name))
+            servers_of = tuple(names.get(server_id, server_id) for server_id in volume.attached_to)
+            found[volume.image_id].append(ImageUser("volume", volume.id, volume.name, servers_of))
     return frozen(
         {
             image_id: tuple(sorted(users, key=lambda u: (u.kind, u.name or "", u.id)))

@@ -113,7 +113,7 @@ def _server_doc(server: Server) -> dict[str, Any]:
 
 
 def _user_doc(user: ImageUser) -> dict[str, Any]:
-    return {name: getattr(user, name) for name in USER_FIELDS}
+    return {name: list(value) if isinstance(value := getattr(user, name), tuple) else value for name in USER_FIELDS}
 
 
 def _fields(doc: Any, names: tuple[str, ...], kind: str, where: str) -> dict[str, Any]:
@@ -143,4 +143,5 @@ def _server(doc: Any, where: str) -> Server:
 
 
 def _user(doc: Any, where: str) -> ImageUser:
-    return ImageUser(**_fields(doc, USER_FIELDS, "image user", where))
+    values = _fields(doc, USER_FIELDS, "image user", where)
+    return ImageUser(**{**values, "attached_to": tuple(values["attached_to"])})

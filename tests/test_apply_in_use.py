@@ -17,7 +17,7 @@ from test_apply_fake_client import SET, FakeClient, _fake, _unexpected, action, 
 from reconciler.apply import DONE, STALE, Applier
 from reconciler.apply_guard import GuardContext
 from reconciler.cloud.records import Server, Volume
-from reconciler.plan import Action, Change, Reason
+from reconciler.plan import Action, Change, Dependency, Reason
 
 IMAGE = "00000000-0000-4000-8000-0000000000a1"
 OTHER = "00000000-0000-4000-8000-0000000000a2"
@@ -139,3 +139,28 @@ def test_each_region_is_listed_once_per_run_before_its_first_delete_and_only_whe
     assert [r.status for r in report.results] == [DONE] * 7, [r.message for r in report.results]
     assert listed == {("servers", "KR1"): 1, ("volumes", "KR1"): 1, ("servers", "JP1"): 1, ("volumes", "JP1"): 1}
     assert len(client.deleted) == 5
+
+
+def test_a_listing_older_than_a_minute_is_made_again_before_the_next_delete():
+    """Deletes come last, after creates and copies that may take an hour: a server booted between two
+    deletes of one region, more than USAGE_MAX_AGE_S after the first listing, stops the second."""
+    from reconciler.apply import USAGE_MAX_AGE_S
+
+    servers: list[Server] = []
+    now = [0.0]
+
+    def delete(region: str, image_id: str) -> bool:
+        client.deleted.append((region, image_id))
+        servers.append(booted_from(OTHER))  # booted from the second image while the first was deleted
+        now[0] += USAGE_MAX_AGE_S + 1
+        return True
+
+    client = deleting(servers, [], list_servers=lambda region: list(servers))
+    client.delete_image = delete
+    first, second = delete_of(IMAGE), delete_of(OTHER)
+    second = Action(second.id, "delete", "web", "KR1", second.reason, image_id=OTHER,
+                    depends_on=(Dependency(first.id, "one after the other"),))  # fmt: skip
+    report = Applier(client, plan_of(first, second), guard=GuardContext(SET), clock=lambda: now[0]).run()
+
+    assert [r.status for r in report.results] == [DONE, STALE], [r.message for r in report.results]
+    assert client.deleted == [("KR1", IMAGE)]

@@ -42,9 +42,9 @@ def cloud(root: Path) -> Iterator[Api]:
         yield Api(server, *OWNER_USER, OWNER)
 
 
-def image_exists(root: Path, image_id: str = OLD) -> bool:
+def image_exists(root: Path, image_id: str = OLD, region: str = "KR1") -> bool:
     with cloud(root) as api:
-        answer = api.image("GET", f"/v2/images/{image_id}")
+        answer = api.image("GET", f"/v2/images/{image_id}", region)
     assert answer.status_code in (200, 404), answer.text
     return answer.status_code == 200
 
@@ -145,3 +145,76 @@ def test_a_volume_made_after_the_plan_stops_a_fresh_apply(tmp_path, capsys):
     }  # fmt: skip
     assert f"volume {answer.json()['volume']['id']}" in captured.err
     assert image_exists(root)
+
+
+# -- what the hostile review found ------------------------------------------------------------------------------
+
+LEFTOVER_KR1 = "00000000-0000-4000-8000-0000000000a1"
+LEFTOVER_JP1 = "00000000-0000-4000-8000-0000000000a2"
+NEW = "00000000-0000-4000-8000-000000000011"
+
+
+def leftovers_in_use_root(tmp_path: Path, setting: str) -> Path:
+    """Two active leftovers of the set (temporary names no declared key explains), one in KR1 and one in JP1,
+    each booted from by a server, and a deletion budget of one: the first plan keeps JP1's for the budget,
+    so JP1's usage is read only once KR1's leftover is kept for being in use."""
+    root = tmp_path / f"leftovers-{setting}"
+    (root / "images").mkdir(parents=True)
+    (root / "reconciler.yaml").write_text(
+        "version: 1\nset: web-platform\ncloud: {kind: simulator, seed: seed.yaml}\ndefaults: {region: KR1}\n"
+        f"settings: {{max_deletions: 1, delete_in_use: {setting}}}\n",
+        encoding="utf-8",
+    )
+    (root / "images" / "web.yaml").write_text(
+        f"version: 1\nimages:\n  web-base:\n    source: {{image: {NEW}}}\n", encoding="utf-8"
+    )
+    marks = f"os_type: linux, reconciler_set: web-platform, reconciler_key: web-base, reconciler_source: 'image:{NEW}'"
+    (root / "seed.yaml").write_text(
+        f"""regions: [KR1, JP1]
+projects:
+  - id: {OWNER}
+    users: [{{username: {OWNER_USER[0]}, api_password: {OWNER_USER[1]}}}]
+images:
+  - {{id: {NEW}, project: {OWNER}, region: KR1, name: web-base, properties: {{{marks}}}}}
+  - {{id: {LEFTOVER_KR1}, project: {OWNER}, region: KR1, name: "junk~rc-abb27d082a6bec51", properties: {{os_type: linux}}}}
+  - {{id: {LEFTOVER_JP1}, project: {OWNER}, region: JP1, name: "junk~rc-abb27d08fa2086a0", properties: {{os_type: linux}}}}
+servers:
+  - {{project: {OWNER}, region: KR1, name: kr-app, flavor: u2.c2m4, os_type: linux, image: {LEFTOVER_KR1}}}
+  - {{project: {OWNER}, region: JP1, name: jp-app, flavor: u2.c2m4, os_type: linux, image: {LEFTOVER_JP1}}}
+""",
+        encoding="utf-8",
+    )
+    return root
+
+
+@pytest.mark.parametrize("setting", ["allow", "refuse"])
+def test_a_leftover_kept_for_the_budget_is_still_checked_once_the_budget_frees(tmp_path, capsys, setting):
+    root = leftovers_in_use_root(tmp_path, setting)
+    code = main(["plan", str(root), "--format", "json"])
+    plan = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [a for a in plan["actions"] if a["kind"] == "delete"] == []
+    kept = sorted(w["region"] for w in plan["warnings"] if w["code"] == "leftover_kept")
+    assert kept == ["JP1", "KR1"], plan["warnings"]
+    assert main(["apply", str(root), "--auto-approve"]) == 0
+    capsys.readouterr()
+    assert image_exists(root, LEFTOVER_KR1) and image_exists(root, LEFTOVER_JP1, "JP1")
+
+
+def test_a_volume_rooted_servers_root_volume_names_its_server(tmp_path, capsys):
+    root = copied("in-use-by-server", tmp_path)
+    seed = root / "seed.yaml"
+    text = seed.read_text(encoding="utf-8")
+    # The same server, rooted on a volume made from the image: Nova shows image "", the volume carries it.
+    assert "flavor: u2.c2m4" in text
+    seed.write_text(
+        text.replace("flavor: u2.c2m4", "flavor: m2.c4m8").replace(
+            f"image: {OLD}", "image: ''\n    base_image: web-base-old"
+        ),
+        encoding="utf-8",
+    )
+    code = main(["plan", str(root), "--format", "json"])
+    plan = json.loads(capsys.readouterr().out)
+    assert code == 3
+    (refusal,) = [r for r in plan["refusals"] if r["code"] == "image_in_use"]
+    assert "attached to server app-01" in refusal["message"], refusal

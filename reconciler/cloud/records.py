@@ -186,6 +186,9 @@ class Volume:
     name: str | None
     status: str | None
     image_id: str | None
+    # The servers it is attached to (Cinder's `attachments[].server_id`): a volume-rooted server's root
+    # volume names its server.
+    attached_to: tuple[str, ...] = ()
 
     @classmethod
     def from_api(cls, region: str, doc: Any) -> Volume:
@@ -193,12 +196,16 @@ class Volume:
             raise CloudResponseError("a volume in the server's answer is not a JSON object")
         meta = doc.get("volume_image_metadata")
         image_id = meta.get("image_id") if isinstance(meta, dict) else None
+        attachments = doc.get("attachments")
+        listed = attachments if isinstance(attachments, list) else []
+        servers = [a.get("server_id") for a in listed if isinstance(a, dict)]
         return cls(
             region=region,
             id=_require(doc, "id", "volume", str),
             name=_optional(doc, "name", str),
             status=_optional(doc, "status", str),
             image_id=image_id if isinstance(image_id, str) else None,
+            attached_to=tuple(sorted({s for s in servers if isinstance(s, str) and s})),
         )
 
 

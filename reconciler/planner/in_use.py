@@ -42,7 +42,9 @@ def guard_deletes(ctx: PlanContext) -> None:
                 delete.key,
                 delete.region,
                 f"{_named(image)} is in use by {described(users)}: {_harm(users)}",
-                f"{_way_out(users)}, or keep {delete.key} declared; settings.delete_in_use: allow deletes it anyway",
+                f"{_way_out(users)}; or keep the image: declare it again, or list {delete.key} under removed: with "
+                f"destroy: false; meanwhile --exclude {delete.key} applies the rest; settings.delete_in_use: allow "
+                "deletes it anyway",
                 delete.reason.source,
             )
             continue
@@ -94,12 +96,14 @@ def _harm(users: tuple[ImageUser, ...]) -> str:
 
 
 def _way_out(users: tuple[ImageUser, ...]) -> str:
-    kinds = {user.kind for user in users}
     ways = []
+    kinds = {user.kind for user in users}
     if "server" in kinds:
         ways.append("rebuild or delete those servers")
-    if "volume" in kinds:
+    if any(user.kind == "volume" and not user.attached_to for user in users):
         ways.append("delete those volumes")
+    if any(user.kind == "volume" and user.attached_to for user in users):
+        ways.append("detach and delete those volumes (a root volume goes with its server)")
     return " and ".join(ways) + " first"
 
 

@@ -83,13 +83,13 @@ RULES = [
     (
         "a manifest with neither images: nor removed:",
         {"a.yaml": "version: 1\n"},
-        ["a.yaml:1:1: document: give images: or removed: (or both)"],
+        ["a.yaml:1:1: document: give images:, families: or removed: (or several)"],
     ),
     (
         "a misspelt removed: is neither, and the unknown key says which was meant",
         {"a.yaml": "version: 1\nremove:\n  - {key: old, destroy: false}\n"},
         [
-            "a.yaml:1:1: document: give images: or removed: (or both)",
+            "a.yaml:1:1: document: give images:, families: or removed: (or several)",
             "a.yaml:2:1: remove: unknown key (did you mean 'removed'?)",
         ],
     ),
@@ -200,7 +200,7 @@ def test_validate_exits_1_on_a_key_both_declared_and_removed(tmp_path):
 def test_validate_exits_1_on_a_manifest_with_neither_images_nor_removed(tmp_path):
     result = run_validate(make_root(tmp_path, {"images/web.yaml": WEB, "images/empty.yaml": "version: 1\n"}))
     assert result.returncode == 1
-    assert result.stderr.splitlines()[0] == "images/empty.yaml:1:1: document: give images: or removed: (or both)"
+    assert result.stderr.splitlines()[0] == "images/empty.yaml:1:1: document: give images:, families: or removed: (or several)"
 
 
 def test_validate_accepts_removed_entries_next_to_images(tmp_path):

@@ -201,7 +201,7 @@ RULES = [
     (
         "empty file",
         {"a.yaml": "# nothing here\n"},
-        ["a.yaml:1:1: empty file: a manifest holds version: 1 and images:, removed: or both"],
+        ["a.yaml:1:1: empty file: a manifest holds version: 1 and images:, families:, removed: or several"],
     ),
     (
         "binary file",
