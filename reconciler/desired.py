@@ -150,7 +150,7 @@ class Family:
     @property
     def kept(self) -> tuple[str, ...]:
         """The versions that are declared: the newest `keep`, oldest first."""
-        return self.versions[-self.keep :]
+        return self.versions[max(0, len(self.versions) - self.keep) :]
 
     @property
     def retired(self) -> tuple[str, ...]:
@@ -160,7 +160,7 @@ class Family:
     @property
     def protected(self) -> tuple[str, ...]:
         """The versions the family protects: the newest `protect_newest`."""
-        return self.versions[len(self.versions) - self.protect_newest :] if self.protect_newest else ()
+        return self.versions[max(0, len(self.versions) - self.protect_newest) :] if self.protect_newest else ()
 
 
 @dataclass(frozen=True, slots=True)

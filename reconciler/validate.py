@@ -535,7 +535,7 @@ def _version_entries(doc: LocatedDocument, name: str, family: dict[str, Any]) ->
     template = _mapping(family.get("image"))
     listed = _listed_versions(family)
     entries = []
-    for item in listed[len(listed) - _keep(family, listed) :] if listed else []:
+    for item in listed[max(0, len(listed) - _keep(family, listed)) :] if listed else []:
         own = {field: value for field, value in (item.entry or {}).items() if field != "version"}
         raw = {**template, **own}
         for field in SUBSTITUTED_FIELDS:
@@ -578,7 +578,7 @@ def _family_problems(doc: LocatedDocument, name: str, family: dict[str, Any]) ->
     _copy_protection_problems(family, report)
     template = _mapping(family.get("image"))
     if "source" not in template:
-        for item in listed[len(listed) - _keep(family, listed) :] if listed else []:
+        for item in listed[max(0, len(listed) - _keep(family, listed)) :] if listed else []:
             if "source" not in (item.entry or {}):
                 report(
                     ("versions", item.index),

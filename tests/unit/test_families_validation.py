@@ -482,6 +482,21 @@ def test_keep_above_the_number_of_versions_keeps_them_all(tmp_path):
     assert (spec.key, spec.protected) == ("web-a", True)
 
 
+@pytest.mark.parametrize(("versions", "keep", "protect"), [(2, 3, 2), (2, 4, 3), (3, 5, 4), (1, 2, 1)])
+def test_fewer_versions_than_keep_are_all_kept_and_protected_from_the_newest(tmp_path, versions, keep, protect):
+    """The first months of a family: every listed version is declared (a slice from a negative start once
+    declared only the newest), the newest `protect_newest` of them protected."""
+    listed = ", ".join(f"v{i}" for i in range(versions))
+    family = (
+        f"web: {{versions: [{listed}], keep: {keep}, protect_newest: {protect}, image: {{source: {{instance: x}}}}}}\n"
+    )
+    state = load_desired_state(make_root(tmp_path, {"a.yaml": families(family)}))
+    got = [(spec.key, spec.protected) for spec in state.images]
+    assert got == [(f"web-v{i}", i >= versions - protect) for i in range(versions)]
+    assert state.families[0].kept == tuple(f"v{i}" for i in range(versions)) and state.families[0].retired == ()
+    assert state.families[0].protected == tuple(f"v{i}" for i in range(max(0, versions - protect), versions))
+
+
 def test_an_override_replaces_each_field_it_names_whole(tmp_path):
     files = {
         "a.yaml": families(f"""\
