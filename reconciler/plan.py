@@ -8,7 +8,8 @@ and every fact about them are in plan_kinds.py; action ids and `expects` referen
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -176,6 +177,18 @@ class Plan:
     @property
     def applicable(self) -> bool:
         return not self.refusals
+
+    def without(self, action_ids: Collection[str]) -> Plan:
+        """This plan less the actions `action_ids`, and every dependency on them (a saved plan's apply leaves
+        out a retirement the review deferred: nothing of the plan waits for a delete)."""
+        if not action_ids:
+            return self
+        kept = tuple(
+            dataclasses.replace(a, depends_on=tuple(d for d in a.depends_on if d.id not in action_ids))
+            for a in self.actions
+            if a.id not in action_ids
+        )
+        return dataclasses.replace(self, actions=kept)
 
     def to_json(self) -> dict[str, Any]:
         """The plan's JSON document, the versioned contract (plan_codec.py)."""

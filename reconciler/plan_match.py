@@ -18,7 +18,9 @@ computes a fresh plan F from the root at hand and the live cloud, and runs F onl
     change F still has must be S's, before and after: F does a part of what was reviewed, never more;
 (f) an S retirement (a `delete` naming the `family` it retires) that F does not plan while its image is
     still live was deferred by F (the image is in use now): matched, and reported as deferred. An F
-    retirement that S did not plan (S deferred it) is a difference: a delete nobody reviewed never runs.
+    retirement that S deferred (S warned `retirement_deferred` for its key and region) is not run and is
+    not a difference: it is left for the next plan (`Match.left`), which a new review sees. Any other F
+    retirement S lacks is a difference: a delete nobody reviewed never runs.
 
 Compared: kind, key, region, the id's phase, the image reference, `changes`, `expects` (references
 normalised by (a)), `depends_on` as a set, `compensates`, and every other field except the display-only
@@ -30,7 +32,7 @@ applies, and S actions absent from F are reported as already done.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +72,7 @@ class Match:
     already_done: tuple[str, ...] = ()
     matched: Mapping[str, str] = field(default_factory=dict)  # F action id -> S action id
     deferred: tuple[str, ...] = ()  # S retirements F defers (rule (f)): not run, not a difference
+    left: tuple[str, ...] = ()  # F retirements S deferred (rule (f)): not run, left for the next plan
 
     @property
     def ok(self) -> bool:
@@ -217,9 +220,11 @@ def match(
     set_name: str,
     *,
     resume: bool,
+    saved_deferred: Collection[tuple[str, str]] = (),
 ) -> Match:
     """Match F (`fresh`) against S (`saved`, the saved document's actions as read). `images`: the live
-    images F was planned from (for rule (a))."""
+    images F was planned from (for rule (a)). `saved_deferred`: the (key, region) of S's
+    `retirement_deferred` warnings (rule (f))."""
     by_id = {str(a.get("id")): a for a in saved if isinstance(a, Mapping)}
     keys_made = {(str(a.get("key")), str(a.get("region"))) for a in by_id.values() if a.get("kind") == "copy"}
     housekeeping_ids = {a.id for a in fresh if is_housekeeping(a, keys_made)}
@@ -231,9 +236,12 @@ def match(
     )
 
     differences: list[Difference] = []
+    left: list[str] = []
     for action in fresh:
         s_id = pairs.get(action.id)
-        if action.id in housekeeping_ids:
+        if s_id is None and _retirement_saved_deferred(action, saved_deferred):
+            left.append(action.id)
+        elif action.id in housekeeping_ids:
             # Allowed without S; but where S has it too, S must say the same of what it acts on.
             if s_id is not None:
                 differences.extend(compare.housekeeping(action, s_id))
@@ -249,8 +257,18 @@ def match(
         else:
             differences.append(Difference(s_id, _describe(by_id[s_id]), "not planned"))
     return Match(
-        tuple(differences), tuple(sorted(housekeeping_ids)), tuple(already_done), pairs, tuple(sorted(deferred))
+        tuple(differences),
+        tuple(sorted(housekeeping_ids)),
+        tuple(already_done),
+        pairs,
+        tuple(sorted(deferred)),
+        tuple(sorted(left)),
     )
+
+
+def _retirement_saved_deferred(action: Action, saved_deferred: Collection[tuple[str, str]]) -> bool:
+    """Rule (f): an F retirement of a key and region whose retirement S deferred."""
+    return action.kind == "delete" and "family" in action.details and (action.key, action.region) in saved_deferred
 
 
 def _deferred_retirements(

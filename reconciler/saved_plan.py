@@ -421,7 +421,12 @@ def check_fresh(
 ) -> Match:
     """The fresh plan's actions matched against the saved plan's (plan_match.match, with `images` the live
     images the fresh plan was made from); every difference is named in the error, and nothing runs."""
-    result = match(document["actions"], fresh, images, set_name, resume=resume)
+    deferred = {
+        (str(w.get("key")), str(w.get("region")))
+        for w in document.get("warnings", [])
+        if isinstance(w, Mapping) and w.get("code") == "retirement_deferred"
+    }
+    result = match(document["actions"], fresh, images, set_name, resume=resume, saved_deferred=deferred)
     if not result.ok:
         raise StalePlanError(
             f"the plan made now differs from the saved plan {_shown(path)} in {len(result.differences)} "

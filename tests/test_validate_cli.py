@@ -114,3 +114,15 @@ def test_two_keys_adopting_one_image_exit_1_naming_both(tmp_path):
         "images/api.yaml:10:14: images.api-copy.source.image: image 5d3c6a52-0b8e-4c39-9a51-2f7c1e9b4a10 is already "
         "adopted by images.api-base.source.image (at images/api.yaml:7:14); an image belongs to one key: declare it once"
     )
+
+
+def test_a_root_with_a_family_counts_its_kept_versions(tmp_path):
+    shutil.copytree(QUICKSTART, tmp_path / "root", ignore=shutil.ignore_patterns(".reconciler"))
+    (tmp_path / "root" / "family.yaml").write_text(
+        "version: 1\nfamilies:\n  base:\n    versions: ['1', '2', '3']\n    keep: 2\n"
+        "    image: {source: {instance: web-golden-01}}\n",
+        encoding="utf-8",
+    )
+    result = run("validate", str(tmp_path / "root"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "OK: 4 images (2 of them kept versions of 1 family) in 3 files"

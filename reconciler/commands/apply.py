@@ -435,12 +435,20 @@ class _RootRun:
             result = saved_plan.check_fresh(
                 document, args.plan, fresh.actions, images, desired.root.set, resume=args.resume
             )
+            fresh = fresh.without(result.left)  # rule (f): left for the next plan, which a new review sees
             output.show_plan(fresh, args, human, applying=True)
             for action_id in result.housekeeping:
                 shown = escape.text(action_id)
                 print(f"  housekeeping: {shown} (finishes what an interrupted run of this set left)", file=human)
             for action_id in result.already_done:
                 print(f"  already done: {escape.text(action_id)}", file=human)
+            for action_id in result.deferred:
+                shown = escape.text(action_id)
+                print(f"  deferred: {shown} (its image is in use now: a later plan retires it)", file=human)
+            for action_id in result.left:
+                shown = escape.text(action_id)
+                print(f"  left for the next plan: {shown} (its retirement was deferred when the plan was reviewed)",
+                      file=human)  # fmt: skip
             if not fresh.actions:
                 print("Nothing to do: every action of the saved plan is done.", file=human)
                 if not self.several:  # several: every root's journal goes when the whole run is done

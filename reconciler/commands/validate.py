@@ -45,4 +45,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _counts(state: DesiredState) -> str:
     removed = f", {output.count(len(state.removed), 'removed key')}" if state.removed else ""
-    return f"OK: {output.count(len(state.images), 'image')}{removed} in {output.count(len(state.files), 'file')}"
+    images = output.count(len(state.images), "image")
+    if state.families:
+        versions = sum(1 for spec in state.images if spec.family is not None)
+        families = f"{len(state.families)} famil{'y' if len(state.families) == 1 else 'ies'}"
+        images += f" ({versions} of them kept versions of {families})"
+    return f"OK: {images}{removed} in {output.count(len(state.files), 'file')}"

@@ -236,3 +236,27 @@ def test_a_retirement_the_fresh_plan_defers_still_matches_and_is_reported():
     # Its image gone (deleted by hand): nothing was deferred; with resume it is already done.
     gone = match(saved_of([*FRESH, RETIREMENT]), FRESH, [], SET, resume=True)
     assert gone.deferred == () and gone.already_done == (RETIREMENT.id,)
+
+
+def test_a_retirement_the_review_deferred_is_left_for_the_next_plan_not_run_and_not_a_difference():
+    """S deferred the retirement (a `retirement_deferred` warning for its key and region); its users are gone
+    now and F plans it: not run (nobody reviewed it), not a difference (the rest of the plan applies)."""
+    live = [image(OLD_VERSION, name="web-base-2026-09")]
+    deferred_then = {("web-base-2026-09", "KR1")}
+    result = match(saved_of(FRESH), (*FRESH, RETIREMENT), live, SET, resume=False, saved_deferred=deferred_then)
+    assert result.ok and result.left == (RETIREMENT.id,)
+    # Deferred for another region, or a plain delete of that key: still a difference.
+    elsewhere = {("web-base-2026-09", "JP1")}
+    assert not match(saved_of(FRESH), (*FRESH, RETIREMENT), live, SET, resume=False, saved_deferred=elsewhere).ok
+    plain = action("delete:web-base-2026-09:KR1", image_id=OLD_VERSION, reason="undeclared")
+    assert not match(saved_of(FRESH), (*FRESH, plain), live, SET, resume=False, saved_deferred=deferred_then).ok
+
+
+def test_a_plan_without_some_actions_drops_every_dependency_on_them():
+    from reconciler.plan import Plan, Target
+
+    plan = Plan(SET, Target("simulator", "p", "loopback", ("KR1",)), (RENAME, SHARE, PROTECT, RETIREMENT))
+    kept = plan.without({RENAME.id, RETIREMENT.id})
+    assert [a.id for a in kept.actions] == [SHARE.id, PROTECT.id]
+    assert all(not a.depends_on for a in kept.actions)
+    assert plan.without(()) is plan
