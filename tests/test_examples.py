@@ -1,12 +1,14 @@
 """The examples do what their READMEs say: the quickstart's plan shows a create from a running instance
 with its warning, a copy, a share and a rename, and converges; a protected image retires in two steps; the
-GitOps example's two roots validate, plan and apply in one command as its README says."""
+GitOps example's two roots validate, plan and apply in one command as its README says; the monthly rotation's
+README walks a family through four months, its commands run as written and its plans as shown."""
 
 from __future__ import annotations
 
 import json
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -130,3 +132,59 @@ def test_the_gitops_roots_plan_as_the_readme_says(tmp_path, capsys, monkeypatch)
     kinds = [action["kind"] for action in platform["actions"]]
     assert len(kinds) == 14 and {"stop_instance", "copy", "share"} <= set(kinds)
     assert [(a["kind"], a["key"]) for a in storefront["actions"]] == [("create", "checkout-2026-11")]
+
+
+# -- examples/monthly-rotation ------------------------------------------------------------------------
+
+
+def readme_months(readme: Path) -> list[tuple[list[str], list[str]]]:
+    """Each "### Month" section of the README: the commands of its ```sh block and the plan lines of its
+    ```text block."""
+    sections = readme.read_text(encoding="utf-8").split("### Month ")[1:]
+    months = []
+    for section in sections:
+        section = section.split("\n## ")[0]
+        commands = section.split("```sh\n", 1)[1].split("```", 1)[0]
+        shown = section.split("```text\n", 1)[1].split("```", 1)[0]
+        months.append(([c for c in commands.splitlines() if c.strip()], shown.splitlines()))
+    return months
+
+
+def run_readme_command(command: str, capsys) -> str:
+    """A README command as written, from the folder holding examples/: the tool in-process, an edit in sh."""
+    argv = shlex.split(command)
+    if argv[0] == "reconciler":
+        code = main(argv[1:])
+        captured = capsys.readouterr()
+        assert code == 0, (command, captured.err)
+        return captured.out
+    subprocess.run(["sh", "-c", command], check=True)
+    return ""
+
+
+def test_the_monthly_rotation_readme_walks_four_months_as_it_says(tmp_path, capsys, monkeypatch):
+    """The commands of months 1 to 4, as written, in a copy of the example: every plan line the README shows
+    is in the plan, and after month 4 each region holds the newest three versions, the newest two protected
+    and reconciler_newest on the newest only, as the README says."""
+    (tmp_path / "examples").mkdir()
+    copy("monthly-rotation", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    months = readme_months(EXAMPLES / "monthly-rotation" / "README.md")
+    assert len(months) == 4
+    for number, (commands, shown) in enumerate(months, start=1):
+        assert [c.split()[:2] for c in commands][-2:] == [["reconciler", "plan"], ["reconciler", "apply"]]
+        outputs = [run_readme_command(command, capsys) for command in commands]
+        plan_lines = outputs[-2].splitlines()
+        missing = [line for line in shown if line not in plan_lines]
+        assert missing == [], f"month {number}: the README shows lines the plan does not have"
+
+    state = json.loads((tmp_path / "examples/monthly-rotation/.reconciler/sim-state.json").read_text())
+    images = [image for image in state["images"].values() if image["fields"].get("reconciler_family") == "web-base"]
+    for region in ("KR1", "JP1"):
+        here = {i["fields"]["reconciler_version"]: i["fields"] for i in images if i["region"] == region}
+        assert sorted(here) == ["2026-10", "2026-11", "2026-12"], region
+        assert sorted(v for v, fields in here.items() if fields["protected"]) == ["2026-11", "2026-12"]
+        assert [v for v, fields in here.items() if fields.get("reconciler_newest") == "true"] == ["2026-12"]
+    assert main(["plan", "examples/monthly-rotation", "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert (document["actions"], document["refusals"]) == ([], []), "month 4 converged"
