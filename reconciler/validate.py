@@ -541,6 +541,13 @@ def _version_entries(doc: LocatedDocument, name: str, family: dict[str, Any]) ->
         for field in SUBSTITUTED_FIELDS:
             if isinstance(raw.get(field), str):
                 raw[field] = _substitute(raw[field], family=name, version=item.version)
+        if isinstance(raw.get("copies"), list):
+            raw["copies"] = [
+                {**c, "name": _substitute(c["name"], family=name, version=item.version)}
+                if isinstance(c, dict) and isinstance(c.get("name"), str)
+                else c
+                for c in raw["copies"]
+            ]
         entries.append(
             _Entry(
                 key=f"{name}-{item.version}",
@@ -619,6 +626,14 @@ def _number_problems(family: dict[str, Any], count: int, report: _Report) -> Non
     """protect_newest < keep when keep is given (a version is unprotected one apply before it is retired),
     else at most the number of versions. (The schema checks keep >= 1 and protect_newest >= 0.)"""
     keep, protect = family.get("keep"), family.get("protect_newest")
+    for field, value in (("keep", keep), ("protect_newest", protect)):
+        if isinstance(value, float):  # JSON Schema's "integer" takes 2.0
+            report(
+                (field,),
+                f"{value!r} is not a whole number: write {int(value)}"
+                if value.is_integer()
+                else f"{value!r} is not a whole number",
+            )
     if not _is_count(protect):
         return
     if _is_count(keep) and keep >= 1 and protect >= keep:
@@ -639,9 +654,11 @@ def _placeholder_problems(family: dict[str, Any], report: _Report) -> None:
     written: list[tuple[DocPath, Any]] = []
     template = _mapping(family.get("image"))
     written.extend((("image", field), template.get(field)) for field in SUBSTITUTED_FIELDS)
+    written.extend(_copy_names(("image",), template))
     for item in _listed_versions(family):
         if item.entry is not None:
             written.extend((("versions", item.index, field), item.entry.get(field)) for field in SUBSTITUTED_FIELDS)
+            written.extend(_copy_names(("versions", item.index), item.entry))
     for path, text in written:
         if not isinstance(text, str):
             continue
@@ -652,6 +669,14 @@ def _placeholder_problems(family: dict[str, Any], report: _Report) -> None:
                     f"unknown placeholder {schema_messages.quoted(match.group(0))}: only {{version}} and {{family}} "
                     "are replaced",
                 )
+
+
+def _copy_names(base: DocPath, fields: dict[str, Any]) -> list[tuple[DocPath, Any]]:
+    """The `name` of each copy written as a mapping: placeholders are replaced there too."""
+    copies = fields.get("copies")
+    if not isinstance(copies, list):
+        return []
+    return [(base + ("copies", i, "name"), c.get("name")) for i, c in enumerate(copies) if isinstance(c, dict)]
 
 
 def _copy_protection_problems(family: dict[str, Any], report: _Report) -> None:

@@ -578,3 +578,26 @@ def test_families_and_images_merge_across_files_sorted(tmp_path):
     assert [f.name for f in state.families] == ["alpha", "zeta"]
     assert [spec.key for spec in state.images] == ["alpha-2", "solo", "zeta-1"]
     assert state.image("alpha-2").file == "b.yaml" and isinstance(state.family("zeta"), Family)
+
+
+@pytest.mark.parametrize(("field", "value"), [("keep", "2.0"), ("protect_newest", "1.0"), ("keep", "2.5")])
+def test_keep_and_protect_newest_are_whole_numbers(tmp_path, field, value):
+    """JSON Schema's integer takes 2.0: a decimal keep was ignored (nothing retired) and a decimal
+    protect_newest crashed the desugaring."""
+    numbers = {"keep": "3", "protect_newest": "0", field: value}
+    family = (
+        f"web: {{versions: ['1', '2', '3', '4'], keep: {numbers['keep']}, "
+        f"protect_newest: {numbers['protect_newest']}, image: {{source: {{instance: x}}}}}}\n"
+    )
+    found = problems_of(tmp_path, {"a.yaml": families(family)})
+    assert any(f"families.web.{field}: {value} is not a whole number" in p for p in found), found
+
+
+def test_a_copys_name_gets_the_placeholders_and_an_unknown_one_is_refused(tmp_path):
+    family = "web: {versions: ['1', '2'], image: {source: {instance: x}, copies: [{region: JP1, name: 'jp-{family}-{version}'}]}}\n"
+    state = load_desired_state(make_root(tmp_path, {"a.yaml": families(family)}))
+    assert [spec.copies[0].name for spec in state.images] == ["jp-web-1", "jp-web-2"]
+    bad = "web: {versions: ['1'], image: {source: {instance: x}, copies: [{region: JP1, name: 'jp-{versoin}'}]}}\n"
+    (tmp_path / "bad").mkdir()
+    found = problems_of(tmp_path / "bad", {"a.yaml": families(bad)})
+    assert any("unknown placeholder" in p and "copies[0].name" in p for p in found), found
