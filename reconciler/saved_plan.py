@@ -437,6 +437,25 @@ def check_fresh(
     return result
 
 
+def deferred_results(document: Mapping[str, Any], result: Match, left_out: Sequence[Action]) -> list[Any]:
+    """What `apply --plan` does not run of a family's retirements, as results with the status `deferred`
+    (no failure), for the report: the saved plan's retirements the fresh plan defers (rule (f): the image is
+    in use now), and the fresh plan's retirements the reviewed plan had deferred (left for the next plan)."""
+    from reconciler.apply import DEFERRED, StepResult
+    from reconciler.plan_codec import action_from_json
+
+    saved = {str(a.get("id")): a for a in document["actions"] if isinstance(a, Mapping)}
+    found = [
+        StepResult(action_from_json(saved[s_id]), DEFERRED, "its image is in use now: a later plan retires it")
+        for s_id in result.deferred
+    ]
+    found += [
+        StepResult(action, DEFERRED, "its retirement was deferred when the plan was reviewed: the next plan retires it")
+        for action in left_out
+    ]
+    return found
+
+
 # -- the progress journal ------------------------------------------------------------------------
 
 

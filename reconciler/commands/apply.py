@@ -404,7 +404,7 @@ class _RootRun:
         """apply --plan FILE [--resume]: compute a fresh plan and run it only if it matches the saved one
         (docs/safety.md, "Saved plans"). Nothing read from the file is ever carried out."""
         from reconciler import saved_plan
-        from reconciler.apply import Applier
+        from reconciler.apply import Applier, ApplyReport
         from reconciler.apply_guard import GuardContext
         from reconciler.connect import open_cloud
         from reconciler.planning import plan_live
@@ -435,6 +435,7 @@ class _RootRun:
             result = saved_plan.check_fresh(
                 document, args.plan, fresh.actions, images, desired.root.set, resume=args.resume
             )
+            left_out = [a for a in fresh.actions if a.id in result.left]
             fresh = fresh.without(result.left)  # rule (f): left for the next plan, which a new review sees
             output.show_plan(fresh, args, human, applying=True)
             for action_id in result.housekeeping:
@@ -442,18 +443,15 @@ class _RootRun:
                 print(f"  housekeeping: {shown} (finishes what an interrupted run of this set left)", file=human)
             for action_id in result.already_done:
                 print(f"  already done: {escape.text(action_id)}", file=human)
-            for action_id in result.deferred:
-                shown = escape.text(action_id)
-                print(f"  deferred: {shown} (its image is in use now: a later plan retires it)", file=human)
-            for action_id in result.left:
-                shown = escape.text(action_id)
-                print(f"  left for the next plan: {shown} (its retirement was deferred when the plan was reviewed)",
-                      file=human)  # fmt: skip
+            not_run = saved_plan.deferred_results(document, result, left_out)
+            for step in not_run:
+                print(f"  deferred: {escape.text(step.action.id)} ({escape.text(step.message)})", file=human)
             if not fresh.actions:
-                print("Nothing to do: every action of the saved plan is done.", file=human)
+                done = "every other action" if not_run else "every action"
+                print(f"Nothing {'else ' if not_run else ''}to do: {done} of the saved plan is done.", file=human)
                 if not self.several:  # several: every root's journal goes when the whole run is done
                     journal.discard()
-                self.reports.outcome("applied")
+                self.reports.add(ApplyReport(list(not_run)).to_json())
                 return exit_codes.OK
             if not args.auto_approve and not self._confirm(fresh):
                 return exit_codes.ERROR
@@ -463,6 +461,7 @@ class _RootRun:
                 guarded, fresh, **_concurrency(args, desired), timeout=args.timeout, progress=progress,
                 lock=session, guard=GuardContext.from_desired(desired), cancellation=self.cancellation,
             ).run()  # fmt: skip
+            report.results.extend(not_run)  # in the report too: a CI recipe reads what was deferred
         if report.succeeded and not self.several:
             journal.discard()
         elif journal.resumable(r.status for r in report.results):
