@@ -119,6 +119,22 @@ def roots(*names: str) -> list[str]:
     return list(names)
 
 
+def saved_plan_of_two_roots(world, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """Roots 1 and 2 on a fresh state, planned together into plans.json; the state file."""
+    state = world()
+    for n in (1, 2):
+        make_root(tmp_path, n)
+    code, _, err = run(capsys, "plan", "root1", "root2", "--sim-state", str(state), "--out", "plans.json")
+    assert code == 0, err
+    return state
+
+
+def reviewed_change_to_root2(tmp_path: Path) -> None:
+    """Root 2's manifest changes after the review: its fresh plan no longer matches its saved one."""
+    app = tmp_path / "root2" / "images" / "app.yaml"
+    app.write_text(app.read_text(encoding="utf-8").replace("gold", "silver"), encoding="utf-8")
+
+
 # -- plan ---------------------------------------------------------------------------------------------------
 
 
@@ -347,13 +363,8 @@ def test_a_root_that_cannot_be_planned_saves_no_plan(world, tmp_path, capsys):
 def test_apply_plan_matches_each_root_when_its_turn_comes(world, tmp_path, capsys):
     # Root 2's cloud changes after the review: root 1 is applied, root 2's fresh plan differs and nothing of
     # it runs.
-    state = world()
-    for n in (1, 2):
-        make_root(tmp_path, n)
-    code, _, err = run(capsys, "plan", "root1", "root2", "--sim-state", str(state), "--out", "plans.json")
-    assert code == 0, err
-    app = tmp_path / "root2" / "images" / "app.yaml"
-    app.write_text(app.read_text(encoding="utf-8").replace("gold", "silver"), encoding="utf-8")
+    state = saved_plan_of_two_roots(world, tmp_path, capsys)
+    reviewed_change_to_root2(tmp_path)
     code, _, err = run(
         capsys, "apply", "--plan", "plans.json", "root1", "root2", "--sim-state", str(state), "--auto-approve"
     )
@@ -467,11 +478,7 @@ def test_a_root_without_project_is_the_simulators_first_project(world, tmp_path,
 
 
 def test_a_refusal_before_the_first_root_still_writes_the_reports_document(world, tmp_path, capsys):
-    state = world()
-    for n in (1, 2):
-        make_root(tmp_path, n)
-    code, _, err = run(capsys, "plan", "root1", "root2", "--sim-state", str(state), "--out", "plans.json")
-    assert code == 0, err
+    state = saved_plan_of_two_roots(world, tmp_path, capsys)
     config = tmp_path / "root2" / "reconciler.yaml"
     config.write_text(config.read_text(encoding="utf-8").replace("set: set-2", "set: set-9"), encoding="utf-8")
     argv = ["apply", "--plan", "plans.json", "root1", "root2", "--sim-state", str(state), "--auto-approve"]
@@ -586,13 +593,8 @@ def test_a_signal_after_a_roots_work_stops_before_the_next_root(world, tmp_path,
 def test_running_a_stopped_saved_run_again_without_resume_is_refused(world, tmp_path, capsys):
     # Root 2 stops with no action done (its plan no longer matches): root 1's journal is kept, so running
     # the same command again asks for --resume instead of failing root 1's match.
-    state = world()
-    for n in (1, 2):
-        make_root(tmp_path, n)
-    code, _, err = run(capsys, "plan", "root1", "root2", "--sim-state", str(state), "--out", "plans.json")
-    assert code == 0, err
-    app = tmp_path / "root2" / "images" / "app.yaml"
-    app.write_text(app.read_text(encoding="utf-8").replace("gold", "silver"), encoding="utf-8")
+    state = saved_plan_of_two_roots(world, tmp_path, capsys)
+    reviewed_change_to_root2(tmp_path)
     apply = ["apply", "--plan", "plans.json", "root1", "root2", "--sim-state", str(state), "--auto-approve"]
     code, out, err = run(capsys, *apply)
     assert code == 1 and tier(state, 1) == "gold", out + err

@@ -473,15 +473,23 @@ def _of(part: int, whole: int, noun: str) -> str:
 
 
 def _over_budget(content: _Content, length_without: int) -> str:
-    """The note saying plainly that the comment is over its budget: it names its own length, so that length
-    is found by trying (the note's digits can lengthen it)."""
-    total = length_without
-    while True:
-        note = (
+    """The note saying plainly that the comment is over its budget."""
+    return over_budget_note(
+        length_without,
+        lambda total: (
             f"> [!CAUTION]\n> This comment is {total:,} characters long, over its budget of {content.budget:,} "
             f"(95% of --max-chars {content.max_chars:,}): it lists every risky change and every refusal, which "
             "are never cut, and leaves out everything else (see the end)."
-        )
+        ),
+    )
+
+
+def over_budget_note(length_without: int, note_for: Callable[[int], str]) -> str:
+    """A note that names the length of the comment it is part of (`length_without` plus itself and the blank
+    line before it): found by trying, since the note's own digits can lengthen it."""
+    total = length_without
+    while True:
+        note = note_for(total)
         if length_without + len(note) + 2 == total:
             return note
         total = length_without + len(note) + 2

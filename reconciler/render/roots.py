@@ -28,6 +28,7 @@ from reconciler.render.markdown import (
     budget_for,
     head_text,
     least_length,
+    over_budget_note,
     prose,
     verdict,
 )
@@ -337,15 +338,12 @@ def _target_words(plan: dict[str, Any]) -> str:
 
 
 def _over_budget(length: int, budget: int, max_chars: int) -> str:
-    """The note under the verdict saying the comment is over its budget; it names the comment's length,
-    which it is part of (found by trying: its digits can lengthen it)."""
-    total = length
-    while True:
-        note = (
+    """The note under the verdict saying the comment is over its budget."""
+    return over_budget_note(
+        length,
+        lambda total: (
             f"> [!CAUTION]\n> This comment is {total:,} characters long, over its budget of {budget:,} (95% of "
             f"--max-chars {max_chars:,}): it keeps every root's risky changes, refusals and errors, which are "
             "never cut, and leaves out everything else (see each root's end)."
-        )
-        if length + len(note) + 2 == total:
-            return note
-        total = length + len(note) + 2
+        ),
+    )
