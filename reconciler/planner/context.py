@@ -162,12 +162,15 @@ class PlanContext:
         return found
 
     def family_of(self, image: Image) -> Family | None:
-        """The declared family an image of this set belongs to (its reconciler_family marker), if any: a delete
-        of such an image is a retirement."""
+        """The declared family an image of this set belongs to (its reconciler_family marker, naming the family
+        or the one it was before `moved_from`), if any: a delete of such an image is a retirement."""
         name = image.properties.get(markers.FAMILY)
         if not isinstance(name, str) or image.properties.get(markers.SET) != self.set:
             return None
-        return self.desired.family(name)
+        # A renamed family (`moved_from`) is still declared, under its new name: its old images are its own.
+        return self.desired.family(name) or next(
+            (family for family in self.desired.families if family.moved_from == name), None
+        )
 
     def live_in_region(self, key: str, region: str) -> int:
         homes = sum(1 for image in self.own.home.get(key, []) if image.region == region)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from reconciler import markers
 from reconciler.cloud.records import Image
-from reconciler.desired import ImageSpec
+from reconciler.desired import Family, ImageSpec
 from reconciler.plan import Reason, Ref
 
 from .context import PlanContext, is_unfinished_copy, removal_source
@@ -73,12 +73,17 @@ def delete_left(
 
 
 def _retirement_hint(ctx: PlanContext, key: str, live: Image) -> str | None:
-    """How to let a protected version of a declared family be retired, or None for any other image. A family
-    unprotects a version one apply before it retires it (protect_newest < keep); a version still protected
-    either has a `protected: true` override or left both windows in one change."""
+    """How to let a protected image of a family go, or None for any other image (and for a dropped copy of a
+    kept version: the copy's own hint says it). A family unprotects a version one apply before it retires it
+    (protect_newest < keep); a version still protected has a `protected: true` override, was taken out of the
+    list while protected (a rollback, most often), was passed by two versions appended at once, or by a
+    lowered keep. A family no longer declared has its own words: its versions have no `protected` of their own."""
+    name = live.properties.get(markers.FAMILY)
+    if key in ctx.declared or not isinstance(name, str) or live.properties.get(markers.SET) != ctx.set:
+        return None
     family = ctx.family_of(live)
     if family is None:
-        return None
+        return _family_gone_hint(name, key)
     version = live.properties.get(markers.VERSION)
     override = family.protected_overrides.get(version) if isinstance(version, str) else None
     if override is not None:
@@ -86,11 +91,53 @@ def _retirement_hint(ctx: PlanContext, key: str, live: Image) -> str | None:
             f"the protected: true override of version {version} at {override.file}:{override.line} keeps it "
             f"protected: remove it (or set protected: false there) while {key} is still kept, apply, then retire it"
         )
+    if not isinstance(version, str) or version not in family.versions:
+        return _unlisted_hint(family, key, live)
+    newer = family.versions[family.versions.index(version) + 1 :]
+    appended = [v for v in newer if not _has_home(ctx, family, v)]
+    if len(newer) - len(appended) < family.keep:
+        return (
+            f"{key} left the protected newest {family.protect_newest} and the kept newest {family.keep} of "
+            f"{family.name} in one change: {len(appended)} versions were appended at once "
+            f"({', '.join(appended)}): append one version per apply, so that a version is unprotected by one "
+            "apply and retired by the next, or raise keep by one for one apply"
+        )
     return (
-        f"{key} left the protected newest {family.protect_newest} and the kept newest {family.keep} of "
-        f"{family.name} in one change (two versions appended at once?): append one version per apply, so that "
-        "a version is unprotected by one apply and retired by the next, or raise keep by one for one apply"
+        f"keep was lowered past {key}, which is still protected: lower protect_newest first (it is unprotected "
+        f"while still kept), apply, then lower keep and apply"
     )
+
+
+def _unlisted_hint(family: Family, key: str, live: Image) -> str:
+    """A protected version taken out of `versions`. A version's own `protected: false` does not exist (the
+    family's window protects it), so it is listed again and unprotected by a smaller window first."""
+    if live.properties.get(markers.NEWEST) == "true":
+        return (
+            f"{key} was the newest version (a rollback?) and is still protected: list it again as the newest and "
+            f"set protect_newest: 0 for one apply (the newest version is inside any window; the other versions are "
+            f"unprotected for that apply too), apply; then remove it from versions, restore protect_newest and "
+            f"apply: it is retired and {markers.NEWEST} moves back"
+        )
+    return (
+        f"{key} was taken out of {family.name}'s versions while still protected: list it again where it was and "
+        "lower protect_newest for one apply until it is outside the protected newest versions, apply; then "
+        "remove it from versions, restore protect_newest and apply"
+    )
+
+
+def _family_gone_hint(name: str, key: str) -> str:
+    """A protected image of a family the root no longer declares (a version has no `protected` field)."""
+    return (
+        f"its family {name} is no longer declared: to keep it, unmanaged, list {key} under removed: with "
+        f"destroy: false; to delete it, declare {name} again with a protect_newest that leaves this version "
+        "out (0 for the newest), apply, then take the family out and apply"
+    )
+
+
+def _has_home(ctx: PlanContext, family: Family, version: str) -> bool:
+    """Whether a version of `family` has a home image (under its old key when the family was renamed)."""
+    keys = [family.key(version)] + ([f"{family.moved_from}-{version}"] if family.moved_from else [])
+    return any(ctx.own.home.get(key) for key in keys)
 
 
 def plan_deletions(ctx: PlanContext) -> None:

@@ -17,13 +17,8 @@ def plan_protection(
         return
     kind = "protect" if protected else "unprotect"
     source = src(spec, field_path) if spec.location(field_path) else src(spec, "protected")
-    step = ctx.graph.add(
-        kind,
-        spec.key,
-        state.region,
-        Reason(kind, f"{'protected: true' if protected else 'protected: false'} is declared", source),
-        state.image_id,
-    )
+    reason = Reason(kind, _why(ctx, spec, protected, field_path), source)
+    step = ctx.graph.add(kind, spec.key, state.region, reason, state.image_id)
     step.changes["protected"] = Change(state.protected, protected)
     step.after(state.last, "earlier changes first")
     # Protect last: after the copies that read or make it and the shares that need it.
@@ -33,3 +28,19 @@ def plan_protection(
     step.expects[state.ref] = {"protected": state.protected}
     state.protected = protected
     state.last = step
+
+
+def _why(ctx: PlanContext, spec: ImageSpec, protected: bool, field_path: str) -> str:
+    """What asks for the change: the field as written, or, for a family's version whose protection comes from
+    the family's window (no override of its own), its place among the newest versions."""
+    family = ctx.desired.family(spec.family) if spec.family else None
+    version = spec.version
+    declared = f"{'protected: true' if protected else 'protected: false'} is declared"
+    if family is None or version is None or field_path != "protected" or version in family.protected_overrides:
+        return declared
+    window = f"protect_newest: {family.protect_newest}"
+    if protected:
+        return f"{version} is among the newest {family.protect_newest} of {family.name} ({window})"
+    if family.protect_newest == 0:
+        return f"{version} is not protected: {family.name} protects no version ({window})"
+    return f"{version} left the newest {family.protect_newest} of {family.name} ({window})"

@@ -263,3 +263,127 @@ def test_a_retirement_in_use_is_deferred_even_when_deletes_in_use_are_allowed_ot
         ("image_in_use", "stray"),
         ("retirement_deferred", "web-base-2026-09"),
     ]
+
+
+# -- what a hostile review found (issue 23) -------------------------------------------------------------
+
+
+def test_a_target_on_the_new_version_alone_moves_the_newest_marker_whole():
+    """--target web-base-2026-12: the marker's removal from 2026-11 is part of the one move its add starts
+    (left out, both images would carry reconciler_newest after the apply)."""
+    fam = family(("2026-09", "2026-10", "2026-11", "2026-12"))
+    plan = build_plan(desired(fam), snapshot(*BEFORE, usage=USAGE_READ), TARGET, targets=frozenset({NEW}))
+    for region in ("KR1", "JP1"):
+        added, removed = f"update:{NEW}:{region}:newest", f"update:web-base-2026-11:{region}:newest"
+        assert action(plan, removed).changes[markers.NEWEST].after is None
+        assert added in deps(plan, removed)
+        assert "outside this partial plan" in action(plan, removed).reason.message
+    # Only the marker: 2026-11 is otherwise out of scope, and the unprotect and retirement are not planned.
+    assert {a.key for a in plan.actions if a.key != NEW} == {"web-base-2026-11"}
+
+
+def without_copy(state: DesiredState, version: str) -> DesiredState:
+    """`state` where `version` no longer declares its JP1 copy (its entry replaced `copies`)."""
+    images = tuple(dataclasses.replace(s, copies=()) if s.version == version else s for s in state.images)
+    return dataclasses.replace(state, images=images)
+
+
+def test_a_dropped_copy_of_a_kept_version_is_an_ordinary_delete_not_a_retirement():
+    fam = family(("2026-09", "2026-10", "2026-11"))
+    copy = image_id("2026-09", "JP1")
+    plan = build_plan(without_copy(desired(fam), "2026-09"), snapshot(*BEFORE, usage=USAGE_READ), TARGET)
+    delete = action(plan, "delete:web-base-2026-09:JP1")
+    assert delete.reason.code == "undeclared" and "family" not in delete.details
+    assert "copy region JP1 is no longer declared" in delete.reason.message
+    # In use: refused like any other delete in use, not deferred as a retirement.
+    plan = build_plan(
+        without_copy(desired(fam), "2026-09"), snapshot(*BEFORE, usage={"KR1": {}, "JP1": {copy: (USER,)}}), TARGET
+    )
+    assert [(f.code, f.key, f.region) for f in plan.refusals] == [("image_in_use", "web-base-2026-09", "JP1")]
+    assert "retirement_deferred" not in codes(plan.warnings)
+    # Protected: the copy's own hint, not a retirement's.
+    plan = build_plan(without_copy(desired(fam), "2026-10"), snapshot(*BEFORE, usage=USAGE_READ), TARGET)
+    (refusal,) = plan.refusals
+    assert (refusal.code, refusal.key, refusal.region) == ("protected_undeclared", "web-base-2026-10", "JP1")
+    assert "protected: false}]" in (refusal.hint or "") and "appended" not in (refusal.hint or "")
+
+
+def test_the_hint_on_a_protected_retirement_fits_the_change():
+    # Two versions appended at once: named.
+    plan = rotation(versions=("2026-09", "2026-10", "2026-11", "2026-12", "2027-01"))
+    refusal = next(f for f in plan.refusals if f.key == "web-base-2026-10")
+    assert "2 versions were appended at once (2026-12, 2027-01)" in (refusal.hint or "")
+    # keep lowered past a protected version, nothing appended.
+    lowered = family(("2026-09", "2026-10", "2026-11"), keep=1, protect_newest=0)
+    plan = build_plan(desired(lowered), snapshot(*BEFORE, usage=USAGE_READ), TARGET)
+    refusal = next(f for f in plan.refusals if f.key == "web-base-2026-10")
+    assert "keep was lowered" in (refusal.hint or "") and "appended" not in (refusal.hint or "")
+    # A rollback of a protected newest version: list it again with protect_newest: 0 for one apply.
+    after = (*BEFORE[:4], *both("2026-11", protected=True), *both("2026-12", protected=True, newest=True))
+    plan = rotation(versions=("2026-09", "2026-10", "2026-11"), before=after)
+    refusal = next(f for f in plan.refusals if f.key == "web-base-2026-12")
+    assert "rollback" in (refusal.hint or "") and "protect_newest: 0" in (refusal.hint or "")
+    assert "appended" not in (refusal.hint or "")
+
+
+def renamed(fam: Family, name: str) -> DesiredState:
+    """`fam` renamed to `name` (moved_from: its old name): every kept version re-keyed."""
+    new = dataclasses.replace(fam, name=name, moved_from=fam.name)
+    state = desired(fam)
+    images = tuple(dataclasses.replace(s, key=new.key(s.version), family=name, moved_from=s.key) for s in state.images)
+    return dataclasses.replace(state, images=images, families=(new,))
+
+
+def test_a_renamed_family_still_retires_the_images_its_old_name_marks():
+    fam = family(("2026-09", "2026-10", "2026-11", "2026-12"))
+    home = image_id("2026-09", "KR1")
+    plan = build_plan(renamed(fam, "web-img"), snapshot(*BEFORE, usage={"KR1": {home: (USER,)}, "JP1": {}}), TARGET)
+    assert "image_in_use" not in codes(plan.refusals)
+    (warning,) = [w for w in plan.warnings if w.code == "retirement_deferred"]
+    assert (warning.key, warning.region) == ("web-base-2026-09", "KR1")
+    retirement = action(plan, "delete:web-base-2026-09:JP1")
+    assert retirement.reason.code == "retired" and retirement.details["family"] == "web-img"
+
+
+def test_leaving_the_new_version_out_of_scope_plans_no_unprotect_or_retirement_waiting_for_it():
+    fam = family(("2026-09", "2026-10", "2026-11", "2026-12"))
+    plan = build_plan(desired(fam), snapshot(*BEFORE, usage=USAGE_READ), TARGET, excludes=frozenset({NEW}))
+    assert not [a.id for a in plan.actions if a.kind in ("unprotect", "delete")]
+    waiting = sorted((w.key, w.region) for w in plan.warnings if w.code == "waits_for_new_version")
+    assert waiting == [(k, r) for k in ("web-base-2026-09", "web-base-2026-10") for r in ("JP1", "KR1")]
+    # Once the new version has its images, excluding it no longer holds the old ones back.
+    done = (*BEFORE[:2], *both("2026-10"), *both("2026-11", protected=True), *both("2026-12", protected=True))
+    plan = build_plan(desired(fam), snapshot(*done, usage=USAGE_READ), TARGET, excludes=frozenset({NEW}))
+    assert {"delete:web-base-2026-09:KR1", "delete:web-base-2026-09:JP1"} <= set(ids(plan))
+    assert "waits_for_new_version" not in codes(plan.warnings)
+
+
+def test_protection_from_the_family_window_says_where_the_version_stands():
+    plan = rotation()
+    unprotect = action(plan, "unprotect:web-base-2026-10:KR1").reason.message
+    assert unprotect == "2026-10 left the newest 2 of web-base (protect_newest: 2)"
+    protect = action(plan, f"protect:{NEW}:JP1").reason.message
+    assert protect == "2026-12 is among the newest 2 of web-base (protect_newest: 2)"
+    # A protected: true override is declared, as written.
+    before = (*both("2026-09"), *both("2026-10"), *both("2026-11", protected=True, newest=True))
+    fam = family(("2026-09", "2026-10", "2026-11"), overrides=("2026-09",))
+    plan = build_plan(desired(fam), snapshot(*before, usage=USAGE_READ), TARGET)
+    assert action(plan, "protect:web-base-2026-09:KR1").reason.message == "protected: true is declared"
+
+
+def test_a_protected_version_of_a_family_no_longer_declared_names_protect_newest_and_removed():
+    plain = ImageSpec(key="plain", file=FILE, region="KR1", source=Source(image="00000000-0000-4000-8000-00000000abcd"))
+    state = dataclasses.replace(desired(family(("2026-09",))), images=(plain,), families=())
+    plan = build_plan(state, snapshot(*BEFORE, usage=USAGE_READ), TARGET)
+    refusal = next(f for f in plan.refusals if f.key == "web-base-2026-10")
+    hint = refusal.hint or ""
+    assert "protect_newest" in hint and "removed: with destroy: false" in hint
+    assert "set protected: false" not in hint
+
+
+def test_a_hand_set_version_marker_is_not_quoted_whole_in_a_retirement():
+    odd = "x" * 300
+    before = (*both("2026-09", **{markers.VERSION: odd}), *BEFORE[2:])
+    plan = rotation(before=before)
+    reason = action(plan, "delete:web-base-2026-09:KR1").reason.message
+    assert odd not in reason and "2026-09" in reason
