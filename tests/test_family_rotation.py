@@ -7,7 +7,8 @@ project's token), never through the tool's output: exactly the newest `keep` ver
 after), exactly the newest `protect_newest` are protected, `reconciler_newest` is on the newest only in each
 region, every version image carries its family and version, and the project's other images are untouched.
 Then: `plan --target web-base` covers the family's versions, retired ones included, and nothing else; a
-saved plan whose retirement gains a user between plan and apply still applies (exit 0) and the image stays.
+saved plan whose retirement gains a user between plan and apply still applies (exit 0) and the image stays;
+`apply --target` on the new version alone leaves one image marked reconciler_newest per region.
 """
 
 from __future__ import annotations
@@ -275,3 +276,21 @@ def test_a_saved_plan_whose_retirement_gains_a_user_before_apply_applies_and_the
     assert deletes["delete:web-base-2026-09:JP1"] == "done"
     assert "retirement_deferred" in captured.err, captured.err
     check_month(project_images(root), listed, {"KR1": "2026-09"})
+
+
+def test_apply_target_on_the_new_version_alone_leaves_one_newest_image_per_region(tmp_path, capsys):
+    """--target names only the new version: the marker's removal from the version before it is one move with
+    its add, so no region ends with two images marked reconciler_newest (what a hostile review found)."""
+    root = make_root(tmp_path)
+    run_months(root, capsys, range(1, 4))
+    list_versions(root, 4)
+
+    report = apply(root, capsys, "--target", f"{FAMILY}-2026-12")
+    assert report["outcome"] == "applied", report
+
+    images = project_images(root)
+    for region in REGIONS:
+        versions = family_versions(images[region])
+        assert {v for v, image in versions.items() if image.get("reconciler_newest") == "true"} == {"2026-12"}
+        # The rest of the rotation was out of scope: 2026-09 is still there and 2026-10 still protected.
+        assert {"2026-09", "2026-10"} <= set(versions) and versions["2026-10"]["protected"]
