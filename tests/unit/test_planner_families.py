@@ -324,6 +324,11 @@ def test_the_hint_on_a_protected_retirement_fits_the_change():
     refusal = next(f for f in plan.refusals if f.key == "web-base-2026-12")
     assert "rollback" in (refusal.hint or "") and "protect_newest: 0" in (refusal.hint or "")
     assert "appended" not in (refusal.hint or "")
+    # An older protected version taken out of the list: list it again and shrink the window for one apply.
+    plan = rotation(versions=("2026-09", "2026-11"))
+    refusal = next(f for f in plan.refusals if f.key == "web-base-2026-10")
+    assert "taken out of web-base's versions while still protected" in (refusal.hint or "")
+    assert "lower protect_newest" in (refusal.hint or "") and "rollback" not in (refusal.hint or "")
 
 
 def renamed(fam: Family, name: str) -> DesiredState:
