@@ -19,10 +19,10 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from reconciler.commands import output
 from reconciler.cli import main
 from reconciler.cloud.errors import BadRequest
 from reconciler.cloud.nhn import NhnCloudClient
+from reconciler.commands import output
 
 CASES = Path(__file__).resolve().parent / "cases"
 HOSTILE = "\x1b[2J\n  - delete x"

@@ -200,7 +200,10 @@ def test_validate_exits_1_on_a_key_both_declared_and_removed(tmp_path):
 def test_validate_exits_1_on_a_manifest_with_neither_images_nor_removed(tmp_path):
     result = run_validate(make_root(tmp_path, {"images/web.yaml": WEB, "images/empty.yaml": "version: 1\n"}))
     assert result.returncode == 1
-    assert result.stderr.splitlines()[0] == "images/empty.yaml:1:1: document: give images:, families: or removed: (or several)"
+    assert (
+        result.stderr.splitlines()[0]
+        == "images/empty.yaml:1:1: document: give images:, families: or removed: (or several)"
+    )
 
 
 def test_validate_accepts_removed_entries_next_to_images(tmp_path):
