@@ -164,6 +164,23 @@ class Family:
 
 
 @dataclass(frozen=True, slots=True)
+class ShareRule:
+    """An `accept:` or `reject:` entry (a consumer root): which images other projects share with this one it
+    matches. `owner` always, plus exactly one of: `family` (images carrying that `reconciler_family`,
+    optionally narrowed to one `set`), `image` (one image id), or `name` (a glob over the whole name,
+    case-sensitive)."""
+
+    wants: str  # "accepted" (an accept: rule) or "rejected" (a reject: rule)
+    owner: str
+    file: str
+    family: str | None = None
+    set: str | None = None
+    image: str | None = None
+    name: str | None = None
+    location: Location | None = None  # where the rule is written
+
+
+@dataclass(frozen=True, slots=True)
 class Removal:
     """A `removed:` entry: the set stops managing `key`. `destroy` false releases its live images (every
     reconciler_* marker removed, the images kept as they are); true deletes them, as removing the key does."""
@@ -185,6 +202,8 @@ class DesiredState:
     removed: tuple[Removal, ...] = ()
     # The families declared (their kept versions are in `images` too), sorted by name.
     families: tuple[Family, ...] = ()
+    # The accept: and reject: rules, in the order written (files sorted, then entries).
+    rules: tuple[ShareRule, ...] = ()
 
     def family(self, name: str) -> Family | None:
         return next((family for family in self.families if family.name == name), None)

@@ -52,6 +52,14 @@ Usage = Mapping[str, Mapping[str, tuple[ImageUser, ...]]]
 
 
 @dataclass(frozen=True, slots=True)
+class SharedImage:
+    """An image another project shares with this one, and this project's member status for it."""
+
+    image: Image
+    status: str  # "pending", "accepted" or "rejected"
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """What the cloud holds, for one project."""
 
@@ -74,6 +82,9 @@ class Snapshot:
     # where the plan deletes something (reconciler/planning.py), so that a plan without deletes reads no
     # server or volume list for it.
     usage: Usage = field(default_factory=frozen)
+    # The images other projects share with this one, per region read, sorted by id: read only when the root
+    # has accept: or reject: rules (a root without rules makes no such request).
+    shared: Mapping[str, tuple[SharedImage, ...]] = field(default_factory=frozen)
 
     def all_images(self) -> list[Image]:
         return [image for region in self.regions for image in self.images.get(region, ())]
