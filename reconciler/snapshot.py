@@ -14,7 +14,7 @@ from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudConfigError, CloudError, NotFound
 from reconciler.cloud.records import Image, Server, Volume
 from reconciler.desired import DesiredState
-from reconciler.live import UUID, ImageUser, Snapshot, frozen
+from reconciler.live import UUID, ImageUser, SharedImage, Snapshot, frozen
 from reconciler.ownership import classify_desired, referenced_ids
 
 T = TypeVar("T")
@@ -71,6 +71,7 @@ def read_snapshot(client: CloudClient, desired: DesiredState, *, concurrency: in
             if copy.image is not None and copy.image not in owned_ids and copy.region in regions:
                 foreign[copy.image] = client.find_image(copy.region, copy.image)
     servers = _read_servers(client, desired, regions, images, workers)
+    shared_with_us = _read_shared(client, desired, regions, workers)
     return Snapshot(
         project=client.project_id,
         regions=regions,
@@ -80,7 +81,23 @@ def read_snapshot(client: CloudClient, desired: DesiredState, *, concurrency: in
         servers=frozen(servers),
         foreign=frozen(foreign),
         server_time=frozen(server_time),
+        shared=frozen(shared_with_us),
     )
+
+
+def _read_shared(
+    client: CloudClient, desired: DesiredState, regions: tuple[str, ...], workers: int
+) -> dict[str, tuple[SharedImage, ...]]:
+    """The images other projects share with this one, per region (in parallel), with this project's member
+    status: only for a root with accept: or reject: rules, so that any other root makes no such request."""
+    if not desired.rules:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(regions) or 1))) as pool:
+        listed = pool.map(client.list_shared_images, regions)
+        return {
+            region: tuple(SharedImage(image, status) for image, status in sorted(found, key=lambda pair: pair[0].id))
+            for region, found in zip(regions, listed, strict=True)
+        }
 
 
 def with_usage(client: CloudClient, snapshot: Snapshot, regions: Iterable[str], workers: int) -> Snapshot:

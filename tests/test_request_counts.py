@@ -3,15 +3,17 @@ so a regression to per-image reads fails CI."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import requests
-from support import OWNER, OWNER_USER, PARTNER
+from support import OWNER, OWNER_USER, PARTNER, PARTNER_USER
 
 from reconciler.apply import Applier
 from reconciler.cli import main
 from reconciler.cloud.auth import Credentials
 from reconciler.cloud.nhn import NhnCloudClient, connect
+from reconciler.desired import ShareRule
 from reconciler.plan import Target
 from reconciler.planner import build_plan
 from reconciler.snapshot import read_snapshot
@@ -259,3 +261,97 @@ def test_usage_is_read_only_in_the_regions_a_plan_deletes_in_and_again_before_ap
     assert main(["apply", web, "--auto-approve"]) == 0
     assert usage_reads(sim, start) == {("KR1", "servers/detail"): 2, ("KR1", "volumes/detail"): 2}
     capsys.readouterr()
+
+
+# -- the consumer side (issue 24) -------------------------------------------------------------------
+
+THIRD = "0aa1bb22cc33dd44ee55ff6600112233"
+
+
+def consumer_world(shares: int) -> dict:
+    """OWNER shares `shares` images with PARTNER in KR1 and KR2 (every member status in turn), THIRD shares
+    one in KR1, PARTNER owns a shared image of its own, and JP1 holds nothing shared with PARTNER."""
+    statuses = ("pending", "accepted", "rejected")
+    images = [
+        {"id": f"00000000-0000-4000-{8000 + r}-{i:012d}", "project": OWNER, "region": region, "name": f"base-{i}",
+         "visibility": "shared", "members": [{"project": PARTNER, "status": statuses[i % 3]}],
+         "properties": {"os_type": "linux"}}
+        for r, region in enumerate(("KR1", "KR2"))
+        for i in range(shares)
+    ]  # fmt: skip
+    images.append(
+        {"id": "00000000-0000-4000-9000-000000000001", "project": THIRD, "region": "KR1", "name": "third",
+         "visibility": "shared", "members": [{"project": PARTNER, "status": "rejected"}],
+         "properties": {"os_type": "linux"}}
+    )  # fmt: skip
+    images.append(
+        {"id": "00000000-0000-4000-9000-000000000002", "project": PARTNER, "region": "KR1", "name": "own",
+         "visibility": "shared", "members": [{"project": OWNER, "status": "pending"}],
+         "properties": {"os_type": "linux"}}
+    )  # fmt: skip
+    return {
+        "regions": ["KR1", "KR2", "JP1"],
+        "projects": [
+            {"id": OWNER},
+            {"id": THIRD},
+            {"id": PARTNER, "users": [{"username": PARTNER_USER[0], "api_password": PARTNER_USER[1]}]},
+        ],
+        "images": images,
+    }
+
+
+def consumer_root(folder, *, rules: bool):
+    """PARTNER's root, its desired state with one accept: rule or none (the rule itself is not what is
+    counted: any rule makes the refresh list what is shared with the project)."""
+    (folder / "reconciler.yaml").write_text(
+        f"version: 1\nset: consumer\ncloud: {{kind: nhn, project: {PARTNER}}}\ndefaults: {{region: KR1}}\n"
+    )
+    (folder / "images.yaml").write_text("version: 1\nimages: {}\n")
+    desired = load_desired_state(folder)
+    if not rules:
+        return desired
+    rule = ShareRule(wants="accepted", owner=OWNER, file="images.yaml", name="base-*")
+    return dataclasses.replace(desired, rules=(rule,))
+
+
+def test_a_consumer_refresh_lists_shares_by_status_only_for_a_root_with_rules(make_sim, tmp_path):
+    """Per region: one `member_status=all` listing, and `pending` and `rejected` ones only where something is
+    shared with the project; a root without rules makes none of them. Never one read per image."""
+    shares = 12
+    sim = make_sim(consumer_world(shares))
+    client = connect(Credentials(*PARTNER_USER, identity_url=sim.identity_url), PARTNER)
+    client.image_regions()  # authenticate before counting
+
+    reset_counts(sim)
+    without = read_snapshot(client, consumer_root(tmp_path, rules=False))
+    assert without.shared == {}
+    assert counts(sim) == {"GET /image/{region}/v2/images": 3}  # the project's own images, one page per region
+
+    reset_counts(sim)
+    snapshot = read_snapshot(client, consumer_root(tmp_path, rules=True))
+    assert counts(sim) == {"GET /image/{region}/v2/images": 3 + 3 + 2 + 2}  # own; `all` each; pending, rejected
+    statuses = ("pending", "accepted", "rejected")
+    for r, region in enumerate(("KR1", "KR2")):
+        want = [(f"00000000-0000-4000-{8000 + r}-{i:012d}", OWNER, statuses[i % 3]) for i in range(shares)]
+        if region == "KR1":
+            want.append(("00000000-0000-4000-9000-000000000001", THIRD, "rejected"))
+        got = [(shared.image.id, shared.image.owner, shared.status) for shared in snapshot.shared[region]]
+        assert got == sorted(want)
+    assert snapshot.shared["JP1"] == ()
+
+
+def test_the_shares_listing_pages_under_every_status(make_sim, tmp_path):
+    sim = make_sim(consumer_world(12))
+    client = NhnCloudClient(
+        connect(Credentials(*PARTNER_USER, identity_url=sim.identity_url), PARTNER)._http, page_size=5
+    )
+    client.image_regions()
+    reset_counts(sim)
+
+    listed = client.list_shared_images("KR1")
+
+    assert len(listed) == 13
+    assert [status for image, status in listed].count("rejected") == 5  # four of OWNER's and THIRD's
+    # Each listing also holds PARTNER's own shared image (left out of the result): `all` 14 images in 3
+    # pages; `pending` 4 + 1 in 2 (a full page, then an empty one); `rejected` 5 + 1 in 2.
+    assert counts(sim) == {"GET /image/{region}/v2/images": 3 + 2 + 2}

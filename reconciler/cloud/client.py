@@ -116,6 +116,10 @@ class CloudClient(Protocol):
     def set_member_status(self, region: str, image_id: str, status: str) -> Member:
         """Accept or reject a share *as the member project*: call it on that project's client."""
 
+    def list_shared_images(self, region: str) -> list[tuple[Image, str]]:
+        """The consumer side: every image another project shares with this one in `region` (all pages),
+        with this project's member status for it ("pending", "accepted" or "rejected"), sorted by id."""
+
     # -- servers --------------------------------------------------------------------------------------
     def list_servers(self, region: str) -> list[Server]:
         """Every server of the project in the region, from paged detail lists: status and metadata, but
