@@ -26,6 +26,9 @@ SHOWN_PREFIX = 40
 # ignores it, this module reads it).
 REFUSED = "x-refused"
 
+# The schema keyword saying why a key needs others beside it (dependentRequired), by key: read by this module.
+REQUIRES = "x-requires"
+
 # What a pattern stands for, by the $defs name the schemas give it.
 PATTERN_MEANINGS = {
     "^[A-Z][A-Z0-9_]{0,30}$": (
@@ -93,19 +96,7 @@ def _describe(error: jsonschema.ValidationError, doc: LocatedDocument) -> Iterat
     path: DocPath = tuple(error.absolute_path)
     where = format_path(path) or "document"
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = list(error.schema.get("properties", {}))
-        # Keys a schema leaves out on purpose (a family's image has no `protected`: the family owns it) say why.
-        refused = error.schema.get(REFUSED, {})
-        for key in sorted(set(error.instance) - set(allowed), key=str):
-            message = f"{format_path(path + (key,))}: unknown key"
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            if key in refused:
-                message = f"{format_path(path + (key,))}: not allowed here: {refused[key]}"
-            elif close:
-                message += f" (did you mean {close[0]!r}?)"
-            elif allowed:
-                message += f" (expected one of: {', '.join(allowed)})"
-            yield Problem(doc.key_location_of(path + (key,)), message)
+        yield from _unknown_key_problems(error, doc, path)
         return
     if error.validator == "not" and "propertyNames" in error.absolute_schema_path:
         # A key excluded in this context, e.g. `state` for kind: nhn; the schema says why.
@@ -116,6 +107,10 @@ def _describe(error: jsonschema.ValidationError, doc: LocatedDocument) -> Iterat
         return
     if error.validator == "propertyNames":
         yield Problem(doc.location_of(path), f"{where}: {error.message}")
+        return
+    asked = _asked_keys_problems(error, doc, path)
+    if asked is not None:
+        yield from asked
         return
     if error.validator == "oneOf" and isinstance(error.instance, dict) and error.context:
         # A mapping meant for the object form (e.g. a copy {region: ..., protected: ...}): report what is
@@ -134,6 +129,59 @@ def _describe(error: jsonschema.ValidationError, doc: LocatedDocument) -> Iterat
         )
         return
     yield Problem(doc.location_of(path), f"{where}: {_message(error, doc, path)}")
+
+
+def _unknown_key_problems(error: jsonschema.ValidationError, doc: LocatedDocument, path: DocPath) -> Iterator[Problem]:
+    """Each key the mapping may not hold, at the key: why it is refused, or the key meant, or those allowed."""
+    allowed = list(error.schema.get("properties", {}))
+    # Keys a schema leaves out on purpose (a family's image has no `protected`: the family owns it) say why.
+    refused = error.schema.get(REFUSED, {})
+    for key in sorted(set(error.instance) - set(allowed), key=str):
+        message = f"{format_path(path + (key,))}: unknown key"
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        if key in refused:
+            message = f"{format_path(path + (key,))}: not allowed here: {refused[key]}"
+        elif close:
+            message += f" (did you mean {close[0]!r}?)"
+        elif allowed:
+            message += f" (expected one of: {', '.join(allowed)})"
+        yield Problem(doc.key_location_of(path + (key,)), message)
+
+
+def _asked_keys_problems(
+    error: jsonschema.ValidationError, doc: LocatedDocument, path: DocPath
+) -> list[Problem] | None:
+    """The problems of a keyword that only asks a mapping for keys, when it has its own words here; None for
+    every other error (and for a oneOf of keys asked of a mapping: _message words it)."""
+    if not _requires_keys_only(error):
+        return None
+    if not isinstance(error.instance, dict):
+        return []  # a value that is no mapping has its type reported, and no keys to ask for
+    if error.validator == "dependentRequired":
+        return list(_dependent_problems(error, doc, path))
+    return None
+
+
+def _requires_keys_only(error: jsonschema.ValidationError) -> bool:
+    """Whether the keyword only asks for keys (a oneOf of `required` branches, a dependentRequired)."""
+    if error.validator == "dependentRequired":
+        return True
+    branches = error.validator_value if isinstance(error.validator_value, list) else []
+    return bool(branches) and all(isinstance(b, dict) and set(b) <= {"required", "not"} for b in branches)
+
+
+def _dependent_problems(error: jsonschema.ValidationError, doc: LocatedDocument, path: DocPath) -> Iterator[Problem]:
+    """A key given without the keys it needs (a rule's set: without family:): at that key, saying which are
+    missing and, when the schema says, why."""
+    why = error.schema.get(REQUIRES, {}) if isinstance(error.schema, dict) else {}
+    for key, needed in error.validator_value.items():
+        missing = [name for name in needed if name not in error.instance]
+        if key not in error.instance or not missing:
+            continue
+        message = f"{format_path(path + (key,))}: given without {' and '.join(missing)}"
+        if key in why:
+            message += f"; {why[key]}"
+        yield Problem(doc.key_location_of(path + (key,)), message)
 
 
 def _object_branch_errors(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
@@ -240,7 +288,7 @@ def _message(error: jsonschema.ValidationError, doc: LocatedDocument, path: DocP
     if validator in ("minimum", "maximum", "uniqueItems"):
         return error.message
     if validator == "oneOf":
-        return _one_of_message(error)
+        return _one_of_message(error, value)
     if validator == "anyOf":
         return _any_of_message(error)
     return error.message
@@ -256,10 +304,14 @@ def _any_of_message(error: jsonschema.ValidationError) -> str:
     return "does not match any of the accepted forms"
 
 
-def _one_of_message(error: jsonschema.ValidationError) -> str:
+def _one_of_message(error: jsonschema.ValidationError, value: Any) -> str:
     branches = error.validator_value
     required = [b.get("required", [None])[0] for b in branches if isinstance(b, dict)]
     if all(required) and len(required) > 1:
+        given = [name for name in required if isinstance(value, dict) and name in value]
+        if len(given) > 1:  # say which, not only that the mapping matches no form
+            written = f"{', '.join(given[:-1])} and {given[-1]} are {'both' if len(given) == 2 else 'all'} given: "
+            return f"{written}give exactly one of: {', '.join(required)}"
         return f"give exactly one of: {', '.join(required)}"
     refs = [b.get("$ref", "") for b in branches if isinstance(b, dict)]
     if any(ref.endswith("/region") for ref in refs):

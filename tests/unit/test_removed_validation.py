@@ -83,13 +83,13 @@ RULES = [
     (
         "a manifest with neither images: nor removed:",
         {"a.yaml": "version: 1\n"},
-        ["a.yaml:1:1: document: give images:, families: or removed: (or several)"],
+        ["a.yaml:1:1: document: give images:, families:, removed:, accept: or reject: (or several)"],
     ),
     (
         "a misspelt removed: is neither, and the unknown key says which was meant",
         {"a.yaml": "version: 1\nremove:\n  - {key: old, destroy: false}\n"},
         [
-            "a.yaml:1:1: document: give images:, families: or removed: (or several)",
+            "a.yaml:1:1: document: give images:, families:, removed:, accept: or reject: (or several)",
             "a.yaml:2:1: remove: unknown key (did you mean 'removed'?)",
         ],
     ),
@@ -202,7 +202,7 @@ def test_validate_exits_1_on_a_manifest_with_neither_images_nor_removed(tmp_path
     assert result.returncode == 1
     assert (
         result.stderr.splitlines()[0]
-        == "images/empty.yaml:1:1: document: give images:, families: or removed: (or several)"
+        == "images/empty.yaml:1:1: document: give images:, families:, removed:, accept: or reject: (or several)"
     )
 
 
