@@ -33,6 +33,7 @@ from reconciler.desired import (
     Removal,
     RootConfig,
     Settings,
+    ShareRule,
     Source,
 )
 from reconciler.errors import UsageError
@@ -101,6 +102,7 @@ def _load_desired_state(folder: Path) -> DesiredState:
 
     images, families, declared = _cross_file(manifests, problems, config)
     removed = _removals(manifests, declared, problems)
+    rules = _share_rules(manifests, config, problems)
     if problems:
         order = {name: i for i, name in enumerate(sorted([*files, *(display for display, _ in not_read)]))}
         problems.sort(key=lambda p: (order.get(p.location.file, len(order)), p.location.line, p.location.column))
@@ -111,6 +113,7 @@ def _load_desired_state(folder: Path) -> DesiredState:
         files=tuple(files),
         removed=tuple(sorted(removed, key=lambda r: r.key)),
         families=tuple(sorted(families, key=lambda f: f.name)),
+        rules=tuple(rules),
     )
 
 
@@ -386,7 +389,7 @@ class _Entry:
 
 
 def _check_manifest(doc: LocatedDocument, config: RootConfig) -> _Manifest:
-    expected = "a manifest holds version: 1 and images:, families:, removed: or several"
+    expected = "a manifest holds version: 1 and images:, families:, removed:, accept:, reject: or several"
     problems = _document_problems(doc, "manifest", expected)
     data = doc.data if isinstance(doc.data, dict) else {}
     entries = [
@@ -950,6 +953,104 @@ def _removal_problem(key: str, declared: _Declared, moved: dict[str, _Move], fir
     if key in first:
         return f"{key} is already removed at {first[key]}: list it once"
     return None
+
+
+# -- accept: and reject: ---------------------------------------------------------------------------
+
+# Each list of rules and the member status its rules want.
+RULE_LISTS = {"accept": "accepted", "reject": "rejected"}
+
+
+@dataclass(frozen=True)
+class _WrittenRule:
+    """A well-formed rule as written: the model's rule, its field (accept[<i>]), where it and its owner are."""
+
+    rule: ShareRule
+    field: str
+    location: Location
+    owner_location: Location
+
+    @property
+    def identity(self) -> tuple[str | None, ...]:
+        """What makes two rules the same rule: owner and the kind's fields (an image id in any case)."""
+        rule = self.rule
+        return (rule.owner, rule.family, rule.set, rule.image.lower() if rule.image else None, rule.name)
+
+
+@functools.cache
+def _rule_validator() -> jsonschema.Draft202012Validator:
+    """The schema of one rule: a rule it refuses was reported by the manifest's schema, and is left out here."""
+    defs = load_schema("manifest")["$defs"]
+    return jsonschema.Draft202012Validator({**defs["share_rule"], "$defs": defs})
+
+
+def _share_rules(manifests: list[_Manifest], config: RootConfig, problems: list[Problem]) -> list[ShareRule]:
+    """The accept: and reject: rules of every file, in the order written (files sorted, then entries). A rule
+    written again (in the same list or the other) is reported at the second, naming the first: in the same
+    list it adds nothing, and in both lists it can never mean anything (reject wins). Rules that differ but
+    match the same image are no problem here: that depends on the live images (the plan warns)."""
+    found: list[ShareRule] = []
+    first: dict[tuple[str | None, ...], _WrittenRule] = {}
+    for manifest in manifests:
+        for written in _written_rules(manifest.doc):
+            problem = _own_project_problem(written, config) or _repeated_rule_problem(written, first)
+            if problem:
+                problems.append(problem)
+                continue
+            first[written.identity] = written
+            found.append(written.rule)
+    return found
+
+
+def _written_rules(doc: LocatedDocument) -> list[_WrittenRule]:
+    """One file's well-formed rules, in the order they are written (accept: and reject: interleave by line)."""
+    data = _mapping(doc.data)
+    written: list[_WrittenRule] = []
+    for list_name, wants in RULE_LISTS.items():
+        entries = data.get(list_name)
+        for i, raw in enumerate(entries if isinstance(entries, list) else []):
+            if not _rule_validator().is_valid(raw):
+                continue  # the schema reported it
+            path: DocPath = (list_name, i)
+            location = doc.location_of(path)
+            rule = ShareRule(
+                wants=wants,
+                owner=raw["owner"],
+                file=doc.file,
+                family=raw.get("family"),
+                set=raw.get("set"),
+                image=raw.get("image"),
+                name=raw.get("name"),
+                location=location,
+            )
+            written.append(_WrittenRule(rule, format_path(path), location, doc.location_of(path + ("owner",))))
+    return sorted(written, key=lambda w: (w.location.line, w.location.column))
+
+
+def _own_project_problem(written: _WrittenRule, config: RootConfig) -> Problem | None:
+    """A project never shares with itself: a rule naming this root's own project would match nothing."""
+    owner = written.rule.owner
+    if not config.cloud.project or owner != config.cloud.project:
+        return None
+    return Problem(
+        written.owner_location,
+        f"{written.field}.owner: {owner} is this root's own project (cloud.project); a rule matches images other "
+        "projects share with it: name the project that owns them",
+    )
+
+
+def _repeated_rule_problem(written: _WrittenRule, first: dict[tuple[str | None, ...], _WrittenRule]) -> Problem | None:
+    earlier = first.get(written.identity)
+    if earlier is None:
+        return None
+    same = f"{written.field}: the same rule as {earlier.field} (at {earlier.location})"
+    if earlier.rule.wants == written.rule.wants:
+        return Problem(written.location, f"{same}: write it once")
+    return Problem(
+        written.location,
+        f"{same}: a rule in both accept: and reject: can never mean anything (reject wins, so the accept: rule "
+        "never applies): delete one of them",
+    )
 
 
 def _adoption_problems(manifests: list[_Manifest]) -> list[Problem]:

@@ -201,7 +201,9 @@ RULES = [
     (
         "empty file",
         {"a.yaml": "# nothing here\n"},
-        ["a.yaml:1:1: empty file: a manifest holds version: 1 and images:, families:, removed: or several"],
+        [
+            "a.yaml:1:1: empty file: a manifest holds version: 1 and images:, families:, removed:, accept:, reject: or several"
+        ],
     ),
     (
         "binary file",
