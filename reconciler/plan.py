@@ -1,6 +1,7 @@
 """The plan: plain, frozen data. Renderers and apply read only this.
 
-Its JSON document (plan_codec.py) is the versioned contract (`format_version` "1"); the text and Markdown
+Its JSON document (plan_codec.py) is the versioned contract (`format_version` "1", or "1.1" for a plan
+holding a kind "1.1" added: accept, reject); the text and Markdown
 renderings are made from that same document, so they can never disagree with it. The kinds of action
 and every fact about them are in plan_kinds.py; action ids and `expects` references are `ActionId` and
 `Ref` below, each with its one parser.
@@ -14,11 +15,18 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from reconciler.plan_kinds import ACTION_KINDS
+from reconciler.plan_kinds import ACTION_KINDS, KINDS
 
 __all__ = ["ACTION_KINDS", "Action", "ActionId", "Change", "Dependency", "Finding", "Plan", "Reason", "Ref", "Target"]
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "1"  # a plan whose kinds a reader of "1" knows
+# Every format_version this tool writes and reads (apply, saved plans): "1.1" only adds the kinds accept and
+# reject (plan_kinds.Kind.since); a reader of "1" treats an unknown kind as a change.
+FORMAT_VERSIONS = ("1", "1.1")
+
+
+def _keyless(kind: str) -> bool:
+    return kind in KINDS and not KINDS[kind].keyed
 
 
 def _frozen(mapping: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
@@ -30,7 +38,11 @@ class ActionId:
     """An action's id, `kind:key:region[:phase]`: unique in a plan and the same in every plan of the same
     intent (a saved plan is matched by it). Keys and regions hold no ':' (the manifest schema's patterns),
     so the phase is everything after the third one: "release", "download-restore", a member's id, an image's
-    id (a leftover's delete, whose key is `~rc-<16 hex>`), ..."""
+    id (a leftover's delete, whose key is `~rc-<16 hex>`), ...
+
+    A keyless kind (accept, reject: a consumer's member status on an image another project shares) has no
+    key and one action per image and region: its id is `kind:<image id>:<region>`, read as the key "" and
+    the image id as its phase."""
 
     kind: str
     key: str
@@ -42,9 +54,21 @@ class ActionId:
         parts = text.split(":", 3)
         if len(parts) < 3:
             raise ValueError(f"not an action id (kind:key:region[:phase]): {text!r}")
+        if _keyless(parts[0]):
+            if len(parts) != 3:
+                raise ValueError(f"not an action id ({parts[0]}:image id:region): {text!r}")
+            return cls(parts[0], "", parts[2], parts[1])
         return cls(*parts)
 
+    @classmethod
+    def of_image(cls, kind: str, image_id: str, region: str) -> ActionId:
+        """The id of a keyless kind's action on one image in one region."""
+        assert _keyless(kind), kind
+        return cls(kind, "", region, image_id)
+
     def __str__(self) -> str:
+        if _keyless(self.kind):
+            return f"{self.kind}:{self.phase}:{self.region}"
         head = f"{self.kind}:{self.key}:{self.region}"
         return head if self.phase is None else f"{head}:{self.phase}"
 
@@ -129,7 +153,8 @@ class Action:
     expects: Mapping[str, Mapping[str, Any]] = field(default_factory=_frozen)
     depends_on: tuple[Dependency, ...] = ()
     # Kind-specific details: source_region and bytes (copy), server (create, stop/start), member
-    # (share/unshare), name (create), compensates (an action that runs even after a failure).
+    # (share/unshare), name (create; accept/reject: the shared image's name), owner (accept/reject: the
+    # project that shares the image), compensates (an action that runs even after a failure).
     details: Mapping[str, Any] = field(default_factory=_frozen)
 
     def to_json(self) -> dict[str, Any]:

@@ -1,5 +1,8 @@
-"""The plan's JSON document (`format_version` "1", schemas/plan.schema.json) and its inverse, in one place.
-Pure: no I/O.
+"""The plan's JSON document (`format_version` "1" or "1.1", schemas/plan.schema.json) and its inverse, in
+one place. Pure: no I/O.
+
+A plan is written as "1" unless it holds a kind a later format_version added (plan_kinds.Kind.since: accept
+and reject are "1.1"); "1.1" only adds, so a plan without those kinds is byte-identical to what "1" wrote.
 
 `plan_to_json` writes the document every output is made from (render/json.py gives its bytes, the text
 and Markdown renderings read it, `plan --out` saves it with a `saved` section); `plan_from_json` reads a
@@ -16,8 +19,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from reconciler.plan import FORMAT_VERSION, Action, Change, Dependency, Finding, Plan, Reason, Target
-from reconciler.plan_kinds import ACTION_KINDS
+from reconciler.plan import FORMAT_VERSION, FORMAT_VERSIONS, Action, Change, Dependency, Finding, Plan, Reason, Target
+from reconciler.plan_kinds import ACTION_KINDS, KINDS
 
 # The fields every action has; any other field of an action's document is one of its details.
 ACTION_FIELDS = frozenset({"id", "kind", "key", "region", "image_id", "changes", "expects", "reason", "depends_on"})
@@ -30,9 +33,15 @@ def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
 # -- to JSON --------------------------------------------------------------------------------------
 
 
+def format_version(plan: Plan) -> str:
+    """The oldest format_version whose readers know every kind of the plan's actions."""
+    needed = {KINDS[action.kind].since for action in plan.actions} | {FORMAT_VERSION}
+    return max(needed, key=FORMAT_VERSIONS.index)
+
+
 def plan_to_json(plan: Plan) -> dict[str, Any]:
     return {
-        "format_version": FORMAT_VERSION,
+        "format_version": format_version(plan),
         "set": plan.set,
         "target": target_to_json(plan.target),
         "actions": [action_to_json(action) for action in plan.actions],

@@ -6,7 +6,9 @@ apply runs each kind through its executor (apply.py, EXECUTORS). The plan schema
 (schemas/plan.schema.json) lists the same names, in the same order: a test holds the two together.
 
 Adding a kind: add its row here (and to the schema's enum), its executor in apply.py, and its line in
-render/text.py's `describe_action`; the tests name what is missing.
+render/text.py's `describe_action`; the tests name what is missing. A kind a reader of an older
+format_version does not know carries the version that introduced it (`since`): a plan holding it is
+written with that version (plan_codec.format_version).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from types import MappingProxyType
 # What an action acts on, and what it may make or take away.
 IMAGE, SERVER = "image", "server"
 MEMBER, PROTECTION, RUNNING = "member", "protection", "running"  # a partner's access, protected, a running instance
+STATUS = "member status"  # this project's own member status on an image another project shares with it
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,11 @@ class Kind:
     makes: str | None  # what it adds: an IMAGE (apply remembers it for later actions), a MEMBER, ...
     removes: str | None  # what it takes away: what a reviewer must weigh
     risk: Risk | None  # present exactly when it removes something
+    # False: the action has no key (a consumer's accept or reject of an image another project shares): its
+    # `key` is "" and its id `kind:<image id>:<region>` (plan.ActionId).
+    keyed: bool = True
+    # The plan document's format_version that introduced the kind: a plan holding one is written with it.
+    since: str = "1"
 
     @property
     def makes_image(self) -> bool:
@@ -68,9 +76,15 @@ KINDS: Mapping[str, Kind] = _kinds(
     # Stopped for imaging, an instance is down until its image is active.
     Kind("stop_instance", 0, "~", "instance to stop", SERVER, None, RUNNING, Risk("instance stop", "stops instances")),
     Kind("start_instance", 7, "~", "instance to start", SERVER, RUNNING, None, None),
+    # A consumer's own member status on an image another project shares with it (accept:/reject: rules): it
+    # changes what this project's image list shows, never the image or anyone's access: no risk.
+    Kind("accept", 6, "+", "to accept", IMAGE, STATUS, None, None, keyed=False, since="1.1"),
+    Kind("reject", 6, "~", "to reject", IMAGE, STATUS, None, None, keyed=False, since="1.1"),
 )
 ACTION_KINDS: tuple[str, ...] = tuple(KINDS)
 RANK: Mapping[str, int] = MappingProxyType({name: kind.rank for name, kind in KINDS.items()})
+# The member status each keyless kind sets (the PUT apply makes with this project's own token).
+MEMBER_STATUS: Mapping[str, str] = MappingProxyType({"accept": "accepted", "reject": "rejected"})
 # The kinds a reviewer must weigh before applying (the Markdown verdict counts them, its banner names each
 # action): each takes something away: an image, a partner's access, the protection that keeps an image
 # from being deleted (a strict bracket's unprotect too: the image is unprotected while it runs), a running

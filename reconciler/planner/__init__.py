@@ -9,7 +9,8 @@ the state of the image at hand (docs/architecture.md):
 - fields, copies, sharing, protection: what each declared image, and each of its copies, must change;
 - removals (`removed:`), deletion (what left the manifests), in_use (no delete of an image a server or
   volume uses; a retirement in use waits), guards (plan-wide refusals and warnings);
-- families: only a family's newest version is built, its newest marker moves, its retirements wait for it.
+- families: only a family's newest version is built, its newest marker moves, its retirements wait for it;
+- acceptance: a consumer's `accept:` / `reject:` rules against the images other projects share with it.
 
 Concerns never import each other: they meet in the context (graph.py: the steps; context.py: the records
 they share) and in the fixed order of `_plan` below, which *is* the behaviour.
@@ -26,6 +27,7 @@ from reconciler.lock_claims import claim_of, is_bookkeeping, iso
 from reconciler.plan import Plan, Target
 
 from . import (
+    acceptance,
     copies,
     deletion,
     families,
@@ -100,6 +102,7 @@ def _plan(ctx: PlanContext) -> None:
             "may leave the cloud different from the manifests",
             None,
         )
+    acceptance.plan_acceptance(ctx)
     removals.plan_removals(ctx)
     deletion.delete_unfinished_released_copies(ctx)
     withheld = guards.empty_root(ctx)
@@ -172,6 +175,8 @@ def _info(ctx: PlanContext) -> dict[str, Any]:
         "other_sets": own.other_set_count,
         "pending_members": sorted(ctx.pending, key=lambda p: (p["key"], p["region"], p["member"])),
     }
+    if ctx.desired.rules:
+        info["accepted_unnamed"] = acceptance.accepted_unnamed(ctx)
     if own.unattributed:
         # Old-form temporary names that name no set and no declared key: listed, never touched.
         info["unattributed_temporary"] = [

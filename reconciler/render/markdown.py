@@ -23,9 +23,11 @@ from typing import Any
 
 from reconciler.plan_kinds import ACTION_KINDS, KINDS, RISKY_KINDS, Risk
 from reconciler.render import DEFAULT_MAX_CHARS, MIN_MAX_CHARS, escape
-from reconciler.render.text import Style, describe_action, summary_line, target_line
+from reconciler.render.text import Style, describe_action, key_shown, summary_line, target_line
 
 MERMAID_MAX_ACTIONS = 30
+# The block of the actions without a key (accept, reject), after the blocks of the image keys.
+KEYLESS_BLOCK = "shared with this project"
 
 
 def _md_value(value: Any) -> str:
@@ -89,6 +91,11 @@ def _image(action: dict[str, Any]) -> str:
 def _kind_label(kind: str) -> str:
     """A kind as a line starts with it: its symbol and its name, in a code span (`+ create`)."""
     return f"`{KINDS[kind].symbol} {kind}`"
+
+
+def _action_key(action: dict[str, Any]) -> str:
+    """An action's key in a code span; an action without one (accept, reject) names its image instead."""
+    return escape.code(action["key"]) if action["key"] else f"image {_image(action)}"
 
 
 def _plural(word: str, count: int) -> str:
@@ -184,7 +191,7 @@ def _warnings(document: dict[str, Any]) -> _Cuttable:
 
 def _others(actions: list[dict[str, Any]]) -> _Cuttable:
     """One short line per low-risk action whose detail block was left out (the banner shows the risky ones)."""
-    items = tuple(f"- {_kind_label(a['kind'])} {escape.code(a['key'])} {prose(a['region'])}" for a in actions)
+    items = tuple(f"- {_kind_label(a['kind'])} {_action_key(a)} {prose(a['region'])}" for a in actions)
     return _Cuttable("### Other changes", items, tuple(KINDS[a["kind"]].summary for a in actions), "other change")
 
 
@@ -202,13 +209,14 @@ def _image_blocks(document: dict[str, Any]) -> list[_Block]:
     for action in document["actions"]:
         by_key[action["key"]].append(action)
     blocks = []
-    for key in sorted(by_key):
+    for key in sorted(by_key, key=lambda k: (k == "", k)):  # the keyless block last
         actions = by_key[key]
         kinds = Counter(a["kind"] for a in actions)
         summary = ", ".join(
             f"{n} {k}" if n > 1 else k for k, n in sorted(kinds.items(), key=lambda i: ACTION_KINDS.index(i[0]))
         )
-        lines = [f"<details><summary><b>{escape.html(key)}</b>: {summary}</summary>", ""]
+        title = escape.html(key) if key else KEYLESS_BLOCK
+        lines = [f"<details><summary><b>{title}</b>: {summary}</summary>", ""]
         for action in actions:
             detail = describe_action(action, MARKDOWN)
             lines.append(
@@ -235,7 +243,7 @@ def _mermaid(document: dict[str, Any]) -> str:
     names = {a["id"]: f"a{i}" for i, a in enumerate(actions)}
     lines = ["```mermaid", "graph LR"]
     for action in actions:
-        label = escape.mermaid(f"{action['kind']} {action['key']} {action['region']}")
+        label = escape.mermaid(f"{action['kind']} {key_shown(action['key'])} {action['region']}")
         lines.append(f'  {names[action["id"]]}["{label}"]')
     for action in actions:
         for dependency in action["depends_on"]:

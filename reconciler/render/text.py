@@ -17,10 +17,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reconciler.plan import ActionId
-from reconciler.plan_kinds import KINDS
+from reconciler.plan_kinds import KINDS, MEMBER_STATUS
 from reconciler.render import escape
 
 INDENT = " " * 14
+NO_KEY = "-"  # in the key column, for an action without a key (accept, reject) or a finding without one
 
 
 def _value(value: Any) -> str:
@@ -107,6 +108,8 @@ def describe_action(action: dict[str, Any], style: Style = TEXT) -> str:
         visibility = action["changes"].get("visibility")
         extra = f" (visibility {name(visibility['before'])} -> {name(visibility['after'])})" if visibility else ""
         return f"{sign} {name(short_id(action['member']))}{extra}"
+    if kind in MEMBER_STATUS:
+        return _member_status(action, style)
     if kind in ("stop_instance", "start_instance"):
         return f"instance {name(action['server_name'])}"
     if kind == "delete":
@@ -117,6 +120,20 @@ def describe_action(action: dict[str, Any], style: Style = TEXT) -> str:
     if kind in ("update", "adopt"):
         return _changes(action["changes"], style)
     return ""
+
+
+def _member_status(action: dict[str, Any], style: Style) -> str:
+    """An accept or reject: the shared image (name, id), the project that shares it, and the status change."""
+    change = action["changes"].get("member_status") or {"before": None, "after": MEMBER_STATUS[action["kind"]]}
+    image = style.name(short_id(action["image_id"]))
+    named = f"{style.value(action['name'])} {image}" if action.get("name") is not None else image
+    owner = style.name(short_id(action.get("owner")))
+    return f"{named} of project {owner}: {style.name(str(change['before']))} -> {style.name(str(change['after']))}"
+
+
+def key_shown(key: str) -> str:
+    """An action's key as a line shows it: accept and reject have none (`-`)."""
+    return key or NO_KEY
 
 
 def _release(action: dict[str, Any], style: Style) -> str:
@@ -137,7 +154,7 @@ def _waits(action: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> str:
         other = by_id[dependency["id"]]
         phase = ActionId.parse(dependency["id"]).phase
         label = f" ({phase})" if phase is not None else ""
-        names.append(escape.text(f"{other['kind']} {other['key']} {other['region']}{label}"))
+        names.append(escape.text(f"{other['kind']} {key_shown(other['key'])} {other['region']}{label}"))
     return "waits for: " + ", ".join(names) if names else ""
 
 
@@ -161,11 +178,12 @@ def render_text(document: dict[str, Any], *, applying: bool = False) -> str:
     )
     lines.append("")
     show = escape.text
-    keys = [show(a["key"]) for a in actions] + [show(r["key"] or "") for r in document["refusals"]]
+    keys = [show(key_shown(a["key"])) for a in actions] + [show(r["key"] or "") for r in document["refusals"]]
     key_width = max([len(k) for k in keys] + [8])
     for action in actions:
         symbol = KINDS[action["kind"]].symbol
-        head = f"  {symbol} {action['kind']:<14} {show(action['key']):<{key_width}}  {show(action['region']):<4}"
+        key = show(key_shown(action["key"]))
+        head = f"  {symbol} {action['kind']:<14} {key:<{key_width}}  {show(action['region']):<4}"
         lines.append(f"{head}  {describe_action(action)}".rstrip())
         reason = action["reason"]
         lines.append(f"{INDENT}{show(reason['message'])}{_source(reason['source'])}")
