@@ -53,7 +53,7 @@ from reconciler.cloud.records import IMAGE_BASE_ATTRIBUTES, Image, PatchOp
 from reconciler.errors import ReconcilerError
 from reconciler.live import ImageUser, described
 from reconciler.plan import Action, Change, Plan, Ref
-from reconciler.plan_kinds import KINDS, SERVER
+from reconciler.plan_kinds import KINDS, MEMBER_STATUS, SERVER
 
 if TYPE_CHECKING:
     from reconciler.lock import LockSession
@@ -556,6 +556,13 @@ class Applier:
             self.client.update_image(action.region, image_id, [PatchOp("replace", "visibility", "private")])
         return image_id
 
+    def _do_member_status(self, action: Action, _observed: Observed) -> str:
+        """accept / reject: this project's own member status on an image another project shares with it, set
+        with the root's client (the consumer's token). The status comes from the kind, never from the plan's
+        words; the guard checked that the root's rules want it now."""
+        self.client.set_member_status(action.region, self._image_id(action), MEMBER_STATUS[action.kind])
+        return self._image_id(action)
+
     def _do_delete(self, action: Action, _observed: Observed) -> str:
         image_id = self._image_id(action)
         live = self.client.find_image(action.region, image_id)
@@ -648,6 +655,8 @@ EXECUTORS: Mapping[str, Executor] = MappingProxyType(
         "delete": Applier._do_delete,
         "stop_instance": Applier._do_stop_instance,
         "start_instance": Applier._do_start_instance,
+        "accept": Applier._do_member_status,
+        "reject": Applier._do_member_status,
     }
 )
 

@@ -8,7 +8,10 @@ An image may be touched by an action of key K in region R when it carries `recon
 (2) an image with this set's temporary-name token for (K, R); (3) an image this process created; (6) an
 image of this set whose key is the one K's `moved_from` names; (7) the closing `protect` of a strict
 bracket whose `unprotect` this run performed on that image. (Lock claims are touched by the lock code
-only, which does not go through apply.) A server may be touched only by actions of a key whose
+only, which does not go through apply.) An accept or reject (no key) sets this project's own member
+status on an image another project shares only when (4) the root's `accept:` / `reject:` rules want that
+status for the image as it reads now (planner/acceptance.py: reject wins; an image no rule names is
+left alone). A server may be touched only by actions of a key whose
 `source.instance` names it now, and a stop refuses a server another set marked as stopped by it.
 """
 
@@ -19,7 +22,9 @@ from dataclasses import dataclass, field
 
 from reconciler import markers
 from reconciler.cloud.records import Image, Server
-from reconciler.desired import DesiredState
+from reconciler.desired import DesiredState, ShareRule
+from reconciler.plan_kinds import MEMBER_STATUS
+from reconciler.planner.acceptance import wanted_status  # the planner's one reading of the rules (pure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +37,7 @@ class GuardContext:
     instances: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # key -> (region, name or id)
     # settings.delete_in_use: "allow" lets a delete go on while a server or volume uses the image.
     delete_in_use: str = "refuse"
+    rules: tuple[ShareRule, ...] = ()  # accept: and reject: (a consumer root)
 
     @classmethod
     def from_desired(cls, desired: DesiredState) -> GuardContext:
@@ -55,6 +61,7 @@ class GuardContext:
             moved,
             instances,
             desired.root.settings.delete_in_use,
+            desired.rules,
         )
 
 
@@ -69,6 +76,8 @@ def image_refusal(
     unprotected_here: Collection[str] = (),
 ) -> str | None:
     """None when an action (`kind`, `key`, `region`) may change `image`; otherwise why it may not."""
+    if kind in MEMBER_STATUS:
+        return status_refusal(ctx, kind, region, image)
     props = image.properties
     if image.id in created_here:
         return None
@@ -90,6 +99,17 @@ def image_refusal(
     return (
         f"image {image.id} in {image.region} is not an image of set {ctx.set_name} key {key} ({carries}), and the "
         "root names it nowhere: it was not touched"
+    )
+
+
+def status_refusal(ctx: GuardContext, kind: str, region: str, image: Image) -> str | None:
+    """None when the root's rules want the status an accept or reject sets for `image` as it reads now."""
+    wanted = MEMBER_STATUS[kind]
+    if image.region == region and wanted_status(ctx.rules, image) == wanted:
+        return None
+    return (
+        f"image {image.id} in {image.region} (project {image.owner}) is not one the root's rules want "
+        f"{wanted} now: its member status was not changed"
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from reconciler.apply_guard import GuardContext, image_refusal, server_refusal
 from reconciler.cloud.records import Image, Server
+from reconciler.desired import ShareRule
 from reconciler.markers import temporary_name
 
 SET = "web-platform"
@@ -119,3 +120,50 @@ def test_a_leftover_delete_touches_only_an_image_with_this_sets_token():
     assert image_refusal(CTX, "delete", key, "KR1", other_set) is not None, "another set's leftover"
     assert image_refusal(CTX, "update", key, "KR1", mine) is not None, "a leftover is only ever deleted"
     assert image_refusal(CTX, "delete", key, "JP1", mine) is not None, "the image lies in another region"
+
+
+# -- guard (4): a consumer's own member status on an image another project shares ------------------
+
+OWNER = "3f0c9d2e6b7a4f0e9a1b2c3d4e5f6a7b"
+RULES = (
+    ShareRule("accepted", OWNER, "rules.yaml", family="web-base"),
+    ShareRule("accepted", OWNER, "rules.yaml", name="ubuntu-*"),
+    ShareRule("rejected", OWNER, "rules.yaml", name="ubuntu-*-old"),
+)
+CONSUMER_CTX = GuardContext("consumer", rules=RULES)
+
+
+def shared(props=None, *, owner=OWNER, name="web-base-2026-12", region="KR1"):
+    return Image(region, "00000000-0000-4000-8000-0000000000f1", name, "active", "shared", False, owner, 0, 0, 1, 1,
+                 None, None, "qcow2", "bare", (), None, None, MappingProxyType(props or {}))  # fmt: skip
+
+
+STATUS_CASES = [
+    ("an accept rule's family matches now", "accept", shared({"reconciler_family": "web-base"}), True),
+    ("an accept rule's glob matches now", "accept", shared(name="ubuntu-24.04"), True),
+    ("no rule names the image now (renamed since the plan)", "accept", shared(name="debian-12"), False),
+    ("another owner's image under a matching name", "accept", shared(name="ubuntu-24.04", owner="0" * 32), False),
+    ("a reject rule matches too: reject wins, no accept", "accept", shared(name="ubuntu-24.04-old"), False),
+    ("a reject rule matches now", "reject", shared(name="ubuntu-24.04-old"), True),
+    ("only an accept rule matches: no reject", "reject", shared(name="ubuntu-24.04"), False),
+    ("the image lies in another region than the action's", "accept", shared(name="ubuntu-1", region="JP1"), False),
+    (
+        "this set's markers are no pass for a member status",
+        "accept",
+        shared({"reconciler_set": SET, "reconciler_key": "web"}, name="x"),
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(("reason", "kind", "live", "allowed"), STATUS_CASES, ids=[c[0] for c in STATUS_CASES])
+def test_member_status(reason, kind, live, allowed):
+    ctx = CONSUMER_CTX if "markers" not in reason else GuardContext(SET, rules=RULES)
+    why = image_refusal(ctx, kind, "", "KR1", live, created_here={live.id} if "markers" in reason else ())
+    assert (why is None) is allowed, f"{reason}: {why}"
+    if not allowed:
+        assert "member status was not changed" in why and live.id in why
+
+
+def test_a_root_without_rules_never_changes_a_member_status():
+    assert image_refusal(GuardContext("consumer"), "accept", "", "KR1", shared(name="ubuntu-1")) is not None
