@@ -20,7 +20,10 @@ computes a fresh plan F from the root at hand and the live cloud, and runs F onl
     still live was deferred by F (the image is in use now): matched, and reported as deferred. An F
     retirement that S deferred (S warned `retirement_deferred` for its key and region) is not run and is
     not a difference: it is left for the next plan (`Match.left`), which a new review sees. Any other F
-    retirement S lacks is a difference: a delete nobody reviewed never runs.
+    retirement S lacks is a difference: a delete nobody reviewed never runs;
+(g) F's `accept` or `reject` (a consumer's own member status on an image another project shares) that S
+    lacks is not run and is not a difference: the owner may have shared in between, and the next plan,
+    which a new review sees, holds it (`Match.acceptances_left`).
 
 Compared: kind, key, region, the id's phase, the image reference, `changes`, `expects` (references
 normalised by (a)), `depends_on` as a set, `compensates`, and every other field except the display-only
@@ -40,7 +43,7 @@ from reconciler import markers
 from reconciler.cloud.records import Image
 from reconciler.plan import Action, ActionId, Ref
 from reconciler.plan_codec import action_to_json
-from reconciler.plan_kinds import KINDS
+from reconciler.plan_kinds import KINDS, MEMBER_STATUS
 
 # Fields that describe an action for a reader and never change what it does.
 DISPLAY_ONLY = frozenset({"bytes", "server_name", "downtime", "flavor"})
@@ -73,6 +76,8 @@ class Match:
     matched: Mapping[str, str] = field(default_factory=dict)  # F action id -> S action id
     deferred: tuple[str, ...] = ()  # S retirements F defers (rule (f)): not run, not a difference
     left: tuple[str, ...] = ()  # F retirements S deferred (rule (f)): not run, left for the next plan
+    # F accepts and rejects S lacks (rule (g)): not run, left for the next plan.
+    acceptances_left: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -200,7 +205,8 @@ def _without_changes_made(saved_doc: dict[str, Any], fresh_doc: Mapping[str, Any
 
 
 def _describe(doc: Mapping[str, Any]) -> str:
-    what = f"{doc.get('kind')} of {doc.get('key')} in {doc.get('region')}"
+    key = doc.get("key")
+    what = f"{doc.get('kind')} of {key} in {doc.get('region')}" if key else f"{doc.get('kind')} in {doc.get('region')}"
     image = doc.get("image_id")
     return f"{what} ({str(image)[:8]}…)" if isinstance(image, str) and image else what
 
@@ -237,10 +243,13 @@ def match(
 
     differences: list[Difference] = []
     left: list[str] = []
+    acceptances_left: list[str] = []
     for action in fresh:
         s_id = pairs.get(action.id)
         if s_id is None and _retirement_saved_deferred(action, saved_deferred):
             left.append(action.id)
+        elif s_id is None and action.kind in MEMBER_STATUS:
+            acceptances_left.append(action.id)  # rule (g)
         elif action.id in housekeeping_ids:
             # Allowed without S; but where S has it too, S must say the same of what it acts on.
             if s_id is not None:
@@ -263,6 +272,7 @@ def match(
         pairs,
         tuple(sorted(deferred)),
         tuple(sorted(left)),
+        tuple(sorted(acceptances_left)),
     )
 
 

@@ -260,3 +260,40 @@ def test_a_plan_without_some_actions_drops_every_dependency_on_them():
     assert [a.id for a in kept.actions] == [SHARE.id, PROTECT.id]
     assert all(not a.depends_on for a in kept.actions)
     assert plan.without(()) is plan
+
+
+SHARED = "00000000-0000-4000-8000-0000000000f1"
+OWNER = "3f0c9d2e6b7a4f0e9a1b2c3d4e5f6a7b"
+
+
+def member_status(kind, before="pending"):
+    """A consumer's accept or reject: no key, id `kind:<image id>:<region>`."""
+    after = {"accept": "accepted", "reject": "rejected"}[kind]
+    return Action(
+        id=f"{kind}:{SHARED}:KR1", kind=kind, key="", region="KR1", reason=Reason(f"{kind}_rule", "a rule", "r.yaml:2"),
+        image_id=SHARED, changes=MappingProxyType({"member_status": Change(before, after)}),
+        expects=MappingProxyType({f"KR1/{SHARED}": {"owner": OWNER}}),
+        details=MappingProxyType({"owner": OWNER, "name": "ubuntu-24.04"}),
+    )  # fmt: skip
+
+
+def test_an_accept_or_reject_the_saved_plan_lacks_is_left_for_the_next_plan_not_a_difference():
+    """The owner shared in between: F's accept (or reject) was never reviewed, so it does not run, and the
+    rest of the saved plan still applies (design rule (g))."""
+    for kind in ("accept", "reject"):
+        result = match(saved_of(FRESH), (*FRESH, member_status(kind)), [], SET, resume=False)
+        assert result.ok, result.differences
+        assert result.acceptances_left == (f"{kind}:{SHARED}:KR1",) and result.left == ()
+
+
+def test_an_accept_the_saved_plan_has_is_matched_and_compared():
+    accept = member_status("accept")
+    result = match(saved_of([*FRESH, accept]), (*FRESH, accept), [], SET, resume=False)
+    assert result.ok and result.acceptances_left == () and result.matched[accept.id] == accept.id
+    # What it sets changed since the review (the status was set by hand in between): a difference.
+    overridden = member_status("accept", before="rejected")
+    assert not match(saved_of([*FRESH, accept]), (*FRESH, overridden), [], SET, resume=False).ok
+    # S accepts, F now rejects the same image (a reject rule matches since): S's accept is unmatched.
+    rejected = match(saved_of([*FRESH, accept]), (*FRESH, member_status("reject")), [], SET, resume=False)
+    assert [d.action_id for d in rejected.differences] == [accept.id]
+    assert rejected.differences[0].saved == f"accept in KR1 ({SHARED[:8]}…)"
