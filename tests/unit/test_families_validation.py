@@ -400,9 +400,9 @@ def test_a_file_may_hold_only_families(tmp_path):
     assert [family.name for family in state.families] == ["web-base"]
 
 
-def test_a_file_without_images_families_or_removed_names_all_three(tmp_path):
+def test_a_file_without_any_of_its_keys_names_them_all(tmp_path):
     assert problems_of(tmp_path, {"a.yaml": "version: 1\n"}) == [
-        "a.yaml:1:1: document: give images:, families: or removed: (or several)"
+        "a.yaml:1:1: document: give images:, families:, removed:, accept: or reject: (or several)"
     ]
 
 
