@@ -126,3 +126,22 @@ def test_a_root_with_a_family_counts_its_kept_versions(tmp_path):
     result = run("validate", str(tmp_path / "root"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1] == "OK: 4 images (2 of them kept versions of 1 family) in 3 files"
+
+
+def test_a_consumer_root_counts_its_rules(tmp_path):
+    root = tmp_path / "consumer"
+    root.mkdir()
+    (root / "reconciler.yaml").write_text(
+        "version: 1\nset: apps\ncloud: {kind: simulator, seed: seed.yaml, project: 8989447062e04a818baf9e073fd04fa7}\n",
+        encoding="utf-8",
+    )
+    shutil.copy(QUICKSTART / "seed.yaml", root / "seed.yaml")
+    (root / "accept.yaml").write_text(
+        "version: 1\naccept:\n  - {owner: 3f0c9d2e6b7a4f0e9a1b2c3d4e5f6a7b, family: web-base}\n"
+        "  - {owner: 3f0c9d2e6b7a4f0e9a1b2c3d4e5f6a7b, name: 'ubuntu-*'}\n"
+        "reject:\n  - {owner: 0123456789abcdef0123456789abcdef, name: '*'}\n",
+        encoding="utf-8",
+    )
+    result = run("validate", str(root))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "OK: 0 images, 2 accept rules, 1 reject rule in 1 file"

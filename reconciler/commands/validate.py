@@ -50,4 +50,8 @@ def _counts(state: DesiredState) -> str:
         versions = sum(1 for spec in state.images if spec.family is not None)
         families = f"{len(state.families)} famil{'y' if len(state.families) == 1 else 'ies'}"
         images += f" ({versions} of them kept versions of {families})"
-    return f"OK: {images}{removed} in {output.count(len(state.files), 'file')}"
+    rules = ""
+    if state.rules:
+        accepts = sum(1 for rule in state.rules if rule.wants == "accepted")
+        rules = f", {output.count(accepts, 'accept rule')}, {output.count(len(state.rules) - accepts, 'reject rule')}"
+    return f"OK: {images}{removed}{rules} in {output.count(len(state.files), 'file')}"
