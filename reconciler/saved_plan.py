@@ -35,7 +35,7 @@ from reconciler import __version__
 from reconciler.cloud.records import Image
 from reconciler.desired import CloudConfig
 from reconciler.errors import ReconcilerError, UsageError
-from reconciler.plan import FORMAT_VERSION, Action, Plan, Target
+from reconciler.plan import FORMAT_VERSIONS, Action, Plan, Target
 from reconciler.plan_codec import plan_to_json
 from reconciler.plan_kinds import KINDS
 from reconciler.plan_match import Match, match
@@ -253,9 +253,11 @@ def _listed(roots: Sequence[str]) -> str:
 
 def _checked(document: Any, path: Path, where: str = "") -> dict[str, Any]:
     """One root's saved plan, checked: `where` names the root inside a file of several."""
-    if not isinstance(document, dict) or document.get("format_version") != FORMAT_VERSION or "saved" not in document:
+    version = document.get("format_version") if isinstance(document, dict) else None
+    if version not in FORMAT_VERSIONS or "saved" not in document:
         raise ReconcilerError(
-            f"{_shown(path)}: {escape.text(where)}not a plan saved by `reconciler plan --out` (format_version 1)"
+            f"{_shown(path)}: {escape.text(where)}not a plan saved by `reconciler plan --out` (format_version "
+            f"{' or '.join(FORMAT_VERSIONS)})"
         )
     import jsonschema
 

@@ -436,13 +436,17 @@ class _RootRun:
                 document, args.plan, fresh.actions, images, desired.root.set, resume=args.resume
             )
             left_out = [a for a in fresh.actions if a.id in result.left]
-            fresh = fresh.without(result.left)  # rule (f): left for the next plan, which a new review sees
+            # Rules (f) and (g): left for the next plan, which a new review sees.
+            fresh = fresh.without([*result.left, *result.acceptances_left])
             output.show_plan(fresh, args, human, applying=True)
             for action_id in result.housekeeping:
                 shown = escape.text(action_id)
                 print(f"  housekeeping: {shown} (finishes what an interrupted run of this set left)", file=human)
             for action_id in result.already_done:
                 print(f"  already done: {escape.text(action_id)}", file=human)
+            for action_id in result.acceptances_left:
+                shown = escape.text(action_id)
+                print(f"  left for the next plan: {shown} (the owner may have shared since the review)", file=human)
             not_run = saved_plan.deferred_results(document, result, left_out)
             for step in not_run:
                 print(f"  deferred: {escape.text(step.action.id)} ({escape.text(step.message)})", file=human)
