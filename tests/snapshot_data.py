@@ -7,6 +7,9 @@ Mappings keyed by tuples are written as lists of objects (JSON keys are strings)
 `{"region", "ref", "server"}`, sorted by region, then ref. `usage` (region -> image id -> its users as
 `{"kind", "id", "name"}`) is written only when some region's usage was read: a plan that deletes nothing
 reads none, and its document has no `usage` key (an empty region, `{}`, is one read and used by nobody).
+`shared` (region -> the images other projects share with this one, each `{"image", "status"}`: this
+project's member status) is written only when it was read: only a root with accept: or reject: rules reads
+it, and a region read with nothing shared is `[]`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from reconciler.cloud.records import Image, Member, Server
-from reconciler.live import ImageUser
+from reconciler.live import ImageUser, SharedImage
 from reconciler.snapshot import Snapshot
 
 FORMAT = 1  # bump when the document's shape changes; snapshot_from_json refuses any other
@@ -52,6 +55,8 @@ def snapshot_to_json(snapshot: Snapshot) -> str:
             region: {image_id: [_user_doc(u) for u in users] for image_id, users in found.items()}
             for region, found in snapshot.usage.items()
         }
+    if snapshot.shared:
+        document["shared"] = {region: [_shared_doc(s) for s in found] for region, found in snapshot.shared.items()}
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
@@ -87,6 +92,9 @@ def snapshot_from_json(text: str, *, where: str = "snapshot.json") -> Snapshot:
                 for region, found in document.get("usage", {}).items()
             }
         ),
+        shared=_frozen(
+            {region: tuple(_shared(doc, where) for doc in docs) for region, docs in document.get("shared", {}).items()}
+        ),
     )
 
 
@@ -114,6 +122,10 @@ def _server_doc(server: Server) -> dict[str, Any]:
 
 def _user_doc(user: ImageUser) -> dict[str, Any]:
     return {name: list(value) if isinstance(value := getattr(user, name), tuple) else value for name in USER_FIELDS}
+
+
+def _shared_doc(shared: SharedImage) -> dict[str, Any]:
+    return {"image": _image_doc(shared.image), "status": shared.status}
 
 
 def _fields(doc: Any, names: tuple[str, ...], kind: str, where: str) -> dict[str, Any]:
@@ -145,3 +157,8 @@ def _server(doc: Any, where: str) -> Server:
 def _user(doc: Any, where: str) -> ImageUser:
     values = _fields(doc, USER_FIELDS, "image user", where)
     return ImageUser(**{**values, "attached_to": tuple(values["attached_to"])})
+
+
+def _shared(doc: Any, where: str) -> SharedImage:
+    values = _fields(doc, ("image", "status"), "shared image", where)
+    return SharedImage(_image(values["image"], where), values["status"])

@@ -32,6 +32,7 @@ from snapshot_data import snapshot_from_json, snapshot_to_json
 from reconciler import target
 from reconciler.cloud.records import Image, parse_server_time
 from reconciler.connect import open_cloud
+from reconciler.live import SharedImage
 from reconciler.plan import Target
 from reconciler.planning import plan_live
 from reconciler.snapshot import Snapshot
@@ -67,7 +68,8 @@ def capture(case: str, tmp_path: Path) -> tuple[Snapshot, Target]:
 
 
 def normalize_times(case: str, snapshot: Snapshot) -> Snapshot:
-    images = [*snapshot.all_images(), *(i for i in snapshot.foreign.values() if i is not None)]
+    shared = [each.image for found in snapshot.shared.values() for each in found]
+    images = [*snapshot.all_images(), *(i for i in snapshot.foreign.values() if i is not None), *shared]
     stamps = {stamp for image in images for stamp in (image.created_at, image.updated_at) if stamp is not None}
     assert len(stamps) <= 1, f"{case}: the images were stamped at different times ({sorted(stamps)})"
     seeded = parse_server_time(next(iter(stamps))) if stamps else None
@@ -81,6 +83,9 @@ def normalize_times(case: str, snapshot: Snapshot) -> Snapshot:
         images=MappingProxyType({region: tuple(_fixed(i) for i in found) for region, found in snapshot.images.items()}),
         foreign=MappingProxyType({k: None if i is None else _fixed(i) for k, i in snapshot.foreign.items()}),
         server_time=MappingProxyType({r: None if t is None else SEEDED_EPOCH for r, t in snapshot.server_time.items()}),
+        shared=MappingProxyType(
+            {region: tuple(_fixed_shared(s) for s in found) for region, found in snapshot.shared.items()}
+        ),
     )
 
 
@@ -90,6 +95,10 @@ def _fixed(image: Image) -> Image:
         created_at=None if image.created_at is None else SEEDED_AT,
         updated_at=None if image.updated_at is None else SEEDED_AT,
     )
+
+
+def _fixed_shared(shared: SharedImage) -> SharedImage:
+    return dataclasses.replace(shared, image=_fixed(shared.image))
 
 
 def plan_target(case: str) -> Mapping:
