@@ -1,7 +1,8 @@
 """Image members (Glance v2 `/v2/images/{id}/members`): how an image is shared with other projects.
 
 NHN's rules: members only on `shared` images, added and removed by the owner;
-a duplicate is 409; only the member project's own token may accept or reject. Messages are upstream
+a duplicate is 409; only the member project's own token may accept or reject (never the owner's, even
+as a member of its own image). Messages are upstream
 Glance's (glance/api/v2/image_members.py), which hides the inner reason of most refusals. Member changes
 leave the image's own `updated_at` alone (seen on Glance 33); a member's `updated_at` moves only when its
 status changes. Glance 33 accepts any member id, even one no project has; the `unknown_member` knob can
@@ -118,11 +119,13 @@ def _update_member(app: SimulatorApp, req: Request) -> Response:
         if fields["visibility"] != "shared":
             raise HttpError(403, f"Not allowed to update members for image {fields['id']}.")
         member = record["members"].get(member_id)
-        if member is None:
+        project = req.token.project
+        # As Glance 33 answers (checked against a real one): a member project sees only its own membership,
+        # so another member's is 404 to it; the owner sees every member but may not set a status, even its
+        # own as a member of its image (403 [doc], Glance's policy message, before a bad status's 400).
+        if member is None or project not in (fields["owner"], member_id):
             raise HttpError(404, f"{member_id} not found in the member list of the image {fields['id']}.")
-        # Only the member project itself may accept or reject a share; the owner gets 403 [doc] with
-        # Glance 33's policy message.
-        if req.token.project != member_id:
+        if project == fields["owner"]:
             raise HttpError(403, "You are not authorized to complete modify_member action.")
         if status not in MEMBER_STATUSES:
             raise HttpError(400, 'Incorrect request: Status must be "pending", "accepted" or "rejected".')
