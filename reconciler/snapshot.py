@@ -93,7 +93,8 @@ def _read_shared(
     if not desired.rules:
         return {}
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(regions) or 1))) as pool:
-        listed = pool.map(client.list_shared_images, regions)
+        lister = _listing(client.list_shared_images, "images shared with this project", "accept:/reject: rules")
+        listed = pool.map(lister, regions)
         return {
             region: tuple(SharedImage(image, status) for image, status in sorted(found, key=lambda pair: pair[0].id))
             for region, found in zip(regions, listed, strict=True)
@@ -113,17 +114,21 @@ def with_usage(client: CloudClient, snapshot: Snapshot, regions: Iterable[str], 
     return dataclasses.replace(snapshot, usage=frozen({**snapshot.usage, **read}))
 
 
-def _listing(lister: Callable[[str], list[T]], what: str) -> Callable[[str], list[T]]:
-    """`lister`, whose error says why the plan reads that list."""
+def _listing(lister: Callable[[str], list[T]], what: str, why: str = "") -> Callable[[str], list[T]]:
+    """`lister`, whose error says why the plan reads that list: by default, for the in-use check."""
+    purpose = f"for the root's {why}" if why else "to know which images they use before deleting any"
+    hint = (
+        "the root's rules are planned from that list"
+        if why
+        else "the plan deletes images in that region, and never deletes one it cannot check"
+    )
 
     def listed(region: str) -> list[T]:
         try:
             return lister(region)
         except CloudError as err:
-            raise CloudError(
-                f"listing the {what} of {region}, to know which images they use before deleting any: {err.message}",
-                hint=err.hint or "the plan deletes images in that region, and never deletes one it cannot check",
-            ) from err
+            message = f"listing the {what} in {region}, {purpose}: {err.message}"
+            raise CloudError(message, hint=err.hint or hint) from err
 
     return listed
 
