@@ -1,4 +1,4 @@
-"""The recipes with several roots (examples/gitops/ has two: platform and storefront): plan.sh plans every
+"""The recipes with several roots (examples/gitops/ has three: platform, storefront and apps): plan.sh plans every
 root into one comment and one saved plans.json, and posts the Markdown even when one root could not be
 planned (its section says why); apply.sh applies the saved plan of every root, reads the reports
 document's top-level outcome, re-plans every root after a mismatch at any of them and fails the job when a
@@ -19,16 +19,18 @@ from recipes.harness import REPO, Job
 REPOSITORY = "acme/images"
 SHA = "a" * 40
 BRANCH = ["api", f"repos/{REPOSITORY}/branches/main"]
-ROOTS = ["platform", "storefront"]
+ROOTS = ["platform", "storefront", "apps"]  # the example's RECONCILER_ROOTS
 
-TWO_SECTIONS = (
-    "### reconciler plan · 2 roots\n\n**Safe to apply**: 2 actions\n\n"
-    "#### root 1 of 2: `platform`\n\n1 action\n\n#### root 2 of 2: `storefront`\n\n1 action\n"
+SECTIONS = (
+    "### reconciler plan · 3 roots\n\n**Safe to apply**: 3 actions\n\n"
+    "#### root 1 of 3: `platform`\n\n1 action\n\n#### root 2 of 3: `storefront`\n\n1 action\n\n"
+    "#### root 3 of 3: `apps`\n\n1 action\n"
 )
 ONE_ERRORED = (
-    "### reconciler plan · 2 roots\n\n**Cannot be applied**: 0 actions, 1 root not planned\n\n"
-    "#### root 1 of 2: `platform`\n\n**No changes**\n\n#### root 2 of 2: `storefront`\n\n"
-    "**Could not be planned**: 1 problem found\n\n- reconciler.yaml:6:1: bogus: unknown key\n"
+    "### reconciler plan · 3 roots\n\n**Cannot be applied**: 0 actions, 1 root not planned\n\n"
+    "#### root 1 of 3: `platform`\n\n**No changes**\n\n#### root 2 of 3: `storefront`\n\n"
+    "**Could not be planned**: 1 problem found\n\n- reconciler.yaml:6:1: bogus: unknown key\n\n"
+    "#### root 3 of 3: `apps`\n\n**No changes**\n"
 )
 
 
@@ -65,7 +67,7 @@ def saved_plans(job: Job) -> Path:
 
 def test_plan_makes_one_comment_and_one_saved_plan_of_every_root(tmp_path):
     job = Job(tmp_path, fake_reconciler=True)
-    job.answer_reconciler({"plan": {"stdout": TWO_SECTIONS, "saved": '{"format": "reconciler-plans"}'}})
+    job.answer_reconciler({"plan": {"stdout": SECTIONS, "saved": '{"format": "reconciler-plans"}'}})
     result = job.run("plan.sh", *ROOTS, "--detailed-exitcode")
     assert result.returncode == 0, result.stderr
     (call,) = job.reconciler_calls()
@@ -73,7 +75,7 @@ def test_plan_makes_one_comment_and_one_saved_plan_of_every_root(tmp_path):
     assert call == ["plan", *ROOTS, "--format", "markdown", "--out", str(plans), "--detailed-exitcode"]
     outputs = job.outputs()
     assert outputs["outcome"] == "planned" and outputs["plan-file"] == str(plans)
-    assert (job.work / "comment.md").read_text() == TWO_SECTIONS
+    assert (job.work / "comment.md").read_text() == SECTIONS
 
 
 def test_a_root_that_could_not_be_planned_still_gets_the_markdown_comment(tmp_path):
@@ -101,24 +103,25 @@ def test_a_root_that_could_not_be_planned_still_gets_the_markdown_comment(tmp_pa
 
 def test_apply_applies_the_saved_plan_of_every_root(tmp_path):
     job = Job(tmp_path, fake_reconciler=True)
-    job.answer_reconciler({"apply": {"stdout": reports("applied", "applied")}})
+    job.answer_reconciler({"apply": {"stdout": reports("applied", "applied", "applied")}})
     plans = saved_plans(job)
     result = job.run("apply.sh", *ROOTS, "--plan", plans, **on_github(job))
     assert result.returncode == 0, result.stderr
     (call,) = job.reconciler_calls()
-    assert call[:3] == ["apply", *ROOTS] and call[-2:] == ["--plan", str(plans)]
+    assert call[: len(ROOTS) + 1] == ["apply", *ROOTS] and call[-2:] == ["--plan", str(plans)]
     assert job.outputs()["outcome"] == "applied"
-    assert "apply.sh: root platform: applied" in result.stderr and "apply.sh: root storefront: applied" in result.stderr
+    assert all(f"apply.sh: root {root}: applied" in result.stderr for root in ROOTS)
 
 
 def test_a_mismatch_at_the_second_root_plans_every_root_again(tmp_path):
-    """The first root applied, the second's reviewed plan no longer matches: the new plan covers both roots
-    (the first one's is empty now), since the approval job applies one saved plan of the same roots."""
+    """The first root applied, the second's reviewed plan no longer matches (the third is not run): the new
+    plan covers every root (the first one's is empty now), since the approval job applies one saved plan of
+    the same roots."""
     job = Job(tmp_path, fake_reconciler=True)
     job.answer_reconciler(
         {
-            "apply": {"exit": 1, "stdout": reports("applied", "plan_mismatch")},
-            "plan": {"stdout": TWO_SECTIONS, "saved": '{"format": "reconciler-plans"}'},
+            "apply": {"exit": 1, "stdout": reports("applied", "plan_mismatch", "not_run")},
+            "plan": {"stdout": SECTIONS, "saved": '{"format": "reconciler-plans"}'},
         }
     )
     result = job.run("apply.sh", *ROOTS, "--plan", saved_plans(job), **on_github(job))
@@ -128,25 +131,26 @@ def test_a_mismatch_at_the_second_root_plans_every_root_again(tmp_path):
     assert calls[1] == ["plan", *ROOTS, "--format", "markdown", "--out", str(replan / "plans.json")]
     outputs = job.outputs()
     assert outputs["outcome"] == "plan_mismatch" and outputs["plan-file"] == str(replan / "plans.json")
-    assert (replan / "comment.md").read_text() == TWO_SECTIONS
+    assert (replan / "comment.md").read_text() == SECTIONS
 
 
 @pytest.mark.parametrize(("stopped", "code"), [("failed", 1), ("refused", 3), ("lock_held", 1)])
 def test_a_root_that_stops_the_run_fails_the_job(tmp_path, stopped, code):
     job = Job(tmp_path, fake_reconciler=True)
-    job.answer_reconciler({"apply": {"exit": code, "stdout": reports("applied", stopped)}})
+    job.answer_reconciler({"apply": {"exit": code, "stdout": reports("applied", stopped, "not_run")}})
     result = job.run("apply.sh", *ROOTS, "--plan", saved_plans(job), **on_github(job))
     assert result.returncode == code
     assert [c[0] for c in job.reconciler_calls()] == ["apply"]  # no re-plan
     assert job.outputs()["outcome"] == stopped
     assert f"apply.sh: root storefront: {stopped}" in result.stderr
+    assert "apply.sh: root apps: not_run" in result.stderr  # the consumer after it: listed, not applied
 
 
 def test_run_splits_its_roots_on_whitespace(tmp_path):
     job = Job(tmp_path, fake_reconciler=True)
-    job.answer_reconciler({"validate": {}, "plan": {"stdout": TWO_SECTIONS, "saved": "{}"}})
-    assert job.run("run.sh", "validate", " platform\tstorefront ").returncode == 0
-    assert job.run("run.sh", "plan", "platform storefront", "--detailed-exitcode").returncode == 0
+    job.answer_reconciler({"validate": {}, "plan": {"stdout": SECTIONS, "saved": "{}"}})
+    assert job.run("run.sh", "validate", " platform\tstorefront  apps ").returncode == 0
+    assert job.run("run.sh", "plan", "platform storefront apps", "--detailed-exitcode").returncode == 0
     validate, plan = job.reconciler_calls()
     assert validate == ["validate", *ROOTS]
     assert plan[: len(ROOTS) + 1] == ["plan", *ROOTS] and plan[-1] == "--detailed-exitcode"
@@ -188,18 +192,18 @@ def run_step(step: dict[str, Any], job: Job, action_path: Path, **env: str) -> s
 
 def test_the_action_passes_several_roots_to_the_command(tmp_path):
     job = Job(tmp_path, fake_reconciler=True)
-    job.answer_reconciler({"plan": {"stdout": TWO_SECTIONS, "saved": "{}"}})
+    job.answer_reconciler({"plan": {"stdout": SECTIONS, "saved": "{}"}})
     result = run_step(
         action_step(1),
         job,
         REPO,
         INPUT_COMMAND="plan",
-        INPUT_ROOT="platform storefront",
+        INPUT_ROOT="platform storefront apps",
         INPUT_ARGS="--detailed-exitcode",
     )
     assert result.returncode == 0, result.stderr
     (call,) = job.reconciler_calls()
-    assert call[:3] == ["plan", *ROOTS] and call[-1] == "--detailed-exitcode"
+    assert call[: len(ROOTS) + 1] == ["plan", *ROOTS] and call[-1] == "--detailed-exitcode"
     assert job.outputs()["plan-file"] == str(job.work / "plans.json")
     # One root, as before.
     assert run_step(action_step(1), job, REPO, INPUT_COMMAND="plan", INPUT_ROOT=".", INPUT_ARGS="").returncode == 0

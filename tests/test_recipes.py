@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 GITOPS = REPO / "examples" / "gitops"
 WORKFLOWS = sorted((GITOPS / ".github" / "workflows").glob("*.yml"))
 ACTION = "FILL-IN-OWNER/reconciler@FILL-IN-COMMIT"
-ROOTS = ["platform", "storefront"]  # the example's two roots, one project each
+ROOTS = ["platform", "storefront", "apps"]  # the example's three roots, one project each (apps: a consumer)
+OWN_USERS = {"storefront": "STOREFRONT", "apps": "APPS"}  # each root with cloud.credentials: its own API user
 
 
 def workflow(name: str) -> dict:
@@ -44,9 +45,11 @@ def check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess[s
 
 
 def test_the_gitops_roots_are_valid(capsys):
-    assert main(["validate", str(GITOPS / "platform"), str(GITOPS / "storefront")]) == 0
+    assert main(["validate", *(str(GITOPS / root) for root in ROOTS)]) == 0
     out = capsys.readouterr().out
-    assert "OK: 3 images in 2 files" in out and "OK: 1 image in 1 file" in out  # workflows are not manifests
+    assert "OK: 3 images (1 of them kept versions of 1 family) in 2 files" in out  # workflows are not manifests
+    assert "OK: 1 image in 1 file" in out
+    assert "OK: 0 images, 1 accept rule, 0 reject rules in 1 file" in out  # apps: a consumer root of rules only
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
@@ -240,19 +243,20 @@ def test_the_pre_commit_hook_runs_validate(tmp_path):
     entry = hook["entry"].split()
     assert entry[:2] == ["reconciler", "validate"]
     # As pre-commit runs it: in the repository root, no file names passed, the roots as the hook's args
-    # (the example's README shows `args: [platform, storefront]`).
+    # (the example's README shows `args: [platform, storefront, apps]`).
+    assert f"args: [{', '.join(ROOTS)}]" in (GITOPS / "README.md").read_text()
     result = subprocess.run(
         [sys.executable, "-m", "reconciler", *entry[1:], *ROOTS], cwd=GITOPS, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
 
 
-def test_every_recipe_passes_both_roots_with_each_projects_own_api_user():
-    """The roots are listed once per file (RECONCILER_ROOTS) and every validate, plan and apply gets them;
-    the storefront root's own user (STOREFRONT_*) follows the same read-only / write split as the default
-    one, in the same steps."""
-    storefront = yaml.safe_load((GITOPS / "storefront" / "reconciler.yaml").read_text())
-    assert storefront["cloud"]["credentials"] == "STOREFRONT"
+def test_every_recipe_passes_every_root_with_each_projects_own_api_user():
+    """The roots are listed once per file (RECONCILER_ROOTS), the consumer (apps) after the owner whose shares
+    it accepts, and every validate, plan and apply gets them; the storefront's and apps' own users
+    (STOREFRONT_*, APPS_*) follow the same read-only / write split as the default one, in the same steps."""
+    for root, prefix in OWN_USERS.items():
+        assert yaml.safe_load((GITOPS / root / "reconciler.yaml").read_text())["cloud"]["credentials"] == prefix
     for path in WORKFLOWS:
         doc = yaml.safe_load(path.read_text())
         assert doc["env"]["RECONCILER_ROOTS"].split() == ROOTS, path.name
@@ -263,15 +267,19 @@ def test_every_recipe_passes_both_roots_with_each_projects_own_api_user():
                 env = step.get("env", {})
                 for variable in ("USERNAME", "API_PASSWORD"):
                     default = env.get(f"NHN_CLOUD_{variable}")
-                    own = env.get(f"STOREFRONT_{variable}")
-                    assert (default is None) == (own is None), (path.name, step)
-                    if default is not None:
-                        assert own == default.replace("secrets.NHN_CLOUD_", "secrets.STOREFRONT_"), (path.name, own)
+                    for prefix in OWN_USERS.values():
+                        own = env.get(f"{prefix}_{variable}")
+                        assert (default is None) == (own is None), (path.name, step, prefix)
+                        if default is not None:
+                            assert own == default.replace("secrets.NHN_CLOUD_", f"secrets.{prefix}_"), (path.name, own)
     pipeline = gitlab()
     assert pipeline["variables"]["RECONCILER_ROOTS"].split() == ROOTS
     for name in ("validate", "plan", "apply", "apply-replanned", "drift"):
         (run,) = [line for line in pipeline[name]["script"] if line.startswith("ci/run.sh")]
         assert run.split()[2] == '"$RECONCILER_ROOTS"', (name, run)
     for name in ("plan", "drift"):
-        assert pipeline[name]["variables"]["STOREFRONT_API_PASSWORD"] == "$RECONCILER_STOREFRONT_READONLY_API_PASSWORD"
+        for prefix in OWN_USERS.values():
+            variables = pipeline[name]["variables"]
+            assert variables[f"{prefix}_USERNAME"] == f"$RECONCILER_{prefix}_READONLY_USERNAME", (name, prefix)
+            assert variables[f"{prefix}_API_PASSWORD"] == f"$RECONCILER_{prefix}_READONLY_API_PASSWORD", (name, prefix)
     assert "reconciler-ci/plans.json" in pipeline["plan"]["artifacts"]["paths"]
