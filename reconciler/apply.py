@@ -48,7 +48,15 @@ from reconciler.apply_schedule import (  # the statuses are part of apply's inte
 )
 from reconciler.cancel import Cancellation
 from reconciler.cloud.client import CloudClient
-from reconciler.cloud.errors import CloudCancelled, CloudError, CloudTimeout, CloudTransportError, Conflict
+from reconciler.cloud.errors import (
+    CloudCancelled,
+    CloudError,
+    CloudTimeout,
+    CloudTransportError,
+    Conflict,
+    Forbidden,
+    NotFound,
+)
 from reconciler.cloud.records import IMAGE_BASE_ATTRIBUTES, Image, PatchOp
 from reconciler.errors import ReconcilerError
 from reconciler.live import ImageUser, described
@@ -351,7 +359,7 @@ class Applier:
                 found = {"status": server.status, **dict(server.metadata)}
             else:
                 region, image_id = self._resolve(ref)
-                image = self.client.get_image(region, image_id)
+                image = self._read_expected_image(action, region, image_id)
                 observed[(region, image_id)] = image
                 found = _image_fields(image)
             for name, expected in fields.items():
@@ -361,6 +369,18 @@ class Applier:
                         "it changed since the plan was made: plan again"
                     )
         return observed
+
+    def _read_expected_image(self, action: Action, region: str, image_id: str) -> Image:
+        try:
+            return self.client.get_image(region, image_id)
+        except NotFound:
+            if action.kind not in MEMBER_STATUS:
+                raise
+            # The owner may unshare or delete at any time: an accept or reject has nothing left to set.
+            raise StaleError(
+                f"image {image_id} is no longer shared with this project (the owner unshared or deleted it): "
+                "its member status was not set"
+            ) from None
 
     def _check_guard(self, action: Action, observed: Mapping[tuple[str, str], Any]) -> None:
         """Refuse (stale: nothing touched) an action whose live object is not one its key may touch."""
@@ -560,7 +580,14 @@ class Applier:
         """accept / reject: this project's own member status on an image another project shares with it, set
         with the root's client (the consumer's token). The status comes from the kind, never from the plan's
         words; the guard checked that the root's rules want it now."""
-        self.client.set_member_status(action.region, self._image_id(action), MEMBER_STATUS[action.kind])
+        try:
+            self.client.set_member_status(action.region, self._image_id(action), MEMBER_STATUS[action.kind])
+        except (NotFound, Forbidden) as err:
+            # Unshared (404) or made public (403) since it was read: nothing of this project's to set.
+            raise StaleError(
+                f"image {self._image_id(action)} is no longer shared with this project ({err.message}): its "
+                "member status was not set"
+            ) from None
         return self._image_id(action)
 
     def _do_delete(self, action: Action, _observed: Observed) -> str:

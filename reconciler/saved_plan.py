@@ -439,10 +439,14 @@ def check_fresh(
     return result
 
 
-def deferred_results(document: Mapping[str, Any], result: Match, left_out: Sequence[Action]) -> list[Any]:
-    """What `apply --plan` does not run of a family's retirements, as results with the status `deferred`
-    (no failure), for the report: the saved plan's retirements the fresh plan defers (rule (f): the image is
-    in use now), and the fresh plan's retirements the reviewed plan had deferred (left for the next plan)."""
+def deferred_results(
+    document: Mapping[str, Any], result: Match, left_out: Sequence[Action], acceptances: Sequence[Action] = ()
+) -> list[Any]:
+    """What `apply --plan` does not run by design, as results with the status `deferred` (no failure), for
+    the report: the saved plan's retirements the fresh plan defers (rule (f): the image is in use now), the
+    fresh plan's retirements the reviewed plan had deferred, and the fresh plan's accepts and rejects the
+    reviewed plan lacks (rule (g): the owner shared since the review). The last two are left for the next
+    plan, whose review shows them."""
     from reconciler.apply import DEFERRED, StepResult
     from reconciler.plan_codec import action_from_json
 
@@ -454,6 +458,10 @@ def deferred_results(document: Mapping[str, Any], result: Match, left_out: Seque
     found += [
         StepResult(action, DEFERRED, "its retirement was deferred when the plan was reviewed: the next plan retires it")
         for action in left_out
+    ]
+    found += [
+        StepResult(action, DEFERRED, "the owner shared it since the review: the next plan shows it for review")
+        for action in acceptances
     ]
     return found
 

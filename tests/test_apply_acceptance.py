@@ -10,6 +10,7 @@ from typing import Any
 
 from reconciler.apply import DONE, STALE, Applier
 from reconciler.apply_guard import GuardContext
+from reconciler.cloud.errors import Forbidden, NotFound
 from reconciler.cloud.records import Image, Member
 from reconciler.desired import CloudConfig, DesiredState, RootConfig, Settings, ShareRule
 from reconciler.plan import Action, ActionId, Change, Plan, Reason, Ref, Target
@@ -114,3 +115,30 @@ def test_an_image_of_another_owner_under_that_id_is_stale_before_the_guard():
 
 def test_the_guard_context_takes_the_roots_rules():
     assert GuardContext.from_desired(desired()).rules == RULES
+
+
+class Unshared(Consumer):
+    """The owner unshared the image (404 on read) or made it public (403 on the member PUT) meanwhile."""
+
+    def __init__(self, image: Image, *, on_read: bool) -> None:
+        super().__init__(image)
+        self.on_read = on_read
+
+    def get_image(self, region: str, image_id: str) -> Image:
+        if self.on_read:
+            raise NotFound(404, "No image found", service="image", method="GET", path=f"/v2/images/{image_id}")
+        return super().get_image(region, image_id)
+
+    def set_member_status(self, region: str, image_id: str, status: str) -> Member:
+        raise Forbidden(
+            403, "Not allowed to update members", service="image", method="PUT", path=f"/v2/images/{image_id}/members"
+        )
+
+
+def test_an_image_the_owner_stopped_sharing_is_stale_not_a_failure():
+    """The owner may unshare or publish at any time: the accept has nothing left to set, which is what a
+    stale result says (a failure would read as the tool's or the cloud's fault)."""
+    for on_read in (True, False):
+        report = run(Unshared(live("ubuntu-24.04"), on_read=on_read), status_action("accept", "pending", "accepted"))
+        assert [r.status for r in report.results] == [STALE], report.results
+        assert "no longer shared with this project" in report.results[0].message

@@ -215,11 +215,18 @@ def test_with_saved_plans_the_accept_of_a_version_shared_in_the_same_run_waits_f
     code, out, err = run(capsys, world, "plan", "owner", "consumer", "--out", "plans.json")
     assert code == 0, out + err
 
-    code, out, err = run(capsys, world, "apply", "--plan", "plans.json", "owner", "consumer", "--auto-approve")
+    code, out, err = run(
+        capsys, world, "apply", "--plan", "plans.json", "owner", "consumer", "--auto-approve", "--format", "json"
+    )
 
     assert code == 0, out + err
     version = family_images(world)[MONTHS[0]]
-    assert f"left for the next plan: accept:{version}:KR1" in out
+    assert f"left for the next plan: accept:{version}:KR1" in err
+    assert "Finish it" not in err  # a run that succeeded has nothing to resume
+    # The report says so too: a CI job reading it sees the accept still waiting.
+    consumer = json.loads(out)["roots"][1]
+    assert consumer["root"] == "consumer" and consumer["outcome"] == "applied"
+    assert {r["id"]: r["status"] for r in consumer["results"]} == {f"accept:{version}:KR1": "deferred"}
     assert consumer_status(world, version) == "pending"
     assert consumer_list(world) == {OTHERS_IMAGE}
 

@@ -436,6 +436,7 @@ class _RootRun:
                 document, args.plan, fresh.actions, images, desired.root.set, resume=args.resume
             )
             left_out = [a for a in fresh.actions if a.id in result.left]
+            acceptances_left = [a for a in fresh.actions if a.id in result.acceptances_left]
             # Rules (f) and (g): left for the next plan, which a new review sees.
             fresh = fresh.without([*result.left, *result.acceptances_left])
             output.show_plan(fresh, args, human, applying=True)
@@ -444,12 +445,10 @@ class _RootRun:
                 print(f"  housekeeping: {shown} (finishes what an interrupted run of this set left)", file=human)
             for action_id in result.already_done:
                 print(f"  already done: {escape.text(action_id)}", file=human)
-            for action_id in result.acceptances_left:
-                shown = escape.text(action_id)
-                print(f"  left for the next plan: {shown} (the owner may have shared since the review)", file=human)
-            not_run = saved_plan.deferred_results(document, result, left_out)
+            not_run = saved_plan.deferred_results(document, result, left_out, acceptances_left)
             for step in not_run:
-                print(f"  deferred: {escape.text(step.action.id)} ({escape.text(step.message)})", file=human)
+                said = "left for the next plan" if step.action in acceptances_left else "deferred"
+                print(f"  {said}: {escape.text(step.action.id)} ({escape.text(step.message)})", file=human)
             if not fresh.actions:
                 done = "every other action" if not_run else "every action"
                 print(f"Nothing {'else ' if not_run else ''}to do: {done} of the saved plan is done.", file=human)
@@ -466,8 +465,9 @@ class _RootRun:
                 lock=session, guard=GuardContext.from_desired(desired), cancellation=self.cancellation,
             ).run()  # fmt: skip
             report.results.extend(not_run)  # in the report too: a CI recipe reads what was deferred
-        if report.succeeded and not self.several:
-            journal.discard()
+        if report.succeeded:
+            if not self.several:  # several: every root's journal goes when the whole run is done
+                journal.discard()
         elif journal.resumable(r.status for r in report.results):
             print(f"Finish it after fixing the cause with: {resume_command}", file=human)
         return self._report(report, session)
