@@ -258,6 +258,9 @@ DELETE = "delete:web-base-old:KR1"
 REKEY = "update:web-base-dec:KR1:rekey"
 REKEY_COPY = "update:web-base-dec:JP1"
 
+ACCEPT = "accept:00000000-0000-4000-8000-000000000101:KR1"  # tests/cases/accept-family-and-glob
+REJECT = "reject:00000000-0000-4000-8000-000000000201:KR1"  # tests/cases/reject-by-name
+
 # fmt: off
 # The table: one row per line of thought, aligned by hand.
 ROWS: list[Row] = [
@@ -311,6 +314,13 @@ ROWS: list[Row] = [
         "fresh one", "incomplete-copy", REFUSED, retarget("delete:web-base:JP1:replace", SECOND, UNMANAGED),
         "delete:web-base:JP1:replace"),
     # -- edited details ------------------------------------------------------------------------------
+    Row("an accept aimed at a shared image no rule wants (another set's version of the family) is not the "
+        "reviewed accept", "accept-family-and-glob", REFUSED,
+        retarget(ACCEPT, "00000000-0000-4000-8000-000000000101", "00000000-0000-4000-8000-000000000103"), ACCEPT,
+        aims="accept"),
+    Row("a reject aimed at an image already rejected is not the reviewed reject", "reject-by-name", REFUSED,
+        retarget(REJECT, "00000000-0000-4000-8000-000000000201", "00000000-0000-4000-8000-000000000203"), REJECT,
+        aims="reject"),
     Row("sharing with another project than the reviewed member is not the reviewed share", "share", REFUSED,
         set_field(SHARE, "member", OUTSIDER), SHARE),
     Row("removing another member than the reviewed one is not the reviewed unshare", "unshare-last-member",
@@ -416,6 +426,10 @@ def make_root(case: str, root: Path) -> None:
             (root / name).write_text(text)
     else:
         shutil.copytree(CASES / case / "root", root)
+    if yaml.safe_load((root / "reconciler.yaml").read_text()).get("set") != SET:
+        # A consumer root (accept:/reject: rules, its own set): the images it must not touch are the shares
+        # no rule wants, which its case holds; the bystanders are this set's.
+        return
     seed_path = root / "seed.yaml"
     seed = yaml.safe_load(seed_path.read_text())
     project = seed["projects"][0]["id"]
