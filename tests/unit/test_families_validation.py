@@ -8,10 +8,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from roots_on_disk import problems_loading, write_root
 
 from reconciler.desired import Family
 from reconciler.location import Location
-from reconciler.validate import InvalidRootError, load_desired_state
+from reconciler.validate import load_desired_state
 
 PROJECT = "3f0c9d2e6b7a4f0e9a1b2c3d4e5f6a7b"
 PARTNER = "8989447062e04a818baf9e073fd04fa7"
@@ -26,16 +27,11 @@ defaults: {{region: KR1}}
 
 
 def make_root(tmp_path: Path, files: dict[str, str]) -> Path:
-    (tmp_path / "reconciler.yaml").write_text(ROOT_CONFIG)
-    for name, content in files.items():
-        (tmp_path / name).write_text(textwrap.dedent(content))
-    return tmp_path
+    return write_root(tmp_path, ROOT_CONFIG, {name: textwrap.dedent(text) for name, text in files.items()})
 
 
 def problems_of(tmp_path: Path, files: dict[str, str]) -> list[str]:
-    with pytest.raises(InvalidRootError) as caught:
-        load_desired_state(make_root(tmp_path, files))
-    return [str(p) for p in caught.value.problems]
+    return problems_loading(make_root(tmp_path, files))
 
 
 def families(body: str) -> str:

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from roots_on_disk import problems_loading, write_root
 
 from reconciler.desired import Removal
-from reconciler.validate import InvalidRootError, load_desired_state
+from reconciler.validate import load_desired_state
 
 ROOT_CONFIG = """\
 version: 1
@@ -23,18 +24,11 @@ WEB = "version: 1\nimages:\n  web:\n    source: {instance: x}\n"
 
 
 def make_root(tmp_path: Path, files: dict[str, str]) -> Path:
-    (tmp_path / "reconciler.yaml").write_text(ROOT_CONFIG)
-    for name, content in files.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-    return tmp_path
+    return write_root(tmp_path, ROOT_CONFIG, files)
 
 
 def problems_of(tmp_path: Path, files: dict[str, str]) -> list[str]:
-    with pytest.raises(InvalidRootError) as caught:
-        load_desired_state(make_root(tmp_path, files))
-    return [str(p) for p in caught.value.problems]
+    return problems_loading(make_root(tmp_path, files))
 
 
 def removed(*entries: str) -> str:

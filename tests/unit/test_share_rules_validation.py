@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from roots_on_disk import problems_loading, write_root
 
 from reconciler.desired import ShareRule
 from reconciler.location import Location
@@ -24,19 +25,11 @@ ROOT_CONFIG = f"version: 1\nset: consumer\ncloud: {{kind: nhn, project: {CONSUME
 
 
 def make_root(tmp_path: Path, files: dict[str, str], config: str = ROOT_CONFIG) -> Path:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "reconciler.yaml").write_text(config)
-    for name, content in files.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-    return tmp_path
+    return write_root(tmp_path, config, files)
 
 
 def problems_of(tmp_path: Path, files: dict[str, str]) -> list[str]:
-    with pytest.raises(InvalidRootError) as caught:
-        load_desired_state(make_root(tmp_path, files))
-    return [str(p) for p in caught.value.problems]
+    return problems_loading(make_root(tmp_path, files))
 
 
 def rules(list_name: str, *entries: str) -> str:
