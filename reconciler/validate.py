@@ -532,13 +532,18 @@ def _keep(family: dict[str, Any], listed: list[_Listed]) -> int:
     return keep if _is_count(keep) and keep >= 1 else max(len(listed), 1)
 
 
+def _kept(family: dict[str, Any], listed: list[_Listed]) -> list[_Listed]:
+    """The kept versions: the newest `keep` of those listed (all of them when fewer are listed)."""
+    return listed[max(0, len(listed) - _keep(family, listed)) :]
+
+
 def _version_entries(doc: LocatedDocument, name: str, family: dict[str, Any]) -> list[_Entry]:
     """The family's kept versions (the newest `keep`) as images: the template's fields, each field the
     version's entry names replaced whole, {version} and {family} replaced in name and description."""
     template = _mapping(family.get("image"))
     listed = _listed_versions(family)
     entries = []
-    for item in listed[max(0, len(listed) - _keep(family, listed)) :] if listed else []:
+    for item in _kept(family, listed):
         own = {field: value for field, value in (item.entry or {}).items() if field != "version"}
         raw = {**template, **own}
         for field in SUBSTITUTED_FIELDS:
@@ -588,7 +593,7 @@ def _family_problems(doc: LocatedDocument, name: str, family: dict[str, Any]) ->
     _copy_protection_problems(family, report)
     template = _mapping(family.get("image"))
     if "source" not in template:
-        for item in listed[max(0, len(listed) - _keep(family, listed)) :] if listed else []:
+        for item in _kept(family, listed):
             if "source" not in (item.entry or {}):
                 report(
                     ("versions", item.index),
