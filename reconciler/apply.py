@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from reconciler.lock import LockSession
 from reconciler.region_copy import copy_image
 from reconciler.snapshot import users_by_image
+from reconciler.sources.access import SourceAccess
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +178,8 @@ class Applier:
         lock: LockSession | None = None,
         guard: GuardContext | None = None,
         cancellation: Cancellation | None = None,
+        access: SourceAccess | None = None,
+        root_folder: Path | None = None,
     ) -> None:
         if not plan.applicable:
             raise ReconcilerError("the plan has refusals: nothing can be applied until they are resolved")
@@ -198,6 +202,9 @@ class Applier:
         # (apply_guard.py), whatever the plan says.
         self.guard = guard
         self.cancel = cancellation
+        # Where an upload's bytes may be read (the operator's options) and the root its files are relative to.
+        self.access = access or SourceAccess()
+        self.root_folder = root_folder
         self.expects_waived: set[str] = set()  # compensations owed for an action that did not finish
         self.unprotected: set[str] = set()  # images this run unprotected (a strict bracket's close may protect)
         self._lock = threading.Lock()

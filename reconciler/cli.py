@@ -23,6 +23,7 @@ from typing import Any
 from reconciler import __version__
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.render import DEFAULT_MAX_CHARS, MIN_MAX_CHARS, escape
+from reconciler.sources.access import DEFAULT_MAX_UPLOAD_BYTES
 
 # Start-up time (issue 10): `reconciler --help` and `reconciler COMMAND --help` build only the parser, so
 # this module imports nothing heavy at the top. Each command imports what it needs when it runs: the cloud
@@ -113,6 +114,52 @@ def _add_scope(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude", action="append", default=[], metavar="KEY", help="leave this key out (repeatable)")
 
 
+def _add_sources(parser: argparse.ArgumentParser, *, validate_only: bool = False) -> None:
+    """Where an upload (source.file, source.url) may read from: the operator's word, never a manifest's
+    (reconciler/sources/access.py)."""
+    group = parser.add_argument_group("uploads from a file or a URL")
+    group.add_argument(
+        "--allow-http-loopback",
+        action="store_true",
+        help="admit a plain-http source.url to a loopback address (tests; never a redirect)",
+    )
+    if validate_only:
+        return
+    group.add_argument(
+        "--artifacts",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="look source.file up in DIR too, after the root (repeatable, in order)",
+    )
+    group.add_argument(
+        "--allow-url-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="connect to HOST whatever addresses it resolves to (repeatable)",
+    )
+    group.add_argument(
+        "--url-header-env",
+        metavar="NAME",
+        help="send the 'Header: value' line held in $NAME to the source URL's own origin only",
+    )
+    group.add_argument(
+        "--url-proxy", metavar="URL", help="the proxy for source URLs (the environment's proxies are not used)"
+    )
+    group.add_argument(
+        "--fetch-sources", action="store_true", help="let the plan contact source URLs (one HEAD each, for the size)"
+    )
+    group.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=DEFAULT_MAX_UPLOAD_BYTES,
+        metavar="N",
+        help=f"the largest upload (default {DEFAULT_MAX_UPLOAD_BYTES}, 256 GiB)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="reconciler",
@@ -129,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check reconciler.yaml and every manifest under ROOT; report every problem as file:line:column.",
     )
     _add_roots(validate)
+    _add_sources(validate, validate_only=True)
     validate.set_defaults(handler=run_validate, format="text")
     plan = subparsers.add_parser(
         "plan",
@@ -156,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--detailed-exitcode", action="store_true", help="exit 2 when the plan has changes, 0 when it has none"
     )
     _add_scope(plan)
+    _add_sources(plan)
     plan.add_argument("--out", type=Path, metavar="FILE", help="also save the plan, to apply exactly it later")
     plan.set_defaults(handler=run_plan)
 
@@ -185,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="longest wait for one image or server (default 3600)",
     )
     _add_scope(apply)
+    _add_sources(apply)
     apply.add_argument("--format", choices=("text", "json"), default="text", help="text, or a JSON report on stdout")
     apply.add_argument(
         "--lock-lease",

@@ -72,12 +72,40 @@ class RootConfig:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Create-time only: image an instance, or adopt an existing image."""
+    """Create-time only: image an instance, adopt an existing image, or upload a file or a URL's bytes.
+
+    An upload names its content by a digest (`sha256` or `sha512`, lowercase hex): the image's
+    `reconciler_source` marker records it, and apply checks the bytes it sends against it."""
 
     instance: str | None = None
     image: str | None = None
     running: str = "allow"  # allow | stop | refuse
     takeover: bool = False
+    file: str | None = None  # relative to the root, then to each --artifacts directory; never `..`
+    url: str | None = None  # https, no userinfo
+    sha256: str | None = None
+    sha512: str | None = None
+    disk_format: str | None = None  # qcow2 | raw | vmdk | vhd | iso, for file and url
+
+    @property
+    def uploaded(self) -> bool:
+        """Whether the image is made by uploading bytes (a file or a URL), not by imaging or adopting."""
+        return self.file is not None or self.url is not None
+
+    @property
+    def digest(self) -> tuple[str, str] | None:
+        """(algorithm, lowercase hex) an upload's bytes must have; None for other sources."""
+        if self.sha256 is not None:
+            return "sha256", self.sha256.lower()
+        if self.sha512 is not None:
+            return "sha512", self.sha512.lower()
+        return None
+
+    @property
+    def content(self) -> str | None:
+        """An upload's `reconciler_source` marker, `sha256:<hex>` or `sha512:<hex>`; None for other sources."""
+        digest = self.digest
+        return None if digest is None else f"{digest[0]}:{digest[1]}"
 
 
 @dataclass(frozen=True, slots=True)

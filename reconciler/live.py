@@ -60,6 +60,18 @@ class SharedImage:
 
 
 @dataclass(frozen=True, slots=True)
+class Artifact:
+    """What plan time knows of an upload's bytes (a `source.file` or `source.url`): display data and
+    `source_not_built`, never a reason to refuse. `found` is False only for a file that is not there; a
+    URL is not contacted without --fetch-sources, so its size is then unknown."""
+
+    where: str  # the file as found (relative to the root or an --artifacts directory), or the URL
+    found: bool = True
+    size: int | None = None  # bytes, when known
+    note: str | None = None  # why it was not found, or why its size is unknown
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """What the cloud holds, for one project."""
 
@@ -85,6 +97,9 @@ class Snapshot:
     # The images other projects share with this one, per region read, sorted by id: read only when the root
     # has accept: or reject: rules (a root without rules makes no such request).
     shared: Mapping[str, tuple[SharedImage, ...]] = field(default_factory=frozen)
+    # Each uploaded key's bytes as plan time sees them, by key (keys whose source is a file or a URL):
+    # local look-ups, and a HEAD only with --fetch-sources.
+    artifacts: Mapping[str, Artifact] = field(default_factory=frozen)
 
     def all_images(self) -> list[Image]:
         return [image for region in self.regions for image in self.images.get(region, ())]

@@ -15,15 +15,19 @@ from reconciler.live import Snapshot
 from reconciler.plan import Plan, Target
 from reconciler.planner import build_plan, usage_needed
 from reconciler.snapshot import read_snapshot, with_usage
+from reconciler.sources.access import SourceAccess
 
 # The planner's options for a snapshot (--target, --exclude, --max-deletions, --timeout): they are checked
 # against what the snapshot holds (a --target key that names nothing is an error).
 Options = Callable[[Snapshot], dict[str, Any]]
 
 
-def plan_live(client: CloudClient, desired: DesiredState, target: Target, options: Options) -> tuple[Snapshot, Plan]:
-    """The snapshot the plan was made from, and the plan."""
-    snapshot = read_snapshot(client, desired)
+def plan_live(
+    client: CloudClient, desired: DesiredState, target: Target, options: Options, *, access: SourceAccess | None = None
+) -> tuple[Snapshot, Plan]:
+    """The snapshot the plan was made from, and the plan. `access`: where uploads' bytes may be looked up
+    (the operator's options; the defaults without)."""
+    snapshot = read_snapshot(client, desired, access=access or SourceAccess())
     chosen = options(snapshot)
     plan = build_plan(desired, snapshot, target, **chosen)
     # Each round reads at least one more region, so this ends: a plan with usage data can delete in a

@@ -43,16 +43,16 @@ def given_name(path: Path) -> str:
     return os.path.normpath(str(path))
 
 
-def load_roots(paths: Sequence[Path], sim_state: Path | None) -> list[Root]:
+def load_roots(paths: Sequence[Path], sim_state: Path | None, *, allow_http_loopback: bool = False) -> list[Root]:
     """Every root named, in order. Raises UsageError for a folder named twice or a (project, set) managed
-    twice; an invalid root's error is kept in its Root."""
+    twice; an invalid root's error is kept in its Root. `allow_http_loopback`: as load_desired_state."""
     from reconciler.validate import load_desired_state
 
     _refuse_same_folder(paths)
     roots = []
     for path in paths:
         try:
-            desired = load_desired_state(path)
+            desired = load_desired_state(path, allow_http_loopback=allow_http_loopback)
         except ReconcilerError as err:
             roots.append(Root(given_name(path), None, None, err))
             continue

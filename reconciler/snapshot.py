@@ -16,11 +16,18 @@ from reconciler.cloud.records import Image, Server, Volume
 from reconciler.desired import DesiredState
 from reconciler.live import UUID, ImageUser, SharedImage, Snapshot, frozen
 from reconciler.ownership import classify_desired, referenced_ids
+from reconciler.sources.access import SourceAccess
 
 T = TypeVar("T")
 
 
-def read_snapshot(client: CloudClient, desired: DesiredState, *, concurrency: int | None = None) -> Snapshot:
+def read_snapshot(
+    client: CloudClient,
+    desired: DesiredState,
+    *,
+    concurrency: int | None = None,
+    access: SourceAccess | None = None,
+) -> Snapshot:
     """Observe everything `desired` could touch, with lists, not one read per image: each region's
     images in paged list calls (regions in parallel), then members only of the shared images the plan
     may change, `concurrency` calls at a time (settings.refresh_concurrency), and the servers the

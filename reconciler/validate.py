@@ -69,13 +69,14 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(load_schema(name))
 
 
-def load_desired_state(folder: Path) -> DesiredState:
-    """Validate the root at `folder` and return its model; InvalidRootError lists every problem."""
+def load_desired_state(folder: Path, *, allow_http_loopback: bool = False) -> DesiredState:
+    """Validate the root at `folder` and return its model; InvalidRootError lists every problem.
+    `allow_http_loopback` (--allow-http-loopback) admits a plain-http `source.url` to a loopback address."""
     with gc_paused():  # everything built here stays alive until the model is made (reconciler/gc_pause.py)
-        return _load_desired_state(folder)
+        return _load_desired_state(folder, allow_http_loopback=allow_http_loopback)
 
 
-def _load_desired_state(folder: Path) -> DesiredState:
+def _load_desired_state(folder: Path, *, allow_http_loopback: bool = False) -> DesiredState:
     root = find_root(folder)
     config, config_problems = _load_root_config(root)
     if config is None:
@@ -1165,6 +1166,11 @@ def _image_spec(entry: _Entry, default_region: str | None, family: Family | None
             image=source_raw.get("image"),
             running=source_raw.get("running", "allow"),
             takeover=source_raw.get("takeover", False),
+            file=source_raw.get("file"),
+            url=source_raw.get("url"),
+            sha256=source_raw.get("sha256"),
+            sha512=source_raw.get("sha512"),
+            disk_format=source_raw.get("disk_format"),
         ),
         name=raw.get("name"),
         description=raw.get("description"),

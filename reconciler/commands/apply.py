@@ -90,7 +90,9 @@ class Reports:
 
 def run(args: argparse.Namespace) -> int:
     from reconciler.cancel import Cancellation
+    from reconciler.commands.plan import source_access
 
+    args.access = source_access(args)
     cancellation = Cancellation()
     reports = Reports(args, several=len(args.roots) > 1)
     with cancellation.installed():
@@ -127,7 +129,9 @@ def _ready(args: argparse.Namespace) -> tuple[list[Any], list[dict[str, Any]] | 
     from reconciler.roots import load_roots
 
     saved = _saved_roots(args) if args.plan is not None else None
-    roots = load_roots(args.roots, Path(args.sim_state) if args.sim_state else None)
+    roots = load_roots(
+        args.roots, Path(args.sim_state) if args.sim_state else None, allow_http_loopback=args.allow_http_loopback
+    )
     invalid = [root for root in roots if root.error is not None]
     if invalid:
         for root in invalid:
@@ -379,7 +383,9 @@ class _RootRun:
             open_cloud(desired.root, cloud, os.environ, self.simulators) as (client, plan_target),
             self._locked(client, plan_target, desired) as (guarded, session),
         ):
-            _, plan = plan_live(client, desired, plan_target, lambda snapshot: plan_options(args, desired, snapshot))
+            _, plan = plan_live(
+                client, desired, plan_target, lambda snapshot: plan_options(args, desired, snapshot), access=args.access
+            )
             _stop_if_cancelled(self.cancellation)
             output.show_plan(plan, args, human, applying=True)
             if plan.refusals:
@@ -395,7 +401,7 @@ class _RootRun:
             applier = Applier(
                 guarded, plan, **_concurrency(args, desired), timeout=args.timeout,
                 progress=output.progress_printer(human), lock=session, guard=GuardContext.from_desired(desired),
-                cancellation=self.cancellation,
+                cancellation=self.cancellation, access=args.access, root_folder=desired.root.path,
             )  # fmt: skip
             report = applier.run()
         return self._report(report, session)
@@ -423,7 +429,9 @@ class _RootRun:
         ):
             saved_plan.check_target(document, cloud, plan_target)
             saved_plan.check_set(document, desired.root.set, args.plan)
-            snapshot, fresh = plan_live(client, desired, plan_target, lambda _: {"timeout": args.timeout})
+            snapshot, fresh = plan_live(
+                client, desired, plan_target, lambda _: {"timeout": args.timeout}, access=args.access
+            )
             if fresh.refusals:
                 # Refusals come from the fresh plan alone: a saved file with its refusals removed changes nothing.
                 output.show_plan(fresh, args, human, applying=True)
@@ -463,6 +471,7 @@ class _RootRun:
             report = Applier(
                 guarded, fresh, **_concurrency(args, desired), timeout=args.timeout, progress=progress,
                 lock=session, guard=GuardContext.from_desired(desired), cancellation=self.cancellation,
+                access=args.access, root_folder=desired.root.path,
             ).run()  # fmt: skip
             report.results.extend(not_run)  # in the report too: a CI recipe reads what was deferred
         if report.succeeded:

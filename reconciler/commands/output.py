@@ -30,7 +30,7 @@ def start(args: argparse.Namespace, command: str, root: Path) -> tuple[Any, Any]
     from reconciler import target
     from reconciler.validate import load_desired_state
 
-    desired = load_desired_state(root)
+    desired = load_desired_state(root, allow_http_loopback=getattr(args, "allow_http_loopback", False))
     sim_state = Path(args.sim_state) if args.sim_state else None
     cloud = target.effective_cloud(desired.root, sim_state)
     heading(args, command, target.describe(desired.root, cloud, os.environ))

@@ -24,6 +24,8 @@ from reconciler.render import escape
 def run(args: argparse.Namespace) -> int:
     from reconciler import saved_plan
 
+    args.access = source_access(args)
+
     if args.out is not None:
         saved_plan.refuse_narrowing(
             "plan --out", targets=args.target, excludes=args.exclude, max_deletions=args.max_deletions
@@ -49,6 +51,50 @@ def plan_options(args: argparse.Namespace, desired: Any, snapshot: Any) -> dict[
     }
 
 
+def source_access(args: argparse.Namespace) -> Any:
+    """The operator's options for uploads (reconciler/sources/access.py), checked before anything is read:
+    a mistake in them is a usage error, and the header's value is never shown."""
+    import re
+    from urllib.parse import urlsplit
+
+    from reconciler.sources.access import SourceAccess
+
+    if args.max_upload_bytes < 1:
+        raise UsageError(f"--max-upload-bytes must be at least 1, not {args.max_upload_bytes}")
+    name = args.url_header_env
+    if name is not None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise UsageError(f"--url-header-env takes the name of an environment variable, not {escape.text(name)!r}")
+        value = os.environ.get(name)
+        if value is None:
+            raise UsageError(f"--url-header-env: the environment variable {name} is not set")
+        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[ \t]*[^\r\n\x00]*", value):
+            raise UsageError(
+                f"--url-header-env: {name} must hold one 'Header: value' line (its value is not shown)",
+                hint=f"for example: export {name}='Authorization: Bearer ...'",
+            )
+    proxy = args.url_proxy
+    if proxy is not None:
+        try:
+            parts = urlsplit(proxy)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port is not None
+        except ValueError:
+            valid = False
+        if not valid:
+            raise UsageError(
+                "--url-proxy takes an http or https URL with a host and a port, e.g. http://proxy.internal:3128"
+            )
+    return SourceAccess(
+        artifacts=tuple(args.artifacts),
+        allowed_hosts=frozenset(host.strip("[]").lower() for host in args.allow_url_host),
+        allow_http_loopback=args.allow_http_loopback,
+        header_env=name,
+        proxy=proxy,
+        fetch_sources=args.fetch_sources,
+        max_upload_bytes=args.max_upload_bytes,
+    )
+
+
 def plan_code(plan: Any, args: argparse.Namespace) -> int:
     """A plan's own exit code: 3 with refusals, 2 with changes under --detailed-exitcode, else 0."""
     if plan.refusals:
@@ -67,7 +113,9 @@ def _plan_one(args: argparse.Namespace, root: Path) -> int:
 
     desired, cloud = output.start(args, "plan", root)
     with open_cloud(desired.root, cloud, os.environ) as (client, plan_target):
-        _, plan = plan_live(client, desired, plan_target, lambda snapshot: plan_options(args, desired, snapshot))
+        _, plan = plan_live(
+            client, desired, plan_target, lambda snapshot: plan_options(args, desired, snapshot), access=args.access
+        )
     if args.out is not None:
         saved_plan.save(args.out, plan, cloud)
         _say_saved(args)
@@ -101,7 +149,9 @@ def _plan_several(args: argparse.Namespace) -> int:
             "--target and --exclude narrow the plan of one root, and this run names several",
             hint="plan the root whose keys they name on its own",
         )
-    roots = load_roots(args.roots, Path(args.sim_state) if args.sim_state else None)
+    roots = load_roots(
+        args.roots, Path(args.sim_state) if args.sim_state else None, allow_http_loopback=args.allow_http_loopback
+    )
     output.root_headings(args, "plan", roots)
     entries: list[dict[str, Any]] = []
     codes: list[int] = []
@@ -137,7 +187,7 @@ def _plan_root(args: argparse.Namespace, root: Any, simulators: Any) -> tuple[di
     try:
         with open_cloud(root.desired.root, root.cloud, os.environ, simulators) as (client, plan_target):
             options = lambda snapshot: plan_options(args, root.desired, snapshot)  # noqa: E731
-            _, plan = plan_live(client, root.desired, plan_target, options)
+            _, plan = plan_live(client, root.desired, plan_target, options, access=args.access)
     except ReconcilerError as err:
         return error_entry(root, err), err.exit_code, None
     return {"root": root.given, "plan": plan.to_json()}, plan_code(plan, args), plan

@@ -22,7 +22,9 @@ def run(args: argparse.Namespace) -> int:
         state, _ = output.start(args, "validate", args.roots[0])
         print(_counts(state))
         return exit_codes.OK
-    roots = load_roots(args.roots, Path(args.sim_state) if args.sim_state else None)
+    roots = load_roots(
+        args.roots, Path(args.sim_state) if args.sim_state else None, allow_http_loopback=args.allow_http_loopback
+    )
     from reconciler.render.roots import section_heading
 
     print(f"reconciler validate · {len(roots)} roots")
