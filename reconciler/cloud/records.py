@@ -62,6 +62,8 @@ class Image:
     created_at: str | None
     updated_at: str | None
     properties: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # The algorithm of os_hash_value (Glance's default: sha512); None when the image has no data.
+    os_hash_algo: str | None = None
 
     @classmethod
     def from_api(cls, region: str, doc: Any) -> Image:
@@ -87,6 +89,7 @@ class Image:
             created_at=_optional(doc, "created_at", str),
             updated_at=_optional(doc, "updated_at", str),
             properties=MappingProxyType({k: v for k, v in doc.items() if k not in IMAGE_BASE_ATTRIBUTES}),
+            os_hash_algo=_optional(doc, "os_hash_algo", str),
         )
 
     @property
