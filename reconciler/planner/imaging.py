@@ -5,6 +5,8 @@ warnings about preparing the instance, and the restart of an instance an interru
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import date
 
 from reconciler import markers
 from reconciler.cloud.records import Server
@@ -170,23 +172,107 @@ def _preparation_warnings(ctx: PlanContext, spec: ImageSpec, server: Server, ima
             source,
         )
     if os_type == "windows":
+        _windows_warnings(ctx, spec, server, imaged_running, source)
+
+
+# NHN's Windows Sysprep guide: base images of this date or later ship ToastSysprep; older ones are prepared
+# with Cloudbase-Init's Unattend.xml. The console shows the base image (and its date) as the instance's image.
+TOAST_SYSPREP_SINCE = date(2020, 8, 18)
+# NHN's guide to imaging a running Windows instance: base images of this date or earlier need a scheduled
+# `ipconfig /renew` task first.
+IPCONFIG_RENEW_UNTIL = date(2019, 5, 28)
+CLOUDBASE_CONF = r"C:\Program Files\Cloudbase Solutions\Cloudbase-Init\conf"
+SYSPREP_UNATTEND = r"C:\Windows\System32\Sysprep\sysprep.exe /generalize /oobe /shutdown /unattend:Unattend.xml"
+# The guide's answer to the blank password is a console option when creating the image; NHN's image-creation
+# APIs document no such field (docs/manifest.md, "Windows instances"), so the warning can only say so.
+PASSWORD_BLANKED = (
+    "Sysprep blanks the Windows password (NHN's console resets it at image creation; its API documents no such option)"
+)
+
+
+def base_image_date(name: str | None) -> date | None:
+    """The date in an NHN base image's name, e.g. 2020-08-18 for "Windows 2019 STD (2020.08.18) KO"; None
+    when the name has no such date or it is not a real day (the name is whatever the instance reports)."""
+    found = BASE_IMAGE_DATE.search(name or "")
+    if found is None:
+        return None
+    try:
+        return date(int(found.group(1)), int(found.group(2)), int(found.group(3)))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SysprepAdvice:
+    """Which of the guide's Sysprep procedures fits an instance, said on one line (`summary`) and step by
+    step (`steps`, for the JSON and Markdown renderings)."""
+
+    variant: str  # "toast_sysprep" | "unattend_xml" | "either" (the base image's date is unknown)
+    summary: str
+    steps: tuple[str, ...]
+
+
+def sysprep_advice(instance: str, base_date: date | None, running: bool) -> SysprepAdvice:
+    """The guide's procedure for a Windows instance whose base image is of `base_date` (None: unreadable, so
+    both, briefly), then the password it blanks, then, for a running instance, what its shutdown means."""
+    if base_date is None:
+        variant, summary = (
+            "either",
+            f"run Sysprep on {instance} before imaging: ToastSysprep if its base image is of 2020-08-18 or later, "
+            "else sysprep.exe with Cloudbase-Init's Unattend.xml (no date in its base image's name)",
+        )
+        steps: tuple[str, ...] = (
+            "base image of 2020-08-18 or later: run ToastSysprep in an administrator PowerShell",
+            f"older base image: in an administrator command prompt, cd {CLOUDBASE_CONF}, then run {SYSPREP_UNATTEND}",
+            "the console shows the base image, with its date, as the instance's image name",
+        )
+    elif base_date >= TOAST_SYSPREP_SINCE:
+        variant, summary = (
+            "toast_sysprep",
+            f"run ToastSysprep in an administrator PowerShell on {instance} (base image of {base_date}) before imaging",
+        )
+        steps = (
+            f"connect to {instance} and open PowerShell as administrator",
+            "run ToastSysprep: the instance shuts itself down when Sysprep finishes",
+        )
+    else:
+        variant, summary = (
+            "unattend_xml",
+            f"run sysprep.exe with Cloudbase-Init's Unattend.xml on {instance} (base image of {base_date}, before "
+            "2020-08-18) before imaging",
+        )
+        steps = (
+            f"connect to {instance} and open a command prompt as administrator",
+            f"cd {CLOUDBASE_CONF}",
+            f"run {SYSPREP_UNATTEND}: the instance shuts down when Sysprep finishes",
+        )
+    steps += (
+        "Sysprep blanks the Windows password: NHN's guide recommends the image-creation option that resets it "
+        "(the new password then shows in the instance's connection information); the image API this tool "
+        "calls documents no such option (docs/manifest.md, Windows instances)",
+    )
+    if running:
+        steps += (f"Sysprep leaves {instance} stopped: plan again then, as this plan expects it running",)
+    return SysprepAdvice(variant, f"{summary}; {PASSWORD_BLANKED}", steps)
+
+
+def _windows_warnings(
+    ctx: PlanContext, spec: ImageSpec, server: Server, imaged_running: bool, source: str | None
+) -> None:
+    """The Sysprep procedure that fits the instance's base image, and, for one imaged running from a base
+    image of 2019-05-28 or earlier, the scheduled `ipconfig /renew` task: both read the date the same way."""
+    base_date = base_image_date(server.base_image_name)
+    advice = sysprep_advice(server.name, base_date, server.status == "ACTIVE")
+    ctx.warn("windows_sysprep", spec.key, spec.region, advice.summary, source)
+    if imaged_running and base_date is not None and base_date <= IPCONFIG_RENEW_UNTIL:
         ctx.warn(
-            "windows_sysprep",
+            "windows_pre_20190528",
             spec.key,
             spec.region,
-            f"run Sysprep (ToastSysprep) on {server.name} and stop it before imaging; Sysprep blanks the password",
+            f"{server.name} comes from {server.base_image_name}: base images of 2019-05-28 or earlier need a "
+            "scheduled 'ipconfig /renew' task before a running instance can be imaged",
             source,
         )
-        date = BASE_IMAGE_DATE.search(server.base_image_name or "")
-        if imaged_running and date and (date.group(1), date.group(2), date.group(3)) <= ("2019", "05", "28"):
-            ctx.warn(
-                "windows_pre_20190528",
-                spec.key,
-                spec.region,
-                f"{server.name} comes from {server.base_image_name}: base images of 2019-05-28 or earlier need a "
-                "scheduled 'ipconfig /renew' task before a running instance can be imaged",
-                source,
-            )
 
 
 def restart_left_stopped(ctx: PlanContext, spec: ImageSpec) -> None:
