@@ -140,6 +140,7 @@ class Request:
         self.body_consumed = not self._has_body()
         self._streaming = False
         self.cut_after: int | None = None  # a fault: the connection breaks after this many body bytes
+        self.received = 0  # body bytes streamed so far (the request log shows how much of an upload arrived)
 
     def _has_body(self) -> bool:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -162,14 +163,10 @@ class Request:
 
     def stream(self) -> Iterator[bytes]:
         """The body, in chunks of at most BODY_CHUNK bytes, never held whole."""
-        if self.cut_after is None:
-            yield from self._stream()
-            return
-        received = 0
         for chunk in self._stream():
-            if received + len(chunk) >= self.cut_after:
+            if self.cut_after is not None and self.received + len(chunk) >= self.cut_after:
                 raise ConnectionResetError("simulated fault: the connection broke mid-upload")
-            received += len(chunk)
+            self.received += len(chunk)
             yield chunk
 
     def _stream(self) -> Iterator[bytes]:

@@ -28,7 +28,8 @@ class RequestLog:
     `route` is the route template as `/_simulator/stats` names it ("(no route)" for an unknown path);
     `end` and `status` are null while the request is in flight; `status` stays null when no answer was
     sent (a dropped connection, a lost answer, a client gone before its answer). `mutating` is any method
-    but GET and HEAD; `stream` an image data upload or download.
+    but GET and HEAD; `stream` an image data upload or download. `received` is the number of body bytes the
+    request's handler read, once it ended: an upload whose client died shows how much of it arrived.
     """
 
     def __init__(self, size: int = MAX_ENTRIES) -> None:
@@ -45,15 +46,17 @@ class RequestLog:
             "mutating": method not in SAFE_METHODS,
             "stream": stream,
             "status": None,
+            "received": 0,
         }
         with self._lock:
             self._entries.append(entry)
         return entry
 
-    def end(self, entry: dict[str, Any], status: int | None) -> None:
+    def end(self, entry: dict[str, Any], status: int | None, *, received: int = 0) -> None:
         with self._lock:
             entry["status"] = status
             entry["end"] = time.time()
+            entry["received"] = received
 
     def entries(self, since: float | None = None) -> list[dict[str, Any]]:
         """Copies of the entries, oldest first; with `since`, only those still in flight at or after it

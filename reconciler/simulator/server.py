@@ -63,6 +63,7 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         route, params, path_known = self.server.router.match(self.command, url.path)
         self._answered = None
+        self._request: Request | None = None
         if url.path.startswith("/_simulator/"):
             self._handle(url, route, params, path_known)
             return
@@ -72,7 +73,7 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
         try:
             self._handle(url, route, params, path_known)
         finally:
-            app.requests.end(entry, self._answered)
+            app.requests.end(entry, self._answered, received=self._request.received if self._request else 0)
 
     def _handle(self, url: SplitResult, route: Route | None, params: dict[str, str], path_known: bool) -> None:
         """Answer the request (or drop it), in the error body of its service whatever goes wrong."""
@@ -86,6 +87,7 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
             self._send(error_response(service, err, accept), None)
             return
         req.params = params
+        self._request = req
         held: list[HoldGroup] = []  # the hold group of this call, if any: answered with the rest of it
         try:
             if route is None:

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -164,6 +165,32 @@ def test_a_dropped_connection_is_logged_without_status(make_sim):
     patch = settled(sim.request_log)[-1]
     assert patch["route"] == "PATCH " + IMAGE
     assert patch["status"] is None and patch["end"] is not None
+
+
+def test_an_upload_cut_short_by_its_client_shows_how_much_arrived(make_sim):
+    """A client that dies mid-upload (its socket closed after part of the body): the PUT's entry ends with
+    `received` short of the Content-Length and no success (the simulator's 400 for a body that ended early
+    finds no one to read it), and the image is queued again, without data."""
+    sim = make_sim()
+    api = Api(sim, *OWNER_USER, OWNER)
+    created = api.image(
+        "POST", "/v2/images", json={"name": "cut", "disk_format": "raw", "container_format": "bare", "os_type": "linux"}
+    )
+    image_id = created.json()["id"]
+    url = urlsplit(api.endpoint("image") + f"/v2/images/{image_id}/file")
+    sent, declared = 96 * 1024, 1024 * 1024
+    with socket.create_connection((url.hostname, url.port)) as raw:
+        head = (
+            f"PUT {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nX-Auth-Token: {api.http.headers['X-Auth-Token']}\r\n"
+            f"Content-Type: application/octet-stream\r\nContent-Length: {declared}\r\n\r\n"
+        )
+        raw.sendall(head.encode() + b"x" * sent)
+        time.sleep(0.2)  # the handler reads what came before the socket closes
+    put = [e for e in settled(sim.request_log) if e["method"] == "PUT"][-1]
+    assert put["status"] in (None, 400) and put["end"] is not None
+    assert 0 < put["received"] <= sent < declared
+    image = api.image("GET", f"/v2/images/{image_id}").json()
+    assert image["status"] == "queued" and image["size"] is None
 
 
 # -- `reconciler simulator serve` in a subprocess ---------------------------------------------------
