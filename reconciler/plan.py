@@ -1,7 +1,8 @@
 """The plan: plain, frozen data. Renderers and apply read only this.
 
 Its JSON document (plan_codec.py) is the versioned contract (`format_version` "1", or "1.1" for a plan
-holding a kind "1.1" added: accept, reject); the text and Markdown
+holding what "1.1" added: the kinds accept and reject, and a create that uploads; `format_needed`); the text
+and Markdown
 renderings are made from that same document, so they can never disagree with it. The kinds of action
 and every fact about them are in plan_kinds.py; action ids and `expects` references are `ActionId` and
 `Ref` below, each with its one parser.
@@ -17,12 +18,29 @@ from typing import Any
 
 from reconciler.plan_kinds import ACTION_KINDS, KINDS
 
-__all__ = ["ACTION_KINDS", "Action", "ActionId", "Change", "Dependency", "Finding", "Plan", "Reason", "Ref", "Target"]
+__all__ = [
+    "ACTION_KINDS",
+    "Action",
+    "ActionId",
+    "Change",
+    "Dependency",
+    "Finding",
+    "Plan",
+    "Reason",
+    "Ref",
+    "Target",
+    "format_needed",
+]
 
 FORMAT_VERSION = "1"  # a plan whose kinds a reader of "1" knows
 # Every format_version this tool writes and reads (apply, saved plans): "1.1" only adds the kinds accept and
-# reject (plan_kinds.Kind.since); a reader of "1" treats an unknown kind as a change.
+# reject (plan_kinds.Kind.since) and the create that uploads a file or a URL (UPLOAD_FORMAT); a reader of
+# "1" treats an unknown kind as a change.
 FORMAT_VERSIONS = ("1", "1.1")
+# A create that uploads has `file` or `url` and no `server`: a reader of "1" assumes every create images an
+# instance, so a plan holding one is "1.1".
+UPLOAD_FORMAT = "1.1"
+UPLOAD_DETAILS = ("file", "url")
 
 
 def _keyless(kind: str) -> bool:
@@ -152,9 +170,11 @@ class Action:
     # keyed "<region>/<image id>" or "<region>/server/<server id>".
     expects: Mapping[str, Mapping[str, Any]] = field(default_factory=_frozen)
     depends_on: tuple[Dependency, ...] = ()
-    # Kind-specific details: source_region and bytes (copy), server (create, stop/start), member
-    # (share/unshare), name (create; accept/reject: the shared image's name), owner (accept/reject: the
-    # project that shares the image), compensates (an action that runs even after a failure).
+    # Kind-specific details: source_region and bytes (copy), server (create from an instance, stop/start),
+    # file or url, disk_format, bytes, artifact and artifact_note (create that uploads), temporary_name
+    # (create), member (share/unshare), name (create; accept/reject: the shared image's name), owner
+    # (accept/reject: the project that shares the image), compensates (an action that runs even after a
+    # failure).
     details: Mapping[str, Any] = field(default_factory=_frozen)
 
     def to_json(self) -> dict[str, Any]:
@@ -162,6 +182,14 @@ class Action:
         from reconciler import plan_codec  # the codec reads these types: imported here, not at the top
 
         return plan_codec.action_to_json(self)
+
+
+def format_needed(action: Action) -> str:
+    """The oldest format_version whose readers know what `action` is: its kind's, or UPLOAD_FORMAT for a
+    create that uploads."""
+    if action.kind == "create" and any(name in action.details for name in UPLOAD_DETAILS):
+        return UPLOAD_FORMAT
+    return KINDS[action.kind].since
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,8 +45,11 @@ from reconciler.plan import Action, ActionId, Ref
 from reconciler.plan_codec import action_to_json
 from reconciler.plan_kinds import KINDS, MEMBER_STATUS
 
-# Fields that describe an action for a reader and never change what it does.
-DISPLAY_ONLY = frozenset({"bytes", "server_name", "downtime", "flavor"})
+# Fields that describe an action for a reader and never change what it does. An upload's `bytes`, `artifact`
+# (where its file was found) and `artifact_note` are among them: a plan made before the artifact was built
+# (size unknown, source_not_built) matches the plan made after; its `file`, `url`, `disk_format` and the
+# digest it records (changes) are compared, so an edited saved plan never runs.
+DISPLAY_ONLY = frozenset({"bytes", "server_name", "downtime", "flavor", "artifact", "artifact_note"})
 NOT_COMPARED = DISPLAY_ONLY | {"reason"}
 
 

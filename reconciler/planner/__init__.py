@@ -5,7 +5,8 @@ The planner is a driver over concerns, each a module of functions that take the 
 the state of the image at hand (docs/architecture.md):
 
 - identity: which live image is a declared key's (markers, an interrupted create, `moved_from`,
-  `source.image`); temporary: this set's temporary-name images; imaging: creates from instances;
+  `source.image`); temporary: this set's temporary-name images; imaging: creates from instances; uploads:
+  creates from a file's or a URL's bytes (what plan time knows of them is snapshot data);
 - fields, copies, sharing, protection: what each declared image, and each of its copies, must change;
 - removals (`removed:`), deletion (what left the manifests), in_use (no delete of an image a server or
   volume uses; a retirement in use waits), guards (plan-wide refusals and warnings);
@@ -40,6 +41,7 @@ from . import (
     removals,
     sharing,
     temporary,
+    uploads,
 )
 from .context import INCOMPLETE, PlanContext, Scope, src
 from .graph import ImageState
@@ -130,7 +132,7 @@ def _plan_image(ctx: PlanContext, spec: ImageSpec) -> None:
         return
     home = identity.find_home(ctx, spec)
     if home is identity.MAKE:
-        home = imaging.create(ctx, spec) if families.may_build(ctx, spec) else None
+        home = _make(ctx, spec) if families.may_build(ctx, spec) else None
     if home is None:
         return  # refused, or nothing can be planned for it now
     assert isinstance(home, ImageState)
@@ -148,6 +150,12 @@ def _plan_image(ctx: PlanContext, spec: ImageSpec) -> None:
     protection.plan_protection(ctx, spec, home, spec.protected)
     ctx.states[(spec.key, home.region)] = home
     ctx.states.update(((spec.key, region), state) for region, state in copy_states.items())
+
+
+def _make(ctx: PlanContext, spec: ImageSpec) -> ImageState | None:
+    """The create of a key's image from its source: an upload of a file's or a URL's bytes, else an image of
+    its instance."""
+    return uploads.create(ctx, spec) if spec.source.uploaded else imaging.create(ctx, spec)
 
 
 def _finish(ctx: PlanContext) -> Plan:

@@ -35,7 +35,10 @@ def find_home(ctx: PlanContext, spec: ImageSpec) -> ImageState | None | object:
                 "nothing is moved or rebuilt",
                 src(spec, "region"),
             )
-        _check_source_change(ctx, spec, keep)
+        if spec.source.uploaded:
+            _check_content(ctx, spec, keep)
+        else:
+            _check_source_change(ctx, spec, keep)
         for late in ctx.finishable.pop(spec.key, []):
             _delete_duplicate(ctx, spec, late, keep)
         return state
@@ -52,9 +55,12 @@ def find_home(ctx: PlanContext, spec: ImageSpec) -> ImageState | None | object:
 
 
 def declared_source(ctx: PlanContext, spec: ImageSpec) -> str:
-    """The reconciler_source marker a declaration gives its image: `image:<id>` or `instance:<server id>`."""
+    """The reconciler_source marker a declaration gives its image: `image:<id>`, `instance:<server id>`, or an
+    upload's content, `sha256:<hex>` / `sha512:<hex>`."""
     if spec.source.image is not None:
         return f"image:{spec.source.image}"
+    if spec.source.content is not None:
+        return spec.source.content
     server = ctx.snapshot.servers.get((spec.region, spec.source.instance or ""))
     return f"instance:{server.id if server else spec.source.instance}"
 
@@ -181,6 +187,59 @@ def _check_source_change(ctx: PlanContext, spec: ImageSpec, live: Image) -> None
             "rebuilt (declare a new key for a new build)",
             src(spec, "source"),
         )
+
+
+def _check_content(ctx: PlanContext, spec: ImageSpec, live: Image) -> None:
+    """An uploaded image: a declared digest other than the one recorded is a create-time change, never a
+    rebuild; else, where Glance hashed the bytes with the declared digest's algorithm, they must match it.
+    An older version of a family is not built from its source (only the newest is), so its image is not
+    held to the digest the family declares now."""
+    if not _built_from_source(ctx, spec):
+        return
+    declared = spec.source.content
+    digest = spec.source.digest
+    assert declared is not None and digest is not None
+    recorded = live.properties.get(markers.SOURCE)
+    if isinstance(recorded, str) and recorded.lower() != declared:
+        ctx.warn(
+            "create_time_field",
+            spec.key,
+            live.region,
+            f"the declared content changed from {_short(recorded)} to {_short(declared)}: source is create-time "
+            "only, nothing is rebuilt; ship a new version (a family fits)",
+            _digest_source(spec),
+        )
+        return
+    algorithm, value = digest
+    if live.os_hash_algo == algorithm and live.os_hash_value and live.os_hash_value.lower() != value:
+        ctx.warn(
+            "content_mismatch",
+            spec.key,
+            live.region,
+            f"the image's {algorithm} is {_short(live.os_hash_value)} by Glance, not the declared "
+            f"{_short(declared)}: its bytes are not the declared ones",
+            _digest_source(spec),
+        )
+
+
+def _built_from_source(ctx: PlanContext, spec: ImageSpec) -> bool:
+    """Whether the key's image is the one made from its declared source: not an older version of a family."""
+    family = ctx.desired.family(spec.family) if spec.family else None
+    return family is None or spec.version is None or spec.version == family.newest
+
+
+def _short(content: str) -> str:
+    """`sha256:3a7bd3e2360a…`: enough of a digest to tell two apart in a message."""
+    algorithm, colon, value = content.rpartition(":")
+    head = f"{algorithm}{colon}" if colon else ""
+    return f"{head}{value[:12]}…" if len(value) > 12 else content
+
+
+def _digest_source(spec: ImageSpec) -> str | None:
+    for field_path in ("source.sha256", "source.sha512"):
+        if field_path in spec.locations:
+            return src(spec, field_path)
+    return src(spec, "source")
 
 
 def _adopt(ctx: PlanContext, spec: ImageSpec) -> ImageState | None:

@@ -1,7 +1,8 @@
 """This set's images under a temporary name (docs/plan-format.md, "Temporary names"): each is a create still
 running (left alone, with a warning), a finishable one (for identity to adopt, by the key it is for), or a
 leftover: a planned delete of key `~rc-<S><K>` that counts against max_deletions and is dropped with a
-`leftover_kept` warning, never refused, when the budget, the in-use guard or an empty root would stop it."""
+`leftover_kept` warning, never refused, when the budget, the in-use guard or an empty root would stop it.
+A key uploaded from a file or a URL has no running or finishable image: an upload restarts from byte 0."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from .usage import leftover_users
 
 # A temporary-name image in one of these, younger than the timeout, is a create still running.
 CREATING = frozenset({"queued", "saving"})
+# Why a temporary-name image of an uploaded key is a leftover, whatever its status and age.
+UPLOAD_RESTARTS = "an upload is never finished by a later run; the upload restarts from byte 0"
 
 
 def sort_temporary(ctx: PlanContext) -> None:
@@ -29,6 +32,11 @@ def sort_temporary(ctx: PlanContext) -> None:
             continue  # out of scope: left alone, like the key's other images
         if spec is None and ctx.scope.partial:
             continue  # a partial plan considers only its keys
+        if spec is not None and spec.source.uploaded:
+            # Whatever its status or age: apply sets the markers only after checking every byte it sent,
+            # so an image under an upload's temporary name holds unchecked bytes or none.
+            _leftover(ctx, image, spec, f"{spec.key} is uploaded: {UPLOAD_RESTARTS}")
+            continue
         if image.status in CREATING:
             age = _age(ctx, image)
             if age is None or age < ctx.timeout:

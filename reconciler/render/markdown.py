@@ -36,8 +36,8 @@ def _md_value(value: Any) -> str:
     return escape.code(value if isinstance(value, str) else str(value).lower())
 
 
-MARKDOWN = Style(name=escape.code, value=_md_value)
 prose = escape.markdown  # running text that is not the tool's own: messages, hints
+MARKDOWN = Style(name=escape.code, value=_md_value, prose=prose)
 
 
 def verdict(document: dict[str, Any]) -> str:

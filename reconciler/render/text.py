@@ -4,7 +4,8 @@ NO_COLOR, so golden files stay plain.
 
 Every string that is not the tool's own literal (a key, name, region, id, value, message, hint, source:
 from the manifests or from the cloud, where anyone in the project can rename an image) goes through
-`escape.text`, so an ESC sequence or a newline shows as an escape and never prints a line of its own.
+`escape.text`, so an ESC sequence or a newline shows as an escape and never prints a line of its own (an
+upload's file or URL too: a manifest writes it).
 Messages are escaped whole: the planner builds them with cloud values inside, and its own words hold no
 hidden character.
 """
@@ -46,6 +47,8 @@ class Style:
 
     name: Callable[[str], str]
     value: Callable[[Any], str]
+    # Running text that is not the tool's own (an upload's note on where its file was looked for).
+    prose: Callable[[str], str] = escape.text
 
 
 TEXT = Style(name=escape.text, value=_value)
@@ -94,6 +97,8 @@ def _changes(changes: dict[str, Any], style: Style) -> str:
 def describe_action(action: dict[str, Any], style: Style = TEXT) -> str:
     kind = action["kind"]
     name = style.name
+    if kind == "create" and ("file" in action or "url" in action):
+        return f"{_upload(action, style)} as {style.value(action['name'])}"
     if kind == "create":
         root = "volume root" if action.get("root_device") == "volume" else "local disk"
         state = "running" if action.get("running") else "stopped"
@@ -120,6 +125,23 @@ def describe_action(action: dict[str, Any], style: Style = TEXT) -> str:
     if kind in ("update", "adopt"):
         return _changes(action["changes"], style)
     return ""
+
+
+def _upload(action: dict[str, Any], style: Style) -> str:
+    """An upload create: the file or URL as the manifest writes it (foreign text, escaped like any name), its
+    disk format, and its size when plan time knows it, else why not."""
+    what = action["file"] if "file" in action else action["url"]
+    size = action.get("bytes")
+    note = action.get("artifact_note")
+    if action.get("artifact") is None and "file" in action and note is not None:
+        known = f"not found: {style.prose(note)}"
+    elif size is not None:
+        known = human_bytes(size)
+    else:
+        known = f"size unknown: {style.prose(note)}" if note else "size unknown"
+    found = action.get("artifact")
+    at = f", found at {style.name(found)}" if found is not None and found != what else ""
+    return f"upload {style.name(str(what))} ({style.name(str(action.get('disk_format')))}, {known}{at})"
 
 
 def _member_status(action: dict[str, Any], style: Style) -> str:
