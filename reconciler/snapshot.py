@@ -14,9 +14,10 @@ from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudConfigError, CloudError, NotFound
 from reconciler.cloud.records import Image, Server, Volume
 from reconciler.desired import DesiredState
-from reconciler.live import UUID, ImageUser, SharedImage, Snapshot, frozen
+from reconciler.live import UUID, Artifact, ImageUser, SharedImage, Snapshot, frozen
 from reconciler.ownership import classify_desired, referenced_ids
 from reconciler.sources.access import SourceAccess
+from reconciler.sources.reading import probe
 
 T = TypeVar("T")
 
@@ -79,6 +80,7 @@ def read_snapshot(
                 foreign[copy.image] = client.find_image(copy.region, copy.image)
     servers = _read_servers(client, desired, regions, images, workers)
     shared_with_us = _read_shared(client, desired, regions, workers)
+    artifacts = _read_artifacts(desired, regions, images, access or SourceAccess())
     return Snapshot(
         project=client.project_id,
         regions=regions,
@@ -89,7 +91,26 @@ def read_snapshot(
         foreign=frozen(foreign),
         server_time=frozen(server_time),
         shared=frozen(shared_with_us),
+        artifacts=frozen(artifacts),
     )
+
+
+def _read_artifacts(
+    desired: DesiredState, regions: tuple[str, ...], images: Mapping[str, tuple[Image, ...]], access: SourceAccess
+) -> dict[str, Artifact]:
+    """What plan time knows of the bytes of each uploaded key the planner may create (no image of this set
+    carries its key; the same sorting as the planner's, like _read_servers): a file's presence and size, a
+    URL's size only with --fetch-sources. A key whose image exists is not probed: a plan must not contact a
+    URL for an image that is made already."""
+    uploaded = [spec for spec in desired.images if spec.source.uploaded and spec.region in regions]
+    if not uploaded:
+        return {}
+    homes = classify_desired((image for region in regions for image in images[region]), desired).home.keys()
+    return {
+        spec.key: probe(spec.source, desired.root.path, access)
+        for spec in uploaded
+        if spec.key not in homes and (spec.moved_from is None or spec.moved_from not in homes)  # a re-key makes none
+    }
 
 
 def _read_shared(

@@ -9,7 +9,9 @@ Mappings keyed by tuples are written as lists of objects (JSON keys are strings)
 reads none, and its document has no `usage` key (an empty region, `{}`, is one read and used by nobody).
 `shared` (region -> the images other projects share with this one, each `{"image", "status"}`: this
 project's member status) is written only when it was read: only a root with accept: or reject: rules reads
-it, and a region read with nothing shared is `[]`.
+it, and a region read with nothing shared is `[]`. `artifacts` (an uploaded key -> what plan time knows of its
+bytes, `{"where", "found", "size", "note"}`) is written only when some key was probed: only a root with a
+file or URL source that has no image yet probes one.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from reconciler.cloud.records import Image, Member, Server
-from reconciler.live import ImageUser, SharedImage
+from reconciler.live import Artifact, ImageUser, SharedImage
 from reconciler.snapshot import Snapshot
 
 FORMAT = 1  # bump when the document's shape changes; snapshot_from_json refuses any other
@@ -29,6 +31,7 @@ IMAGE_FIELDS = tuple(f.name for f in fields(Image))
 MEMBER_FIELDS = tuple(f.name for f in fields(Member))
 SERVER_FIELDS = tuple(f.name for f in fields(Server))
 USER_FIELDS = tuple(f.name for f in fields(ImageUser))
+ARTIFACT_FIELDS = tuple(f.name for f in fields(Artifact))
 
 
 class SnapshotDataError(ValueError):
@@ -57,6 +60,8 @@ def snapshot_to_json(snapshot: Snapshot) -> str:
         }
     if snapshot.shared:
         document["shared"] = {region: [_shared_doc(s) for s in found] for region, found in snapshot.shared.items()}
+    if snapshot.artifacts:
+        document["artifacts"] = {key: _artifact_doc(a) for key, a in snapshot.artifacts.items()}
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
@@ -95,6 +100,7 @@ def snapshot_from_json(text: str, *, where: str = "snapshot.json") -> Snapshot:
         shared=_frozen(
             {region: tuple(_shared(doc, where) for doc in docs) for region, docs in document.get("shared", {}).items()}
         ),
+        artifacts=_frozen({key: _artifact(doc, where) for key, doc in document.get("artifacts", {}).items()}),
     )
 
 
@@ -126,6 +132,10 @@ def _user_doc(user: ImageUser) -> dict[str, Any]:
 
 def _shared_doc(shared: SharedImage) -> dict[str, Any]:
     return {"image": _image_doc(shared.image), "status": shared.status}
+
+
+def _artifact_doc(artifact: Artifact) -> dict[str, Any]:
+    return {name: getattr(artifact, name) for name in ARTIFACT_FIELDS}
 
 
 def _fields(doc: Any, names: tuple[str, ...], kind: str, where: str) -> dict[str, Any]:
@@ -162,3 +172,7 @@ def _user(doc: Any, where: str) -> ImageUser:
 def _shared(doc: Any, where: str) -> SharedImage:
     values = _fields(doc, ("image", "status"), "shared image", where)
     return SharedImage(_image(values["image"], where), values["status"])
+
+
+def _artifact(doc: Any, where: str) -> Artifact:
+    return Artifact(**_fields(doc, ARTIFACT_FIELDS, "artifact", where))

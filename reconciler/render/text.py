@@ -137,8 +137,10 @@ def _upload(action: dict[str, Any], style: Style) -> str:
         known = f"not found: {style.prose(note)}"
     elif size is not None:
         known = human_bytes(size)
-    else:
-        known = f"size unknown: {style.prose(note)}" if note else "size unknown"
+    elif note is None:
+        known = "size unknown"
+    else:  # the note may say so itself ("size unknown: HEAD answered 404") or only why ("not contacted: ...")
+        known = style.prose(note if note.startswith("size unknown") else f"size unknown: {note}")
     found = action.get("artifact")
     at = f", found at {style.name(found)}" if found is not None and found != what else ""
     return f"upload {style.name(str(what))} ({style.name(str(action.get('disk_format')))}, {known}{at})"
