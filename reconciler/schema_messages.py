@@ -26,8 +26,10 @@ SHOWN_PREFIX = 40
 # ignores it, this module reads it).
 REFUSED = "x-refused"
 
-# The schema keyword saying why a key needs others beside it (dependentRequired), by key: read by this module.
+# The schema keyword saying why a key needs others beside it: by key beside a dependentRequired, or as one
+# string in a schema that dependentSchemas applies when a key is given. Read by this module.
 REQUIRES = "x-requires"
+DEPENDENT_SCHEMAS = "dependentSchemas"
 
 # What a pattern stands for, by the $defs name the schemas give it.
 PATTERN_MEANINGS = {
@@ -42,6 +44,8 @@ PATTERN_MEANINGS = {
     ),
     "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$": "a set name: letters, digits, '.', '_' or '-', at most 63 characters",
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$": "an image id (a UUID)",
+    "^[0-9a-fA-F]{64}$": "a SHA-256 digest (64 hexadecimal characters, 0-9 and a-f)",
+    "^[0-9a-fA-F]{128}$": "a SHA-512 digest (128 hexadecimal characters, 0-9 and a-f)",
 }
 # Patterns whose only length limit is a bounded repetition at the end: a value of allowed characters that
 # fails only by its length is told its length and the limit (the longest value the pattern matches), not
@@ -107,6 +111,9 @@ def _describe(error: jsonschema.ValidationError, doc: LocatedDocument) -> Iterat
         return
     if error.validator == "propertyNames":
         yield Problem(doc.location_of(path), f"{where}: {error.message}")
+        return
+    if DEPENDENT_SCHEMAS in error.absolute_schema_path and isinstance(error.instance, dict):
+        yield _dependent_schema_problem(error, doc, path)
         return
     asked = _asked_keys_problems(error, doc, path)
     if asked is not None:
@@ -182,6 +189,29 @@ def _dependent_problems(error: jsonschema.ValidationError, doc: LocatedDocument,
         if key in why:
             message += f"; {why[key]}"
         yield Problem(doc.key_location_of(path + (key,)), message)
+
+
+def _dependent_schema_problem(error: jsonschema.ValidationError, doc: LocatedDocument, path: DocPath) -> Problem:
+    """A key given without what it needs beside it, asked by a dependentSchemas schema (an upload's file: without
+    disk_format, a sha256 without file: or url:): at that key, or at the later of two keys given where one is
+    allowed, saying which keys and, when the schema says, why."""
+    schema_path = list(error.absolute_schema_path)
+    key = schema_path[len(schema_path) - schema_path[::-1].index(DEPENDENT_SCHEMAS)]
+    given, missing = _keys_asked(error)
+    at, words = (given[-1], f"{' and '.join(given)} are both given") if len(given) > 1 else (key, missing)
+    why = error.schema.get(REQUIRES) if isinstance(error.schema, dict) else None
+    message = f"{format_path(path + (at,))}: {words}" + (f"; {why}" if isinstance(why, str) else "")
+    return Problem(doc.key_location_of(path + (at,)), message)
+
+
+def _keys_asked(error: jsonschema.ValidationError) -> tuple[list[str], str]:
+    """The keys a `required` or a oneOf/anyOf of `required` branches asks for that the mapping gives, and the
+    words for those it lacks ("given without a and b", or "given without a or b" for alternatives)."""
+    if error.validator == "required":
+        missing = [name for name in error.validator_value if name not in error.instance]
+        return [], f"given without {' and '.join(missing)}"
+    names = [b["required"][0] for b in error.validator_value if isinstance(b, dict) and b.get("required")]
+    return [name for name in names if name in error.instance], f"given without {' or '.join(names)}"
 
 
 def _object_branch_errors(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:

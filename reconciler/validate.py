@@ -9,9 +9,11 @@ no raw dicts pass this point.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import re
 import unicodedata
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +99,8 @@ def _load_desired_state(folder: Path, *, allow_http_loopback: bool = False) -> D
     for path in paths:
         display = path.relative_to(root).as_posix()
         files.append(display)
-        manifest = _check_manifest(load_located_file(path, display, refuse_hidden=True), config)
+        doc = load_located_file(path, display, refuse_hidden=True)
+        manifest = _check_manifest(doc, config, allow_http_loopback=allow_http_loopback)
         problems.extend(manifest.problems)
         manifests.append(manifest)
 
@@ -345,10 +348,13 @@ def _first_simulated_project(state: Path | None, seed: Path | None) -> str | Non
 
 # -- manifests ------------------------------------------------------------------------------------
 
-# `{version}` and `{family}` in a family's name and description; any other `{...}` is a mistake.
+# `{version}` and `{family}` in a family's name and description, and in its source's file or url (a build
+# writes build/web-{version}.qcow2); any other `{...}` is a mistake. A digest is never substituted: it is
+# one version's own.
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 PLACEHOLDERS = ("version", "family")
 SUBSTITUTED_FIELDS = ("name", "description")
+SUBSTITUTED_SOURCE_FIELDS = ("file", "url")
 
 
 @dataclass
@@ -389,7 +395,7 @@ class _Entry:
         return self.doc.location_of(self.key_path)
 
 
-def _check_manifest(doc: LocatedDocument, config: RootConfig) -> _Manifest:
+def _check_manifest(doc: LocatedDocument, config: RootConfig, *, allow_http_loopback: bool = False) -> _Manifest:
     expected = "a manifest holds version: 1 and images:, families:, removed:, accept:, reject: or several"
     problems = _document_problems(doc, "manifest", expected)
     data = doc.data if isinstance(doc.data, dict) else {}
@@ -403,7 +409,7 @@ def _check_manifest(doc: LocatedDocument, config: RootConfig) -> _Manifest:
         problems.extend(_family_problems(doc, name, family))
         entries.extend(_version_entries(doc, name, family))
     for entry in entries:
-        problems.extend(_image_problems(entry, config))
+        problems.extend(_image_problems(entry, config, allow_http_loopback=allow_http_loopback))
     removed = data.get("removed")
     removed = removed if isinstance(removed, list) else []
     # A problem of a family's image: is found once per kept version: reported once.
@@ -414,7 +420,7 @@ def _mapping(value: Any) -> dict[Any, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _image_problems(entry: _Entry, config: RootConfig) -> list[Problem]:
+def _image_problems(entry: _Entry, config: RootConfig, *, allow_http_loopback: bool = False) -> list[Problem]:
     image = entry.raw
     found: list[Problem] = []
 
@@ -425,6 +431,7 @@ def _image_problems(entry: _Entry, config: RootConfig) -> list[Problem]:
 
     _property_problems(image, report)
     _name_problems(image, report)
+    _upload_problems(image, report, allow_http_loopback=allow_http_loopback)
     if "region" not in image and config.default_region is None:
         report((), "no region: set region: here or defaults.region in reconciler.yaml", at_key=True)
     _copy_region_problems(image, image.get("region", config.default_region), report)
@@ -473,10 +480,10 @@ def _copy_region_problems(image: dict[str, Any], home: Any, report: _Report) -> 
 
 def _name_problems(image: dict[str, Any], report: Callable[[DocPath, str], None]) -> None:
     """Declared names never carry `~rc-`, which marks the tool's temporary names; a name the tool creates an
-    image under (a create from an instance, a copy it makes) leaves room for the token: at most
+    image under (a create from an instance, an upload, a copy it makes) leaves room for the token: at most
     markers.CREATED_NAME_MAX characters (an adopted image keeps up to 255)."""
     source = image.get("source")
-    created = isinstance(source, dict) and "image" not in source
+    created = isinstance(source, dict) and "image" not in source  # imaged or uploaded: not adopted
     named: list[tuple[DocPath, Any, bool]] = [(("name",), image.get("name"), created)]
     copies = image.get("copies")
     if isinstance(copies, list):
@@ -497,6 +504,116 @@ def _name_problems(image: dict[str, Any], report: Callable[[DocPath, str], None]
                 f"{len(name)} characters; the name of an image the tool makes is at most {markers.CREATED_NAME_MAX} "
                 "(it is created under the name plus a 20-character temporary token)",
             )
+
+
+# -- uploads --------------------------------------------------------------------------------------
+
+# The longest source.url taken (what common servers and proxies accept); a file: path is at most FILE_MAX
+# (the schema's maxLength: a path is no secret, so its message may quote it).
+URL_MAX = 2048
+LOOPBACK_NAMES = frozenset({"localhost"})
+_DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
+
+
+def _upload_problems(image: dict[str, Any], report: _Report, *, allow_http_loopback: bool) -> None:
+    """An upload's source: a url the tool may fetch (https, no credentials), a file path that stays under
+    the folders it is looked up in. Digests and disk_format are the schema's."""
+    source = image.get("source")
+    if not isinstance(source, dict):
+        return
+    url, path = source.get("url"), source.get("file")
+    if isinstance(url, str):
+        message = _url_problem(url, allow_http_loopback=allow_http_loopback)
+        if message:
+            report(("source", "url"), message)
+    if isinstance(path, str):
+        message = _file_problem(path)
+        if message:
+            report(("source", "file"), message)
+
+
+def _url_problem(url: str, *, allow_http_loopback: bool) -> str | None:
+    """Why `url` cannot be an upload's address, or None. A message never quotes the url: it may hold a
+    password."""
+    if len(url) > URL_MAX:
+        return f"too long: {len(url)} characters, at most {URL_MAX} allowed"
+    if any(c.isspace() for c in url):
+        return "contains a space: write it percent-encoded (%20)"
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # a bracketed host that is no IPv6 address, a host changed by NFKC normalisation
+        return "is not a URL that can be read (check the host, and the brackets around an IPv6 address)"
+    if "@" in parts.netloc:
+        return (
+            "holds credentials (user:password@ before the host): a manifest never carries them; the operator "
+            "passes a header with --url-header-env, sent only to this URL's host"
+        )
+    host = _url_host_problem(parts)
+    if host:
+        return host
+    if "#" in url:  # an empty fragment too: urlsplit forgets a trailing '#'
+        return "has a #fragment, which is never sent to the server: take it out"
+    return _url_scheme_problem(parts, allow_http_loopback=allow_http_loopback)
+
+
+def _url_host_problem(parts: urllib.parse.SplitResult) -> str | None:
+    """A url without a host, or with a port that is no port."""
+    if not parts.scheme or not parts.hostname:
+        return "has no host: give a whole address, https://host/path"
+    try:
+        parts.port  # noqa: B018 - reading it is the check: urllib raises on a port out of range or not a number
+    except ValueError:
+        return "has an invalid port: a port is a number from 1 to 65535"
+    return None
+
+
+def _url_scheme_problem(parts: urllib.parse.SplitResult, *, allow_http_loopback: bool) -> str | None:
+    """https, or plain http to a loopback address when the operator passes --allow-http-loopback (tests)."""
+    scheme = parts.scheme.lower()
+    if scheme == "https":
+        return None
+    loopback = "a loopback address (127.0.0.0/8, ::1 or localhost)"
+    if scheme != "http":
+        return f"{schema_messages.quoted(scheme)} addresses are refused: give an https address"
+    if not allow_http_loopback:
+        return (
+            f"plain http is refused: give an https address (only for {loopback}, the operator's "
+            "--allow-http-loopback admits http, for tests)"
+        )
+    if not _is_loopback(parts.hostname or ""):
+        return f"plain http is admitted by --allow-http-loopback only to {loopback}: give an https address"
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    """A loopback address written as such: 127.0.0.0/8, ::1, or the name localhost (never a name that only
+    resolves to one)."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _file_problem(path: str) -> str | None:
+    """Why `path` cannot name an upload's file, or None: it is looked up under the root and each --artifacts
+    folder, so it is relative, written with '/', and never climbs out or names a folder."""
+    relative = "give a path relative to the root, like build/web.qcow2 (looked up there, then in each --artifacts dir)"
+    if path.startswith("/"):
+        return f"an absolute path: {relative}"
+    if _DRIVE_LETTER.match(path):
+        return f"starts with a drive letter: {relative}"
+    if "\\" in path:
+        return "contains a backslash: separate folders with '/'"
+    components = path.split("/")
+    if ".." in components:
+        return f"climbs out with '..': {relative}"
+    if "" in components:
+        return "has an empty component ('//', or a '/' at the end): name a file, folders separated by one '/'"
+    if all(component == "." for component in components):
+        return f"names the root itself, not a file: {relative}"
+    return None
 
 
 # -- families -------------------------------------------------------------------------------------
@@ -550,6 +667,8 @@ def _version_entries(doc: LocatedDocument, name: str, family: dict[str, Any]) ->
         for field in SUBSTITUTED_FIELDS:
             if isinstance(raw.get(field), str):
                 raw[field] = _substitute(raw[field], family=name, version=item.version)
+        if isinstance(raw.get("source"), dict):
+            raw["source"] = _substituted_source(raw["source"], family=name, version=item.version)
         if isinstance(raw.get("copies"), list):
             raw["copies"] = [
                 {**c, "name": _substitute(c["name"], family=name, version=item.version)}
@@ -570,6 +689,17 @@ def _version_entries(doc: LocatedDocument, name: str, family: dict[str, Any]) ->
             )
         )
     return entries
+
+
+def _substituted_source(source: dict[str, Any], *, family: str, version: str) -> dict[str, Any]:
+    """A source with {version} and {family} replaced in its file or url (a copy: the template is every
+    version's)."""
+    return {
+        field: _substitute(value, family=family, version=version)
+        if field in SUBSTITUTED_SOURCE_FIELDS and isinstance(value, str)
+        else value
+        for field, value in source.items()
+    }
 
 
 def _substitute(text: str, *, family: str, version: str) -> str:
@@ -664,10 +794,12 @@ def _placeholder_problems(family: dict[str, Any], report: _Report) -> None:
     template = _mapping(family.get("image"))
     written.extend((("image", field), template.get(field)) for field in SUBSTITUTED_FIELDS)
     written.extend(_copy_names(("image",), template))
+    written.extend(_source_texts(("image",), template))
     for item in _listed_versions(family):
         if item.entry is not None:
             written.extend((("versions", item.index, field), item.entry.get(field)) for field in SUBSTITUTED_FIELDS)
             written.extend(_copy_names(("versions", item.index), item.entry))
+            written.extend(_source_texts(("versions", item.index), item.entry))
     for path, text in written:
         if not isinstance(text, str):
             continue
@@ -678,6 +810,12 @@ def _placeholder_problems(family: dict[str, Any], report: _Report) -> None:
                     f"unknown placeholder {schema_messages.quoted(match.group(0))}: only {{version}} and {{family}} "
                     "are replaced",
                 )
+
+
+def _source_texts(base: DocPath, fields: dict[str, Any]) -> list[tuple[DocPath, Any]]:
+    """The source's file and url: placeholders are replaced there too."""
+    source = _mapping(fields.get("source"))
+    return [(base + ("source", field), source.get(field)) for field in SUBSTITUTED_SOURCE_FIELDS]
 
 
 def _copy_names(base: DocPath, fields: dict[str, Any]) -> list[tuple[DocPath, Any]]:
