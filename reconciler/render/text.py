@@ -134,7 +134,7 @@ def _upload(action: dict[str, Any], style: Style) -> str:
     size = action.get("bytes")
     note = action.get("artifact_note")
     if action.get("artifact") is None and "file" in action and note is not None:
-        known = f"not found: {style.prose(note)}"
+        known = "not found"  # where it looked is the source_not_built warning's
     elif size is not None:
         known = human_bytes(size)
     elif note is None:

@@ -297,7 +297,7 @@ def doc(tmp_path: Path, artifacts: dict[str, Artifact], source: str = f"file: {F
 def test_text_shows_what_the_create_uploads_and_its_size(tmp_path):
     assert describe_action(doc(tmp_path, built())) == f'upload {FILE} (qcow2, 1.2 GiB) as "{KEY}"'
     missing = doc(tmp_path, {KEY: Artifact(FILE, found=False, note="not in the root")})
-    assert describe_action(missing) == f'upload {FILE} (qcow2, not found: not in the root) as "{KEY}"'
+    assert describe_action(missing) == f'upload {FILE} (qcow2, not found) as "{KEY}"'
     url = doc(tmp_path, {KEY: Artifact(URL, size=None, note="not contacted")}, f"url: {URL}")
     assert describe_action(url) == f'upload {URL} (qcow2, size unknown: not contacted) as "{KEY}"'
 
@@ -309,11 +309,18 @@ def test_an_upload_found_in_an_artifacts_directory_says_where(tmp_path):
 
 def test_the_file_url_and_note_of_an_upload_are_escaped_like_any_foreign_text(tmp_path):
     action = doc(tmp_path, built())
-    hostile = {**action, "file": "build/\x1b[31mred\n.qcow2", "artifact": None, "artifact_note": "`@team` <!--"}
+    hostile = {
+        **action,
+        "file": "build/\x1b[31mred\n.qcow2",
+        "artifact": "elsewhere\x1b",
+        "bytes": None,
+        "artifact_note": "`@team` <!--",
+    }
     text = describe_action(hostile)
     assert "\x1b" not in text and "\n" not in text
     markdown = describe_action(hostile, MARKDOWN)
-    assert "\n" not in markdown and "<!--" not in markdown and "@team" not in markdown.replace("@\u200bteam", "")
+    assert "\n" not in markdown and "\x1b" not in markdown and "<!--" not in markdown and "@team" not in markdown
+    assert "size unknown: " in text and "found at elsewhere" in text
 
 
 def test_a_saved_upload_matches_a_fresh_one_made_after_the_artifact_was_built(tmp_path):
