@@ -548,12 +548,22 @@ def _url_problem(url: str, *, allow_http_loopback: bool) -> str | None:
             "holds credentials (user:password@ before the host): a manifest never carries them; the operator "
             "passes a header with --url-header-env, sent only to this URL's host"
         )
-    host = _url_host_problem(parts)
-    if host:
-        return host
     if "#" in url:  # an empty fragment too: urlsplit forgets a trailing '#'
         return "has a #fragment, which is never sent to the server: take it out"
-    return _url_scheme_problem(parts, allow_http_loopback=allow_http_loopback)
+    return (
+        _url_other_scheme_problem(parts)
+        or _url_host_problem(parts)
+        or _url_scheme_problem(parts, allow_http_loopback=allow_http_loopback)
+    )
+
+
+def _url_other_scheme_problem(parts: urllib.parse.SplitResult) -> str | None:
+    """A scheme neither https nor http (file:, ftp:, javascript:): the tool fetches https only."""
+    scheme = parts.scheme.lower()
+    if not scheme or scheme in ("https", "http"):
+        return None
+    local = " (a file of the root or an --artifacts dir is source file:)" if scheme == "file" else ""
+    return f"{schema_messages.quoted(scheme)} addresses are refused: give an https address{local}"
 
 
 def _url_host_problem(parts: urllib.parse.SplitResult) -> str | None:
@@ -561,20 +571,21 @@ def _url_host_problem(parts: urllib.parse.SplitResult) -> str | None:
     if not parts.scheme or not parts.hostname:
         return "has no host: give a whole address, https://host/path"
     try:
-        parts.port  # noqa: B018 - reading it is the check: urllib raises on a port out of range or not a number
+        port = parts.port  # urllib raises on a port out of range or not a number
     except ValueError:
+        port = 0
+    if port == 0:
         return "has an invalid port: a port is a number from 1 to 65535"
     return None
 
 
 def _url_scheme_problem(parts: urllib.parse.SplitResult, *, allow_http_loopback: bool) -> str | None:
-    """https, or plain http to a loopback address when the operator passes --allow-http-loopback (tests)."""
+    """https, or plain http (the only other scheme left) to a loopback address when the operator passes
+    --allow-http-loopback (tests)."""
     scheme = parts.scheme.lower()
     if scheme == "https":
         return None
     loopback = "a loopback address (127.0.0.0/8, ::1 or localhost)"
-    if scheme != "http":
-        return f"{schema_messages.quoted(scheme)} addresses are refused: give an https address"
     if not allow_http_loopback:
         return (
             f"plain http is refused: give an https address (only for {loopback}, the operator's "

@@ -5,6 +5,7 @@ to a loopback address, and a family's file source is built per version with {ver
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -219,6 +220,9 @@ URLS = [
     ("another scheme", "ftp://artifacts.example.com/w.qcow2", "'ftp' addresses are refused: give an https address"),
     ("no scheme", "artifacts.example.com/w.qcow2", "has no host: give a whole address, https://host/path"),
     ("no host", "https:///w.qcow2", "has no host: give a whole address, https://host/path"),
+    ("a port zero", "https://a.example:0/w", "has an invalid port: a port is a number from 1 to 65535"),
+    ("a file: url", "file:///etc/shadow", "'file' addresses are refused: give an https address (a file of the root"),
+    ("a script", "javascript:alert(1)", "'javascript' addresses are refused: give an https address"),
     ("a port out of range", "https://a.example:99999/w", "has an invalid port: a port is a number from 1 to 65535"),
     ("a port that is no number", "https://a.example:web/w", "has an invalid port: a port is a number from 1 to 65535"),
     ("a fragment", "https://a.example/w.qcow2#top", "has a #fragment, which is never sent to the server"),
@@ -385,3 +389,45 @@ def test_a_family_template_refuses_takeover(tmp_path: Path) -> None:
     text = FAMILY.replace("disk_format: qcow2}", "disk_format: qcow2, takeover: true}")
     [problem] = problems_of(tmp_path, {"families.yaml": text})
     assert "families.web.image.source.takeover: not allowed here: takeover goes with image:" in problem
+
+
+# -- the hostile corpus (tests/bad_input/upload-*: run by tests/test_hostile_input.py through the CLI too) ---
+
+CORPUS = Path(__file__).resolve().parents[1] / "bad_input"
+HOSTILE = {
+    "upload-url-hostile": [
+        (6, "images.creds.source.url: holds credentials"),
+        (8, "images.metadata.source.url: plain http is refused"),
+        (10, "images.local-file.source.url: 'file' addresses are refused"),
+        (12, "images.script.source.url: 'javascript' addresses are refused"),
+        (14, "images.broken-bracket.source.url: is not a URL that can be read"),
+        (16, "images.port.source.url: has an invalid port"),
+        (18, "images.fullwidth-at.source.url: is not a URL that can be read"),
+    ],
+    "upload-file-escape": [
+        (6, "images.absolute.source.file: an absolute path"),
+        (8, "images.climbing.source.file: climbs out with '..'"),
+        (10, "images.windows.source.file: starts with a drive letter"),
+        (12, "images.nul.source.file: the value contains \\x00 (control)"),
+        (17, "families.up.image.source.file: climbs out with '..'"),  # once {version} (..) is replaced
+    ],
+    "upload-digest-hostile": [
+        (7, "families.web.image.source.sha256: '{version}' is not a SHA-256 digest"),
+        (10, "images.number.source.sha256: expected a string, got an integer"),
+        (12, "images.short.source.sha512: '3a7bd3e2360a3d29eea436fcfb7e44c735d117c4...' is not a SHA-512 digest"),
+        (14, "images.both.source.sha512: sha256 and sha512 are both given"),
+        (16, "images.format.source.disk_format: 'qcow2; rm -rf /' is not one of: qcow2, raw, vmdk, vhd, iso"),
+    ],
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_each_hostile_upload_is_refused_at_its_line_and_no_password_leaks(case: str) -> None:
+    found = problems_loading(CORPUS / case)
+    located = [
+        (int(m.group(1)), m.group(2)) for m in (re.match(r"images\.yaml:(\d+):\d+: (.*)", p) for p in found) if m
+    ]
+    assert len(located) == len(found) == len(HOSTILE[case])
+    for (line, message), (want_line, words) in zip(located, HOSTILE[case], strict=True):
+        assert line == want_line and message.startswith(words), (line, message)
+    assert not any("s3cr3t" in p for p in found)
