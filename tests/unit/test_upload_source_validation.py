@@ -8,10 +8,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import jsonschema
 import pytest
 from roots_on_disk import problems_loading, write_root
 
 from reconciler.desired import DesiredState
+from reconciler.schemas import load_schema
 from reconciler.validate import InvalidRootError, load_desired_state
 
 ROOT_CONFIG = "version: 1\nset: platform\ncloud: {kind: nhn, project: 0123456789abcdef0123456789abcdef}\n"
@@ -431,3 +433,20 @@ def test_each_hostile_upload_is_refused_at_its_line_and_no_password_leaks(case: 
     for (line, message), (want_line, words) in zip(located, HOSTILE[case], strict=True):
         assert line == want_line and message.startswith(words), (line, message)
     assert not any("s3cr3t" in p for p in found)
+
+
+# -- the schema editors complete from ------------------------------------------------------------------
+
+
+def test_the_schema_examples_of_a_source_are_sources_it_takes() -> None:
+    schema = load_schema("manifest")
+    validator = jsonschema.Draft202012Validator(schema)
+    image_examples = schema["$defs"]["image"]["properties"]["source"]["examples"]
+    family_examples = schema["$defs"]["family_source"]["examples"]
+    assert any("file" in e for e in image_examples) and any("url" in e for e in image_examples)
+    assert any(e.get("file", "").endswith(".qcow2") and e.get("disk_format") == "qcow2" for e in image_examples)
+    for example in image_examples:
+        assert validator.is_valid({"version": 1, "images": {"web": {"source": example}}}), example
+    for example in family_examples:
+        manifest = {"version": 1, "families": {"web": {"versions": ["1"], "image": {"source": example}}}}
+        assert validator.is_valid(manifest), example
