@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from reconciler import cancel, markers
-from reconciler.apply_guard import GuardContext, image_refusal, server_refusal
+from reconciler.apply_guard import GuardContext, image_refusal, server_refusal, upload_refusal
 from reconciler.apply_schedule import (  # the statuses are part of apply's interface: re-exported here
     DEFERRED,
     DONE,
@@ -66,6 +66,7 @@ from reconciler.plan_kinds import KINDS, MEMBER_STATUS, SERVER
 
 if TYPE_CHECKING:
     from reconciler.lock import LockSession
+from reconciler.image_upload import Upload, upload_image, upload_source
 from reconciler.region_copy import copy_image
 from reconciler.snapshot import users_by_image
 from reconciler.sources.access import SourceAccess
@@ -393,7 +394,9 @@ class Applier:
         """Refuse (stale: nothing touched) an action whose live object is not one its key may touch."""
         assert self.guard is not None
         why: str | None = None
-        if KINDS[action.kind].subject == SERVER:  # imaging, stopping or starting an instance
+        if action.kind == "create" and "server" not in action.details:  # an upload: no server, no image yet
+            why = upload_refusal(self.guard, action.key, action.region, upload_source(action))
+        elif KINDS[action.kind].subject == SERVER:  # imaging, stopping or starting an instance
             server_id = action.details["server"]
             server = observed.get(_server_seen(action.region, server_id)) or self.client.get_server(
                 action.region, server_id
@@ -485,6 +488,8 @@ class Applier:
             )
 
     def _do_create(self, action: Action, observed: Observed) -> str:
+        if "server" not in action.details:
+            return self._do_upload(action)
         region = action.region
         server_id = action.details["server"]
         server = observed.get(_server_seen(region, server_id)) or self.client.get_server(region, server_id)
@@ -509,6 +514,33 @@ class Applier:
         live = self.client.get_image(region, image_id)
         self.client.update_image(region, image_id, _ops(action.changes, live))
         return image_id
+
+    def _do_upload(self, action: Action) -> str:
+        """A create from a file or a URL (reconciler/image_upload.py): streamed, verified, and deleted on any
+        failure or cancellation. What is uploaded is the fresh plan's, made from the manifest at hand."""
+        if self.root_folder is None:
+            raise ReconcilerError(f"{action.id}: an upload needs the root folder its source.file is relative to")
+        upload = Upload(
+            source=upload_source(action),
+            temporary_name=action.details["temporary_name"],
+            os_type=action.details["os_type"],
+        )
+        result = upload_image(
+            self.client,
+            action.region,
+            upload,
+            root=self.root_folder,
+            access=self.access,
+            timeout=self.timeout,
+            ops=lambda live: _ops(action.changes, live),
+            progress=lambda state: self.progress("progress", action, state),
+            made=lambda image_id: self._remember(action, image_id),
+        )
+        note = f"uploaded {result.bytes:,} bytes from {result.where}"
+        if result.unchecked_algorithm:
+            note += f" (the image's {result.unchecked_algorithm} hash was not checked: only its size and md5)"
+        self.notes[action.id] = note
+        return result.image_id
 
     def _search_by_name(self, region: str, name: str, volume_id: str | None) -> str | None:
         """After a lost imaging answer: look for the temporary name every LOST_ANSWER_POLL_S, for at most

@@ -12,7 +12,9 @@ only, which does not go through apply.) An accept or reject (no key) sets this p
 status on an image another project shares only when (4) the root's `accept:` / `reject:` rules want that
 status for the image as it reads now (planner/acceptance.py: reject wins; an image no rule names is
 left alone). A server may be touched only by actions of a key whose
-`source.instance` names it now, and a stop refuses a server another set marked as stopped by it.
+`source.instance` names it now, and a stop refuses a server another set marked as stopped by it. A create
+that uploads (no server) runs only when the root declares for its key the same file or URL, disk format and
+digest (`upload_refusal`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 
 from reconciler import markers
 from reconciler.cloud.records import Image, Server
-from reconciler.desired import DesiredState, ShareRule
+from reconciler.desired import DesiredState, ShareRule, Source
 from reconciler.plan_kinds import MEMBER_STATUS
 from reconciler.planner.acceptance import wanted_status  # the planner's one reading of the rules (pure)
 
@@ -38,12 +40,14 @@ class GuardContext:
     # settings.delete_in_use: "allow" lets a delete go on while a server or volume uses the image.
     delete_in_use: str = "refuse"
     rules: tuple[ShareRule, ...] = ()  # accept: and reject: (a consumer root)
+    uploads: Mapping[str, tuple[str, Source]] = field(default_factory=dict)  # key -> (region, file or URL source)
 
     @classmethod
     def from_desired(cls, desired: DesiredState) -> GuardContext:
         adopted: dict[str, set[tuple[str, str]]] = {}
         moved: dict[str, str] = {}
         instances: dict[str, tuple[str, str]] = {}
+        uploads: dict[str, tuple[str, Source]] = {}
         for spec in desired.images:
             named = adopted.setdefault(spec.key, set())
             if spec.source.image:
@@ -55,6 +59,8 @@ class GuardContext:
                 moved[spec.key] = spec.moved_from
             if spec.source.instance:
                 instances[spec.key] = (spec.region, spec.source.instance)
+            if spec.source.uploaded:
+                uploads[spec.key] = (spec.region, spec.source)
         return cls(
             desired.root.set,
             {k: frozenset(v) for k, v in adopted.items()},
@@ -62,7 +68,25 @@ class GuardContext:
             instances,
             desired.root.settings.delete_in_use,
             desired.rules,
+            uploads,
         )
+
+
+def upload_refusal(ctx: GuardContext, key: str, region: str, uploading: Source) -> str | None:
+    """None when the root declares, for `key` in `region`, the very file or URL, disk format and digest a
+    create is about to upload."""
+    declared = ctx.uploads.get(key)
+    if declared is None or declared[0] != region:
+        return f"the root declares no upload for {key} in {region}: nothing was uploaded"
+    source = declared[1]
+    if (source.file, source.url, source.disk_format, source.digest) != (
+        uploading.file,
+        uploading.url,
+        uploading.disk_format,
+        uploading.digest,
+    ):
+        return f"the root declares another source for {key} than this upload's: nothing was uploaded"
+    return None
 
 
 def image_refusal(

@@ -74,8 +74,9 @@ class RootConfig:
 class Source:
     """Create-time only: image an instance, adopt an existing image, or upload a file or a URL's bytes.
 
-    An upload names its content by a digest (`sha256` or `sha512`, lowercase hex): the image's
-    `reconciler_source` marker records it, and apply checks the bytes it sends against it."""
+    An upload names its content by a digest (`sha256` or `sha512`, hex as written): read it through `digest`
+    or `content`, the one place it is lowercased. The image's `reconciler_source` marker records `content`,
+    and apply checks the bytes it sends against `digest`."""
 
     instance: str | None = None
     image: str | None = None

@@ -19,8 +19,19 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from reconciler.plan import FORMAT_VERSION, FORMAT_VERSIONS, Action, Change, Dependency, Finding, Plan, Reason, Target
-from reconciler.plan_kinds import ACTION_KINDS, KINDS
+from reconciler.plan import (
+    FORMAT_VERSION,
+    FORMAT_VERSIONS,
+    Action,
+    Change,
+    Dependency,
+    Finding,
+    Plan,
+    Reason,
+    Target,
+    format_needed,
+)
+from reconciler.plan_kinds import ACTION_KINDS
 
 # The fields every action has; any other field of an action's document is one of its details.
 ACTION_FIELDS = frozenset({"id", "kind", "key", "region", "image_id", "changes", "expects", "reason", "depends_on"})
@@ -35,7 +46,7 @@ def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def format_version(plan: Plan) -> str:
     """The oldest format_version whose readers know every kind of the plan's actions."""
-    needed = {KINDS[action.kind].since for action in plan.actions} | {FORMAT_VERSION}
+    needed = {format_needed(action) for action in plan.actions} | {FORMAT_VERSION}
     return max(needed, key=FORMAT_VERSIONS.index)
 
 

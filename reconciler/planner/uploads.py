@@ -63,6 +63,9 @@ def _details(spec: ImageSpec, artifact: Artifact | None, name: str, temporary: s
     return {
         **where,
         "disk_format": source.disk_format,
+        # NHN refuses an image without os_type: the upload creates the image with it (the other declared
+        # properties follow in the create's update, as for an instance's image).
+        "os_type": (spec.properties or {}).get(OS_TYPE),
         "temporary_name": temporary,
         "name": name,
         "bytes": artifact.size if artifact is not None else None,
@@ -79,13 +82,13 @@ def _has_os_type(spec: ImageSpec) -> bool:
 def _not_built(ctx: PlanContext, spec: ImageSpec, artifact: Artifact) -> None:
     """The file is not there (yet): the create is still planned, since in GitOps the apply job often builds
     the artifact the pull request's plan could not see."""
-    looked = f" ({artifact.note})" if artifact.note else ""
+    looked = artifact.note or f"{spec.source.file} is not found"  # the note names the file and where it looked
     ctx.warn(
         "source_not_built",
         spec.key,
         spec.region,
-        f"{spec.source.file} is not found{looked}: apply fails this create unless the file exists by then "
-        "(in GitOps the artifact is often built by the apply job)",
+        f"{looked}: apply fails this create unless the file exists by then (in GitOps the artifact is often "
+        "built by the apply job)",
         _at(spec, "source.file"),
     )
 

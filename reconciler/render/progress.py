@@ -41,7 +41,7 @@ def progress_printer(
                 elif _due(action.id, payload, interval, clock(), last_line):
                     print(copy_line(action, payload), file=stream, flush=True)
                 return
-            if live and action.id in last_line or (live and action.kind == "copy" and event == "end"):
+            if live and action.id in last_line or (live and _streams(action) and event == "end"):
                 stream.write("\r\033[K")  # clear the copy's live line before a line of its own
             print(step_line(event, action, payload), file=stream, flush=True)
 
@@ -58,8 +58,16 @@ def _due(action_id: str, payload: Any, interval: float, now: float, last: dict[s
     return False
 
 
+def _streams(action: Any) -> bool:
+    """A copy, or a create that uploads a file or a URL's bytes: the actions that report progress."""
+    return action.kind == "copy" or (action.kind == "create" and "server" not in action.details)
+
+
 def copy_line(action: Any, payload: Any) -> str:
-    """A copy's progress: its key and route, and how far it is."""
+    """A copy's or an upload's progress: its key and route, and how far it is."""
+    if action.kind == "create":
+        route = escape.text(f"{action.key} -> {action.region}")
+        return f"  uploading {route}: {copy_progress_text(payload)}"
     route = escape.text(f"{action.key} {action.details.get('source_region')} -> {action.region}")
     return f"  copying {route}: {copy_progress_text(payload)}"
 

@@ -138,9 +138,9 @@ RULES = [
         ["a.yaml:5:39: images.web.copies[0].protected: expected true or false, got a string"],
     ),
     (
-        "source needs exactly one of instance and image",
+        "source needs exactly one of instance, image, file and url",
         {"a.yaml": manifest("web:\n  source: {running: stop}\n")},
-        ["a.yaml:4:13: images.web.source: give exactly one of: instance, image"],
+        ["a.yaml:4:13: images.web.source: give exactly one of: instance, image, file, url"],
     ),
     (
         "duplicate image key across files",
