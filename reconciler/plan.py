@@ -202,6 +202,9 @@ class Finding:
     message: str
     source: str | None = None
     hint: str | None = None
+    # What the one-line message cannot hold, for the JSON and Markdown renderings (a warning's `steps`
+    # become a list under it in Markdown); empty for most findings, and then not written.
+    details: Mapping[str, Any] = field(default_factory=_frozen, hash=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,8 @@ def finding_to_json(finding: Finding, *, with_hint: bool) -> dict[str, Any]:
     if with_hint:
         doc["hint"] = finding.hint
     doc["source"] = finding.source
+    if finding.details:
+        doc["details"] = {k: finding.details[k] for k in sorted(finding.details)}
     return doc
 
 
@@ -161,4 +163,5 @@ def action_from_json(doc: Mapping[str, Any]) -> Action:
 
 
 def finding_from_json(doc: Mapping[str, Any]) -> Finding:
-    return Finding(doc["code"], doc["key"], doc["region"], doc["message"], doc["source"], doc.get("hint"))
+    details = _frozen(doc.get("details", {}))
+    return Finding(doc["code"], doc["key"], doc["region"], doc["message"], doc["source"], doc.get("hint"), details)

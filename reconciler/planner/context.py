@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from reconciler import markers
@@ -118,8 +119,16 @@ class PlanContext:
     ) -> None:
         self.refusals.append(Finding(code, key, region, message, source, hint))
 
-    def warn(self, code: str, key: str | None, region: str | None, message: str, source: str | None) -> None:
-        self.warnings.append(Finding(code, key, region, message, source))
+    def warn(
+        self,
+        code: str,
+        key: str | None,
+        region: str | None,
+        message: str,
+        source: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.warnings.append(Finding(code, key, region, message, source, details=MappingProxyType(details or {})))
 
     # -- live images accounted for --------------------------------------------------------------------
 

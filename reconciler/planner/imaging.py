@@ -205,7 +205,7 @@ def base_image_date(name: str | None) -> date | None:
 @dataclass(frozen=True, slots=True)
 class SysprepAdvice:
     """Which of the guide's Sysprep procedures fits an instance, said on one line (`summary`) and step by
-    step (`steps`, for the JSON and Markdown renderings)."""
+    step (`steps`: the warning's `details.steps`, listed under it in Markdown)."""
 
     variant: str  # "toast_sysprep" | "unattend_xml" | "either" (the base image's date is unknown)
     summary: str
@@ -263,7 +263,13 @@ def _windows_warnings(
     image of 2019-05-28 or earlier, the scheduled `ipconfig /renew` task: both read the date the same way."""
     base_date = base_image_date(server.base_image_name)
     advice = sysprep_advice(server.name, base_date, server.status == "ACTIVE")
-    ctx.warn("windows_sysprep", spec.key, spec.region, advice.summary, source)
+    details = {
+        "variant": advice.variant,
+        "base_image": server.base_image_name,
+        "base_image_date": base_date.isoformat() if base_date else None,
+        "steps": list(advice.steps),
+    }
+    ctx.warn("windows_sysprep", spec.key, spec.region, advice.summary, source, details)
     if imaged_running and base_date is not None and base_date <= IPCONFIG_RENEW_UNTIL:
         ctx.warn(
             "windows_pre_20190528",

@@ -185,8 +185,14 @@ class _Cuttable:
 
 def _warnings(document: dict[str, Any]) -> _Cuttable:
     warnings = document["warnings"]
-    items = tuple(f"- {_code_word(warning['code'])} {_said(warning)}" for warning in warnings)
+    items = tuple(f"- {_code_word(warning['code'])} {_said(warning)}{_steps(warning)}" for warning in warnings)
     return _Cuttable("### Warnings", items, tuple(_code_word(w["code"]) for w in warnings), "warning")
+
+
+def _steps(warning: dict[str, Any]) -> str:
+    """A warning's steps (its `details.steps`), one indented item each under it; "" when it has none."""
+    steps = warning.get("details", {}).get("steps", [])
+    return "".join(f"\n  - {prose(step)}" for step in steps)
 
 
 def _others(actions: list[dict[str, Any]]) -> _Cuttable:

@@ -15,8 +15,11 @@ import pytest
 
 from reconciler.cloud.records import Server
 from reconciler.plan import Target
+from reconciler.plan_codec import plan_from_json
 from reconciler.planner import build_plan
 from reconciler.planner.imaging import base_image_date, sysprep_advice
+from reconciler.render.markdown import render_markdown
+from reconciler.schemas import validator
 from reconciler.snapshot import Snapshot
 from reconciler.validate import load_desired_state
 
@@ -185,3 +188,32 @@ def test_windows_pre_20190528_is_only_for_an_instance_imaged_running(tmp_path):
     old = "Windows 2016 STD (2019.05.28) KO"
     assert "windows_pre_20190528" not in warnings_of(tmp_path, windows_server(old, "SHUTOFF"))
     assert "windows_pre_20190528" not in warnings_of(tmp_path, windows_server(old), running="stop")
+
+
+# -- the detail the one-line message leaves out ---------------------------------------------------------
+
+
+def test_the_json_warning_carries_the_variant_the_date_and_the_steps(tmp_path):
+    server = windows_server("Windows 2019 STD (2020.08.17) KO")
+    plan = build_plan(desired(tmp_path), snapshot_with(server), TARGET)
+    (warning,) = (w for w in plan.to_json()["warnings"] if w["code"] == "windows_sysprep")
+    assert warning["details"] == {
+        "base_image": "Windows 2019 STD (2020.08.17) KO",
+        "base_image_date": "2020-08-17",
+        "steps": list(sysprep_advice("win-01", date(2020, 8, 17), running=True).steps),
+        "variant": "unattend_xml",
+    }
+    others = [w for w in plan.to_json()["warnings"] if w["code"] != "windows_sysprep"]
+    assert others and all("details" not in w for w in others), "a warning without details is written as before"
+
+
+def test_the_details_read_back_and_fit_the_plan_schema(tmp_path):
+    document = build_plan(desired(tmp_path), snapshot_with(windows_server(None)), TARGET).to_json()
+    assert not list(validator("plan").iter_errors(document))
+    assert plan_from_json(document).to_json() == document
+
+
+def test_markdown_lists_the_steps_under_the_warning(tmp_path):
+    plan = build_plan(desired(tmp_path), snapshot_with(windows_server("Windows 2019 STD (2020.08.18) KO")), TARGET)
+    markdown = render_markdown(plan.to_json())
+    assert "\n  - run ToastSysprep: the instance shuts itself down when Sysprep finishes\n" in markdown
