@@ -27,7 +27,7 @@ from typing import Any
 
 from reconciler import markers
 from reconciler.cloud.client import CloudClient
-from reconciler.cloud.errors import CloudError
+from reconciler.cloud.errors import CloudApiError, CloudError
 from reconciler.cloud.records import PatchOp
 from reconciler.desired import Source
 from reconciler.plan import Action
@@ -112,7 +112,17 @@ def upload_image(
             state = CopyProgress(total=opened.size)
             hashing = _Hashing(upload.algorithm, state, progress)
             client.prepare_transfer(opened.size)
-            client.upload_image_data(region, image.id, hashing.wrap(opened.chunks()))
+            try:
+                client.upload_image_data(region, image.id, hashing.wrap(opened.chunks()))
+            except CloudApiError as err:
+                if err.status != 415:
+                    raise
+                raise CloudError(
+                    f"the image service refused the bytes of {opened.where} as {upload.source.disk_format} (415: "
+                    f"{err.server_message}); the image was deleted",
+                    hint="the service inspects what is uploaded: declare the disk_format the file really has "
+                    "(qemu-img info shows it)",
+                ) from None
             sent = hashing.digests()
             _verify_declared(upload, sent, opened.where)
             live = client.wait_for_image(region, image.id, status="active", timeout=timeout)

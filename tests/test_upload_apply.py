@@ -392,3 +392,11 @@ def test_ctrl_c_mid_upload_deletes_the_image_and_exits_130(tmp_path, origin):
         assert process.returncode == 130, out
         assert time.monotonic() - signalled < 7.0
         assert sim.api().image("GET", f"/v2/images?owner={OWNER}").json()["images"] == [], out
+
+
+def test_bytes_that_are_not_the_declared_disk_format_are_refused_in_words(tmp_path, capsys):
+    root = make_root(tmp_path / "root", {"file": "build/hardened.raw", "sha256": SHA256, "disk_format": "qcow2"})
+    (root / "build").mkdir()
+    (root / "build" / "hardened.raw").write_bytes(CONTENT)
+    said = failed_leaving_nothing(root, capsys)
+    assert "refused the bytes of build/hardened.raw as qcow2 (415" in said and "qemu-img info" in said
