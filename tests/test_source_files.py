@@ -129,7 +129,16 @@ def test_probe_of_a_link_finds_it_and_says_apply_refuses_it(tmp_path, root):
     (root / "x.qcow2").symlink_to(tmp_path / "secret")
     artifact = probe(file_source("x.qcow2"), root, SourceAccess())
     assert artifact.found and artifact.size is None
-    assert artifact.note == "a symbolic link, not a regular file: apply will refuse it"
+    assert artifact.note == "x.qcow2 is a symbolic link: an upload follows no links (apply will refuse it)"
+
+
+def test_probe_judges_a_linked_directory_as_apply_does(tmp_path, root):
+    """A link on a parent component: plan used to find the file through it, and apply refused it."""
+    write(tmp_path / "elsewhere" / "x.qcow2", b"1234567")
+    (root / "sub").symlink_to(tmp_path / "elsewhere")
+    artifact = probe(file_source("sub/x.qcow2"), root, SourceAccess())
+    assert artifact.found and artifact.size is None
+    assert artifact.note == "sub (in sub/x.qcow2) is a symbolic link: an upload follows no links (apply will refuse it)"
 
 
 def test_closing_the_source_closes_the_file(root):

@@ -116,7 +116,8 @@ def test_a_redirect_to_plain_http_is_refused_even_with_allow_http_loopback(serve
         target = plain.route("/x", b"bytes")
         url = server.route("/start", redirect=target)
         error = refusal(url, SourceAccess(allowed_hosts=frozenset({"localhost"}), allow_http_loopback=True))
-        assert error.message == f"{url}: redirect 1, to {target}, is refused: a redirect must stay on https"
+        shown = target.rsplit("/", 1)[0] + "/…"  # a hop is named by its origin: its path may be a signed token
+        assert error.message == f"{url}: redirect 1, to {shown}, is refused: a redirect must stay on https"
         assert plain.requests == [] and opened_to == ["127.0.0.1"]
 
 
@@ -177,7 +178,15 @@ def test_a_status_other_than_200_is_named(server):
     url = server.url("/missing.qcow2")
     assert refusal(url).message == f"{url} answered 404 Not Found"
     moved = server.route("/moved", redirect="/missing.qcow2")
-    assert refusal(moved).message == f"{moved} answered 404 Not Found (redirected to {url})"
+    origin = url.rsplit("/", 1)[0]
+    assert refusal(moved).message == f"{moved} answered 404 Not Found (redirected to {origin}/…)"
+
+
+def test_a_redirect_is_named_by_its_origin_never_its_path_or_query(server):
+    """A redirect's path or query may be a signed token: messages name the hop's origin only."""
+    moved = server.route("/moved", redirect="/sig/SECRET-IN-PATH/x.qcow2?token=SECRET-IN-QUERY")
+    message = refusal(moved).message
+    assert "SECRET" not in message and "answered 404" in message
 
 
 def test_the_environment_proxies_are_never_used(server, monkeypatch):
@@ -282,3 +291,98 @@ def test_the_header_value_never_appears_in_an_error(server, other, monkeypatch):
         == "--url-header-env: SOURCE_AUTH must hold one 'Header: value' line (its value is not shown)"
     )
     assert all("s3cret" not in text for text in texts), texts
+
+
+# -- what a hostile server may answer (the review of issue 25) -----------------------------------------
+
+
+def test_a_content_length_of_non_ascii_digits_is_no_length_not_a_crash(server):
+    """`str.isdigit()` takes "²", which int() refuses: the size is unknown, and the plan does not crash."""
+    url = server.route("/x", b"bytes", headers={"Content-Length": "²"}, length=False)
+    found = probe(url_source(url), Path("."), SourceAccess(allowed_hosts=frozenset({"localhost"}), fetch_sources=True))
+    assert found.size is None
+    assert read_all(url)[1] is None
+
+
+def test_a_malformed_location_is_a_refusal_in_words(server):
+    url = server.route("/start", redirect="https://[127.0.0.1/x")
+    assert refusal(url).message == f"{url}: redirect 1 is not a valid URL"
+
+
+def test_an_internationalised_host_is_used_in_its_ascii_form():
+    from reconciler.sources.urls import split
+
+    assert split("https://bücher.example/x.qcow2", "u").host == "xn--bcher-kva.example"
+
+
+class Dripping:
+    """A plain TCP server on 127.0.0.1 that answers `head` and then one byte every `every` seconds, for at
+    most 20 s: a server that never stalls long enough for a per-read timeout, yet never finishes."""
+
+    def __init__(self, head: bytes, every: float = 0.2) -> None:
+        import socket
+        import threading
+
+        self.head, self.every = head, every
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import time
+
+        connection, _ = self.listener.accept()
+        with connection:
+            connection.recv(65536)
+            try:
+                connection.sendall(self.head)
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    connection.sendall(b"x")
+                    time.sleep(self.every)
+            except OSError:
+                return
+
+
+@pytest.fixture
+def short_deadlines(monkeypatch):
+    from reconciler.sources import urls
+
+    monkeypatch.setattr(urls, "HEADERS_S", 1.0)
+    monkeypatch.setattr(urls, "HEAD_S", 1.0)
+    monkeypatch.setattr(urls, "STALL_S", 1.0)
+    monkeypatch.setattr(urls, "WATCH_POLL_S", 0.05)
+
+
+LOOPBACK_HTTP = SourceAccess(allow_http_loopback=True, fetch_sources=True)
+
+
+def test_headers_that_drip_end_in_an_error_not_a_hang(short_deadlines):
+    import time
+
+    drip = Dripping(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+    url = f"http://127.0.0.1:{drip.port}/x"
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="no whole answer within 1 s"):
+        with open_source(url_source(url), Path("."), LOOPBACK_HTTP):
+            pass
+    assert time.monotonic() - started < 10
+
+
+def test_a_body_that_drips_ends_in_a_stall_error_not_a_hang(short_deadlines):
+    import time
+
+    drip = Dripping(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n")
+    url = f"http://127.0.0.1:{drip.port}/x"
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="stalled after"):
+        with open_source(url_source(url), Path("."), LOOPBACK_HTTP) as opened:
+            for _ in opened.chunks():
+                pass
+    assert time.monotonic() - started < 10
+
+
+def test_a_head_that_drips_is_size_unknown_at_plan_time(short_deadlines):
+    drip = Dripping(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+    found = probe(url_source(f"http://127.0.0.1:{drip.port}/x"), Path("."), LOOPBACK_HTTP)
+    assert found.size is None and "no whole answer within 1 s" in (found.note or "")

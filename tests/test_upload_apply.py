@@ -400,3 +400,12 @@ def test_bytes_that_are_not_the_declared_disk_format_are_refused_in_words(tmp_pa
     (root / "build" / "hardened.raw").write_bytes(CONTENT)
     said = failed_leaving_nothing(root, capsys)
     assert "refused the bytes of build/hardened.raw as qcow2 (415" in said and "qemu-img info" in said
+
+
+@pytest.mark.parametrize("value", ["Authorization: Bearer S€CRET", "Authorization: Bearer S\x01CRET"])
+def test_a_header_that_is_not_visible_ascii_is_a_usage_error_that_never_shows_it(tmp_path, capsys, monkeypatch, value):
+    root = file_root(tmp_path / "root")
+    monkeypatch.setenv("ARTIFACT_AUTH", value)
+    assert main(["plan", str(root), "--url-header-env", "ARTIFACT_AUTH"]) == 1
+    said = capsys.readouterr()
+    assert "visible ASCII" in said.err and "CRET" not in said.out + said.err

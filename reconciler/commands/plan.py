@@ -68,9 +68,10 @@ def source_access(args: argparse.Namespace) -> Any:
         value = os.environ.get(name)
         if value is None:
             raise UsageError(f"--url-header-env: the environment variable {name} is not set")
-        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[ \t]*[^\r\n\x00]*", value):
+        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[ \t]*[\x20-\x7e\t]*", value):
             raise UsageError(
-                f"--url-header-env: {name} must hold one 'Header: value' line (its value is not shown)",
+                f"--url-header-env: {name} must hold one 'Header: value' line of visible ASCII characters "
+                "(its value is not shown)",
                 hint=f"for example: export {name}='Authorization: Bearer ...'",
             )
     proxy = args.url_proxy

@@ -3,8 +3,9 @@
 A manifest comes from a pull request, so its URL must not make the apply job (which runs inside the
 operator's network, holding cloud credentials) fetch from that network: a metadata service on a link-local
 address, an admin page on a private one, the job's own loopback. Every address a host resolves to must be a
-global unicast one; an IPv4 address carried inside an IPv6 one (IPv4-mapped, NAT64, 6to4) is judged as the
-IPv4 address it reaches. The operator admits a host anyway with --allow-url-host.
+global unicast one; an IPv4 address carried inside an IPv6 one (IPv4-mapped, NAT64, 6to4, IPv4-compatible,
+SIIT's IPv4-translated) is judged as the IPv4 address it reaches, and NAT64's local-use prefix is refused.
+The operator admits a host anyway with --allow-url-host.
 
 Pure: no resolution, no socket. reconciler.sources.urls resolves and connects."""
 
@@ -19,6 +20,12 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")  # IPv4-mapped (RFC 4291)
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the NAT64 well-known prefix (RFC 6052)
 _SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")  # 6to4 (RFC 3056)
+# Translators that are not in the well-known list above, yet reach an IPv4 host all the same:
+_COMPATIBLE = ipaddress.IPv6Network("::/96")  # IPv4-compatible (RFC 4291, deprecated), e.g. ::127.0.0.1
+_SIIT = ipaddress.IPv6Network("::ffff:0:0:0/96")  # IPv4-translated (RFC 2765, SIIT)
+# NAT64 local-use (RFC 8215): where the IPv4 address sits depends on the prefix length the local translator
+# uses, so which host it reaches cannot be read from the address; refused whole.
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
 # Deprecated site-local (RFC 3879): Python's is_global calls it global, yet it never left a site.
 _SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")
 # Shared address space for carrier-grade NAT (RFC 6598): neither private nor global to Python.
@@ -60,6 +67,11 @@ def embedded_ipv4(address: IPAddress) -> tuple[ipaddress.IPv4Address, str] | Non
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF), "NAT64, 64:ff9b::/96"
     if address in _SIX_TO_FOUR:
         return ipaddress.IPv4Address((int(address) >> 80) & 0xFFFFFFFF), "6to4, 2002::/16"
+    low = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in _COMPATIBLE and int(address) > 1:  # :: and ::1 are themselves (unspecified, loopback)
+        return low, "IPv4-compatible, ::/96"
+    if address in _SIIT:
+        return low, "IPv4-translated, ::ffff:0:0:0/96"
     return None
 
 
@@ -80,6 +92,8 @@ def _rule_broken(address: IPAddress) -> str | None:
         return "a multicast address"
     if address in _SITE_LOCAL:
         return "a site-local address (fec0::/10, deprecated): not a global one"
+    if address in _NAT64_LOCAL:
+        return "a NAT64 local-use address (64:ff9b:1::/48): the IPv4 host it reaches depends on the local translator"
     if not address.is_global:
         return f"{_kind(address)}: not a global one"
     return None

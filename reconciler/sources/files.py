@@ -79,13 +79,22 @@ def open_file(path: str, root: Path, access: SourceAccess) -> Opened:
 
 
 def probe_file(path: str, root: Path, access: SourceAccess) -> Artifact:
-    """Whether the file is there and its size, from lstat alone (nothing is opened). Never raises: a file
-    that is not there is `source_not_built` at plan time, not a failure."""
+    """Whether the file is there and its size, judged as apply will judge it: opened the same way (no link on
+    any component; nothing is read), then closed. Never raises: a file that is not there is
+    `source_not_built` at plan time, not a failure."""
     try:
-        base, status = locate(path, root, access)
+        base, _ = locate(path, root, access)
     except SourceError as err:
         return Artifact(where=path, found=False, note=err.message)
     where = shown(base, root, path)
+    try:
+        fd = _open_below(base, parts(path), where)
+    except SourceError as err:
+        return Artifact(where=where, note=f"{err.message} (apply will refuse it)")
+    try:
+        status = os.fstat(fd)
+    finally:
+        os.close(fd)
     if stat.S_ISREG(status.st_mode):
         return Artifact(where=where, size=status.st_size)
     return Artifact(where=where, note=f"{_what(status.st_mode)}, not a regular file: apply will refuse it")

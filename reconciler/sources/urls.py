@@ -18,9 +18,12 @@ The operator's header value (--url-header-env) is read when a URL is opened and 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,10 +38,18 @@ from reconciler.sources.access import SourceAccess
 from reconciler.sources.reading import CHUNK, Opened, SourceError
 
 REDIRECTS = 5
-TIMEOUT = urllib3.Timeout(connect=10.0, read=60.0)  # a stalled server ends in an error, never a hang
+TIMEOUT = urllib3.Timeout(connect=10.0, read=60.0)  # the wait for each packet
+# urllib3's read timeout bounds the wait for one packet, not for an answer: a server that drips a byte every
+# few seconds would hold the apply (and its lock) for ever. A watchdog shuts the connection down when:
+HEADERS_S = 60.0  # the status line and headers of a GET have not all come within this
+HEAD_S = 15.0  # plan's HEAD has not been answered within this (plan reads its URLs one after another)
+STALL_S = 120.0  # a CHUNK (1 MiB) of the body has not come within this: the server has stalled
+WATCH_POLL_S = 0.25
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_HEADER = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r\n\x00]*)")
+# The operator's header: a token, then visible ASCII, spaces and tabs (what every server reads the same way).
+_HEADER = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\x20-\x7e\t]*)")
+_DIGITS = re.compile(r"[0-9]+")
 NOT_CONTACTED = "not contacted: pass --fetch-sources to read its size"
 
 
@@ -58,11 +69,12 @@ class Hop:
 
     @property
     def shown(self) -> str:
-        """The URL without its query: a redirect's query may hold a signed token."""
+        """The hop's origin only: a redirect's path or query may hold a signed token (the manifest's own URL is
+        named as written)."""
         netloc = f"[{self.host}]" if ":" in self.host else self.host
         if self.port != _DEFAULT_PORTS.get(self.scheme):
             netloc += f":{self.port}"
-        return f"{self.scheme}://{netloc}{urlsplit(self.url).path or '/'}"
+        return f"{self.scheme}://{netloc}/…"
 
     @property
     def host_header(self) -> str:
@@ -82,21 +94,87 @@ def split(url: str, named: str) -> Hop:
     if parts.username is not None or parts.password is not None:
         raise SourceError(f"{named} carries credentials in the URL: pass them with --url-header-env instead")
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Hop(url, parts.scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[parts.scheme], target)
+    return Hop(url, parts.scheme, _ascii_host(parts.hostname, named), port or _DEFAULT_PORTS[parts.scheme], target)
+
+
+def _ascii_host(host: str, named: str) -> str:
+    """The host as DNS, SNI and the certificate spell it: an internationalised name in its xn-- form."""
+    host = host.lower()
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise SourceError(f"{named} has a host name that is not a valid internationalised domain name") from None
+
+
+class _Watchdog:
+    """Shuts down the sockets of one request once its deadline (`arm`) passes, so that a blocked read ends;
+    `fired` then says why the request failed."""
+
+    def __init__(self) -> None:
+        self._sockets: list[socket.socket] = []
+        self._deadline: float | None = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self.fired = False
+        threading.Thread(target=self._run, name="url-watchdog", daemon=True).start()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+
+    def arm(self, seconds: float) -> None:
+        with self._lock:
+            self._deadline = time.monotonic() + seconds
+
+    def disarm(self) -> None:
+        """No deadline while the caller, not the server, is busy (the cloud taking a chunk of the upload)."""
+        with self._lock:
+            self._deadline = None
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def _run(self) -> None:
+        while not self._done.wait(WATCH_POLL_S):
+            with self._lock:
+                late = self._deadline is not None and time.monotonic() > self._deadline
+                sockets = list(self._sockets)
+            if late:
+                self.fired = True
+                for sock in sockets:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                return
+
+
+def _watched(connection_class: type, watchdog: _Watchdog) -> type:
+    """`connection_class` whose every new socket the watchdog can shut down (TLS handshake included)."""
+
+    class Watched(connection_class):  # type: ignore[misc, valid-type]
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            watchdog.watch(sock)
+            return sock
+
+    return Watched
 
 
 @dataclass
 class Answer:
-    """A response whose status is final (no redirect), with what closes its connection."""
+    """A response whose status is final (no redirect), with what closes its connection and its watchdog."""
 
     response: Any  # urllib3.BaseHTTPResponse
     hop: Hop
     close: Callable[[], None]
+    watchdog: _Watchdog
 
     @property
     def length(self) -> int | None:
         value = self.response.headers.get("Content-Length", "").strip()
-        return int(value) if value.isdigit() else None
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        return int(value) if _DIGITS.fullmatch(value) else None
 
 
 def open_url(url: str, access: SourceAccess) -> Opened:
@@ -112,7 +190,7 @@ def open_url(url: str, access: SourceAccess) -> Opened:
     return Opened(
         where=url,
         size=length,
-        _stream=lambda: _read(answer.response, url, length, access.max_upload_bytes),
+        _stream=lambda: _read(answer, url, length, access.max_upload_bytes),
         _close=answer.close,
     )
 
@@ -154,7 +232,11 @@ def fetch(method: str, url: str, access: SourceAccess) -> Answer:
         if answer.response.status not in _REDIRECT_STATUSES or not location:
             return answer
         answer.close()
-        hop = split(urljoin(hop.url, location), f"{url}: redirect {hops + 1}")
+        try:
+            following = urljoin(hop.url, location)
+        except ValueError:
+            raise SourceError(f"{url}: redirect {hops + 1} is not a valid URL") from None
+        hop = split(following, f"{url}: redirect {hops + 1}")
     raise SourceError(f"{url} redirects more than {REDIRECTS} times")
 
 
@@ -218,6 +300,10 @@ def _request(method: str, hop: Hop, targets: list[str], headers: dict[str, str],
     failures: list[str] = []
     for address in targets:
         pool, close_pool = _pool(hop, address, access)
+        watchdog = _Watchdog()
+        pool.ConnectionCls = _watched(pool.ConnectionCls, watchdog)
+        answered_within = HEAD_S if method == "HEAD" else HEADERS_S
+        watchdog.arm(answered_within)
         try:
             response = pool.urlopen(
                 method,
@@ -231,13 +317,21 @@ def _request(method: str, hop: Hop, targets: list[str], headers: dict[str, str],
                 timeout=TIMEOUT,
             )
         except (NewConnectionError, ConnectTimeoutError) as err:
+            watchdog.stop()
             close_pool()
             failures.append(f"{address}: {_reason(err)}")
             continue
         except (HTTPError, OSError) as err:
+            watchdog.stop()
             close_pool()
-            raise SourceError(f"{url}: {method} {hop.shown} failed: {_reason(err)}") from None
-        return Answer(response, hop, _closer(response, close_pool))
+            why = f"no whole answer within {answered_within:g} s" if watchdog.fired else _reason(err)
+            raise SourceError(f"{url}: {method} {hop.shown} failed: {why}") from None
+        watchdog.disarm()  # armed again by each read of the body (_read)
+        if watchdog.fired:  # the shutdown can read as the end of the headers: an answer, but not the server's
+            response.close()
+            close_pool()
+            raise SourceError(f"{url}: {method} {hop.shown} failed: no whole answer within {answered_within:g} s")
+        return Answer(response, hop, _closer(response, close_pool, watchdog), watchdog)
     raise SourceError(f"{url}: cannot connect to {hop.host} ({'; '.join(failures)})")
 
 
@@ -280,8 +374,9 @@ def ca_bundle() -> str:
     return certifi.where()
 
 
-def _closer(response: Any, close_pool: Callable[[], None]) -> Callable[[], None]:
+def _closer(response: Any, close_pool: Callable[[], None], watchdog: _Watchdog) -> Callable[[], None]:
     def close() -> None:
+        watchdog.stop()
         response.close()  # closes its connection too: a cancelled upload stops the download at once
         close_pool()
 
@@ -307,15 +402,22 @@ def _check_answer(answer: Answer, url: str, limit: int) -> None:
         )
 
 
-def _read(response: Any, url: str, length: int | None, limit: int) -> Iterator[bytes]:
+def _read(answer: Answer, url: str, length: int | None, limit: int) -> Iterator[bytes]:
     received = 0
     try:
-        for chunk in response.stream(CHUNK, decode_content=False):
+        answer.watchdog.arm(STALL_S)
+        for chunk in answer.response.stream(CHUNK, decode_content=False):
             received += len(chunk)
             if received > limit:
                 raise SourceError(f"the download from {url} passed --max-upload-bytes {limit}")
+            answer.watchdog.disarm()
             yield chunk
+            answer.watchdog.arm(STALL_S)
     except (HTTPError, OSError, ValueError):
+        if answer.watchdog.fired:
+            raise SourceError(
+                f"the download from {url} stalled after {received} bytes: less than {CHUNK} bytes came in {STALL_S:g} s"
+            ) from None
         raise SourceError(f"the download from {url} broke off after {received} bytes") from None
     if length is not None and received < length:
         raise SourceError(f"the download from {url} broke off after {received} bytes (of {length})")

@@ -25,6 +25,10 @@ REFUSED = [
     ("::1", "a loopback address", "IPv6 loopback"),
     ("::ffff:127.0.0.1", "carrying 127.0.0.1 (IPv4-mapped, ::ffff:0:0/96), a loopback address", "v4-mapped loopback"),
     ("64:ff9b::a00:1", "carrying 10.0.0.1 (NAT64, 64:ff9b::/96), a private address", "NAT64 reaches 10.0.0.1"),
+    ("::7f00:1", "carrying 127.0.0.1 (IPv4-compatible, ::/96), a loopback address", "v4-compatible loopback"),
+    ("::ffff:0:7f00:1", "carrying 127.0.0.1 (IPv4-translated, ::ffff:0:0:0/96), a loopback", "SIIT loopback"),
+    ("64:ff9b:1::a9fe:a9fe", "a NAT64 local-use address (64:ff9b:1::/48)", "local-use NAT64 may reach anything"),
+    ("64:ff9b:1::808:808", "a NAT64 local-use address (64:ff9b:1::/48)", "local-use NAT64, whatever it carries"),
     ("2002:7f00:1::", "carrying 127.0.0.1 (6to4, 2002::/16), a loopback address", "6to4 reaches 127.0.0.1"),
     ("::ffff:169.254.169.254", "a link-local address", "the metadata service, mapped"),
 ]
