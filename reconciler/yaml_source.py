@@ -4,6 +4,13 @@ PyYAML's safe loader silently keeps the last of two equal mapping keys and forge
 from. Every user-facing file (manifests, the root config, simulator seeds) needs both: duplicates are
 errors, and every error names `file:line:column`. This module composes the node tree with PyYAML's safe
 loader and builds the Python value itself, recording a location for each path.
+
+Two parsers read the text, to the same result: libyaml's (C, PyYAML's `CSafeLoader`, present when PyYAML
+was built with it) and PyYAML's own (pure Python, always present). The C one is 5-10x faster, but the two
+disagree on a few corners of the YAML grammar (tabs as separators, block scalar headers, `!` tags, marks of
+empty values, byte order marks inside the text). So the C one reads a text only when it holds none of those
+corners and reads it without error; anything else, errors included, is read by the pure one, so values,
+locations and messages never depend on which parser PyYAML was built with.
 """
 
 from __future__ import annotations
@@ -85,8 +92,7 @@ def load_located(text: str, file: str, *, max_values: int = MAX_NODES, refuse_hi
     try:
         with gc_paused():
             # The reader checks characters as soon as the loader is made: that too can fail.
-            loader = yaml.SafeLoader(text)
-            node = loader.get_single_node()
+            loader, node = _compose(text, max_values)
             if node is not None:
                 doc.data = _Builder(loader, doc, max_nodes=max_values).build(node, ())
     except yaml.MarkedYAMLError as err:
@@ -104,7 +110,8 @@ def load_located(text: str, file: str, *, max_values: int = MAX_NODES, refuse_hi
         doc.problems.append(Problem(_location(file, err.mark), f"YAML too complex: {err}"))
         doc.data = None
     except RecursionError:
-        # PyYAML's composer recurses once per nesting level: thousands of levels exhaust the stack.
+        # PyYAML's composer recurses once per nesting level, bounded by _EventBounds at MAX_DEPTH; kept in
+        # case a constructor recurses on its own.
         doc.problems.append(Problem(Location(file, 1, 1), "YAML too complex: nested too deeply to read"))
         doc.data = None
     except yaml.YAMLError as err:
@@ -221,6 +228,173 @@ def _raw_kind(char: str) -> str | None:
     return "control" if category == "Cc" else "format"
 
 
+# -- which parser reads a text ------------------------------------------------------------------------
+
+# Characters and layouts on which libyaml and PyYAML's own parser disagree (found by differential fuzzing,
+# tests/unit/test_yaml_parsers.py): tabs (libyaml takes some as separators), CR, NEL and the line and
+# paragraph separators (line breaks), a byte order mark (libyaml skips it inside the text), a block scalar
+# header followed by a comment without a space (`|#`, libyaml reads it as the comment). Only the pure
+# parser reads a text holding any of them; false alarms (such a character inside a quoted string) cost
+# time, not correctness.
+_PURE_ONLY_TEXT = re.compile(r"[\t\r\x85\u2028\u2029\ufeff]|[|>][-+0-9]*#")
+
+
+def _libyaml_loader() -> type | None:
+    """PyYAML's C loader when PyYAML was built with libyaml, else None."""
+    return getattr(yaml, "CSafeLoader", None) if getattr(yaml, "__with_libyaml__", False) else None
+
+
+def _compose(text: str, max_values: int) -> tuple[Any, yaml.Node | None]:
+    """The loader that composed `text`, and the node tree: libyaml's when it reads `text` as the pure parser
+    does, within the bounds and without error, else PyYAML's own, whose events are bounded as they come
+    (and whose errors are raised)."""
+    c_loader = _libyaml_loader()
+    if c_loader is not None and _libyaml_reads_as_pure(text, c_loader, max_values):
+        loader = c_loader(text)
+        try:
+            return loader, loader.get_single_node()
+        except yaml.YAMLError:
+            loader.dispose()  # e.g. an undefined alias: read again below, for the pure parser's message
+    loader = _BoundedSafeLoader(text, _EventBounds(max_values))
+    return loader, loader.get_single_node()
+
+
+def _libyaml_reads_as_pure(text: str, c_loader: type, max_values: int) -> bool:
+    """Whether libyaml's events for `text` hold none of the corners where it disagrees with the pure
+    parser, stay within MAX_DEPTH and `max_values`, and end without error. libyaml's composer recurses
+    in C, so depth is checked on its events (parsed iteratively) before it composes anything."""
+    if _PURE_ONLY_TEXT.search(text):
+        return False
+    bounds = _EventBounds(max_values)
+    loader = None
+    try:
+        loader = c_loader(text)
+        while loader.check_event():
+            event = loader.get_event()
+            if _pure_only_event(event):
+                return False
+            bounds.see(event)
+    except (yaml.YAMLError, _TooComplex, ValueError):
+        # The pure parser reports it, so the message and location are the same whichever parser exists
+        # (ValueError: text that is not encodable as UTF-8, which libyaml needs).
+        return False
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return True
+
+
+def _pure_only_event(event: yaml.Event) -> bool:
+    """An event the two parsers report differently: an explicit tag (libyaml resolves a bare `!` to a
+    string, PyYAML to null), an empty plain scalar (they mark it at different places), a document's
+    directives."""
+    if isinstance(event, yaml.DocumentStartEvent):
+        return event.version is not None or bool(event.tags)
+    if isinstance(event, yaml.NodeEvent) and getattr(event, "tag", None) is not None:
+        return True
+    return isinstance(event, yaml.ScalarEvent) and event.value == "" and event.implicit[0]
+
+
+class _BoundedSafeLoader(yaml.SafeLoader):
+    """PyYAML's pure-Python safe loader whose composer receives each event only once `bounds` has seen it."""
+
+    def __init__(self, stream: str, bounds: _EventBounds) -> None:
+        super().__init__(stream)
+        self.bounds = bounds
+
+    def get_event(self) -> yaml.Event:
+        event = super().get_event()
+        self.bounds.see(event)
+        return event
+
+
+@dataclass(slots=True)
+class _Open:
+    """A collection being read, in _EventBounds."""
+
+    mapping: bool
+    anchor: str | None
+    mark: yaml.Mark
+    counted: bool  # whether its values count: a value itself, not a key or what `<<` merges, nor inside one
+    role: str  # "key", "merge" or "value" in its parent
+    size: int = 1  # the values under it so far, itself included, aliases expanded
+    key_next: bool = True  # (a mapping) the next node is a key
+    merge_next: bool = False  # (a mapping) the next node is what `<<` merges
+
+
+@dataclass(slots=True)
+class _EventBounds:
+    """Depth and value count checked on the parser's events, before the composer (which recurses per level)
+    sees them. Values count as _Builder counts them, in the same order, with the same message and location:
+    every value node (keys are not values), an alias as the values under its anchor. What `<<` merges is
+    left to _Builder (it resolves merges), so the count here never exceeds its own on a document without
+    duplicate keys."""
+
+    max_values: int
+    values: int = 0
+    open: list[_Open] = field(default_factory=list)  # outermost first
+    anchors: dict[str, tuple[int, yaml.Mark]] = field(default_factory=dict)  # anchor -> (its size, its mark)
+
+    def see(self, event: yaml.Event) -> None:
+        if isinstance(event, yaml.CollectionEndEvent):
+            self._close(self.open.pop())
+            return
+        if not isinstance(event, yaml.NodeEvent):
+            return
+        role = self._role(event)
+        counted = role == "value" and (not self.open or self.open[-1].counted)
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(self.open) > MAX_DEPTH:
+                raise _TooComplex(f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
+            mapping = isinstance(event, yaml.MappingStartEvent)
+            self.open.append(_Open(mapping, event.anchor, event.start_mark, counted, role))
+            self._count(1, counted, event.start_mark)
+            return
+        if isinstance(event, yaml.AliasEvent):
+            size, mark = self.anchors.get(event.anchor, (1, event.start_mark))
+        else:
+            size, mark = 1, event.start_mark
+            if event.anchor is not None:
+                self.anchors[event.anchor] = (1, mark)
+        self._count(size, counted, mark)
+        self._add_to_parent(size, role)
+
+    def _role(self, event: yaml.NodeEvent) -> str:
+        """What the node starting at `event` is to its parent, and the parent's next node after it."""
+        parent = self.open[-1] if self.open else None
+        if parent is None or not parent.mapping:
+            return "value"
+        if parent.key_next:
+            parent.key_next = False
+            parent.merge_next = _is_merge_key(event)
+            return "key"
+        parent.key_next = True
+        return "merge" if parent.merge_next else "value"
+
+    def _close(self, done: _Open) -> None:
+        if done.anchor is not None:
+            self.anchors[done.anchor] = (done.size, done.mark)
+        self._add_to_parent(done.size, done.role)
+
+    def _add_to_parent(self, size: int, role: str) -> None:
+        if role == "value" and self.open:
+            self.open[-1].size += size
+
+    def _count(self, values: int, counted: bool, mark: yaml.Mark) -> None:
+        if not counted:
+            return
+        self.values += values
+        if self.values > self.max_values:
+            raise _TooComplex(f"more than {self.max_values:,} values once aliases are expanded", mark)
+
+
+def _is_merge_key(event: yaml.NodeEvent) -> bool:
+    """A `<<` key: plain (so resolved to the merge tag) or tagged !!merge."""
+    if not isinstance(event, yaml.ScalarEvent):
+        return False
+    return event.tag == MERGE_TAG or (event.tag is None and event.implicit[0] and event.value == "<<")
+
+
 MERGE_TAG = "tag:yaml.org,2002:merge"
 PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 PLAIN_SCALAR_TAGS = tuple(f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null"))
@@ -236,7 +410,7 @@ class _TooComplex(Exception):
 
 @dataclass(slots=True)
 class _Builder:
-    loader: yaml.SafeLoader
+    loader: Any  # a safe loader: PyYAML's own or libyaml's, with the same constructors
     doc: LocatedDocument
     # An alias is the same node object: built once and shared, so expansion costs nothing more.
     built: dict[int, Any] = field(default_factory=dict)

@@ -56,6 +56,30 @@ def test_the_corpus(case, tmp_path):
     assert_refused_cleanly(root, sandbox)
 
 
+def problems_read_with(parser: str, root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What validating `root` in this process says, its YAML read with `parser` (libyaml's or PyYAML's own)."""
+    import yaml
+
+    from reconciler.validate import InvalidRootError, load_desired_state
+
+    with monkeypatch.context() as patch:
+        patch.setattr(yaml, "__with_libyaml__", parser == "libyaml")
+        with pytest.raises(InvalidRootError) as refused:
+            load_desired_state(root)
+    return [str(problem) for problem in refused.value.problems]
+
+
+@pytest.mark.skipif("not __import__('yaml').__with_libyaml__", reason="PyYAML was built without libyaml")
+@pytest.mark.parametrize("case", CASES)
+def test_the_corpus_reads_the_same_with_either_yaml_parser(case, tmp_path, monkeypatch):
+    """libyaml's parser (used when PyYAML has it) and PyYAML's own give the same located problems (issue 26)."""
+    root = tmp_path / "a" / "b" / "root"
+    shutil.copytree(CORPUS / case, root, symlinks=True)
+    pure = problems_read_with("pure", root, monkeypatch)
+    assert pure and all(LOCATED.match(problem) for problem in pure), pure
+    assert problems_read_with("libyaml", root, monkeypatch) == pure
+
+
 def make_root(tmp_path: Path) -> tuple[Path, Path]:
     sandbox = tmp_path / "sandbox"
     root = sandbox / "root"

@@ -1,5 +1,5 @@
 """Whatever YAML a manifest holds, loading and validating ends in located problems or a valid model:
-never a traceback, never unbounded time (Hypothesis)."""
+never a traceback, never unbounded time (Hypothesis), with libyaml's parser and with PyYAML's own."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from yaml_parsers import yaml_parser  # noqa: F401  (a fixture)
 
 from reconciler.desired import DesiredState
 from reconciler.validate import InvalidRootError, load_desired_state
@@ -65,6 +67,7 @@ def check(tmp_path: Path, text: str) -> None:
     assert time.monotonic() - started < 5, "validation took too long"
 
 
+@pytest.mark.usefixtures("yaml_parser")
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw_texts)
 def test_any_document_ends_in_located_problems_or_a_model(tmp_path, text):

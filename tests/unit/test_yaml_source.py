@@ -1,6 +1,12 @@
-"""Located YAML loading: values keep their file:line:column, duplicates and syntax errors are problems."""
+"""Located YAML loading: values keep their file:line:column, duplicates and syntax errors are problems.
+Every test runs with libyaml's parser and with PyYAML's own (tests/unit/yaml_parsers.py)."""
+
+import pytest
+from yaml_parsers import yaml_parser  # noqa: F401  (a fixture)
 
 from reconciler.yaml_source import Location, Problem, format_path, hidden_text_problems, load_located
+
+pytestmark = pytest.mark.usefixtures("yaml_parser")
 
 
 def test_locations_of_nested_values():
