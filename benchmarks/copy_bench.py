@@ -50,7 +50,7 @@ def run_reconciler(identity_url: str) -> dict:
     started = time.perf_counter()
     result = copy_image(client, source, "JP1", name="bench-copy", marks={"reconciler_set": "bench"}, timeout=600)
     seconds = time.perf_counter() - started
-    client.delete_image("JP1", result.target_id)
+    client.delete_image("JP1", result.destination_id)
     return {"seconds": seconds, "bytes": result.bytes, "peak_rss_mb": peak_rss_mb(), "md5": result.md5}
 
 
