@@ -8,6 +8,7 @@ whose create-time default is the key). `locations` maps a field path (`"name"`, 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,15 @@ class Source:
         """An upload's `reconciler_source` marker, `sha256:<hex>` or `sha512:<hex>`; None for other sources."""
         digest = self.digest
         return None if digest is None else f"{digest[0]}:{digest[1]}"
+
+
+CONTENT = re.compile(r"(sha256|sha512):([0-9a-f]+)")
+
+
+def content_digest(content: str) -> tuple[str, str] | None:
+    """(algorithm, hex) of an upload's `reconciler_source` marker (`Source.content`); None for any other."""
+    matched = CONTENT.fullmatch(content)
+    return (matched.group(1), matched.group(2)) if matched else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from reconciler import markers
 from reconciler.cloud.client import CloudClient
 from reconciler.cloud.errors import CloudApiError, CloudError
 from reconciler.cloud.records import PatchOp
-from reconciler.desired import Source
+from reconciler.desired import Source, content_digest
 from reconciler.plan import Action
 from reconciler.region_copy import CopyProgress
 from reconciler.sources.access import SourceAccess
@@ -71,14 +71,14 @@ def upload_source(action: Action) -> Source:
     `reconciler_source` marker records (`sha256:<hex>` or `sha512:<hex>`)."""
     details = action.details
     change = action.changes.get(markers.SOURCE)
-    algorithm, _, digest = str(change.after if change is not None else "").partition(":")
-    if algorithm not in ("sha256", "sha512") or not digest:
+    digest = content_digest(str(change.after if change is not None else ""))
+    if digest is None:
         raise CloudError(f"{action.id}: an upload's {markers.SOURCE} must be sha256:<hex> or sha512:<hex>")
     return Source(
         file=details.get("file"),
         url=details.get("url"),
         disk_format=details.get("disk_format"),
-        **{algorithm: digest},
+        **{digest[0]: digest[1]},
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "reconciler" / "planner"
 CONCERNS = {
     "identity", "temporary", "imaging", "fields", "copies", "sharing", "protection", "removals", "deletion", "guards", "in_use",
-    "families", "acceptance",
+    "families", "acceptance", "uploads",
 }  # fmt: skip
 INFRASTRUCTURE = {"context", "graph", "patching", "field_table", "download_flag", "usage"}
 MAX_LINES = 400
