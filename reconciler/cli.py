@@ -262,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         "first plan only adopts them. Never overwrites a file.",
     )
     _add_root(importer_parser)
+    _add_sources(importer_parser, validate_only=True)  # the root is validated as `validate` would
     importer_parser.add_argument("--region", required=True, help="the region whose images to import")
     importer_parser.add_argument("--name-prefix", metavar="P", help="only images whose names start with P")
     importer_parser.set_defaults(handler=run_import, format="text")
@@ -274,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         "lease ends. Refuses an id that is not a claim (or v1 lock) of this root's project and set.",
     )
     _add_root(unlock)
+    _add_sources(unlock, validate_only=True)  # the root is validated as `validate` would
     unlock.add_argument("--claim", required=True, metavar="ID", help="the claim's image id (apply's error names it)")
     unlock.add_argument("--auto-approve", action="store_true", help="delete without asking (needed without a terminal)")
     unlock.set_defaults(handler=run_unlock, format="text")
@@ -286,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Exits 1 only when a check the tool cannot work safely without fails.",
     )
     _add_root(doctor)
+    _add_sources(doctor, validate_only=True)  # the root is validated as `validate` would
     doctor.add_argument(
         "--region", action="append", default=[], metavar="R", help="check only this region (repeatable)"
     )

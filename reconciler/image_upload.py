@@ -33,11 +33,12 @@ from reconciler.desired import Source, content_digest
 from reconciler.plan import Action
 from reconciler.region_copy import CopyProgress
 from reconciler.sources.access import SourceAccess
-from reconciler.sources.reading import open_source
+from reconciler.sources.reading import EMPTY, SourceError, open_source
 
 log = logging.getLogger(__name__)
 
 CONTAINER_FORMAT = "bare"
+EMPTY_HINT = "check the build that made it: a failed build may still write an empty output"
 ProgressCallback = Callable[[CopyProgress], None]
 
 
@@ -97,6 +98,8 @@ def upload_image(
     """Upload `upload.source` into a new image in `region`; see the module docstring. `ops(live image)` gives
     the final PATCH; `made(image id)` is told the image's id as soon as it exists."""
     with open_source(upload.source, root, access) as opened:
+        if opened.size == 0:
+            raise SourceError(f"{opened.where} is {EMPTY}: an image of no bytes is never uploaded", hint=EMPTY_HINT)
         attributes = {
             "name": upload.temporary_name,
             "disk_format": upload.source.disk_format,
@@ -124,6 +127,11 @@ def upload_image(
                     "(qemu-img info shows it)",
                 ) from None
             sent = hashing.digests()
+            if state.copied == 0:
+                raise SourceError(
+                    f"{opened.where} gave no bytes: an image of no bytes is never kept; the image was deleted",
+                    hint=EMPTY_HINT,
+                )
             _verify_declared(upload, sent, opened.where)
             live = client.wait_for_image(region, image.id, status="active", timeout=timeout)
             unchecked = _verify_stored(live, sent, state.copied, region)

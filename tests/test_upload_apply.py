@@ -409,3 +409,44 @@ def test_a_header_that_is_not_visible_ascii_is_a_usage_error_that_never_shows_it
     assert main(["plan", str(root), "--url-header-env", "ARTIFACT_AUTH"]) == 1
     said = capsys.readouterr()
     assert "visible ASCII" in said.err and "CRET" not in said.out + said.err
+
+
+def test_an_empty_file_is_named_at_plan_and_never_uploaded(tmp_path, capsys):
+    """A build that failed may still write an empty output, and e3b0c442… (sha256 of nothing) is a digest no
+    reviewer recognises: the plan says so and apply refuses before making an image."""
+    root = make_root(
+        tmp_path / "root",
+        {"file": "build/hardened.raw", "sha256": hashlib.sha256(b"").hexdigest(), "disk_format": "raw"},
+    )
+    (root / "build").mkdir()
+    (root / "build" / "hardened.raw").write_bytes(b"")
+    assert main(["plan", str(root), "--format", "json"]) == 0
+    (create,) = json.loads(capsys.readouterr().out)["actions"]
+    assert create["bytes"] == 0 and create["artifact_note"] == "empty: 0 bytes (apply will refuse it)"
+    said = failed_leaving_nothing(root, capsys)
+    assert "build/hardened.raw is empty: 0 bytes" in said
+
+
+def test_an_empty_url_body_is_never_kept(tmp_path, origin, capsys):
+    origin.body = b""
+    source = {"url": origin.url, "sha256": hashlib.sha256(b"").hexdigest(), "disk_format": "raw"}
+    root = make_root(tmp_path / "root", source)
+    said = failed_leaving_nothing(root, capsys, "--allow-http-loopback")
+    assert "is empty: 0 bytes" in said
+
+
+def test_unlock_import_and_doctor_read_a_root_the_loopback_option_admits(tmp_path, origin, capsys):
+    """The emergency command (and import, doctor) must not be blocked by a manifest that validate and plan
+    accept with --allow-http-loopback: each takes the option and reads the root."""
+    root = url_root(tmp_path / "root", origin)
+    claim = "00000000-0000-4000-8000-000000000000"
+    commands = {
+        "unlock": ["unlock", str(root), "--claim", claim, "--auto-approve"],
+        "import": ["import", str(root), "--region", "KR1"],
+        "doctor": ["doctor", str(root)],
+    }
+    for name, command in commands.items():
+        main(command)
+        assert "plain http" in capsys.readouterr().err, f"{name} without the option refuses the root"
+        main([*command, "--allow-http-loopback"])
+        assert "plain http" not in capsys.readouterr().err, f"{name} with the option reads the root"

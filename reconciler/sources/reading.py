@@ -10,6 +10,7 @@ reconciler.sources.urls."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,9 @@ from reconciler.live import Artifact
 from reconciler.sources.access import SourceAccess
 
 CHUNK = 2**20  # 1 MiB: what one read returns, and so the most of an upload held in memory at once
+# An image of no bytes is never one anybody meant: most likely a build that failed and still wrote its
+# output (whose digest, e3b0c442… for sha256, nobody recognises in review).
+EMPTY = "empty: 0 bytes"
 
 
 class SourceError(ReconcilerError):
@@ -72,7 +76,11 @@ def probe(source: Source, root: Path, access: SourceAccess) -> Artifact:
     from reconciler.sources import files, urls
 
     if source.file is not None:
-        return files.probe_file(source.file, root, access)
-    if source.url is not None:
-        return urls.probe_url(source.url, access)
-    raise ValueError("probe needs a source with a file or a url")
+        found = files.probe_file(source.file, root, access)
+    elif source.url is not None:
+        found = urls.probe_url(source.url, access)
+    else:
+        raise ValueError("probe needs a source with a file or a url")
+    if found.size == 0:
+        return dataclasses.replace(found, note=f"{EMPTY} (apply will refuse it)")
+    return found
