@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import jsonschema
 import yaml
 
-from reconciler import markers, schema_messages
+from reconciler import markers, schema_messages, schemas
 from reconciler.cloud.environment import RESERVED_PREFIXES
 from reconciler.desired import (
     DEFAULT_STATE,
@@ -137,7 +137,7 @@ def _document_problems(doc: LocatedDocument, schema: str, expected: str) -> list
     problems = list(doc.problems)
     if not problems:
         problems.extend(_empty_problem(doc, expected))
-    if not problems:
+    if not problems and not schemas.surely_valid(schema, doc.data):  # jsonschema words the errors (schemas.py)
         problems.extend(schema_messages.problems(_validator(schema), doc))
     problems.extend(_text_problems(doc))
     return problems
