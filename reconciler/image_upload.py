@@ -19,7 +19,6 @@ again from byte 0.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +30,9 @@ from reconciler.cloud.errors import CloudApiError, CloudError
 from reconciler.cloud.records import PatchOp
 from reconciler.desired import Source, content_digest
 from reconciler.plan import Action
-from reconciler.region_copy import CopyProgress
+from reconciler.region_copy import CopyProgress, discard, short
 from reconciler.sources.access import SourceAccess
 from reconciler.sources.reading import EMPTY, SourceError, open_source
-
-log = logging.getLogger(__name__)
 
 CONTAINER_FORMAT = "bare"
 EMPTY_HINT = "check the build that made it: a failed build may still write an empty output"
@@ -138,10 +135,7 @@ def upload_image(
             client.update_image(region, image.id, ops(live))
         except BaseException:
             # The upload's own unfinished work: never left to be taken for the key's image.
-            try:
-                client.delete_image(region, image.id)
-            except CloudError as cleanup:
-                log.warning("could not delete the failed upload %s in %s: %s", image.id, region, cleanup)
+            discard(client, region, image.id, "upload")
             raise
         return UploadResult(image.id, state.copied, sent[upload.algorithm], opened.where, unchecked)
 
@@ -172,8 +166,8 @@ def _verify_declared(upload: Upload, sent: Mapping[str, str], where: str) -> Non
     algorithm, declared = upload.source.digest or ("", "")
     if sent[algorithm] != declared:
         raise CloudError(
-            f"the bytes read from {where} do not have the declared {algorithm}: they have {_short(sent[algorithm])}, "
-            f"the manifest says {_short(declared)}; the image was deleted",
+            f"the bytes read from {where} do not have the declared {algorithm}: they have {short(sent[algorithm])}, "
+            f"the manifest says {short(declared)}; the image was deleted",
             hint="the artifact changed since its digest was written: declare the digest of the bytes you mean "
             "to ship (a new version, in a family)",
         )
@@ -192,7 +186,7 @@ def _verify_stored(live: Any, sent: Mapping[str, str], size: int, region: str) -
     if live.os_hash_value and algorithm in sent:
         if live.os_hash_value != sent[algorithm]:
             problems.append(
-                f"its {algorithm} is {_short(live.os_hash_value)}, the bytes sent have {_short(sent[algorithm])}"
+                f"its {algorithm} is {short(live.os_hash_value)}, the bytes sent have {short(sent[algorithm])}"
             )
     elif live.os_hash_value:
         unchecked = algorithm
@@ -202,7 +196,3 @@ def _verify_stored(live: Any, sent: Mapping[str, str], size: int, region: str) -
             hint="the region changed the image's bytes (NHN may convert uploads): see docs/copies.md",
         )
     return unchecked
-
-
-def _short(digest: str | None) -> str:
-    return f"{digest[:12]}…" if digest else "(none)"

@@ -118,18 +118,29 @@ def copy_image(
         if copied.checksum != md5 or (copied.os_hash_value and copied.os_hash_value != sha512):
             raise CloudError(
                 f"the copy in {destination_region} does not match the bytes sent: its checksum is {copied.checksum} "
-                f"(sha512 {_short(copied.os_hash_value)}), the bytes sent have {md5} (sha512 {_short(sha512)}); "
+                f"(sha512 {short(copied.os_hash_value)}), the bytes sent have {md5} (sha512 {short(sha512)}); "
                 "the copy was deleted",
                 hint="the destination region changed the image's bytes (NHN may convert uploads): see docs/copies.md",
             )
     except BaseException:
         # The copy's own unfinished work: never leave it to be taken for a good copy.
-        try:
-            client.delete_image(destination_region, destination.id)
-        except CloudError as cleanup:
-            log.warning("could not delete the failed copy %s in %s: %s", destination.id, destination_region, cleanup)
+        discard(client, destination_region, destination.id, "copy")
         raise
     return CopyResult(destination.id, state.copied, md5, sha512, clock() - started, refused)
+
+
+def discard(client: CloudClient, region: str, image_id: str, what: str) -> None:
+    """Delete an image this process made and did not finish (a copy, an upload) after a failure: a failed
+    delete is logged, never raised over the failure that caused it."""
+    try:
+        client.delete_image(region, image_id)
+    except CloudError as cleanup:
+        log.warning("could not delete the failed %s %s in %s: %s", what, image_id, region, cleanup)
+
+
+def short(digest: str | None) -> str:
+    """A digest's first 12 hex digits, for a message."""
+    return f"{digest[:12]}…" if digest else "(none)"
 
 
 class _Hashing:
@@ -156,7 +167,7 @@ def _verify_streamed(source: Image, md5: str, sha512: str, size: int) -> None:
     if source.checksum and md5 != source.checksum:
         problems.append(f"md5 {md5} streamed, the source's checksum is {source.checksum}")
     if source.os_hash_value and sha512 != source.os_hash_value:
-        problems.append(f"sha512 {_short(sha512)} streamed, the source's is {_short(source.os_hash_value)}")
+        problems.append(f"sha512 {short(sha512)} streamed, the source's is {short(source.os_hash_value)}")
     if problems:
         raise CloudError(f"the bytes read from {source.region} do not match the source image: " + "; ".join(problems))
 
@@ -183,7 +194,3 @@ def _add_properties(client: CloudClient, destination: Image, properties: Mapping
             refused.append(op.name)
             log.warning("the copy in %s refused property %s: %s", destination.region, op.name, err.server_message)
     return tuple(refused)
-
-
-def _short(digest: str | None) -> str:
-    return f"{digest[:12]}…" if digest else "(none)"
