@@ -396,6 +396,8 @@ def _is_merge_key(event: yaml.NodeEvent) -> bool:
 
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
+STR_TAG = "tag:yaml.org,2002:str"
+_CONSTRUCT_STR = yaml.constructor.SafeConstructor.construct_yaml_str
 PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 PLAIN_SCALAR_TAGS = tuple(f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null"))
 
@@ -430,6 +432,8 @@ class _Builder:
                 self.scalars[tag] = construct
 
     def _scalar(self, node: yaml.ScalarNode) -> Any:
+        if node.tag == STR_TAG and self.scalars.get(STR_TAG) is _CONSTRUCT_STR:
+            return node.value  # what construct_yaml_str returns, without its two calls (most scalars are strings)
         construct = self.scalars.get(node.tag)
         try:
             if construct is None:
@@ -501,6 +505,8 @@ class _Builder:
             first[key] = where
             doc.key_locations[path + (key,)] = where
             result[key] = self.build(value_node, path + (key,))
+        if len(first) == len(node.value):
+            return result  # no `<<` among its keys (nor a refused or repeated one): nothing merged in
         for key_node, value_node in self._merged_pairs(node, frozenset({id(node)})):
             key, where = self._key(key_node)
             if where is None or key in result:
