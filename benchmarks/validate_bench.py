@@ -11,8 +11,8 @@ excluded), best of --runs:
 - baselines: `yaml.load(CSafeLoader)` (libyaml's parser, C) and `yaml.safe_load` (PyYAML's pure-Python
   loader) of images.yaml: no locations, no checks;
 - reconciler: `load_located` of images.yaml alone (located YAML: the parser, our builder, duplicate keys
-  and bounds), and `load_desired_state(root)`: that, the schemas (jsonschema), the cross-file rules and the
-  frozen model.
+  and bounds), and `load_desired_state(root)`: that, the schemas (compiled checks; jsonschema only for a
+  document they do not vouch for, see reconciler/schemas.py), the cross-file rules and the frozen model.
 
 Target (issue 26): validating 10,000 keys at most 2x `yaml.load(CSafeLoader)`, the reference, on the same
 file. Machines here are shared and noisy: compare the ratios, measured in the same run.
