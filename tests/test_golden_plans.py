@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,20 @@ def test_every_golden_plan_matches_the_plan_schema():
         document = json.loads((CASES / case / "plan.json").read_text(encoding="utf-8"))
         errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
         assert errors == [], f"{case}: {errors}"
+
+
+def test_no_file_of_a_case_root_is_ignored_by_git():
+    """A case's root is copied whole: a file .gitignore keeps out of the repository (a `build/` artifact) would
+    exist here and be missing in a clean clone, where the case then plans differently."""
+    repository = CASES.parents[1]
+    if not (repository / ".git").exists():
+        pytest.skip("not a git checkout")
+    files = [
+        str(path.relative_to(repository))
+        for path in CASES.glob("*/root/**/*")
+        if path.is_file() and ".reconciler" not in path.parts and "__pycache__" not in path.parts
+    ]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--stdin"], input="\n".join(files), cwd=repository, capture_output=True, text=True
+    ).stdout.split()
+    assert ignored == [], "ignored by .gitignore, so missing from a clean clone"
