@@ -119,6 +119,10 @@ def test_no_file_of_a_case_root_is_ignored_by_git():
         if path.is_file() and ".reconciler" not in path.parts and "__pycache__" not in path.parts
     ]
     ignored = subprocess.run(
-        ["git", "check-ignore", "--stdin"], input="\n".join(files), cwd=repository, capture_output=True, text=True
+        ["git", "check-ignore", "--no-index", "--stdin"],
+        input="\n".join(files),
+        cwd=repository,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     assert ignored == [], "ignored by .gitignore, so missing from a clean clone"
