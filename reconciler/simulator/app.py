@@ -9,11 +9,36 @@ from __future__ import annotations
 import email.utils
 import threading
 from collections import Counter
+from collections.abc import Hashable
+from typing import Any
 
 from reconciler.simulator.behaviour import Behaviour
 from reconciler.simulator.request_log import RequestLog
 from reconciler.simulator.state import StateStore, clock_now
 from reconciler.simulator.tokens import TokenStore
+
+
+class ListingCache:
+    """The sorted images of recent listings, each valid for the state generation it was computed at.
+
+    A paged listing (a region's images, 1,000 a page) filtered and sorted the whole store for every page, so a
+    10,000-image region cost pages x images; pages after the first now slice the first page's sorted list,
+    as long as nothing changed in between. Used only under the store's lock (inside a transaction)."""
+
+    SIZE = 16
+
+    def __init__(self) -> None:
+        self._entries: dict[Hashable, tuple[int, Any]] = {}
+
+    def get(self, key: Hashable, generation: int) -> Any | None:
+        entry = self._entries.get(key)
+        return entry[1] if entry is not None and entry[0] == generation else None
+
+    def put(self, key: Hashable, generation: int, value: Any) -> None:
+        self._entries.pop(key, None)
+        self._entries[key] = (generation, value)
+        while len(self._entries) > self.SIZE:
+            del self._entries[next(iter(self._entries))]  # the oldest
 
 
 class SimulatorApp:
@@ -30,6 +55,8 @@ class SimulatorApp:
         self._stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
         self.requests = RequestLog()
+        # A listing's sorted images, kept between its pages while the state is unchanged (images.py).
+        self.listings = ListingCache()
 
     # -- call counters -----------------------------------------------------------------------------
 

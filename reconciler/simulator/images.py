@@ -153,21 +153,43 @@ def _list_images(app: SimulatorApp, req: Request) -> Response:
     with app.store.transaction() as txn:
         region = region_of(txn, req)
         lag = app.behaviour.listing_lag_s
-        horizon = txn.now() - lag
-        shown: list[Shown] = []
-        for record in txn.doc["images"].values():
-            if record["region"] != region:
-                continue
-            # With listing_lag_s, a listing shows each image as it was that long ago.
-            fields = lagged_fields(record, horizon) if lag > 0 else record["fields"]
-            if fields is not None and query.lists(record, fields):
-                shown.append((record, fields))
-        candidates = _after_marker(txn, req, region, _sorted(shown, query.sort), query.sort)
+        # The listing as the state is now, for every page (app.ListingCache): not with listing_lag_s, where
+        # what is shown depends on the clock too.
+        key = None if lag > 0 else _listing_key(req, region)
+        listed = app.listings.get(key, app.store.generation) if key is not None else None
+        if listed is None:
+            listed = _sorted(_shown(txn, query, region, lag), query.sort)
+            if key is not None:
+                app.listings.put(key, app.store.generation, listed)
+        candidates = _after_marker(txn, req, region, listed, query.sort)
         page = candidates[: query.limit]
         images = [present(r, f) for r, f in page]
         for record, _ in page:
             advance(txn, app, record)
     return json_response(200, _list_body(req, images, query.limit))
+
+
+def _shown(txn: Transaction, query: _ListQuery, region: str, lag: float) -> list[Shown]:
+    """The region's images the listing shows, with the fields it shows of each, unsorted."""
+    horizon = txn.now() - lag
+    shown: list[Shown] = []
+    for record in txn.doc["images"].values():
+        if record["region"] != region:
+            continue
+        # With listing_lag_s, a listing shows each image as it was that long ago.
+        fields = lagged_fields(record, horizon) if lag > 0 else record["fields"]
+        if fields is not None and query.lists(record, fields):
+            shown.append((record, fields))
+    return shown
+
+
+_PAGE_PARAMS = ("marker", "limit")
+
+
+def _listing_key(req: Request, region: str) -> tuple[Any, ...]:
+    """What decides a listing but its page: who asks, where, and every parameter but marker and limit."""
+    params = tuple(sorted((name, tuple(values)) for name, values in req.query.items() if name not in _PAGE_PARAMS))
+    return req.token.project, region, params
 
 
 @dataclass(frozen=True, slots=True)

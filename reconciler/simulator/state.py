@@ -106,6 +106,9 @@ class StateStore:
         self._path = path
         self._persist = path is not None and not in_memory
         self._lock = threading.RLock()
+        # Counts the transactions that changed the state (and reloads of a file another process wrote): what
+        # was computed from the state at one generation holds until the next (images.py's listing cache).
+        self.generation = 0
         # The file's identity when `doc` was read from it: a different one means another process wrote.
         self._seen = seen
         self._tmp_blobs: tempfile.TemporaryDirectory[str] | None = None
@@ -153,7 +156,11 @@ class StateStore:
         with self._lock, self._file_lock():
             self._refresh()
             txn = Transaction(self._doc)
-            yield txn
+            try:
+                yield txn
+            finally:
+                if txn.dirty:
+                    self.generation += 1
             if txn.dirty and self._persist:
                 self._write()
 
@@ -188,6 +195,7 @@ class StateStore:
             self._doc.clear()
             self._doc.update(_read_state_file(self._path))
             self._seen = seen
+            self.generation += 1
 
     def _write(self) -> None:
         assert self._path is not None

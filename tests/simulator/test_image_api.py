@@ -231,6 +231,25 @@ def test_paging_follows_next_until_absent_yields_each_image_once(owner):
     assert len(seen) == len(set(seen))
 
 
+def test_a_page_after_a_change_shows_the_change(owner):
+    """Pages after the first reuse the first page's sorted listing only while nothing changed (the simulator's
+    ListingCache): a rename, a new image or a delete between two pages shows on the next page, as on Glance."""
+    for i in range(6):
+        create_image(owner, name=f"page-{i}")
+    first = owner.image("GET", "/v2/images?limit=3&sort=name:asc").json()
+    marker = first["images"][-1]["id"]
+    unchanged = owner.image("GET", f"/v2/images?limit=3&sort=name:asc&marker={marker}").json()["images"]
+    assert owner.patch_image(unchanged[0]["id"], [{"op": "replace", "path": "/name", "value": "zz-renamed"}]).ok
+    after_rename = owner.image("GET", f"/v2/images?limit=3&sort=name:asc&marker={marker}").json()["images"]
+    assert after_rename[0]["id"] != unchanged[0]["id"], "the renamed image sorts last now"
+    created = create_image(owner, name=first["images"][-1]["name"] + "-new")
+    after_create = owner.image("GET", f"/v2/images?limit=3&sort=name:asc&marker={marker}").json()["images"]
+    assert after_create[0]["id"] == created["id"]
+    assert owner.image("DELETE", f"/v2/images/{created['id']}").status_code == 204
+    after_delete = owner.image("GET", f"/v2/images?limit=3&sort=name:asc&marker={marker}").json()["images"]
+    assert created["id"] not in [image["id"] for image in after_delete]
+
+
 def test_next_link_is_relative_with_query_and_marker(owner):
     """Glance ResponseSerializer.index: next = "/v2/images?<original query>&marker=<last id>", relative;
     first = "/v2/images?<query without marker>"."""
