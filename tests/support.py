@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +232,15 @@ def case_root(tmp_path: Path, monkeypatch: Any, case: str = "share") -> Path:
 def cloud_was_read(root: Path) -> bool:
     """The simulator makes its state file from the seed on the first read of the cloud."""
     return (root / ".reconciler").exists()
+
+
+def cli(*args: Any) -> list[str]:
+    """The installed command as a subprocess would run it."""
+    return [sys.executable, "-m", "reconciler", *(str(a) for a in args)]
+
+
+def quiet_env() -> dict[str, str]:
+    """This environment without any cloud's credentials or settings, no proxy for loopback, no colour."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NHN_CLOUD_", "OS_", "RECONCILER_"))}
+    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", NO_COLOR="1", PYTHONUNBUFFERED="1")
+    return env

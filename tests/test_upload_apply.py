@@ -13,10 +13,8 @@ import contextlib
 import hashlib
 import http.server
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +25,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from support import CREDENTIAL_VARIABLES, OWNER, OWNER_USER, Api
+from support import CREDENTIAL_VARIABLES, OWNER, OWNER_USER, Api, cli, quiet_env
 
 from reconciler.cli import main
 from reconciler.simulator.embedded import running_simulator
@@ -285,16 +283,6 @@ def test_an_upload_with_a_copy_lands_in_both_regions(tmp_path, capsys):
 # -- a kill mid-upload: the simulator shows it stopped short; the next apply starts again -------------
 
 
-def cli(*args: Any) -> list[str]:
-    return [sys.executable, "-m", "reconciler", *(str(a) for a in args)]
-
-
-def quiet_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NHN_CLOUD_", "OS_", "RECONCILER_"))}
-    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", NO_COLOR="1", PYTHONUNBUFFERED="1")
-    return env
-
-
 @contextlib.contextmanager
 def served(folder: Path) -> Iterator[SimpleNamespace]:
     (folder / "seed.yaml").write_text(yaml.safe_dump(SEED))
@@ -333,14 +321,19 @@ def until(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
     raise AssertionError("timed out")
 
 
-def test_a_kill_mid_upload_leaves_a_leftover_the_next_apply_deletes_before_uploading_again(tmp_path, origin):
-    origin.pace_s = 0.05  # 48 pieces of 64 KiB: about 2.4 s of upload
-    root = tmp_path / "root"
+def nhn_url_root(root: Path, origin: Origin) -> Path:
+    """A root reaching the served simulator as NHN Cloud is reached (NHN_CLOUD_* in `served`'s env)."""
     root.mkdir()
     (root / "reconciler.yaml").write_text(f"version: 1\nset: uploads\ncloud: {{kind: nhn, project: {OWNER}}}\n"
                                           "defaults: {region: KR1}\n")  # fmt: skip
     image = {"source": {"url": origin.url, "sha256": SHA256, "disk_format": "raw"}, "properties": {"os_type": "linux"}}
     (root / "images.yaml").write_text(yaml.safe_dump({"version": 1, "images": {"hardened": image}}))
+    return root
+
+
+def test_a_kill_mid_upload_leaves_a_leftover_the_next_apply_deletes_before_uploading_again(tmp_path, origin):
+    origin.pace_s = 0.05  # 48 pieces of 64 KiB: about 2.4 s of upload
+    root = nhn_url_root(tmp_path / "root", origin)
     with served(tmp_path) as sim:
         # The shortest lease: the killed run's claim blocks the next apply for 30 s at most.
         command = cli("apply", root, "--auto-approve", "--allow-http-loopback", "--lock-lease", "30")
@@ -376,12 +369,7 @@ def test_a_kill_mid_upload_leaves_a_leftover_the_next_apply_deletes_before_uploa
 
 def test_ctrl_c_mid_upload_deletes_the_image_and_exits_130(tmp_path, origin):
     origin.pace_s = 0.1  # about 5 s of upload: the signal comes well inside it
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "reconciler.yaml").write_text(f"version: 1\nset: uploads\ncloud: {{kind: nhn, project: {OWNER}}}\n"
-                                          "defaults: {region: KR1}\n")  # fmt: skip
-    image = {"source": {"url": origin.url, "sha256": SHA256, "disk_format": "raw"}, "properties": {"os_type": "linux"}}
-    (root / "images.yaml").write_text(yaml.safe_dump({"version": 1, "images": {"hardened": image}}))
+    root = nhn_url_root(tmp_path / "root", origin)
     with served(tmp_path) as sim:
         command = cli("apply", root, "--auto-approve", "--allow-http-loopback")
         process = subprocess.Popen(command, env=sim.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -33,7 +33,6 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -45,7 +44,7 @@ from typing import Any
 
 import pytest
 import requests
-from support import FAULT_FIGURES, OWNER, OWNER_USER, Api
+from support import FAULT_FIGURES, OWNER, OWNER_USER, Api, cli, quiet_env
 
 from reconciler.simulator import in_flight_at
 
@@ -113,16 +112,6 @@ def figures_in_the_summary(request):
 
 
 # -- a served simulator, and the CLI pointed at it ---------------------------------------------------
-
-
-def cli(*args: Any) -> list[str]:
-    return [sys.executable, "-m", "reconciler", *(str(a) for a in args)]
-
-
-def quiet_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NHN_CLOUD_", "OS_", "RECONCILER_"))}
-    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", NO_COLOR="1", PYTHONUNBUFFERED="1")
-    return env
 
 
 @dataclass
