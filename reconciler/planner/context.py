@@ -15,7 +15,7 @@ from reconciler.cloud.records import Image
 from reconciler.desired import DesiredState, Family, ImageSpec, Removal
 from reconciler.live import Snapshot
 from reconciler.ownership import Ownership, classify_desired, referenced_ids
-from reconciler.plan import Finding, Target
+from reconciler.plan import Change, Finding, Target
 
 from .graph import ActionGraph, ImageState, Step
 
@@ -131,6 +131,16 @@ class PlanContext:
         self.warnings.append(Finding(code, key, region, message, source, details=MappingProxyType(details or {})))
 
     # -- live images accounted for --------------------------------------------------------------------
+
+    def made_by(self, create: Step, spec: ImageSpec, source: str, name: str) -> ImageState:
+        """What every create of a key's image shares (from an instance or an upload): it waits for the
+        leftover under its temporary name, sets the set's markers and the final name, and is the key's home."""
+        for cleanup in self.cleanups.get((spec.key, spec.region), []):
+            create.after(cleanup, "the leftover under the same temporary name goes first")
+        for marker, value in ((markers.SET, self.set), (markers.KEY, spec.key), (markers.SOURCE, source)):
+            create.changes[marker] = Change(None, value)
+        create.changes["name"] = Change(None, name)
+        return ImageState.made(spec.key, spec.region, create)
 
     def account(self, image_id: str) -> None:
         """Some concern planned for this live image (kept, changed, released, deleted or refused): it is

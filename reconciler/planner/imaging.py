@@ -11,7 +11,7 @@ from datetime import date
 from reconciler import markers
 from reconciler.cloud.records import Server
 from reconciler.desired import ImageSpec
-from reconciler.plan import Change, Reason, Ref
+from reconciler.plan import Reason, Ref
 
 from .context import PlanContext, src
 from .graph import ImageState
@@ -111,16 +111,8 @@ def create(ctx: PlanContext, spec: ImageSpec) -> ImageState | None:
     )
     ctx.server_steps[server.id].append(create)
     create.after(stop, "the instance must be stopped first")
-    for cleanup in ctx.cleanups.get((spec.key, spec.region), []):
-        create.after(cleanup, "the leftover under the same temporary name goes first")
+    made = ctx.made_by(create, spec, f"instance:{server.id}", name)
     create.expects[str(Ref.server(spec.region, server.id))] = {"status": "SHUTOFF" if stop or not running else "ACTIVE"}
-    for marker, value in (
-        (markers.SET, ctx.set),
-        (markers.KEY, spec.key),
-        (markers.SOURCE, f"instance:{server.id}"),
-    ):
-        create.changes[marker] = Change(None, value)
-    create.changes["name"] = Change(None, name)
     if stop is not None:
         start = ctx.graph.add(
             "start_instance",
@@ -149,7 +141,7 @@ def create(ctx: PlanContext, spec: ImageSpec) -> ImageState | None:
             "set the instance's os_type metadata, or drop copies",
             src(spec, "copies"),
         )
-    return ImageState.made(spec.key, spec.region, create)
+    return made
 
 
 def _preparation_warnings(ctx: PlanContext, spec: ImageSpec, server: Server, imaged_running: bool) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from reconciler import markers
 from reconciler.desired import ImageSpec
 from reconciler.live import Artifact
-from reconciler.plan import Change, Reason
+from reconciler.plan import Reason
 
 from .context import PlanContext, src
 from .graph import ImageState
@@ -48,12 +48,8 @@ def create(ctx: PlanContext, spec: ImageSpec) -> ImageState | None:
         None,
         **_details(spec, artifact, name, markers.temporary_name(name, ctx.set, spec.key, spec.region)),
     )
-    for cleanup in ctx.cleanups.get((spec.key, spec.region), []):
-        step.after(cleanup, "the leftover under the same temporary name goes first")
-    for marker, value in ((markers.SET, ctx.set), (markers.KEY, spec.key), (markers.SOURCE, spec.source.content)):
-        step.changes[marker] = Change(None, value)
-    step.changes["name"] = Change(None, name)
-    return ImageState.made(spec.key, spec.region, step)
+    assert spec.source.content is not None
+    return ctx.made_by(step, spec, spec.source.content, name)
 
 
 def _details(spec: ImageSpec, artifact: Artifact | None, name: str, temporary: str) -> dict[str, Any]:
