@@ -4,8 +4,10 @@ without a cloud (tests/unit/test_release_properties.py, test_planner_never_crash
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import Any
 
 from reconciler.cloud.records import Image
+from reconciler.live import Snapshot
 
 
 def image_record(
@@ -18,3 +20,18 @@ def image_record(
         disk_format="qcow2", container_format="bare", tags=(), created_at="2026-11-26T00:00:00Z", updated_at=None,
         properties=MappingProxyType({"os_type": "linux", **props}),
     )  # fmt: skip
+
+
+def two_region_snapshot(project: str, images: tuple[Image, ...], **fields: Any) -> Snapshot:
+    """A snapshot of KR1 and JP1 holding `images` (each listed in its region, by id, as the client sorts
+    them); `fields` fills the rest (members, usage, artifacts, server_time...), read-only like the real one."""
+    by_region: dict[str, list[Image]] = {"JP1": [], "KR1": []}
+    for each in images:
+        by_region[each.region].append(each)
+    return Snapshot(
+        project=project,
+        regions=("JP1", "KR1"),
+        catalog_regions=("JP1", "KR1"),
+        images=MappingProxyType({r: tuple(sorted(v, key=lambda i: i.id)) for r, v in by_region.items()}),
+        **{name: MappingProxyType(value) for name, value in fields.items()},
+    )

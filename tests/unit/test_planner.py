@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from planner_worlds import two_region_snapshot
 
 from reconciler import markers
 from reconciler.cloud.records import Image, Member, Server, parse_server_time
@@ -51,14 +52,7 @@ def managed(image_id: str, key: str = "web", region: str = "KR1", **kwargs) -> I
 
 
 def snapshot(*images: Image, members: dict[str, tuple[Member, ...]] | None = None) -> Snapshot:
-    by_region: dict[str, list[Image]] = {"JP1": [], "KR1": []}
-    for each in images:
-        by_region[each.region].append(each)
-    return Snapshot(
-        project=PROJECT, regions=("JP1", "KR1"), catalog_regions=("JP1", "KR1"),
-        images=MappingProxyType({r: tuple(sorted(v, key=lambda i: i.id)) for r, v in by_region.items()}),
-        members=MappingProxyType(members or {}), servers=MappingProxyType({}), foreign=MappingProxyType({}),
-    )  # fmt: skip
+    return two_region_snapshot(PROJECT, images, members=members or {})
 
 
 HOME = "00000000-0000-4000-8000-000000000001"

@@ -11,6 +11,8 @@ import textwrap
 from pathlib import Path
 from types import MappingProxyType
 
+from planner_worlds import two_region_snapshot
+
 from reconciler.cloud.records import Image
 from reconciler.live import ImageUser, Snapshot
 from reconciler.plan import Plan, Target
@@ -55,15 +57,8 @@ def managed(image_id: str, key: str, region: str = "KR1", **props: str) -> Image
 
 def snapshot(*images: Image, usage: dict[str, dict[str, tuple[ImageUser, ...]]] | None = None) -> Snapshot:
     """A snapshot of KR1 and JP1; `usage` only for the regions given (a region absent was not read)."""
-    by_region: dict[str, list[Image]] = {"JP1": [], "KR1": []}
-    for each in images:
-        by_region[each.region].append(each)
-    return Snapshot(
-        project=PROJECT, regions=("JP1", "KR1"), catalog_regions=("JP1", "KR1"),
-        images=MappingProxyType({r: tuple(sorted(v, key=lambda i: i.id)) for r, v in by_region.items()}),
-        members=MappingProxyType({}), servers=MappingProxyType({}), foreign=MappingProxyType({}),
-        usage=MappingProxyType({r: MappingProxyType(found) for r, found in (usage or {}).items()}),
-    )  # fmt: skip
+    read = {region: MappingProxyType(found) for region, found in (usage or {}).items()}
+    return two_region_snapshot(PROJECT, images, usage=read)
 
 
 def kinds(plan: Plan) -> list[tuple[str, str, str]]:

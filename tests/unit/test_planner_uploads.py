@@ -8,6 +8,8 @@ import textwrap
 from pathlib import Path
 from types import MappingProxyType
 
+from planner_worlds import two_region_snapshot
+
 from reconciler import markers
 from reconciler.cloud.records import Image
 from reconciler.live import Artifact, Snapshot
@@ -66,16 +68,8 @@ def image(image_id: str, name: str, *, status: str = "active", region: str = "KR
 
 
 def snapshot(*images: Image, artifacts: dict[str, Artifact] | None = None) -> Snapshot:
-    by_region: dict[str, list[Image]] = {"JP1": [], "KR1": []}
-    for each in images:
-        by_region[each.region].append(each)
-    return Snapshot(
-        project=PROJECT, regions=("JP1", "KR1"), catalog_regions=("JP1", "KR1"),
-        images=MappingProxyType({r: tuple(sorted(v, key=lambda i: i.id)) for r, v in by_region.items()}),
-        members=MappingProxyType({}), servers=MappingProxyType({}), foreign=MappingProxyType({}),
-        server_time=MappingProxyType({"JP1": NOW_EPOCH, "KR1": NOW_EPOCH}),
-        artifacts=MappingProxyType(artifacts or {}),
-    )  # fmt: skip
+    server_time = {"JP1": NOW_EPOCH, "KR1": NOW_EPOCH}
+    return two_region_snapshot(PROJECT, images, server_time=server_time, artifacts=artifacts or {})
 
 
 def built(size: int = 1288490189) -> dict[str, Artifact]:
