@@ -78,8 +78,13 @@ class LockGuardedClient:
         self._check()
 
         def checked() -> Iterator[bytes]:
+            sent = 0
             for chunk in chunks:
-                self._check()  # a lost lock or a cancellation aborts the stream between two chunks
+                # A lost lock or a cancellation aborts the stream between two chunks; the words say it began.
+                if self._cancel is not None and self._cancel.stop_waiting():
+                    raise CloudCancelled(f"stopped after {sent:,} bytes of the transfer: the apply was cancelled")
+                self._session.check()
+                sent += len(chunk)
                 yield chunk
 
         self._inner.upload_image_data(region, image_id, checked())

@@ -378,6 +378,7 @@ def test_ctrl_c_mid_upload_deletes_the_image_and_exits_130(tmp_path, origin):
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=30)
         assert process.returncode == 130, out
+        assert "stopped after" in out and "bytes of the transfer: the apply was cancelled" in out
         assert time.monotonic() - signalled < 7.0
         assert sim.api().image("GET", f"/v2/images?owner={OWNER}").json()["images"] == [], out
 
